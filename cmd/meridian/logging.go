@@ -1,0 +1,41 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/pflag"
+)
+
+// logFlags are the logging flags every long-running subcommand shares.
+type logFlags struct {
+	format string
+	level  string
+}
+
+func (l *logFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&l.format, "log-format", "text", "log format: text (key=value, for people) or json (for log pipelines)")
+	fs.StringVar(&l.level, "log-level", "info", "least severe level logged: debug, info, warn or error")
+}
+
+// logger builds the slog logger the flags describe and makes it the default.
+func (l *logFlags) logger() (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(l.level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", l.level)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
+	switch l.format {
+	case "text":
+		h = slog.NewTextHandler(os.Stderr, opts)
+	case "json":
+		h = slog.NewJSONHandler(os.Stderr, opts)
+	default:
+		return nil, fmt.Errorf("--log-format %q: use text or json", l.format)
+	}
+	log := slog.New(h)
+	slog.SetDefault(log)
+	return log, nil
+}

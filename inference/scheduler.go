@@ -1,0 +1,285 @@
+package inference
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// errQueueFull is returned when a request would overflow the bounded
+// queue; the server answers 429 with Retry-After.
+var errQueueFull = errors.New("the model's queue is full; retry later")
+
+// errStopped is returned once the model version is shutting down.
+var errStopped = errors.New("the server is shutting down")
+
+// job is one request waiting for, or in, a batch.
+type job struct {
+	ctx      context.Context
+	inputs   []*Tensor // in the model's input order
+	rows     int64
+	key      string // requests batch together only when their keys match
+	enqueued time.Time
+	done     chan jobResult // buffered: a worker never blocks on it
+}
+
+type jobResult struct {
+	outputs []*Tensor // in the model's output order
+	err     error
+}
+
+// modelVersion is one loaded version: its shared session, its bounded
+// queue and the workers that batch from it.
+type modelVersion struct {
+	spec    ModelSpec
+	version string
+	sess    *session
+	padded  map[string]bool
+	metrics *metrics
+
+	mu      sync.RWMutex // guards stopped against close(queue)
+	stopped bool
+	queue   chan *job
+	workers sync.WaitGroup
+}
+
+func newModelVersion(spec ModelSpec, sess *session, m *metrics) *modelVersion {
+	v := &modelVersion{
+		spec:    spec,
+		version: strconv.FormatInt(spec.Version, 10),
+		sess:    sess,
+		padded:  make(map[string]bool),
+		metrics: m,
+		queue:   make(chan *job, spec.Config.QueueSize),
+	}
+	for _, name := range spec.Config.PadInputs {
+		v.padded[name] = true
+	}
+	for range spec.Config.Workers {
+		v.workers.Add(1)
+		go v.work()
+	}
+	return v
+}
+
+// batching reports whether the model's first dimension is a batch.
+func (v *modelVersion) batching() bool { return v.spec.Config.MaxBatchSize > 0 }
+
+// saturated reports whether the queue is full, so new requests are shed.
+func (v *modelVersion) saturated() bool { return len(v.queue) >= cap(v.queue) }
+
+// prepare checks the request's inputs against the model and orders them as
+// the model expects.
+func (v *modelVersion) prepare(inputs []*Tensor) (*job, error) {
+	byName := make(map[string]*Tensor, len(inputs))
+	for _, t := range inputs {
+		byName[t.Name] = t
+	}
+	j := &job{inputs: make([]*Tensor, len(v.sess.inputs)), done: make(chan jobResult, 1)}
+	var key strings.Builder
+	for i, want := range v.sess.inputs {
+		t, ok := byName[want.Name]
+		if !ok {
+			return nil, fmt.Errorf("missing input %q (%s %v)", want.Name, want.Datatype, want.Shape)
+		}
+		delete(byName, want.Name)
+		if t.Datatype != want.Datatype {
+			return nil, fmt.Errorf("input %q must be %s, got %s", t.Name, want.Datatype, t.Datatype)
+		}
+		if len(t.Shape) != len(want.Shape) {
+			return nil, fmt.Errorf("input %q must have shape %v, got %v", t.Name, want.Shape, t.Shape)
+		}
+		for d, size := range want.Shape {
+			if t.Shape[d] == 0 {
+				return nil, fmt.Errorf("input %q has an empty dimension in shape %v", t.Name, t.Shape)
+			}
+			if size >= 0 && t.Shape[d] != size && !(d == 0 && v.batching()) {
+				return nil, fmt.Errorf("input %q must have shape %v, got %v", t.Name, want.Shape, t.Shape)
+			}
+		}
+		if v.batching() {
+			rows := t.rows()
+			if i > 0 && rows != j.rows {
+				return nil, fmt.Errorf("input %q has %d rows but %q has %d; all inputs share the batch dimension", t.Name, rows, j.inputs[0].Name, j.rows)
+			}
+			if rows > v.spec.Config.MaxBatchSize {
+				return nil, fmt.Errorf("input %q has %d rows, more than max_batch_size %d; split the request", t.Name, rows, v.spec.Config.MaxBatchSize)
+			}
+			j.rows = rows
+			key.WriteString(t.shapeKey(v.padded[t.Name]))
+			key.WriteByte(';')
+		}
+		j.inputs[i] = t
+	}
+	for name := range byName {
+		return nil, fmt.Errorf("the model has no input %q; it takes %v", name, names(v.sess.inputs))
+	}
+	j.key = key.String()
+	return j, nil
+}
+
+// submit queues the job without blocking: a full queue is errQueueFull.
+func (v *modelVersion) submit(j *job) error {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if v.stopped {
+		return errStopped
+	}
+	j.enqueued = time.Now()
+	select {
+	case v.queue <- j:
+		return nil
+	default:
+		return errQueueFull
+	}
+}
+
+// stop lets the workers finish what is queued, then waits for them.
+func (v *modelVersion) stop() {
+	v.mu.Lock()
+	if !v.stopped {
+		v.stopped = true
+		close(v.queue)
+	}
+	v.mu.Unlock()
+	v.workers.Wait()
+}
+
+// work takes whatever is queued, up to MaxBatchSize rows of one shape, and
+// runs it as one batch. With MaxQueueDelay 0 it never waits for more, so a
+// lone request runs at once while requests that arrive during a run form
+// the next batch.
+func (v *modelVersion) work() {
+	defer v.workers.Done()
+	var carry *job
+	for {
+		first := carry
+		carry = nil
+		if first == nil {
+			var ok bool
+			if first, ok = <-v.queue; !ok {
+				return
+			}
+		}
+		if v.expired(first) {
+			continue
+		}
+		batch := []*job{first}
+		if v.batching() {
+			batch, carry = v.collect(first)
+		}
+		v.run(batch)
+	}
+}
+
+// collect gathers jobs compatible with first until the batch is full, the
+// queue is empty and the delay has passed, or an incompatible job arrives
+// (returned as carry, to lead the next batch).
+func (v *modelVersion) collect(first *job) (batch []*job, carry *job) {
+	batch = []*job{first}
+	rows := first.rows
+	var timeout <-chan time.Time
+	if d := v.spec.Config.MaxQueueDelay.Duration - time.Since(first.enqueued); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
+	}
+	for rows < v.spec.Config.MaxBatchSize {
+		var j *job
+		var ok bool
+		select {
+		case j, ok = <-v.queue:
+		default:
+			if timeout == nil {
+				return batch, nil
+			}
+			select {
+			case j, ok = <-v.queue:
+			case <-timeout:
+				return batch, nil
+			}
+		}
+		if !ok {
+			return batch, nil
+		}
+		if v.expired(j) {
+			continue
+		}
+		if j.key != first.key || rows+j.rows > v.spec.Config.MaxBatchSize {
+			return batch, j
+		}
+		batch = append(batch, j)
+		rows += j.rows
+	}
+	return batch, nil
+}
+
+// expired answers a job whose deadline passed or whose client left while it
+// was queued, so it never reaches the model.
+func (v *modelVersion) expired(j *job) bool {
+	if err := j.ctx.Err(); err != nil {
+		v.metrics.expired.WithLabelValues(v.spec.Name, v.version).Inc()
+		j.done <- jobResult{err: err}
+		return true
+	}
+	return false
+}
+
+// run executes one batch and hands each job its rows of the outputs.
+func (v *modelVersion) run(batch []*job) {
+	start := time.Now()
+	var rows int64
+	for _, j := range batch {
+		v.metrics.queueDuration.WithLabelValues(v.spec.Name, v.version).Observe(start.Sub(j.enqueued).Seconds())
+		rows += j.rows
+	}
+	inputs := batch[0].inputs
+	if len(batch) > 1 {
+		inputs = make([]*Tensor, len(v.sess.inputs))
+		parts := make([]*Tensor, len(batch))
+		for i, in := range v.sess.inputs {
+			for k, j := range batch {
+				parts[k] = j.inputs[i]
+			}
+			inputs[i] = concat(parts, v.padded[in.Name])
+		}
+	}
+	outputs, err := v.sess.run(inputs)
+	v.metrics.runDuration.WithLabelValues(v.spec.Name, v.version).Observe(time.Since(start).Seconds())
+	if v.batching() {
+		v.metrics.batchSize.WithLabelValues(v.spec.Name, v.version).Observe(float64(rows))
+	}
+	if err != nil {
+		err = fmt.Errorf("model %s version %s failed: %w", v.spec.Name, v.version, err)
+		for _, j := range batch {
+			j.done <- jobResult{err: err}
+		}
+		return
+	}
+	if len(batch) == 1 {
+		batch[0].done <- jobResult{outputs: outputs}
+		return
+	}
+	for _, o := range outputs {
+		if o.rows() != rows {
+			err := fmt.Errorf("model %s output %q has %d rows for a batch of %d; set max_batch_size: 0 if its first dimension is not a batch", v.spec.Name, o.Name, o.rows(), rows)
+			for _, j := range batch {
+				j.done <- jobResult{err: err}
+			}
+			return
+		}
+	}
+	var from int64
+	for _, j := range batch {
+		mine := make([]*Tensor, len(outputs))
+		for i, o := range outputs {
+			mine[i] = o.sliceRows(from, j.rows)
+		}
+		from += j.rows
+		j.done <- jobResult{outputs: mine}
+	}
+}

@@ -1,0 +1,549 @@
+package inference
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"meridian.dev/meridian/internal/version"
+)
+
+// Options configure a Server. The zero value of every field but
+// ModelRepository is usable.
+type Options struct {
+	// ModelRepository is the directory laid out as ScanRepository expects.
+	ModelRepository string
+	// Device is the execution provider for every model: cpu (default) or
+	// cuda.
+	Device Device
+	// CacheSize is the result cache's capacity in entries; 0 turns the
+	// cache off.
+	CacheSize int
+	// CacheTTL is how long a cached result may be served; 0 turns the
+	// cache off.
+	CacheTTL time.Duration
+	// RequestTimeout bounds every request, queueing included; a client
+	// may ask for less with the "timeout" parameter. Default 10s.
+	RequestTimeout time.Duration
+	// MaxBodyBytes bounds request bodies; larger ones get 413.
+	// Default 64 MiB.
+	MaxBodyBytes int64
+	// AnalyzeModel is the model behind POST /analyze; it needs a text
+	// section in its config. Default "sentiment".
+	AnalyzeModel string
+	// Logger receives structured logs; default slog.Default().
+	Logger *slog.Logger
+	// Registry receives the server's metrics; default a new registry.
+	Registry *prometheus.Registry
+}
+
+// Server serves the models of one repository over HTTP.
+type Server struct {
+	opts     Options
+	log      *slog.Logger
+	models   map[string]*model
+	cache    *resultCache
+	metrics  *metrics
+	draining atomic.Bool
+}
+
+// model is every loaded version of one model.
+type model struct {
+	name     string
+	versions map[string]*modelVersion
+	order    []string // ascending
+	latest   *modelVersion
+}
+
+// New loads every model version in the repository into ONNX Runtime (which
+// InitRuntime must have set up) and starts their workers.
+func New(opts Options) (*Server, error) {
+	if opts.Device == "" {
+		opts.Device = CPU
+	}
+	if opts.Device != CPU && opts.Device != CUDA {
+		return nil, fmt.Errorf("device %q is not supported; use cpu or cuda", opts.Device)
+	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = 10 * time.Second
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 64 << 20
+	}
+	if opts.AnalyzeModel == "" {
+		opts.AnalyzeModel = "sentiment"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	specs, err := ScanRepository(opts.ModelRepository)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		opts:    opts,
+		log:     opts.Logger,
+		models:  make(map[string]*model),
+		cache:   newResultCache(opts.CacheSize, opts.CacheTTL),
+		metrics: newMetrics(opts.Registry),
+	}
+	if s.cache != nil {
+		opts.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "meridian_inference_cache_entries",
+			Help: "Results held in the result cache.",
+		}, func() float64 { return float64(s.cache.len()) }))
+	}
+	for _, spec := range specs {
+		start := time.Now()
+		sess, err := openSession(spec, opts.Device)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("model %s version %d: %w", spec.Name, spec.Version, err)
+		}
+		v := newModelVersion(spec, sess, s.metrics)
+		s.metrics.registerQueue(opts.Registry, v)
+		m := s.models[spec.Name]
+		if m == nil {
+			m = &model{name: spec.Name, versions: make(map[string]*modelVersion)}
+			s.models[spec.Name] = m
+		}
+		m.versions[v.version] = v
+		m.order = append(m.order, v.version)
+		m.latest = v // specs are in ascending version order
+		s.log.Info("model loaded", "model", spec.Name, "version", spec.Version, "device", opts.Device,
+			"inputs", sess.inputs, "outputs", sess.outputs, "max_batch_size", spec.Config.MaxBatchSize,
+			"took", time.Since(start).Round(time.Millisecond))
+	}
+	if m := s.models[opts.AnalyzeModel]; m == nil || m.latest.spec.Config.Text == nil {
+		s.log.Warn("POST /analyze is off: its model is not loaded or has no text section", "model", opts.AnalyzeModel)
+	}
+	return s, nil
+}
+
+// Close stops every model's workers after they finish what is queued.
+func (s *Server) Close() {
+	for _, m := range s.models {
+		for _, v := range m.versions {
+			v.stop()
+			_ = v.sess.ort.Destroy()
+		}
+	}
+}
+
+// Serve answers on ln until ctx is done, then turns readiness off, waits up
+// to drain for in-flight requests to finish, and stops the workers.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration) error {
+	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		s.Close()
+		return err
+	case <-ctx.Done():
+	}
+	s.draining.Store(true)
+	s.log.Info("draining in-flight requests", "timeout", drain)
+	sctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	s.Close()
+	if err != nil {
+		return fmt.Errorf("draining: %w", err)
+	}
+	return nil
+}
+
+// Handler routes the Open Inference Protocol v2, /analyze and /metrics.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v2/health/live", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]bool{"live": true})
+	})
+	mux.HandleFunc("GET /v2/health/ready", s.handleReady)
+	mux.HandleFunc("GET /v2", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"name": "meridian", "version": version.Version,
+			"extensions": []string{"binary_tensor_data", "model_repository"}})
+	})
+	mux.HandleFunc("POST /v2/repository/index", s.handleIndex)
+	mux.HandleFunc("GET /v2/models/{model}", s.handleMetadata)
+	mux.HandleFunc("GET /v2/models/{model}/versions/{version}", s.handleMetadata)
+	mux.HandleFunc("GET /v2/models/{model}/ready", s.handleModelReady)
+	mux.HandleFunc("GET /v2/models/{model}/versions/{version}/ready", s.handleModelReady)
+	mux.HandleFunc("POST /v2/models/{model}/infer", s.handleInfer)
+	mux.HandleFunc("POST /v2/models/{model}/versions/{version}/infer", s.handleInfer)
+	mux.HandleFunc("POST /analyze", s.handleAnalyze)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s; see docs/inference.md", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+// Ready reports whether every model is loaded and can take requests now.
+func (s *Server) Ready() bool {
+	if s.draining.Load() {
+		return false
+	}
+	for _, m := range s.models {
+		for _, v := range m.versions {
+			if v.saturated() {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
+	code := http.StatusOK
+	if !s.Ready() {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, map[string]bool{"ready": code == http.StatusOK})
+}
+
+// lookup finds the version named in the path, or the model's newest.
+func (s *Server) lookup(r *http.Request) (*modelVersion, error) {
+	name, ver := r.PathValue("model"), r.PathValue("version")
+	m := s.models[name]
+	if m == nil {
+		return nil, &requestError{http.StatusNotFound, fmt.Errorf("unknown model %q", name)}
+	}
+	if ver == "" {
+		return m.latest, nil
+	}
+	v := m.versions[ver]
+	if v == nil {
+		return nil, &requestError{http.StatusNotFound, fmt.Errorf("model %q has no version %q; it has %v", name, ver, m.order)}
+	}
+	return v, nil
+}
+
+func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
+	v, err := s.lookup(r)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	versions := s.models[v.spec.Name].order
+	if r.PathValue("version") != "" {
+		versions = []string{v.version}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"name": v.spec.Name, "versions": versions, "platform": "onnxruntime_onnx",
+		"inputs": v.sess.inputs, "outputs": v.sess.outputs,
+		"device": v.sess.device, "max_batch_size": v.spec.Config.MaxBatchSize,
+	})
+}
+
+func (s *Server) handleModelReady(w http.ResponseWriter, r *http.Request) {
+	v, err := s.lookup(r)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	ready := !s.draining.Load() && !v.saturated()
+	code := http.StatusOK
+	if !ready {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, map[string]any{"name": v.spec.Name, "version": v.version, "ready": ready})
+}
+
+func (s *Server) handleIndex(w http.ResponseWriter, _ *http.Request) {
+	type entry struct {
+		Name    string `json:"name"`
+		Version string `json:"version"`
+		State   string `json:"state"`
+	}
+	var out []entry
+	for _, m := range s.models {
+		for _, ver := range m.order {
+			out = append(out, entry{m.name, ver, "READY"})
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	v, err := s.lookup(r)
+	if err != nil {
+		s.metrics.requests.WithLabelValues("", "", strconv.Itoa(statusOf(err))).Inc()
+		writeErr(w, err)
+		return
+	}
+	resp, err := s.infer(w, r, v)
+	code := statusOf(err)
+	s.metrics.requests.WithLabelValues(v.spec.Name, v.version, strconv.Itoa(code)).Inc()
+	if err != nil {
+		s.reject(w, v, err)
+		return
+	}
+	s.metrics.duration.WithLabelValues(v.spec.Name, v.version).Observe(time.Since(start).Seconds())
+	body, header := EncodeInferResponse(resp)
+	if header >= 0 {
+		w.Header().Set(HeaderLength, strconv.Itoa(header))
+		w.Header().Set("Content-Type", "application/octet-stream")
+	} else {
+		w.Header().Set("Content-Type", "application/json")
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	_, _ = w.Write(body)
+}
+
+func (s *Server) infer(w http.ResponseWriter, r *http.Request, v *modelVersion) (*InferResponse, error) {
+	body, err := readBody(w, r, s.opts.MaxBodyBytes)
+	if err != nil {
+		return nil, err
+	}
+	headerLength := int64(-1)
+	if h := r.Header.Get(HeaderLength); h != "" {
+		if headerLength, err = strconv.ParseInt(h, 10, 64); err != nil || headerLength < 0 {
+			return nil, badRequest(fmt.Errorf("%s %q is not a byte count", HeaderLength, h))
+		}
+	}
+	req, err := DecodeInferRequest(body, headerLength)
+	if err != nil {
+		return nil, badRequest(err)
+	}
+	// Check the requested outputs before spending a model run.
+	index := make(map[string]int, len(v.sess.outputs))
+	for i, o := range v.sess.outputs {
+		index[o.Name] = i
+	}
+	for _, o := range req.Outputs {
+		if _, ok := index[o.Name]; !ok {
+			return nil, badRequest(fmt.Errorf("the model has no output %q; it has %v", o.Name, names(v.sess.outputs)))
+		}
+	}
+	outputs, err := s.run(r.Context(), v, req.Inputs, req.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	resp := &InferResponse{ModelName: v.spec.Name, ModelVersion: v.version, ID: req.ID}
+	if len(req.Outputs) == 0 {
+		resp.Outputs = outputs
+		if req.BinaryOutputs {
+			resp.Binary = make([]bool, len(outputs))
+			for i := range resp.Binary {
+				resp.Binary[i] = true
+			}
+		}
+		return resp, nil
+	}
+	for _, o := range req.Outputs {
+		resp.Outputs = append(resp.Outputs, outputs[index[o.Name]])
+		resp.Binary = append(resp.Binary, o.Binary)
+	}
+	return resp, nil
+}
+
+// run answers one request on a model version: from the cache when it can,
+// else through the queue, within the request's deadline.
+func (s *Server) run(ctx context.Context, v *modelVersion, inputs []*Tensor, timeout time.Duration) ([]*Tensor, error) {
+	j, err := v.prepare(inputs)
+	if err != nil {
+		return nil, badRequest(err)
+	}
+	cacheable := s.cache != nil && !v.spec.Config.NoCache
+	var key [32]byte
+	if cacheable {
+		key = cacheKey(v.spec.Digest, j.inputs)
+		if out, ok := s.cache.get(key); ok {
+			s.metrics.cacheHits.WithLabelValues(v.spec.Name, v.version).Inc()
+			return out, nil
+		}
+		s.metrics.cacheMisses.WithLabelValues(v.spec.Name, v.version).Inc()
+	}
+	if timeout <= 0 || timeout > s.opts.RequestTimeout {
+		timeout = s.opts.RequestTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	j.ctx = ctx
+	inflight := s.metrics.inflight.WithLabelValues(v.spec.Name, v.version)
+	inflight.Inc()
+	defer inflight.Dec()
+	if err := v.submit(j); err != nil {
+		return nil, err
+	}
+	select {
+	case res := <-j.done:
+		if res.err == nil && cacheable {
+			s.cache.add(key, res.outputs)
+		}
+		return res.outputs, res.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// reject writes the error for a request that got no answer, with
+// Retry-After on 429, and logs failures that are the server's own.
+func (s *Server) reject(w http.ResponseWriter, v *modelVersion, err error) {
+	code := statusOf(err)
+	switch code {
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", "1")
+	case http.StatusInternalServerError:
+		s.log.Error("inference failed", "model", v.spec.Name, "version", v.version, "err", err)
+	case statusClientClosed:
+		return // nobody is listening
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = errors.New("the request's deadline passed before the model answered")
+	}
+	writeError(w, code, err.Error())
+}
+
+type analyzeRequest struct {
+	Text *string `json:"text"`
+}
+
+type analyzeResponse struct {
+	Label string  `json:"label"`
+	Score float64 `json:"score"`
+}
+
+func (s *Server) handleAnalyze(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	m := s.models[s.opts.AnalyzeModel]
+	if m == nil || m.latest.spec.Config.Text == nil {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("POST /analyze needs model %q with a text section in its config.yaml", s.opts.AnalyzeModel))
+		return
+	}
+	v := m.latest
+	resp, err := s.analyze(w, r, v)
+	s.metrics.requests.WithLabelValues(v.spec.Name, v.version, strconv.Itoa(statusOf(err))).Inc()
+	if err != nil {
+		s.reject(w, v, err)
+		return
+	}
+	s.metrics.duration.WithLabelValues(v.spec.Name, v.version).Observe(time.Since(start).Seconds())
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) analyze(w http.ResponseWriter, r *http.Request, v *modelVersion) (*analyzeResponse, error) {
+	body, err := readBody(w, r, s.opts.MaxBodyBytes)
+	if err != nil {
+		return nil, err
+	}
+	var req analyzeRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil, badRequest(fmt.Errorf(`body must be {"text": "..."}: %w`, err))
+	}
+	if req.Text == nil {
+		return nil, badRequest(errors.New(`body must be {"text": "..."}`))
+	}
+	if strings.TrimSpace(*req.Text) == "" {
+		return nil, badRequest(errors.New("text is empty"))
+	}
+	tokens := Tokenize(*req.Text)
+	if len(tokens) == 0 {
+		tokens = []string{""} // punctuation only: no word, so no sentiment
+	}
+	cfg := v.spec.Config.Text
+	in := &Tensor{Name: cfg.Input, Datatype: BYTES, Shape: []int64{1, int64(len(tokens))}, Strings: tokens}
+	outputs, err := s.run(r.Context(), v, []*Tensor{in}, 0)
+	if err != nil {
+		return nil, err
+	}
+	p, okP := scalarOutput(v, outputs, cfg.Output)
+	score, okS := scalarOutput(v, outputs, cfg.Score)
+	if !okP {
+		return nil, fmt.Errorf("model %s has no FP32 output %q for /analyze", v.spec.Name, cfg.Output)
+	}
+	lbl, conf := label(p, score, okS)
+	return &analyzeResponse{Label: lbl, Score: conf}, nil
+}
+
+func scalarOutput(v *modelVersion, outputs []*Tensor, name string) (float64, bool) {
+	for i, o := range v.sess.outputs {
+		if o.Name == name && outputs[i].Datatype == FP32 && len(outputs[i].Raw) >= 4 {
+			return float64(math.Float32frombits(binary.LittleEndian.Uint32(outputs[i].Raw))), true
+		}
+	}
+	return 0, false
+}
+
+// statusClientClosed is nginx's code for a client that left; it is only
+// ever counted in metrics, never sent.
+const statusClientClosed = 499
+
+// requestError is an error whose HTTP status is known.
+type requestError struct {
+	code int
+	err  error
+}
+
+func (e *requestError) Error() string { return e.err.Error() }
+func (e *requestError) Unwrap() error { return e.err }
+
+func badRequest(err error) error { return &requestError{http.StatusBadRequest, err} }
+
+func statusOf(err error) int {
+	var re *requestError
+	switch {
+	case err == nil:
+		return http.StatusOK
+	case errors.As(err, &re):
+		return re.code
+	case errors.Is(err, errQueueFull):
+		return http.StatusTooManyRequests
+	case errors.Is(err, errStopped):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout
+	case errors.Is(err, context.Canceled):
+		return statusClientClosed
+	}
+	return http.StatusInternalServerError
+}
+
+// readBody reads at most limit bytes; a larger body is a 413.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, &requestError{http.StatusRequestEntityTooLarge, fmt.Errorf("body of %d bytes is over the %d-byte limit (--max-body-bytes)", r.ContentLength, limit)}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return nil, &requestError{http.StatusRequestEntityTooLarge, fmt.Errorf("body is over the %d-byte limit (--max-body-bytes)", limit)}
+	case err != nil:
+		return nil, fmt.Errorf("reading body: %w", context.Canceled)
+	}
+	return body, nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeError writes the protocol's error body, {"error": "..."}.
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+func writeErr(w http.ResponseWriter, err error) { writeError(w, statusOf(err), err.Error()) }
