@@ -41,6 +41,10 @@ type modelVersion struct {
 	padded  map[string]bool
 	metrics *metrics
 
+	// beforeRun, when set (by tests), is called by a worker just before it
+	// runs a batch; it lets a test hold the model busy.
+	beforeRun func()
+
 	mu      sync.RWMutex // guards stopped against close(queue)
 	stopped bool
 	queue   chan *job
@@ -231,6 +235,9 @@ func (v *modelVersion) expired(j *job) bool {
 
 // run executes one batch and hands each job its rows of the outputs.
 func (v *modelVersion) run(batch []*job) {
+	if v.beforeRun != nil {
+		v.beforeRun()
+	}
 	start := time.Now()
 	var rows int64
 	for _, j := range batch {

@@ -1,0 +1,338 @@
+// Command inference benchmarks Meridian's model server against raw ONNX
+// Runtime called in-process, side by side in one run on this machine, and
+// prints the figures and their ratios (see docs/benchmarks.md):
+//
+//	P1a  textdir at saturation: server images/s (binary tensor extension,
+//	     one image per request, -concurrency keep-alive connections) over
+//	     raw in-process images/s at the best batch size.
+//	P1b  sentiment at light load: latency the server adds to one in-process
+//	     run (p50, p99), one sequential client.
+//
+// It is not a test and asserts nothing: it prints. All traffic goes to a
+// 127.0.0.1 listener in this process. Run it from the repository root:
+//
+//	go run ./bench/inference        (or: make bench)
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"meridian.dev/meridian/inference"
+)
+
+type config struct {
+	duration    time.Duration
+	sweep       time.Duration
+	slices      int
+	concurrency int
+	requests    int
+	models      string
+	ortLib      string
+	cpuProfile  string
+}
+
+func main() {
+	var c config
+	fs := flag.NewFlagSet("bench/inference", flag.ExitOnError)
+	fs.DurationVar(&c.duration, "duration", 15*time.Second,
+		"length of each measured P1a load phase: server with binary bodies, raw ONNX Runtime at the best batch size\n"+
+			"(both split into -slices alternating slices), and server with JSON bodies")
+	fs.DurationVar(&c.sweep, "sweep", 1500*time.Millisecond,
+		"P1a: how long raw ONNX Runtime runs at each batch size 1,2,4,8,16,32 to find the best one (after a warm-up)")
+	fs.IntVar(&c.slices, "slices", 3,
+		"P1a: the server-binary and raw best-batch phases alternate in this many slices each, so slow drift on a\n"+
+			"shared machine hits both sides alike")
+	fs.IntVar(&c.concurrency, "concurrency", 16,
+		"P1a: concurrent keep-alive connections of the load generator, each with one request (one image) in flight")
+	fs.IntVar(&c.requests, "n", 3000,
+		"P1b: measured runs per side (raw and server), after 300 warm-up runs each; also bounded to 60s per side")
+	fs.StringVar(&c.models, "models", "models", "model repository to load (run from the repository root: ./models)")
+	fs.StringVar(&c.ortLib, "ort-lib", "",
+		"ONNX Runtime shared library; default $"+inference.LibraryEnv+", else .cache/onnxruntime/libonnxruntime.so.1 (make deps)")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "",
+		"write a CPU profile of one extra, unmeasured P1a server-binary phase (-duration long) to this file;\n"+
+			"the process holds both the server and the load generator, so both appear in it")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), `Usage: go run ./bench/inference [flags]
+
+Runs Meridian's model server (in this process, on a 127.0.0.1 listener, result
+cache off) against raw ONNX Runtime in-process on the same model files with the
+same session options, and prints figures and ratios:
+
+  P1a  textdir throughput: server images/s / raw best images/s (target >= 0.85)
+  P1b  sentiment latency added by the server at p50 (target <= 150us) and p99
+
+It asserts nothing. With the defaults it takes about 1.5 minutes.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	_ = fs.Parse(os.Args[1:])
+	if fs.NArg() > 0 {
+		fs.Usage()
+		os.Exit(2)
+	}
+	if c.duration <= 0 || c.sweep <= 0 || c.slices < 1 || c.concurrency < 1 || c.requests < 1 {
+		fmt.Fprintln(os.Stderr, "bench: -duration, -sweep, -slices, -concurrency and -n must be positive")
+		os.Exit(2)
+	}
+	if err := run(c); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// env is what both benchmarks share: the server on its listener, the specs
+// read from the repository, and the raw sessions' options.
+type env struct {
+	cfg   config
+	base  string // http://127.0.0.1:PORT
+	srv   *inference.Server
+	specs map[string]inference.ModelSpec
+}
+
+func run(c config) error {
+	printMachine()
+
+	lib, err := inference.FindLibrary(c.ortLib)
+	if err != nil {
+		return err
+	}
+	if err := inference.InitRuntime(lib); err != nil {
+		return err
+	}
+	fmt.Printf("onnxruntime: %s (%s)\n", ort.GetVersion(), lib)
+
+	specs, err := inference.ScanRepository(c.models)
+	if err != nil {
+		return err
+	}
+	e := &env{cfg: c, specs: make(map[string]inference.ModelSpec)}
+	for _, s := range specs { // ascending versions: the last one is the latest
+		e.specs[s.Name] = s
+	}
+	for _, name := range []string{"textdir", "sentiment"} {
+		if _, ok := e.specs[name]; !ok {
+			return fmt.Errorf("model %s is not in %s (run `make deps`)", name, c.models)
+		}
+	}
+
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	e.srv, err = inference.New(inference.Options{ModelRepository: c.models, CacheSize: 0, Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer e.srv.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: e.srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(ctx)
+	}()
+	e.base = "http://" + ln.Addr().String()
+	fmt.Printf("server: %s, models from %s, result cache off\n", e.base, c.models)
+	fmt.Printf("flags: -duration %s -sweep %s -slices %d -concurrency %d -n %d\n",
+		c.duration, c.sweep, c.slices, c.concurrency, c.requests)
+	fmt.Println()
+
+	start := time.Now()
+	p1a, err := e.benchTextdir()
+	if err != nil {
+		return fmt.Errorf("P1a: %w", err)
+	}
+	fmt.Println()
+	runtime.GC()
+	p1b, err := e.benchSentiment()
+	if err != nil {
+		return fmt.Errorf("P1b: %w", err)
+	}
+	fmt.Println()
+	fmt.Printf("total %s\n\n", time.Since(start).Round(time.Second))
+
+	fmt.Printf("P1a ratio=%.3f target>=0.85 %s\n", p1a.ratio, verdict(p1a.ratio >= 0.85))
+	fmt.Printf("P1a json_ratio=%.3f target=none (informational: JSON bodies instead of binary)\n", p1a.jsonRatio)
+	fmt.Printf("P1a mean_batch=%.2f target=none (informational: rows per model run the server formed, binary phase)\n", p1a.meanBatch)
+	fmt.Printf("P1a errors=%d target=0 %s\n", p1a.errors, verdict(p1a.errors == 0))
+	fmt.Printf("P1b p50_added=%dus target<=150us %s\n", p1b.p50Added.Microseconds(), verdict(p1b.p50Added <= 150*time.Microsecond))
+	fmt.Printf("P1b p99_added=%dus target=none (informational)\n", p1b.p99Added.Microseconds())
+	fmt.Printf("P1b errors=%d target=0 %s\n", p1b.errors, verdict(p1b.errors == 0))
+	return nil
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "ok"
+	}
+	return "short"
+}
+
+// openRaw opens the model the way the server's openSession does: intra-op
+// threads from config.yaml (0 leaves ONNX Runtime's default) and
+// session.intra_op.allow_spinning=0.
+func openRaw(spec inference.ModelSpec) (*ort.DynamicAdvancedSession, error) {
+	ins, outs, err := ort.GetInputOutputInfo(spec.Path)
+	if err != nil {
+		return nil, err
+	}
+	opts, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = opts.Destroy() }()
+	if n := spec.Config.IntraOpThreads; n > 0 {
+		if err := opts.SetIntraOpNumThreads(n); err != nil {
+			return nil, err
+		}
+	}
+	if err := opts.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
+		return nil, err
+	}
+	names := func(infos []ort.InputOutputInfo) []string {
+		out := make([]string, len(infos))
+		for i, in := range infos {
+			out[i] = in.Name
+		}
+		return out
+	}
+	return ort.NewDynamicAdvancedSession(spec.Path, names(ins), names(outs), opts)
+}
+
+func describeSession(spec inference.ModelSpec) string {
+	threads := "default (0)"
+	if n := spec.Config.IntraOpThreads; n > 0 {
+		threads = strconv.Itoa(n)
+	}
+	return fmt.Sprintf("intra_op_threads=%s allow_spinning=0; server: workers=%d max_batch_size=%d max_queue_delay=%s queue_size=%d",
+		threads, spec.Config.Workers, spec.Config.MaxBatchSize, spec.Config.MaxQueueDelay.Duration, spec.Config.QueueSize)
+}
+
+// printMachine prints what the figures depend on.
+func printMachine() {
+	model := "unknown"
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+		_ = f.Close()
+	}
+	load := ""
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		load = strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	host, _ := os.Hostname()
+	fmt.Printf("machine: nproc=%d GOMAXPROCS=%d cpu=%q %s/%s host=%s loadavg=%s\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), model, runtime.GOOS, runtime.GOARCH, host, load)
+	fmt.Printf("go: %s\n", runtime.Version())
+	fmt.Printf("date: %s\n", time.Now().UTC().Format(time.RFC3339))
+}
+
+// cpuTime is this process's user+system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// meter measures one phase's wall and CPU time; cores() is the average
+// number of cores the whole process kept busy.
+type meter struct {
+	wall0 time.Time
+	cpu0  time.Duration
+	wall  time.Duration
+	cpu   time.Duration
+}
+
+func startMeter() meter { return meter{wall0: time.Now(), cpu0: cpuTime()} }
+
+func (m *meter) stop() {
+	m.wall = time.Since(m.wall0)
+	m.cpu = cpuTime() - m.cpu0
+}
+
+func (m meter) cores() float64 {
+	if m.wall <= 0 {
+		return 0
+	}
+	return m.cpu.Seconds() / m.wall.Seconds()
+}
+
+// snapshot is one read of the server's /metrics: every sample by its
+// series (name and labels as written).
+type snapshot map[string]float64
+
+// scrape reads the server's /metrics.
+func (e *env) scrape() (snapshot, error) {
+	resp, err := http.Get(e.base + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	out := make(snapshot)
+	for _, line := range strings.Split(string(body), "\n") {
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			return nil, fmt.Errorf("metrics line %q: %w", line, err)
+		}
+		out[line[:i]] = v
+	}
+	return out, nil
+}
+
+// get sums the series named name (any labels) that carry the label
+// model="..." when model is not empty.
+func (s snapshot) get(name, model string) float64 {
+	var sum float64
+	for k, v := range s {
+		series, labels, _ := strings.Cut(k, "{")
+		if series == name && (model == "" || strings.Contains(labels, `model="`+model+`"`)) {
+			sum += v
+		}
+	}
+	return sum
+}
+
+// delta is how much the series grew from s to after.
+func (s snapshot) delta(after snapshot, name, model string) float64 {
+	return after.get(name, model) - s.get(name, model)
+}

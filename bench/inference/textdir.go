@@ -1,0 +1,372 @@
+package main
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"runtime/pprof"
+	"strconv"
+	"time"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"meridian.dev/meridian/inference"
+)
+
+// textdir's input x is FP32 [B,3,48,192]; its output softmax_0.tmp_0 is
+// FP32 [B,2].
+const (
+	imageFloats = 3 * 48 * 192
+	nImages     = 8 // distinct synthetic images, cycled
+)
+
+var batchSizes = []int{1, 2, 4, 8, 16, 32}
+
+type p1aResult struct {
+	ratio, jsonRatio, meanBatch float64
+	errors                      int64
+}
+
+// nearestBatch is the swept batch size nearest b on a log scale; 0 if b is 0.
+func nearestBatch(b float64) int {
+	if b <= 0 {
+		return 0
+	}
+	best := batchSizes[0]
+	for _, s := range batchSizes {
+		if math.Abs(math.Log(float64(s)/b)) < math.Abs(math.Log(float64(best)/b)) {
+			best = s
+		}
+	}
+	return best
+}
+
+// rawResult is one raw in-process phase at a fixed batch size.
+type rawResult struct {
+	batch, runs int
+	meter
+}
+
+func (r rawResult) imagesPerSecond() float64 {
+	return float64(r.runs*r.batch) / r.wall.Seconds()
+}
+
+func (r *rawResult) add(o rawResult) {
+	r.runs += o.runs
+	r.wall += o.wall
+	r.cpu += o.cpu
+}
+
+func (e *env) benchTextdir() (p1aResult, error) {
+	var res p1aResult
+	spec := e.specs["textdir"]
+	cfg := e.cfg
+	fmt.Printf("== P1a textdir at saturation (%s)\n", spec.Path)
+	fmt.Printf("session (raw and server alike): %s\n", describeSession(spec))
+
+	sess, err := openRaw(spec)
+	if err != nil {
+		return res, err
+	}
+	defer func() { _ = sess.Destroy() }()
+	images := makeImages()
+
+	// Raw sweep: each batch size after a warm-up, best one kept.
+	fmt.Printf("raw in-process Run, each batch size for %s after a warm-up (NewTensor + Run + read + Destroy per run):\n", cfg.sweep)
+	var best rawResult
+	sweep := make(map[int]rawResult, len(batchSizes))
+	for _, b := range batchSizes {
+		in := batchOf(images, b)
+		if _, err := rawTextdir(sess, in, b, 300*time.Millisecond, 3); err != nil { // warm-up
+			return res, err
+		}
+		r, err := rawTextdir(sess, in, b, cfg.sweep, 1<<30)
+		if err != nil {
+			return res, err
+		}
+		fmt.Printf("  raw batch=%-2d %8.1f img/s  %5d runs  %7.2f ms/run  cores %.2f\n",
+			b, r.imagesPerSecond(), r.runs, r.wall.Seconds()*1e3/float64(r.runs), r.cores())
+		sweep[b] = r
+		if best.runs == 0 || r.imagesPerSecond() > best.imagesPerSecond() {
+			best = r
+		}
+	}
+	fmt.Printf("raw sweep best: batch=%d %.1f img/s\n", best.batch, best.imagesPerSecond())
+
+	// Server, binary bodies, alternating with raw at the best batch size.
+	client := newClient(cfg.concurrency)
+	url := e.base + "/v2/models/textdir/infer"
+	bin := binaryBodies(images)
+	if r := load(client, url, bin, checkBinary, cfg.concurrency, time.Second); r.ok == 0 { // warm-up, connections opened
+		return res, fmt.Errorf("server warm-up: no request succeeded: %s", r.firstErr)
+	}
+	slice := cfg.duration / time.Duration(cfg.slices)
+	fmt.Printf("server, binary tensor extension, %d keep-alive connections, 1 image per request, %d slices of %s alternating with raw batch=%d:\n",
+		cfg.concurrency, cfg.slices, slice, best.batch)
+	bestIn := batchOf(images, best.batch)
+	before, err := e.scrape()
+	if err != nil {
+		return res, err
+	}
+	var srvBin loadResult
+	rawAgain := rawResult{batch: best.batch}
+	for i := range cfg.slices {
+		s := load(client, url, bin, checkBinary, cfg.concurrency, slice)
+		r, err := rawTextdir(sess, bestIn, best.batch, slice, 1<<30)
+		if err != nil {
+			return res, err
+		}
+		fmt.Printf("  slice %d: server %8.1f img/s (cores %.2f, %d errors)   raw batch=%d %8.1f img/s (cores %.2f)\n",
+			i+1, s.perSecond(), s.cores(), s.errs, best.batch, r.imagesPerSecond(), r.cores())
+		srvBin.add(s)
+		rawAgain.add(r)
+	}
+	after, err := e.scrape()
+	if err != nil {
+		return res, err
+	}
+	printServer("server binary", srvBin, before, after)
+	res.meanBatch = meanBatch(before, after)
+	if near := nearestBatch(res.meanBatch); near > 0 {
+		r := sweep[near]
+		runPerImage := before.delta(after, "meridian_inference_run_duration_seconds_sum", "textdir") /
+			before.delta(after, "meridian_inference_batch_size_sum", "textdir")
+		fmt.Printf("  at equal batch size: raw sweep batch=%d (nearest the server's mean %.2f) %.1f img/s, %.3f ms/img in Run; server %.3f ms/img in Run; server/raw img/s %.3f\n",
+			near, res.meanBatch, r.imagesPerSecond(), r.wall.Seconds()*1e3/float64(r.runs*r.batch), runPerImage*1e3,
+			srvBin.perSecond()/r.imagesPerSecond())
+	}
+	rawBest := max(best.imagesPerSecond(), rawAgain.imagesPerSecond())
+	fmt.Printf("raw batch=%d interleaved: %.1f img/s over %s; raw best (max of sweep and interleaved) %.1f img/s\n",
+		best.batch, rawAgain.imagesPerSecond(), rawAgain.wall.Round(time.Millisecond), rawBest)
+	res.ratio = srvBin.perSecond() / rawBest
+	fmt.Printf("ratio server binary / raw best = %.3f   (vs interleaved raw alone: %.3f)\n",
+		res.ratio, srvBin.perSecond()/rawAgain.imagesPerSecond())
+
+	// Server, JSON bodies (informational).
+	js := jsonBodies(images)
+	_ = load(client, url, js, checkJSON, cfg.concurrency, time.Second) // warm-up
+	before, err = e.scrape()
+	if err != nil {
+		return res, err
+	}
+	fmt.Printf("server, plain JSON bodies (%d KiB each, encoded once), %d connections, %s:\n",
+		len(js[0].body)>>10, cfg.concurrency, cfg.duration)
+	srvJSON := load(client, url, js, checkJSON, cfg.concurrency, cfg.duration)
+	after, err = e.scrape()
+	if err != nil {
+		return res, err
+	}
+	printServer("server JSON", srvJSON, before, after)
+	res.jsonRatio = srvJSON.perSecond() / rawBest
+	res.errors = srvBin.errs + srvJSON.errs
+
+	if cfg.cpuProfile != "" {
+		if err := e.profileServer(client, url, bin); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// printServer prints a server phase and what the server's metrics say it
+// did in it.
+func printServer(name string, r loadResult, before, after snapshot) {
+	d := func(series string) float64 { return before.delta(after, series, "textdir") }
+	fmt.Printf("%s: %d ok, %d errors in %s -> %.1f img/s; process cores %.2f (server + load generator)\n",
+		name, r.ok, r.errs, r.wall.Round(time.Millisecond), r.perSecond(), r.cores())
+	if r.firstErr != "" {
+		fmt.Printf("  first error: %s\n", r.firstErr)
+	}
+	fmt.Printf("  client latency p50 %s p99 %s\n", ms(percentile(r.latencies, 0.5)), ms(percentile(r.latencies, 0.99)))
+	batches, runs, queued := d("meridian_inference_batch_size_count"), d("meridian_inference_run_duration_seconds_count"), d("meridian_inference_queue_duration_seconds_count")
+	if batches > 0 && runs > 0 && queued > 0 {
+		run := d("meridian_inference_run_duration_seconds_sum")
+		fmt.Printf("  server metrics: %.0f batches, mean batch size %.2f, mean run %.2f ms, ONNX Runtime busy %.1f%% of wall, mean queue wait %.2f ms\n",
+			batches, d("meridian_inference_batch_size_sum")/batches, run/runs*1e3, 100*run/r.wall.Seconds(),
+			d("meridian_inference_queue_duration_seconds_sum")/queued*1e3)
+	}
+	if r.ok > 0 {
+		alloc, gcs := before.delta(after, "go_memstats_alloc_bytes_total", ""), before.delta(after, "go_gc_duration_seconds_count", "")
+		fmt.Printf("  Go heap (server + load generator): %.0f KiB allocated per request, %.0f GCs (%.1f/s)\n",
+			alloc/float64(r.ok)/1024, gcs, gcs/r.wall.Seconds())
+	}
+}
+
+// meanBatch is the mean batch size the server formed between two scrapes.
+func meanBatch(before, after snapshot) float64 {
+	n := before.delta(after, "meridian_inference_batch_size_count", "textdir")
+	if n == 0 {
+		return 0
+	}
+	return before.delta(after, "meridian_inference_batch_size_sum", "textdir") / n
+}
+
+// profileServer runs one more, unmeasured, server-binary phase under the
+// CPU profiler.
+func (e *env) profileServer(client *http.Client, url string, bin []request) error {
+	f, err := os.Create(e.cfg.cpuProfile)
+	if err != nil {
+		return err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return err
+	}
+	r := load(client, url, bin, checkBinary, e.cfg.concurrency, e.cfg.duration)
+	pprof.StopCPUProfile()
+	if err := f.Close(); err != nil {
+		return err
+	}
+	fmt.Printf("profiled server binary phase: %.1f img/s, cores %.2f; CPU profile in %s (go tool pprof -top %s)\n",
+		r.perSecond(), r.cores(), e.cfg.cpuProfile, e.cfg.cpuProfile)
+	return nil
+}
+
+// rawTextdir runs batches of b images through the session until d has
+// passed or maxRuns ran. Each run does what the server's session.run does:
+// wrap the Go input in a tensor, Run with ONNX Runtime allocating the
+// output, read the output, destroy both.
+func rawTextdir(sess *ort.DynamicAdvancedSession, in []float32, b int, d time.Duration, maxRuns int) (rawResult, error) {
+	r := rawResult{batch: b}
+	shape := ort.NewShape(int64(b), 3, 48, 192)
+	m := startMeter()
+	for r.runs < maxRuns && (r.runs == 0 || time.Since(m.wall0) < d) {
+		t, err := ort.NewTensor(shape, in)
+		if err != nil {
+			return r, err
+		}
+		outs := []ort.Value{nil}
+		err = sess.Run([]ort.Value{t}, outs)
+		_ = t.Destroy()
+		if err != nil {
+			return r, err
+		}
+		out, ok := outs[0].(*ort.Tensor[float32])
+		if !ok {
+			return r, fmt.Errorf("output is %T, want FP32 tensor", outs[0])
+		}
+		p := out.GetData()
+		if len(p) != 2*b || math.Abs(float64(p[0]+p[1])-1) > 1e-3 {
+			return r, fmt.Errorf("raw output %v is not %d probability pairs", p[:min(4, len(p))], b)
+		}
+		_ = out.Destroy()
+		r.runs++
+	}
+	m.stop()
+	r.meter = m
+	return r, nil
+}
+
+// makeImages returns synthetic images in [-1, 1]: text-like dark stripes on
+// a light ground (as scripts/textdir-request.sh draws) plus seeded noise, so
+// no two are alike.
+func makeImages() [][]float32 {
+	rng := rand.New(rand.NewPCG(1, 2))
+	out := make([][]float32, nImages)
+	for k := range out {
+		img := make([]float32, imageFloats)
+		period := 9 + k
+		for c := range 3 {
+			for y := range 48 {
+				for x := range 192 {
+					v := float32(0.9)
+					if y > 14 && y < 34 && x%period < period/2+1 {
+						v = -0.8
+					}
+					v += float32(rng.Float64()*0.2 - 0.1)
+					img[(c*48+y)*192+x] = max(-1, min(1, v))
+				}
+			}
+		}
+		out[k] = img
+	}
+	return out
+}
+
+// batchOf concatenates b images (cycling) into one [b,3,48,192] input.
+func batchOf(images [][]float32, b int) []float32 {
+	out := make([]float32, 0, b*imageFloats)
+	for i := range b {
+		out = append(out, images[i%len(images)]...)
+	}
+	return out
+}
+
+// binaryBodies encodes one request per image with the binary tensor
+// extension: a JSON header, then the image's FP32 little-endian bytes, and
+// asks for the output in binary too.
+func binaryBodies(images [][]float32) []request {
+	out := make([]request, len(images))
+	for i, img := range images {
+		header := fmt.Sprintf(`{"inputs":[{"name":"x","shape":[1,3,48,192],"datatype":"FP32","parameters":{"binary_data_size":%d}}],"parameters":{"binary_data_output":true}}`, 4*len(img))
+		body := make([]byte, 0, len(header)+4*len(img))
+		body = append(body, header...)
+		for _, f := range img {
+			body = binary.LittleEndian.AppendUint32(body, math.Float32bits(f))
+		}
+		out[i] = request{body: body, header: len(header)}
+	}
+	return out
+}
+
+// jsonBodies encodes the same requests as plain JSON.
+func jsonBodies(images [][]float32) []request {
+	out := make([]request, len(images))
+	for i, img := range images {
+		b := []byte(`{"inputs":[{"name":"x","shape":[1,3,48,192],"datatype":"FP32","data":[`)
+		for j, f := range img {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendFloat(b, float64(f), 'g', -1, 32)
+		}
+		b = append(b, "]}]}"...)
+		out[i] = request{body: b, header: -1}
+	}
+	return out
+}
+
+// checkBinary accepts a binary response whose one output is two FP32
+// probabilities summing to 1.
+func checkBinary(h http.Header, body []byte) error {
+	n, err := strconv.Atoi(h.Get(inference.HeaderLength))
+	if err != nil || n < 0 || n > len(body) {
+		return fmt.Errorf("response %s %q is not a length within the %d-byte body", inference.HeaderLength, h.Get(inference.HeaderLength), len(body))
+	}
+	blob := body[n:]
+	if len(blob) != 8 {
+		return fmt.Errorf("binary output has %d bytes, want 8 (FP32 [1,2])", len(blob))
+	}
+	p0 := math.Float32frombits(binary.LittleEndian.Uint32(blob))
+	p1 := math.Float32frombits(binary.LittleEndian.Uint32(blob[4:]))
+	if math.Abs(float64(p0+p1)-1) > 1e-3 {
+		return fmt.Errorf("probabilities %v + %v do not sum to 1", p0, p1)
+	}
+	return nil
+}
+
+// checkJSON accepts a JSON response whose output holds two probabilities
+// summing to 1.
+func checkJSON(_ http.Header, body []byte) error {
+	var r struct {
+		Outputs []struct {
+			Name string    `json:"name"`
+			Data []float64 `json:"data"`
+		} `json:"outputs"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return fmt.Errorf("response is not JSON: %w", err)
+	}
+	if len(r.Outputs) != 1 || len(r.Outputs[0].Data) != 2 {
+		return errors.New("response does not hold one output of two values")
+	}
+	if d := r.Outputs[0].Data; math.Abs(d[0]+d[1]-1) > 1e-3 {
+		return fmt.Errorf("probabilities %v do not sum to 1", d)
+	}
+	return nil
+}
