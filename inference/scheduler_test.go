@@ -2,6 +2,7 @@ package inference
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -275,7 +276,7 @@ func TestGracefulShutdownDrainsInFlight(t *testing.T) {
 	if err := <-served; err != nil {
 		t.Fatalf("Serve: %v", err)
 	}
-	if err := s.models["scale"].latest.submit(&job{done: make(chan jobResult, 1)}); err != errStopped {
+	if err := s.models["scale"].latest.submit(&job{done: make(chan jobResult, 1)}); !errors.Is(err, errStopped) {
 		t.Fatalf("submit after shutdown: %v, want errStopped", err)
 	}
 }
