@@ -59,6 +59,8 @@ func (r *loadResult) add(o loadResult) {
 	r.latencies = append(r.latencies, o.latencies...)
 	r.wall += o.wall
 	r.cpu += o.cpu
+	r.busy += o.busy
+	r.stl += o.stl
 }
 
 // load runs a closed loop: conc workers, each with one request in flight

@@ -260,27 +260,61 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// meter measures one phase's wall and CPU time; cores() is the average
-// number of cores the whole process kept busy.
-type meter struct {
-	wall0 time.Time
-	cpu0  time.Duration
-	wall  time.Duration
-	cpu   time.Duration
+// machineTime reads /proc/stat: CPU time all processes on the machine have
+// used (user, nice, system, irq, softirq) and time the hypervisor stole.
+func machineTime() (busy, steal time.Duration) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0
+	}
+	tick := func(i int) time.Duration {
+		n, _ := strconv.ParseInt(f[i], 10, 64)
+		return time.Duration(n) * 10 * time.Millisecond // USER_HZ is 100 on Linux
+	}
+	return tick(1) + tick(2) + tick(3) + tick(6) + tick(7), tick(8)
 }
 
-func startMeter() meter { return meter{wall0: time.Now(), cpu0: cpuTime()} }
+// meter measures one phase's wall and CPU time: this process's (cores())
+// and, from /proc/stat, every other process's (others()) and the
+// hypervisor's steal, which tell how noisy the phase was.
+type meter struct {
+	wall0                time.Time
+	cpu0, busy0, steal0  time.Duration
+	wall, cpu, busy, stl time.Duration
+}
+
+func startMeter() meter {
+	busy, steal := machineTime()
+	return meter{wall0: time.Now(), cpu0: cpuTime(), busy0: busy, steal0: steal}
+}
 
 func (m *meter) stop() {
 	m.wall = time.Since(m.wall0)
 	m.cpu = cpuTime() - m.cpu0
+	busy, steal := machineTime()
+	m.busy, m.stl = busy-m.busy0, steal-m.steal0
 }
 
-func (m meter) cores() float64 {
+func (m meter) cores() float64 { return m.per(m.cpu) }
+
+// others is the cores that other processes on the machine used.
+func (m meter) others() float64 { return max(0, m.per(m.busy-m.cpu)) }
+
+func (m meter) per(d time.Duration) float64 {
 	if m.wall <= 0 {
 		return 0
 	}
-	return m.cpu.Seconds() / m.wall.Seconds()
+	return d.Seconds() / m.wall.Seconds()
+}
+
+// noise describes the other load on the machine during the phase.
+func (m meter) noise() string {
+	return fmt.Sprintf("others %.2f steal %.2f", m.others(), m.per(m.stl))
 }
 
 // snapshot is one read of the server's /metrics: every sample by its

@@ -60,6 +60,8 @@ func (r *rawResult) add(o rawResult) {
 	r.runs += o.runs
 	r.wall += o.wall
 	r.cpu += o.cpu
+	r.busy += o.busy
+	r.stl += o.stl
 }
 
 func (e *env) benchTextdir() (p1aResult, error) {
@@ -89,8 +91,8 @@ func (e *env) benchTextdir() (p1aResult, error) {
 		if err != nil {
 			return res, err
 		}
-		fmt.Printf("  raw batch=%-2d %8.1f img/s  %5d runs  %7.2f ms/run  cores %.2f\n",
-			b, r.imagesPerSecond(), r.runs, r.wall.Seconds()*1e3/float64(r.runs), r.cores())
+		fmt.Printf("  raw batch=%-2d %8.1f img/s  %5d runs  %7.2f ms/run  cores %.2f  (%s)\n",
+			b, r.imagesPerSecond(), r.runs, r.wall.Seconds()*1e3/float64(r.runs), r.cores(), r.noise())
 		sweep[b] = r
 		if best.runs == 0 || r.imagesPerSecond() > best.imagesPerSecond() {
 			best = r
@@ -121,8 +123,8 @@ func (e *env) benchTextdir() (p1aResult, error) {
 		if err != nil {
 			return res, err
 		}
-		fmt.Printf("  slice %d: server %8.1f img/s (cores %.2f, %d errors)   raw batch=%d %8.1f img/s (cores %.2f)\n",
-			i+1, s.perSecond(), s.cores(), s.errs, best.batch, r.imagesPerSecond(), r.cores())
+		fmt.Printf("  slice %d: server %7.1f img/s (cores %.2f, %s, %d errors) | raw batch=%d %7.1f img/s (cores %.2f, %s)\n",
+			i+1, s.perSecond(), s.cores(), s.noise(), s.errs, best.batch, r.imagesPerSecond(), r.cores(), r.noise())
 		srvBin.add(s)
 		rawAgain.add(r)
 	}
@@ -141,8 +143,8 @@ func (e *env) benchTextdir() (p1aResult, error) {
 			srvBin.perSecond()/r.imagesPerSecond())
 	}
 	rawBest := max(best.imagesPerSecond(), rawAgain.imagesPerSecond())
-	fmt.Printf("raw batch=%d interleaved: %.1f img/s over %s; raw best (max of sweep and interleaved) %.1f img/s\n",
-		best.batch, rawAgain.imagesPerSecond(), rawAgain.wall.Round(time.Millisecond), rawBest)
+	fmt.Printf("raw batch=%d interleaved: %.1f img/s over %s, cores %.2f, %s; raw best (max of sweep and interleaved) %.1f img/s\n",
+		best.batch, rawAgain.imagesPerSecond(), rawAgain.wall.Round(time.Millisecond), rawAgain.cores(), rawAgain.noise(), rawBest)
 	res.ratio = srvBin.perSecond() / rawBest
 	fmt.Printf("ratio server binary / raw best = %.3f   (vs interleaved raw alone: %.3f)\n",
 		res.ratio, srvBin.perSecond()/rawAgain.imagesPerSecond())
@@ -177,8 +179,8 @@ func (e *env) benchTextdir() (p1aResult, error) {
 // did in it.
 func printServer(name string, r loadResult, before, after snapshot) {
 	d := func(series string) float64 { return before.delta(after, series, "textdir") }
-	fmt.Printf("%s: %d ok, %d errors in %s -> %.1f img/s; process cores %.2f (server + load generator)\n",
-		name, r.ok, r.errs, r.wall.Round(time.Millisecond), r.perSecond(), r.cores())
+	fmt.Printf("%s: %d ok, %d errors in %s -> %.1f img/s; process cores %.2f (server + load generator); %s\n",
+		name, r.ok, r.errs, r.wall.Round(time.Millisecond), r.perSecond(), r.cores(), r.noise())
 	if r.firstErr != "" {
 		fmt.Printf("  first error: %s\n", r.firstErr)
 	}
