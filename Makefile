@@ -31,9 +31,15 @@ AFINN_SHA     := sha512-mJ/RLUfpXfQA6bzugv+bBsc/QYkVrKaLYeS8fWBpKbTCsonv4iuV9ET0
 
 GOLANGCI_VERSION := v2.15.0
 GOLANGCI         := $(CACHE)/bin/golangci-lint-$(GOLANGCI_VERSION)
+CONTROLLER_GEN   := $(CACHE)/bin/controller-gen-v0.21.0
+
+# Kubernetes v1.36.3, etcd v3.6.8 and kwok v0.8.0, built from the Go module
+# proxy (tools/controlplane); tests and `meridian up` run them.
+CONTROLPLANE     := $(CACHE)/controlplane/bin
+CONTROLPLANE_IN  := $(wildcard tools/controlplane/*/go.mod tools/controlplane/build.sh)
 
 .DEFAULT_GOAL := build
-.PHONY: all build deps test fuzz up bench lint generate clean help
+.PHONY: all build deps controlplane test fuzz up bench lint generate verify-generate clean help
 
 all: build ## same as build
 
@@ -49,10 +55,16 @@ $(TEXTDIR):
 $(AFINN):
 	scripts/fetch-npm.sh $(AFINN_PKG) '$(AFINN_SHA)' package/index.js $@
 
-build: deps ## build bin/meridian (and fetch what it serves)
+controlplane: $(CONTROLPLANE)/.built ## build the pinned Kubernetes, etcd and kwok binaries (~15 min cold, skipped when built)
+
+$(CONTROLPLANE)/.built: $(CONTROLPLANE_IN)
+	tools/controlplane/build.sh $(CONTROLPLANE)
+	touch $@
+
+build: deps controlplane ## build bin/meridian (and fetch and build what it runs)
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/meridian
 
-test: deps ## run every test, fuzz seed corpora included
+test: deps controlplane ## run every test, fuzz seed corpora included
 	$(GO) test -count=1 ./...
 
 fuzz: deps ## fuzz the request decoder for a while (FUZZTIME=1m)
@@ -80,8 +92,17 @@ $(GOLANGCI):
 	GOBIN=$(abspath $(CACHE)/bin) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
 	mv $(CACHE)/bin/golangci-lint $@
 
-generate: $(AFINN) ## rebuild models/sentiment/1/model.onnx from the AFINN list
+generate: $(AFINN) $(CONTROLLER_GEN) ## regenerate deepcopy, CRD YAML and the sentiment model
+	$(CONTROLLER_GEN) object paths=./crds/... crd paths=./crds/... output:crd:dir=crds/manifests
 	$(GO) run ./tools/gensentiment
+
+verify-generate: generate ## fail when generated files differ from what is committed
+	@git diff --exit-code -- crds models || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- crds models)" || { git status --porcelain -- crds models; echo "untracked generated files: run 'make generate' and commit"; exit 1; }
+
+$(CONTROLLER_GEN): tools/controller-gen/go.mod
+	@mkdir -p $(CACHE)/bin
+	cd tools/controller-gen && GOFLAGS=-mod=mod $(GO) build -o $(abspath $@) sigs.k8s.io/controller-tools/cmd/controller-gen
 
 clean: ## remove build outputs (keeps the download cache)
 	rm -rf bin

@@ -1,0 +1,207 @@
+package v1alpha1
+
+import (
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// RegionName names a region, e.g. "eu-west".
+// +kubebuilder:validation:Pattern=`^[a-z][a-z0-9]*(-[a-z0-9]+)*$`
+// +kubebuilder:validation:MaxLength=63
+type RegionName string
+
+// RegionDemand is the request rate coming from users in one region.
+type RegionDemand struct {
+	// Region the users are in.
+	// +required
+	Region RegionName `json:"region"`
+	// RequestsPerSecond from that region.
+	// +required
+	RequestsPerSecond resource.Quantity `json:"requestsPerSecond"`
+}
+
+// PlacementPreferences weigh the placement score; each is 0 to 100 and 0
+// ignores the criterion.
+type PlacementPreferences struct {
+	// Proximity favours clusters near the model's demand.
+	// +kubebuilder:default=50
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	Proximity *int32 `json:"proximity,omitempty"`
+	// Cost favours clusters with a lower cost per GPU-hour.
+	// +kubebuilder:default=20
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	Cost *int32 `json:"cost,omitempty"`
+	// Capacity favours clusters with more free capacity.
+	// +kubebuilder:default=30
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	Capacity *int32 `json:"capacity,omitempty"`
+}
+
+// Placement says where a model may and should run.
+type Placement struct {
+	// ClusterSelector limits placement to Clusters whose labels match.
+	// +optional
+	ClusterSelector *metav1.LabelSelector `json:"clusterSelector,omitempty"`
+	// AllowedRegions is the data-residency rule: the model never runs
+	// outside these regions. Empty allows every region.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	AllowedRegions []RegionName `json:"allowedRegions,omitempty"`
+	// MinRegions is how many distinct regions must run the model, for
+	// availability.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=64
+	// +optional
+	MinRegions int32 `json:"minRegions,omitempty"`
+	// MaxClusters caps how many clusters run the model; 0 means no cap.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	MaxClusters int32 `json:"maxClusters,omitempty"`
+	// Preferences weigh proximity to demand, cost and free capacity.
+	// +optional
+	Preferences PlacementPreferences `json:"preferences,omitempty"`
+	// Demand is where the model's users are, until the global balancer
+	// reports it.
+	// +optional
+	// +listType=map
+	// +listMapKey=region
+	Demand []RegionDemand `json:"demand,omitempty"`
+}
+
+// SessionAffinity keeps a client on one cluster.
+// +kubebuilder:validation:Enum=None;ClientIP
+type SessionAffinity string
+
+// Traffic splits requests between versions.
+type Traffic struct {
+	// SessionAffinity keeps each client on the same cluster and version.
+	// +kubebuilder:default=None
+	// +optional
+	SessionAffinity SessionAffinity `json:"sessionAffinity,omitempty"`
+}
+
+// SLO is the service level the model must meet.
+type SLO struct {
+	// P95Latency is the 95th-percentile latency users should see.
+	// +optional
+	P95Latency *metav1.Duration `json:"p95Latency,omitempty"`
+}
+
+// InferenceModelSpec is the global intent for one model.
+// +kubebuilder:validation:XValidation:rule="!has(self.versions) || size(self.versions) == 0 || self.versions.map(v, v.weight).sum() == 100",message="version weights must add up to 100"
+// +kubebuilder:validation:XValidation:rule="!has(self.maxReplicas) || self.maxReplicas >= self.autoscaling.minReplicas",message="maxReplicas (global) must be at least autoscaling.minReplicas"
+type InferenceModelSpec struct {
+	// Model is the model to serve.
+	// +required
+	Model ModelSource `json:"model"`
+	// Versions with their traffic weights for canary and A/B splits.
+	// Empty serves the newest version.
+	// +optional
+	// +listType=map
+	// +listMapKey=version
+	// +kubebuilder:validation:MaxItems=8
+	Versions []VersionWeight `json:"versions,omitempty"`
+	// Resources each replica needs.
+	// +optional
+	Resources Resources `json:"resources,omitempty"`
+	// Autoscaling per cluster.
+	// +optional
+	Autoscaling Autoscaling `json:"autoscaling,omitempty"`
+	// MaxReplicas caps replicas across the whole fleet; unset means no cap.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MaxReplicas *int32 `json:"maxReplicas,omitempty"`
+	// Placement says where the model may and should run.
+	// +optional
+	Placement Placement `json:"placement,omitempty"`
+	// Traffic splits requests between versions.
+	// +optional
+	Traffic Traffic `json:"traffic,omitempty"`
+	// SLO is the service level to meet.
+	// +optional
+	SLO SLO `json:"slo,omitempty"`
+}
+
+// ClusterAssignment is the share of a model placed on one cluster.
+type ClusterAssignment struct {
+	// Cluster name.
+	Cluster string `json:"cluster"`
+	// Region of the cluster.
+	Region string `json:"region"`
+	// DesiredReplicas placed there (the ModelDeployment's minimum).
+	DesiredReplicas int32 `json:"desiredReplicas"`
+	// ReadyReplicas reported by the cluster.
+	ReadyReplicas int32 `json:"readyReplicas"`
+	// Reason the cluster was chosen, e.g. its score.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+}
+
+// ClusterExclusion is a cluster the model was kept off, and why.
+type ClusterExclusion struct {
+	// Cluster name.
+	Cluster string `json:"cluster"`
+	// Reason it was left out, e.g. "region eu-west not allowed".
+	Reason string `json:"reason"`
+}
+
+// InferenceModelStatus is written by the hub.
+type InferenceModelStatus struct {
+	// ObservedGeneration is the spec generation this status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Clusters the model is placed on.
+	// +optional
+	// +listType=map
+	// +listMapKey=cluster
+	Clusters []ClusterAssignment `json:"clusters,omitempty"`
+	// Excluded clusters, with the reason for each.
+	// +optional
+	// +listType=map
+	// +listMapKey=cluster
+	Excluded []ClusterExclusion `json:"excluded,omitempty"`
+	// ReadyReplicas across the fleet.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+	// Conditions: Placed, Ready, Degraded.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// InferenceModel declares a model once for the whole fleet; the hub places
+// it on clusters as ModelDeployments.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=im,categories=meridian
+// +kubebuilder:printcolumn:name="Model",type=string,JSONPath=`.spec.model.name`
+// +kubebuilder:printcolumn:name="Ready",type=integer,JSONPath=`.status.readyReplicas`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type InferenceModel struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// Spec is the global intent.
+	// +required
+	Spec InferenceModelSpec `json:"spec"`
+	// Status is the placement and readiness the hub observed.
+	// +optional
+	Status InferenceModelStatus `json:"status,omitempty"`
+}
+
+// InferenceModelList is a list of InferenceModels.
+// +kubebuilder:object:root=true
+type InferenceModelList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []InferenceModel `json:"items"`
+}

@@ -1,0 +1,298 @@
+// Package controlplane starts real Kubernetes control planes on this
+// machine — etcd and kube-apiserver through controller-runtime's envtest,
+// optionally kube-controller-manager, kube-scheduler and kwok fake nodes
+// (GPU nodes included) — from the pinned binaries that `make controlplane`
+// builds into .cache/controlplane/bin. Tests use it through ForTest;
+// `meridian up` uses Start.
+package controlplane
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	meridianv1 "meridian.dev/meridian/crds/v1alpha1"
+)
+
+// BinDirEnv overrides where the control-plane binaries are looked for.
+const BinDirEnv = "MERIDIAN_CONTROLPLANE_BIN"
+
+// GPUResource is the extended resource GPU nodes offer.
+const GPUResource corev1.ResourceName = "nvidia.com/gpu"
+
+// GPUProductLabel is the node label naming the GPU product (as NVIDIA's
+// GPU feature discovery sets it).
+const GPUProductLabel = "nvidia.com/gpu.product"
+
+// Options say what to start. The zero value starts etcd and an API server
+// with Meridian's CRDs installed.
+type Options struct {
+	// BinDir holds the binaries; default FindBinDir().
+	BinDir string
+	// NoCRDs skips installing Meridian's CRDs.
+	NoCRDs bool
+	// ControllerManager starts kube-controller-manager (Deployments,
+	// ReplicaSets, HPAs, garbage collection).
+	ControllerManager bool
+	// Scheduler starts kube-scheduler.
+	Scheduler bool
+	// Nodes are fake nodes, run by kwok, which is started when any is set.
+	Nodes []Node
+	// Logs receives the output of the processes started here (not of etcd
+	// and the API server); nil discards it.
+	Logs io.Writer
+}
+
+// Node is a fake node that kwok keeps Ready.
+type Node struct {
+	Name string
+	// CPU and Memory allocatable, e.g. "8" and "32Gi" (defaults).
+	CPU, Memory string
+	// GPUs is the nvidia.com/gpu allocatable; GPUProduct its label value.
+	GPUs       int64
+	GPUProduct string
+	// Labels are extra node labels.
+	Labels map[string]string
+}
+
+// ControlPlane is a running control plane.
+type ControlPlane struct {
+	// Config reaches the API server as cluster admin.
+	Config *rest.Config
+	// Client is a controller-runtime client with the core and Meridian
+	// types registered.
+	Client client.Client
+	// Kubeconfig is the path of an admin kubeconfig file for it.
+	Kubeconfig string
+
+	env    *envtest.Environment
+	dir    string
+	cancel context.CancelFunc
+	procs  []*exec.Cmd
+	done   []chan struct{}
+}
+
+// Scheme has the core Kubernetes and Meridian types.
+var Scheme = func() *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	if err := meridianv1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	return s
+}()
+
+// RepoRoot finds the Meridian checkout around the working directory.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.HasPrefix(string(b), "module meridian.dev/meridian\n") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("not inside a Meridian checkout")
+		}
+		dir = parent
+	}
+}
+
+// FindBinDir returns $MERIDIAN_CONTROLPLANE_BIN, else $KUBEBUILDER_ASSETS,
+// else .cache/controlplane/bin of the checkout, checking that it holds the
+// binaries; the error says how to build them.
+func FindBinDir() (string, error) {
+	dir := os.Getenv(BinDirEnv)
+	if dir == "" {
+		dir = os.Getenv("KUBEBUILDER_ASSETS")
+	}
+	if dir == "" {
+		root, err := RepoRoot()
+		if err != nil {
+			return "", fmt.Errorf("finding the control-plane binaries: %w; set %s", err, BinDirEnv)
+		}
+		dir = filepath.Join(root, ".cache", "controlplane", "bin")
+	}
+	for _, b := range []string{"kube-apiserver", "etcd", "kubectl"} {
+		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
+			return "", fmt.Errorf("control-plane binary %s missing in %s; run `make controlplane` (first build ~15 min)", b, dir)
+		}
+	}
+	return filepath.Abs(dir)
+}
+
+// Start starts a control plane; Stop ends it.
+func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
+	bin := opts.BinDir
+	if bin == "" {
+		var err error
+		if bin, err = FindBinDir(); err != nil {
+			return nil, err
+		}
+	}
+	dir, err := os.MkdirTemp("", "meridian-controlplane-")
+	if err != nil {
+		return nil, err
+	}
+	env := &envtest.Environment{BinaryAssetsDirectory: bin, Scheme: Scheme, ErrorIfCRDPathMissing: true}
+	if !opts.NoCRDs {
+		root, err := RepoRoot()
+		if err != nil {
+			return nil, fmt.Errorf("finding crds/manifests: %w", err)
+		}
+		env.CRDDirectoryPaths = []string{filepath.Join(root, "crds", "manifests")}
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("starting etcd and kube-apiserver from %s: %w", bin, err)
+	}
+	cp := &ControlPlane{Config: cfg, env: env, dir: dir}
+	if err := cp.setup(ctx, bin, opts); err != nil {
+		_ = cp.Stop()
+		return nil, err
+	}
+	return cp, nil
+}
+
+func (cp *ControlPlane) setup(ctx context.Context, bin string, opts Options) error {
+	var err error
+	if cp.Client, err = client.New(cp.Config, client.Options{Scheme: Scheme}); err != nil {
+		return err
+	}
+	admin, err := cp.env.AddUser(envtest.User{Name: "meridian-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return err
+	}
+	kubeconfig, err := admin.KubeConfig()
+	if err != nil {
+		return err
+	}
+	cp.Kubeconfig = filepath.Join(cp.dir, "kubeconfig")
+	if err := os.WriteFile(cp.Kubeconfig, kubeconfig, 0o600); err != nil {
+		return err
+	}
+	pctx, cancel := context.WithCancel(context.Background())
+	cp.cancel = cancel
+	if opts.ControllerManager {
+		cp.run(pctx, opts.Logs, filepath.Join(bin, "kube-controller-manager"),
+			"--kubeconfig="+cp.Kubeconfig, "--leader-elect=false", "--secure-port=0",
+			"--controllers=deployment-controller,replicaset-controller,horizontal-pod-autoscaler-controller,garbage-collector-controller",
+			"--horizontal-pod-autoscaler-sync-period=5s", "--concurrent-deployment-syncs=2")
+	}
+	if opts.Scheduler {
+		cp.run(pctx, opts.Logs, filepath.Join(bin, "kube-scheduler"),
+			"--kubeconfig="+cp.Kubeconfig, "--leader-elect=false", "--secure-port=0")
+	}
+	if len(opts.Nodes) > 0 {
+		stages, _ := filepath.Glob(filepath.Join(bin, "kwok-stages", "*.yaml"))
+		if len(stages) == 0 {
+			return fmt.Errorf("kwok stage configs missing in %s/kwok-stages; run `make controlplane`", bin)
+		}
+		cp.run(pctx, opts.Logs, filepath.Join(bin, "kwok"),
+			"--kubeconfig="+cp.Kubeconfig, "--config="+strings.Join(stages, ","),
+			"--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+			"--server-address=127.0.0.1:0")
+		for _, n := range opts.Nodes {
+			if err := cp.Client.Create(ctx, n.object()); err != nil {
+				return fmt.Errorf("creating fake node %s: %w", n.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// run starts a control-plane process that lives until Stop.
+func (cp *ControlPlane) run(ctx context.Context, logs io.Writer, path string, args ...string) {
+	name := filepath.Base(path)
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.WaitDelay = 5 * time.Second
+	if logs != nil {
+		pr, pw := io.Pipe()
+		cmd.Stdout, cmd.Stderr = pw, pw
+		go func() {
+			s := bufio.NewScanner(pr)
+			for s.Scan() {
+				fmt.Fprintf(logs, "%s: %s\n", name, s.Text())
+			}
+		}()
+		defer func() {
+			go func() { <-ctx.Done(); _ = pw.Close() }()
+		}()
+	}
+	done := make(chan struct{})
+	if err := cmd.Start(); err != nil {
+		if logs != nil {
+			fmt.Fprintf(logs, "%s: %v\n", name, err)
+		}
+		close(done)
+	} else {
+		go func() { _ = cmd.Wait(); close(done) }()
+	}
+	cp.procs = append(cp.procs, cmd)
+	cp.done = append(cp.done, done)
+}
+
+// Stop ends every process and removes the control plane's files.
+func (cp *ControlPlane) Stop() error {
+	if cp.cancel != nil {
+		cp.cancel()
+	}
+	for _, d := range cp.done {
+		<-d
+	}
+	err := cp.env.Stop()
+	_ = os.RemoveAll(cp.dir)
+	return err
+}
+
+func (n Node) object() *corev1.Node {
+	cpu, mem := n.CPU, n.Memory
+	if cpu == "" {
+		cpu = "8"
+	}
+	if mem == "" {
+		mem = "32Gi"
+	}
+	alloc := corev1.ResourceList{
+		corev1.ResourceCPU:    resource.MustParse(cpu),
+		corev1.ResourceMemory: resource.MustParse(mem),
+		corev1.ResourcePods:   resource.MustParse("110"),
+	}
+	labels := map[string]string{"kubernetes.io/hostname": n.Name, "kubernetes.io/os": "linux", "type": "kwok"}
+	if n.GPUs > 0 {
+		alloc[GPUResource] = *resource.NewQuantity(n.GPUs, resource.DecimalSI)
+		labels[GPUProductLabel] = n.GPUProduct
+	}
+	for k, v := range n.Labels {
+		labels[k] = v
+	}
+	return &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        n.Name,
+			Labels:      labels,
+			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake"},
+		},
+		Status: corev1.NodeStatus{Allocatable: alloc, Capacity: alloc},
+	}
+}
