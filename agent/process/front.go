@@ -1,0 +1,175 @@
+package process
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Front is the one address a model is served at in this cluster: it sends
+// each request to the ready replica with the fewest requests outstanding,
+// and retries on another replica when a replica refuses the connection or
+// sheds the request (429), so a replica dying or saturating costs no
+// request while another has room.
+type Front struct {
+	sup       *Supervisor
+	log       *slog.Logger
+	maxBody   int64
+	transport *http.Transport
+	srv       *http.Server
+	ln        net.Listener
+
+	mu          sync.Mutex
+	outstanding map[string]*atomic.Int64 // by replica ID
+}
+
+// FrontOptions configure a Front.
+type FrontOptions struct {
+	// Listen is the address to serve on; default 127.0.0.1:0.
+	Listen string
+	// MaxBodyBytes bounds request bodies, which are held in memory so a
+	// request can be retried on another replica. Default 64 MiB.
+	MaxBodyBytes int64
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+// NewFront starts serving in front of the supervisor's replicas.
+func NewFront(sup *Supervisor, opts FrontOptions) (*Front, error) {
+	if opts.Listen == "" {
+		opts.Listen = "127.0.0.1:0"
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 64 << 20
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	ln, err := net.Listen("tcp", opts.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("front for %s: listening on %s: %w", sup.opts.Name, opts.Listen, err)
+	}
+	f := &Front{
+		sup: sup, log: opts.Logger, maxBody: opts.MaxBodyBytes, ln: ln,
+		transport:   &http.Transport{MaxIdleConnsPerHost: 128, IdleConnTimeout: 90 * time.Second, ResponseHeaderTimeout: 0},
+		outstanding: make(map[string]*atomic.Int64),
+	}
+	f.srv = &http.Server{Handler: f, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = f.srv.Serve(ln) }()
+	return f, nil
+}
+
+// Addr is the front's host:port.
+func (f *Front) Addr() string { return f.ln.Addr().String() }
+
+// Close stops accepting requests and waits up to timeout for those in
+// flight.
+func (f *Front) Close(timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	_ = f.srv.Shutdown(ctx)
+	f.transport.CloseIdleConnections()
+}
+
+// pick returns the ready replica with the fewest outstanding requests,
+// skipping those already tried.
+func (f *Front) pick(tried map[string]bool) (Replica, *atomic.Int64, bool) {
+	replicas := f.sup.Replicas()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var best Replica
+	var bestN *atomic.Int64
+	for _, r := range replicas {
+		if !r.Ready || tried[r.ID] {
+			continue
+		}
+		n := f.outstanding[r.ID]
+		if n == nil {
+			n = new(atomic.Int64)
+			f.outstanding[r.ID] = n
+		}
+		if bestN == nil || n.Load() < bestN.Load() {
+			best, bestN = r, n
+		}
+	}
+	return best, bestN, bestN != nil
+}
+
+func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, f.maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over the %d-byte limit", f.maxBody))
+		}
+		return
+	}
+	tried := make(map[string]bool)
+	var last *http.Response
+	for attempt := 0; attempt < 3; attempt++ {
+		rep, n, ok := f.pick(tried)
+		if !ok {
+			break
+		}
+		tried[rep.ID] = true
+		out := r.Clone(r.Context())
+		out.URL.Scheme, out.URL.Host, out.Host = "http", rep.Addr, rep.Addr
+		out.RequestURI = ""
+		out.Body = io.NopCloser(bytes.NewReader(body))
+		out.ContentLength = int64(len(body))
+		n.Add(1)
+		resp, err := f.transport.RoundTrip(out)
+		if err != nil {
+			n.Add(-1)
+			if r.Context().Err() != nil {
+				return // the client left
+			}
+			f.log.Debug("replica failed; trying another", "model", f.sup.opts.Name, "replica", rep.ID, "err", err)
+			continue
+		}
+		if resp.StatusCode == http.StatusTooManyRequests {
+			if last != nil {
+				_ = last.Body.Close()
+			}
+			last = resp
+			n.Add(-1)
+			continue
+		}
+		f.relay(w, resp)
+		n.Add(-1)
+		if last != nil {
+			_ = last.Body.Close()
+		}
+		return
+	}
+	if last != nil { // every replica shed it: pass the 429 on
+		f.relay(w, last)
+		return
+	}
+	w.Header().Set("Retry-After", "1")
+	writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("model %s: %v in this cluster yet", f.sup.opts.Name, errNoReplica))
+}
+
+func (f *Front) relay(w http.ResponseWriter, resp *http.Response) {
+	defer func() { _ = resp.Body.Close() }()
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, resp.Body)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}
