@@ -226,8 +226,9 @@ func (s *Supervisor) runOnce(ctx context.Context, r *replica, log *slog.Logger) 
 	}
 	s.update(r, func(x *Replica) { x.Addr, x.Started = addr, time.Now() })
 	log.Info("replica started", "addr", addr, "pid", cmd.Process.Pid)
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 
 	probeCtx, stopProbe := context.WithCancel(ctx)
 	defer stopProbe()
@@ -235,8 +236,8 @@ func (s *Supervisor) runOnce(ctx context.Context, r *replica, log *slog.Logger) 
 	go s.probe(probeCtx, r, addr, timedOut)
 
 	select {
-	case err := <-exited:
-		return fmt.Errorf("exited (%v): %s", err, tail.last())
+	case <-exited:
+		return fmt.Errorf("exited (%w): %s", waitErr, tail.last())
 	case <-timedOut:
 		_ = cmd.Process.Kill()
 		<-exited
