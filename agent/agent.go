@@ -1,0 +1,230 @@
+package agent
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	v1 "meridian.dev/meridian/crds/v1alpha1"
+	"meridian.dev/meridian/internal/controlplane"
+)
+
+// Options configure an Agent. Every duration has a default suited to
+// real-time inference; docs/agent.md explains each.
+type Options struct {
+	// ClusterName names this member cluster in the fleet.
+	ClusterName string
+	// Identity is the cluster's region, zone, location and public endpoint,
+	// written into the ClusterReport.
+	Identity v1.ClusterIdentity
+	// Runtime is how ModelDeployments run unless they say otherwise.
+	// Default process.
+	Runtime v1.Runtime
+	// Process configures the process runtime.
+	Process ProcessOptions
+	// SyncPeriod is how often each model's replicas are measured, the
+	// autoscaler consulted and the status written. Default 2s (the HPA's
+	// default is 15s; real-time inference needs to react faster).
+	SyncPeriod time.Duration
+	// MetricsWindow is the stable window the autoscaler's samples are
+	// averaged over (the burst window is one SyncPeriod). Default 10s.
+	MetricsWindow time.Duration
+	// ReportPeriod is how often the ClusterReport's heartbeat is written.
+	// Default 10s.
+	ReportPeriod time.Duration
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+	// Registry receives meridian_agent_* metrics; default a new one.
+	Registry *prometheus.Registry
+}
+
+// ProcessOptions configure the process runtime.
+type ProcessOptions struct {
+	// Binary is the meridian executable run for replicas; default this one.
+	Binary string
+	// ModelRepository is the model repository replicas serve from, unless
+	// a ModelDeployment names its own.
+	ModelRepository string
+	// ServeArgs are extra `meridian serve` flags for every replica (e.g.
+	// --ort-lib).
+	ServeArgs []string
+	// FrontHost is the interface the per-model fronts listen on. Default
+	// 127.0.0.1.
+	FrontHost string
+	// Capacity is what this site offers (CPU, memory, GPUs by type), as
+	// the process runtime cannot discover it from Nodes.
+	Capacity v1.Capacity
+}
+
+func (o *Options) setDefaults() {
+	o.Runtime = cmp.Or(o.Runtime, v1.RuntimeProcess)
+	o.SyncPeriod = cmp.Or(o.SyncPeriod, 2*time.Second)
+	o.MetricsWindow = cmp.Or(o.MetricsWindow, 10*time.Second)
+	o.ReportPeriod = cmp.Or(o.ReportPeriod, 10*time.Second)
+	o.Process.FrontHost = cmp.Or(o.Process.FrontHost, "127.0.0.1")
+	if o.Process.Binary == "" {
+		o.Process.Binary, _ = os.Executable()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+}
+
+// Agent reconciles ModelDeployments in its cluster and reports the
+// cluster's capacity and load.
+type Agent struct {
+	opts    Options
+	log     *slog.Logger
+	client  client.Client
+	events  events.EventRecorder
+	metrics *metrics
+	wake    chan event.GenericEvent
+
+	mu     sync.Mutex
+	locals map[types.NamespacedName]*local
+}
+
+// Run connects to the cluster at cfg and runs until ctx ends, then stops
+// every replica it started.
+func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
+	opts.setDefaults()
+	if opts.Runtime != v1.RuntimeProcess {
+		return fmt.Errorf("runtime %q is not available in this agent yet; use --runtime process", opts.Runtime)
+	}
+	ctrl.SetLogger(logr.FromSlogHandler(opts.Logger.Handler()))
+	mgr, err := ctrl.NewManager(cfg, manager.Options{
+		Scheme:                 controlplane.Scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Logger:                 logr.FromSlogHandler(opts.Logger.Handler()),
+	})
+	if err != nil {
+		return fmt.Errorf("connecting to the cluster: %w", err)
+	}
+	a := &Agent{
+		opts:    opts,
+		log:     opts.Logger,
+		client:  mgr.GetClient(),
+		events:  mgr.GetEventRecorder("meridian-agent"),
+		metrics: newMetrics(opts.Registry),
+		wake:    make(chan event.GenericEvent, 64),
+		locals:  make(map[types.NamespacedName]*local),
+	}
+	err = ctrl.NewControllerManagedBy(mgr).
+		For(&v1.ModelDeployment{}).
+		WatchesRawSource(source.Channel(a.wake, &handler.EnqueueRequestForObject{})).
+		Complete(a)
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(manager.RunnableFunc(a.report)); err != nil {
+		return err
+	}
+	defer a.stopAll()
+	a.log.Info("agent starting", "cluster", opts.ClusterName, "region", opts.Identity.Region, "runtime", opts.Runtime)
+	return mgr.Start(ctx)
+}
+
+// notify asks for a reconcile of key (e.g. when a replica turned ready).
+func (a *Agent) notify(key types.NamespacedName) {
+	md := &v1.ModelDeployment{}
+	md.Namespace, md.Name = key.Namespace, key.Name
+	select {
+	case a.wake <- event.GenericEvent{Object: md}:
+	default: // a reconcile is already pending
+	}
+}
+
+// Reconcile makes the process runtime match one ModelDeployment.
+func (a *Agent) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	md := &v1.ModelDeployment{}
+	err := a.client.Get(ctx, req.NamespacedName, md)
+	if apierrors.IsNotFound(err) || (err == nil && !md.DeletionTimestamp.IsZero()) {
+		a.stop(req.NamespacedName)
+		return ctrl.Result{}, nil
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if rt := cmp.Or(md.Spec.Runtime, a.opts.Runtime); rt != v1.RuntimeProcess {
+		a.event(ctx, req.NamespacedName, "RuntimeUnavailable", fmt.Sprintf("runtime %s is not served by this agent (runtime process)", rt))
+		return ctrl.Result{}, nil
+	}
+	a.mu.Lock()
+	l := a.locals[req.NamespacedName]
+	a.mu.Unlock()
+	switch {
+	case l == nil:
+	case l.spec.Model != md.Spec.Model:
+		a.log.Info("model changed; replacing replicas", "modeldeployment", req.NamespacedName)
+		a.stop(req.NamespacedName)
+		l = nil
+	default:
+		l.update(md.Spec)
+		return ctrl.Result{}, nil
+	}
+	l, err = a.startLocal(md)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	a.mu.Lock()
+	a.locals[req.NamespacedName] = l
+	a.mu.Unlock()
+	a.event(ctx, req.NamespacedName, "Started", fmt.Sprintf("serving %s at %s with %d replicas", md.Spec.Model.Name, l.endpoint(), l.current))
+	return ctrl.Result{}, nil
+}
+
+func (a *Agent) stop(key types.NamespacedName) {
+	a.mu.Lock()
+	l := a.locals[key]
+	delete(a.locals, key)
+	a.mu.Unlock()
+	if l != nil {
+		l.stop()
+		a.metrics.forget(key)
+		a.log.Info("model deployment stopped", "modeldeployment", key)
+	}
+}
+
+func (a *Agent) stopAll() {
+	a.mu.Lock()
+	keys := make([]types.NamespacedName, 0, len(a.locals))
+	for k := range a.locals {
+		keys = append(keys, k)
+	}
+	a.mu.Unlock()
+	for _, k := range keys {
+		a.stop(k)
+	}
+}
+
+// event records a Kubernetes Event on the ModelDeployment.
+func (a *Agent) event(ctx context.Context, key types.NamespacedName, reason, note string) {
+	md := &v1.ModelDeployment{}
+	if err := a.client.Get(ctx, key, md); err != nil {
+		return
+	}
+	a.events.Eventf(md, nil, corev1.EventTypeNormal, reason, "Scale", "%s", note)
+}

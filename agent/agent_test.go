@@ -1,0 +1,212 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "meridian.dev/meridian/crds/v1alpha1"
+	"meridian.dev/meridian/internal/controlplane"
+)
+
+var meridian string // the real binary, run as replicas
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "meridian-agent-test-")
+	if err != nil {
+		panic(err)
+	}
+	meridian = filepath.Join(dir, "meridian")
+	if out, err := exec.Command("go", "build", "-o", meridian, "meridian.dev/meridian/cmd/meridian").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building meridian: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// startAgent runs an agent with the process runtime against cp until the
+// test ends.
+func startAgent(t *testing.T, cp *controlplane.ControlPlane, reg *prometheus.Registry) {
+	t.Helper()
+	models, _ := filepath.Abs("../models")
+	lib, _ := filepath.Abs("../.cache/onnxruntime/libonnxruntime.so.1")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, cp.Config, Options{
+			ClusterName: "test",
+			Identity:    v1.ClusterIdentity{Region: "eu-west", Zone: "eu-west-1a", Endpoint: "http://127.0.0.1:9000"},
+			Process: ProcessOptions{Binary: meridian, ModelRepository: models, ServeArgs: []string{"--ort-lib", lib, "--cache-size", "0"},
+				Capacity: v1.Capacity{CPU: resource.MustParse("8"), Memory: resource.MustParse("16Gi")}},
+			SyncPeriod: 250 * time.Millisecond, MetricsWindow: time.Second, ReportPeriod: 500 * time.Millisecond,
+			Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Registry: reg,
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("agent: %v", err)
+		}
+	})
+}
+
+func eventually(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestModelDeploymentServesScalesAndReports(t *testing.T) {
+	cp := controlplane.ForTest(t, controlplane.Options{})
+	reg := prometheus.NewRegistry()
+	startAgent(t, cp, reg)
+	ctx := context.Background()
+	c := cp.Client
+
+	md := &v1.ModelDeployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "sentiment", Namespace: "default"},
+		Spec: v1.ModelDeploymentSpec{
+			Model:     v1.ModelSource{Name: "sentiment"},
+			Resources: v1.Resources{CPU: resource.MustParse("500m"), Memory: resource.MustParse("256Mi")},
+			Autoscaling: v1.Autoscaling{
+				MinReplicas: ptr.To[int32](1), MaxReplicas: 3,
+				Targets: v1.MetricTargets{RequestsPerSecond: ptr.To(resource.MustParse("20"))},
+				Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{
+					ScaleDown: &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: ptr.To[int32](2)},
+				},
+			},
+		},
+	}
+	if err := c.Create(ctx, md); err != nil {
+		t.Fatal(err)
+	}
+	key := client.ObjectKeyFromObject(md)
+	get := func() *v1.ModelDeployment {
+		got := &v1.ModelDeployment{}
+		if err := c.Get(ctx, key, got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	eventually(t, "a ready replica and an endpoint", 60*time.Second, func() bool {
+		s := get().Status
+		return s.ReadyReplicas == 1 && s.Endpoint != "" && meta.IsStatusConditionTrue(s.Conditions, "Ready")
+	})
+	endpoint := get().Status.Endpoint
+	ask := func() error {
+		resp, err := http.Post(endpoint+"/analyze", "application/json", strings.NewReader(`{"text":"I love this, it is amazing"}`))
+		if err != nil {
+			return err
+		}
+		defer func() { _ = resp.Body.Close() }()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || !strings.Contains(string(b), "POSITIVE") {
+			return fmt.Errorf("%d %s", resp.StatusCode, b)
+		}
+		return nil
+	}
+	if err := ask(); err != nil {
+		t.Fatalf("the model's endpoint: %v", err)
+	}
+
+	// Load well above 20 requests/s per replica: the agent scales up.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(5 * time.Millisecond):
+				}
+				_ = ask()
+			}
+		}()
+	}
+	eventually(t, "a scale-up under load", 60*time.Second, func() bool {
+		s := get().Status
+		return s.DesiredReplicas >= 2 && s.RequestsPerSecond.AsApproximateFloat64() > 20
+	})
+	eventually(t, "the ClusterReport to show the load", 30*time.Second, func() bool {
+		rep := &v1.ClusterReport{}
+		if err := c.Get(ctx, client.ObjectKey{Name: v1.ClusterReportName}, rep); err != nil {
+			return false
+		}
+		return len(rep.Status.Models) == 1 && rep.Status.Models[0].RequestsPerSecond.AsApproximateFloat64() > 0 &&
+			rep.Status.Models[0].DesiredReplicas >= 2 && rep.Spec.Region == "eu-west" && rep.Status.Heartbeat != nil &&
+			rep.Status.Capacity.FreeCPU.Cmp(resource.MustParse("8")) < 0
+	})
+	close(stop)
+	wg.Wait()
+
+	// Idle: after the 2s scale-down window it returns to one replica.
+	eventually(t, "a scale-down when idle", 60*time.Second, func() bool {
+		s := get().Status
+		return s.DesiredReplicas == 1 && s.Replicas == 1
+	})
+	if n := sumMetric(reg, "meridian_agent_scale_decisions_total"); n < 2 {
+		t.Errorf("scale decisions counted: %v, want at least an up and a down", n)
+	}
+	eventually(t, "scaling Events on the ModelDeployment", 30*time.Second, func() bool {
+		var list eventsv1.EventList
+		if err := c.List(ctx, &list, client.InNamespace("default")); err != nil {
+			return false
+		}
+		up, down := false, false
+		for _, e := range list.Items {
+			up = up || (e.Regarding.Name == "sentiment" && e.Reason == "ScaledUp")
+			down = down || (e.Regarding.Name == "sentiment" && e.Reason == "ScaledDown")
+		}
+		return up && down
+	})
+
+	// Deleting the ModelDeployment stops its replicas and its endpoint.
+	if err := c.Delete(ctx, md); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the endpoint to go away", 60*time.Second, func() bool { return ask() != nil })
+}
+
+// sumMetric adds every series of a counter or gauge family.
+func sumMetric(reg *prometheus.Registry, name string) float64 {
+	families, _ := reg.Gather()
+	var total float64
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			total += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return total
+}

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"meridian.dev/meridian/agent"
+	v1 "meridian.dev/meridian/crds/v1alpha1"
+	"meridian.dev/meridian/inference"
+)
+
+func agentCommand() *cobra.Command {
+	var (
+		opts                       agent.Options
+		kubeconfig, runtime        string
+		lat, lon, cpu, mem, ortLib string
+		gpus                       []string
+		metricsAddr                string
+		logs                       logFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run and scale this cluster's models and report its capacity (one per member cluster)",
+		Long: `agent connects to its own cluster, reconciles the ModelDeployments the hub
+writes there, runs their replicas, scales them with the Kubernetes HPA
+algorithm (plus a burst mode for spikes), and keeps the cluster's
+ClusterReport (identity, heartbeat, capacity, per-model load) current.
+
+With --runtime process (the default, for embedded, edge and bare-metal
+sites) replicas are local 'meridian serve' processes behind one front per
+model, whose address is the model's endpoint in this cluster.
+docs/agent.md explains the autoscaling maths, every knob and every metric.`,
+		Example: `  meridian agent --kubeconfig member.kubeconfig --cluster-name eu-west-1 --region eu-west \
+    --latitude 53.35 --longitude -6.26 --capacity-cpu 16 --capacity-memory 64Gi`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := logs.logger()
+			if err != nil {
+				return err
+			}
+			opts.Logger = log
+			opts.Runtime = v1.Runtime(runtime)
+			if lat != "" || lon != "" {
+				opts.Identity.Location = &v1.GeoLocation{Latitude: lat, Longitude: lon}
+			}
+			if opts.Process.Capacity, err = parseCapacity(cpu, mem, gpus); err != nil {
+				return err
+			}
+			if opts.Process.ModelRepository, err = inference.FindRepository(opts.Process.ModelRepository); err != nil {
+				return err
+			}
+			lib, err := inference.FindLibrary(ortLib)
+			if err != nil {
+				return err
+			}
+			opts.Process.ServeArgs = append(opts.Process.ServeArgs, "--ort-lib", lib)
+			cfg, err := restConfig(kubeconfig)
+			if err != nil {
+				return err
+			}
+			opts.Registry = prometheus.NewRegistry()
+			if metricsAddr != "" {
+				ln, err := net.Listen("tcp", metricsAddr)
+				if err != nil {
+					return fmt.Errorf("--metrics-addr %s: %w", metricsAddr, err)
+				}
+				go func() { _ = http.Serve(ln, promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{})) }()
+				log.Info("metrics", "addr", ln.Addr().String())
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return agent.Run(ctx, cfg, opts)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of this member cluster (default: $KUBECONFIG, in-cluster config, or ~/.kube/config)")
+	fs.StringVar(&runtime, "runtime", "process", "how replicas run: process (local 'meridian serve' processes)")
+	fs.StringVar(&opts.ClusterName, "cluster-name", "", "this cluster's name in the fleet")
+	fs.StringVar((*string)(&opts.Identity.Region), "region", "", "region this cluster is in, e.g. eu-west (required)")
+	fs.StringVar(&opts.Identity.Zone, "zone", "", "zone within the region")
+	fs.StringVar(&lat, "latitude", "", "cluster latitude in decimal degrees, for proximity steering")
+	fs.StringVar(&lon, "longitude", "", "cluster longitude in decimal degrees")
+	fs.StringVar(&opts.Identity.Endpoint, "endpoint", "", "public base URL of this cluster's models, reported to the hub")
+	fs.StringVar(&opts.Process.ModelRepository, "models", "", "model repository the replicas serve (default ./models, else the checkout's)")
+	fs.StringVar(&ortLib, "ort-lib", "", "ONNX Runtime library passed to the replicas (default as for 'meridian serve')")
+	fs.StringSliceVar(&opts.Process.ServeArgs, "serve-arg", nil, "extra flag for every replica's 'meridian serve', e.g. --serve-arg=--cache-size=0 (repeatable)")
+	fs.StringVar(&opts.Process.FrontHost, "front-host", "127.0.0.1", "interface the per-model fronts listen on")
+	fs.StringVar(&cpu, "capacity-cpu", "4", "CPU this site offers to replicas (process runtime)")
+	fs.StringVar(&mem, "capacity-memory", "8Gi", "memory this site offers to replicas (process runtime)")
+	fs.StringSliceVar(&gpus, "capacity-gpu", nil, "GPUs this site offers, as PRODUCT=COUNT (repeatable), e.g. NVIDIA-L4=2")
+	fs.DurationVar(&opts.SyncPeriod, "sync-period", 2*time.Second, "how often each model is measured, scaled and its status written")
+	fs.DurationVar(&opts.MetricsWindow, "metrics-window", 10*time.Second, "window the autoscaler's stable metrics are averaged over")
+	fs.DurationVar(&opts.ReportPeriod, "report-period", 10*time.Second, "how often the ClusterReport heartbeat is written")
+	fs.StringVar(&metricsAddr, "metrics-addr", "127.0.0.1:9090", "address serving the agent's /metrics; empty turns it off")
+	logs.register(fs)
+	_ = cmd.MarkFlagRequired("region")
+	return cmd
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("--kubeconfig %s: %w", kubeconfig, err)
+		}
+		return cfg, nil
+	}
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return nil, fmt.Errorf("no cluster to connect to (%w); pass --kubeconfig", err)
+	}
+	return cfg, nil
+}
+
+func parseCapacity(cpu, mem string, gpus []string) (v1.Capacity, error) {
+	var c v1.Capacity
+	var err error
+	if c.CPU, err = resource.ParseQuantity(cpu); err != nil {
+		return c, fmt.Errorf("--capacity-cpu %q: %w", cpu, err)
+	}
+	if c.Memory, err = resource.ParseQuantity(mem); err != nil {
+		return c, fmt.Errorf("--capacity-memory %q: %w", mem, err)
+	}
+	for _, g := range gpus {
+		product, count, ok := strings.Cut(g, "=")
+		n, err := strconv.ParseInt(count, 10, 32)
+		if !ok || product == "" || err != nil || n < 0 {
+			return c, fmt.Errorf("--capacity-gpu %q: want PRODUCT=COUNT, e.g. NVIDIA-L4=2", g)
+		}
+		c.GPUs = append(c.GPUs, v1.GPUCapacity{Type: product, Allocatable: int32(n), Free: int32(n)})
+	}
+	return c, nil
+}
