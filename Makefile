@@ -79,8 +79,9 @@ up: build ## serve the bundled models on 127.0.0.1:8000 (Ctrl-C stops)
 	@echo
 	exec $(BIN) serve
 
-bench: build ## P1a/P1b: server vs raw ONNX Runtime, side by side
+bench: build ## P1a/P1b (server vs raw ONNX Runtime) and P6 (autoscaling after a 5x load step)
 	$(GO) run ./bench/inference
+	$(GO) run ./bench/agent
 
 lint: $(GOLANGCI) ## go vet + golangci-lint
 	$(GO) vet ./...

@@ -44,6 +44,7 @@ type config struct {
 	models      string
 	ortLib      string
 	cpuProfile  string
+	memProfile  string
 }
 
 func main() {
@@ -54,7 +55,7 @@ func main() {
 			"(both split into -slices alternating slices), and server with JSON bodies")
 	fs.DurationVar(&c.sweep, "sweep", 1500*time.Millisecond,
 		"P1a: how long raw ONNX Runtime runs at each batch size 1,2,4,8,16,32 to find the best one (after a warm-up)")
-	fs.IntVar(&c.slices, "slices", 3,
+	fs.IntVar(&c.slices, "slices", 5,
 		"P1a: the server-binary and raw best-batch phases alternate in this many slices each, so slow drift on a\n"+
 			"shared machine hits both sides alike")
 	fs.IntVar(&c.concurrency, "concurrency", 16,
@@ -67,6 +68,9 @@ func main() {
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "",
 		"write a CPU profile of one extra, unmeasured P1a server-binary phase (-duration long) to this file;\n"+
 			"the process holds both the server and the load generator, so both appear in it")
+	fs.StringVar(&c.memProfile, "memprofile", "",
+		"write allocation profiles FILE.base and FILE before and after the same extra phase as -cpuprofile (run\n"+
+			"without -cpuprofile, it runs that phase anyway); go tool pprof -sample_index=alloc_space -base FILE.base FILE")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: go run ./bench/inference [flags]
 
@@ -91,6 +95,9 @@ Flags:
 	if c.duration <= 0 || c.sweep <= 0 || c.slices < 1 || c.concurrency < 1 || c.requests < 1 {
 		fmt.Fprintln(os.Stderr, "bench: -duration, -sweep, -slices, -concurrency and -n must be positive")
 		os.Exit(2)
+	}
+	if c.memProfile != "" {
+		runtime.MemProfileRate = 64 << 10 // as early as possible, so every sample has the same rate
 	}
 	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

@@ -9,7 +9,9 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"time"
 
@@ -116,6 +118,7 @@ func (e *env) benchTextdir() (p1aResult, error) {
 		return res, err
 	}
 	var srvBin loadResult
+	var paired []float64 // per slice: server img/s over the raw img/s right after it
 	rawAgain := rawResult{batch: best.batch}
 	for i := range cfg.slices {
 		s := load(client, url, bin, checkBinary, cfg.concurrency, slice)
@@ -127,6 +130,7 @@ func (e *env) benchTextdir() (p1aResult, error) {
 			i+1, s.perSecond(), s.cores(), s.noise(), s.errs, best.batch, r.imagesPerSecond(), r.cores(), r.noise())
 		srvBin.add(s)
 		rawAgain.add(r)
+		paired = append(paired, s.perSecond()/r.imagesPerSecond())
 	}
 	after, err := e.scrape()
 	if err != nil {
@@ -146,8 +150,9 @@ func (e *env) benchTextdir() (p1aResult, error) {
 	fmt.Printf("raw batch=%d interleaved: %.1f img/s over %s, cores %.2f, %s; raw best (max of sweep and interleaved) %.1f img/s\n",
 		best.batch, rawAgain.imagesPerSecond(), rawAgain.wall.Round(time.Millisecond), rawAgain.cores(), rawAgain.noise(), rawBest)
 	res.ratio = srvBin.perSecond() / rawBest
-	fmt.Printf("ratio server binary / raw best = %.3f   (vs interleaved raw alone: %.3f)\n",
-		res.ratio, srvBin.perSecond()/rawAgain.imagesPerSecond())
+	slices.Sort(paired)
+	fmt.Printf("ratio server binary / raw best = %.3f   (vs interleaved raw alone: %.3f; per-slice pairs %.3f..%.3f, median %.3f)\n",
+		res.ratio, srvBin.perSecond()/rawAgain.imagesPerSecond(), paired[0], paired[len(paired)-1], paired[len(paired)/2])
 
 	// Server, JSON bodies (informational).
 	js := jsonBodies(images)
@@ -167,7 +172,7 @@ func (e *env) benchTextdir() (p1aResult, error) {
 	res.jsonRatio = srvJSON.perSecond() / rawBest
 	res.errors = srvBin.errs + srvJSON.errs
 
-	if cfg.cpuProfile != "" {
+	if cfg.cpuProfile != "" || cfg.memProfile != "" {
 		if err := e.profileServer(client, url, bin); err != nil {
 			return res, err
 		}
@@ -209,24 +214,57 @@ func meanBatch(before, after snapshot) float64 {
 }
 
 // profileServer runs one more, unmeasured, server-binary phase under the
-// CPU profiler.
+// CPU profiler and/or with every allocation sampled.
 func (e *env) profileServer(client *http.Client, url string, bin []request) error {
-	f, err := os.Create(e.cfg.cpuProfile)
+	var f *os.File
+	if e.cfg.cpuProfile != "" {
+		var err error
+		if f, err = os.Create(e.cfg.cpuProfile); err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			_ = f.Close()
+			return err
+		}
+	}
+	if e.cfg.memProfile != "" {
+		runtime.GC() // the profile is as of the last GC
+		if err := writeAllocs(e.cfg.memProfile + ".base"); err != nil {
+			return err
+		}
+	}
+	r := load(client, url, bin, checkBinary, e.cfg.concurrency, e.cfg.duration)
+	if f != nil {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("profiled server binary phase: %.1f img/s, cores %.2f, %s\n", r.perSecond(), r.cores(), r.noise())
+	if f != nil {
+		fmt.Printf("  CPU profile in %s (go tool pprof -top %s)\n", e.cfg.cpuProfile, e.cfg.cpuProfile)
+	}
+	if e.cfg.memProfile != "" {
+		runtime.GC() // the profile is as of the last GC
+		if err := writeAllocs(e.cfg.memProfile); err != nil {
+			return err
+		}
+		fmt.Printf("  allocation profile in %s (go tool pprof -sample_index=alloc_space -base %s.base -top %s)\n",
+			e.cfg.memProfile, e.cfg.memProfile, e.cfg.memProfile)
+	}
+	return nil
+}
+
+func writeAllocs(path string) error {
+	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
 		_ = f.Close()
 		return err
 	}
-	r := load(client, url, bin, checkBinary, e.cfg.concurrency, e.cfg.duration)
-	pprof.StopCPUProfile()
-	if err := f.Close(); err != nil {
-		return err
-	}
-	fmt.Printf("profiled server binary phase: %.1f img/s, cores %.2f; CPU profile in %s (go tool pprof -top %s)\n",
-		r.perSecond(), r.cores(), e.cfg.cpuProfile, e.cfg.cpuProfile)
-	return nil
+	return f.Close()
 }
 
 // rawTextdir runs batches of b images through the session until d has

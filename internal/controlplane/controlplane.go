@@ -214,8 +214,24 @@ func (cp *ControlPlane) setup(ctx context.Context, bin string, opts Options) err
 			"--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
 			"--server-address=127.0.0.1:0")
 		for _, n := range opts.Nodes {
-			if err := cp.Client.Create(ctx, n.object()); err != nil {
+			node := n.object()
+			if err := cp.Client.Create(ctx, node); err != nil {
 				return fmt.Errorf("creating fake node %s: %w", n.Name, err)
+			}
+			// The API server's TaintNodesByCondition admission taints every
+			// new node node.kubernetes.io/not-ready:NoSchedule; the node
+			// lifecycle controller, which is not started here, would lift it
+			// once the node is Ready. kwok keeps the node Ready, so lift it
+			// now, or the scheduler never places a pod on it.
+			untainted := node.DeepCopy()
+			untainted.Spec.Taints = nil
+			for _, t := range node.Spec.Taints {
+				if t.Key != corev1.TaintNodeNotReady {
+					untainted.Spec.Taints = append(untainted.Spec.Taints, t)
+				}
+			}
+			if err := cp.Client.Patch(ctx, untainted, client.MergeFrom(node)); err != nil {
+				return fmt.Errorf("removing the not-ready taint of fake node %s: %w", n.Name, err)
 			}
 		}
 	}
