@@ -11,19 +11,23 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
+	"meridian.dev/meridian/agent/kube"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/internal/controlplane"
 )
@@ -41,6 +45,11 @@ type Options struct {
 	Runtime v1.Runtime
 	// Process configures the process runtime.
 	Process ProcessOptions
+	// Kube configures the kubernetes runtime's Deployments.
+	Kube kube.Options
+	// Capacity says which Cluster Autoscaler node groups carry which GPUs,
+	// for the kubernetes runtime's capacity report.
+	Capacity kube.CapacityOptions
 	// SyncPeriod is how often each model's replicas are measured, the
 	// autoscaler consulted and the status written. Default 2s (the HPA's
 	// default is 15s; real-time inference needs to react faster).
@@ -102,16 +111,17 @@ type Agent struct {
 	metrics *metrics
 	wake    chan event.GenericEvent
 
-	mu     sync.Mutex
-	locals map[types.NamespacedName]*local
+	mu        sync.Mutex
+	locals    map[types.NamespacedName]*local       // process runtime
+	kubeLoads map[types.NamespacedName]v1.ModelLoad // kubernetes runtime
 }
 
 // Run connects to the cluster at cfg and runs until ctx ends, then stops
 // every replica it started.
 func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	opts.setDefaults()
-	if opts.Runtime != v1.RuntimeProcess {
-		return fmt.Errorf("runtime %q is not available in this agent yet; use --runtime process", opts.Runtime)
+	if opts.Runtime != v1.RuntimeProcess && opts.Runtime != v1.RuntimeKubernetes {
+		return fmt.Errorf("runtime %q: use process or kubernetes", opts.Runtime)
 	}
 	ctrl.SetLogger(logr.FromSlogHandler(opts.Logger.Handler()))
 	mgr, err := ctrl.NewManager(cfg, manager.Options{
@@ -124,16 +134,22 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		return fmt.Errorf("connecting to the cluster: %w", err)
 	}
 	a := &Agent{
-		opts:    opts,
-		log:     opts.Logger,
-		client:  mgr.GetClient(),
-		events:  mgr.GetEventRecorder("meridian-agent"),
-		metrics: newMetrics(opts.Registry),
-		wake:    make(chan event.GenericEvent, 64),
-		locals:  make(map[types.NamespacedName]*local),
+		opts:      opts,
+		log:       opts.Logger,
+		client:    mgr.GetClient(),
+		events:    mgr.GetEventRecorder("meridian-agent"),
+		metrics:   newMetrics(opts.Registry),
+		wake:      make(chan event.GenericEvent, 64),
+		locals:    make(map[types.NamespacedName]*local),
+		kubeLoads: make(map[types.NamespacedName]v1.ModelLoad),
 	}
 	err = ctrl.NewControllerManagedBy(mgr).
+		Named("modeldeployment").
+		// Several agents may share a process (tests, benchmarks, a local
+		// fleet); the name only labels controller-runtime's own metrics.
+		WithOptions(controller.Options{SkipNameValidation: ptr.To(true)}).
 		For(&v1.ModelDeployment{}).
+		Owns(&appsv1.Deployment{}).
 		WatchesRawSource(source.Channel(a.wake, &handler.EnqueueRequestForObject{})).
 		Complete(a)
 	if err != nil {
@@ -163,14 +179,17 @@ func (a *Agent) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, e
 	err := a.client.Get(ctx, req.NamespacedName, md)
 	if apierrors.IsNotFound(err) || (err == nil && !md.DeletionTimestamp.IsZero()) {
 		a.stop(req.NamespacedName)
-		return ctrl.Result{}, nil
+		a.mu.Lock()
+		delete(a.kubeLoads, req.NamespacedName)
+		a.mu.Unlock()
+		return ctrl.Result{}, nil // owned Kubernetes objects go with it (owner references)
 	}
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if rt := cmp.Or(md.Spec.Runtime, a.opts.Runtime); rt != v1.RuntimeProcess {
-		a.event(ctx, req.NamespacedName, "RuntimeUnavailable", fmt.Sprintf("runtime %s is not served by this agent (runtime process)", rt))
-		return ctrl.Result{}, nil
+	if cmp.Or(md.Spec.Runtime, a.opts.Runtime) == v1.RuntimeKubernetes {
+		a.stop(req.NamespacedName) // in case it ran as processes before
+		return a.reconcileKubernetes(ctx, md)
 	}
 	a.mu.Lock()
 	l := a.locals[req.NamespacedName]

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -209,4 +212,165 @@ func sumMetric(reg *prometheus.Registry, name string) float64 {
 		}
 	}
 	return total
+}
+
+// partition is a TCP proxy to the API server that can be cut, so a test
+// can make the agent lose its control plane and get it back.
+type partition struct {
+	target string
+	addr   string
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  []net.Conn
+}
+
+func newPartition(t *testing.T, target string) *partition {
+	p := &partition{target: target}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.addr = ln.Addr().String()
+	p.serve(ln)
+	t.Cleanup(p.cut)
+	return p
+}
+
+func (p *partition) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", p.target)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(up, c); _ = up.Close() }()
+			go func() { _, _ = io.Copy(c, up); _ = c.Close() }()
+		}
+	}()
+}
+
+// cut closes every connection and refuses new ones.
+func (p *partition) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		_ = p.ln.Close()
+		p.ln = nil
+	}
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
+}
+
+// heal listens again on the same address.
+func (p *partition) heal(t *testing.T) {
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.serve(ln)
+}
+
+func TestAgentKeepsServingWithoutItsAPIServerAndCatchesUp(t *testing.T) {
+	cp := controlplane.ForTest(t, controlplane.Options{})
+	ctx := context.Background()
+	apiserver, err := url.Parse(cp.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newPartition(t, apiserver.Host)
+	proxied := rest.CopyConfig(cp.Config)
+	proxied.Host = "https://" + p.addr
+	startAgent(t, &controlplane.ControlPlane{Config: proxied}, prometheus.NewRegistry())
+
+	md := &v1.ModelDeployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "sentiment", Namespace: "default"},
+		Spec:       v1.ModelDeploymentSpec{Model: v1.ModelSource{Name: "sentiment"}},
+	}
+	if err := cp.Client.Create(ctx, md); err != nil {
+		t.Fatal(err)
+	}
+	get := func() *v1.ModelDeployment {
+		got := &v1.ModelDeployment{}
+		if err := cp.Client.Get(ctx, client.ObjectKeyFromObject(md), got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	eventually(t, "a ready replica", 60*time.Second, func() bool { return get().Status.ReadyReplicas == 1 })
+	endpoint := get().Status.Endpoint
+
+	p.cut()
+	cutAt := time.Now()
+	// The data plane never waits for the control plane: the model answers.
+	for range 20 {
+		resp, err := http.Post(endpoint+"/analyze", "application/json", strings.NewReader(`{"text":"good"}`))
+		if err != nil {
+			t.Fatalf("model unreachable while the API server is: %v", err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("model answered %d while the API server is unreachable", resp.StatusCode)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Meanwhile the hub asks for two replicas.
+	changed := get()
+	changed.Spec.Autoscaling.MinReplicas = ptr.To[int32](2)
+	if err := cp.Client.Update(ctx, changed); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	p.heal(t)
+	eventually(t, "the agent to catch up: 2 ready replicas", 90*time.Second, func() bool {
+		s := get().Status
+		return s.DesiredReplicas == 2 && s.ReadyReplicas == 2
+	})
+	eventually(t, "a fresh ClusterReport heartbeat", 60*time.Second, func() bool {
+		rep := &v1.ClusterReport{}
+		return cp.Client.Get(ctx, client.ObjectKey{Name: v1.ClusterReportName}, rep) == nil &&
+			rep.Status.Heartbeat != nil && rep.Status.Heartbeat.After(cutAt)
+	})
+}
+
+func TestBrokenModelSetsDegradedWithTheReason(t *testing.T) {
+	cp := controlplane.ForTest(t, controlplane.Options{})
+	ctx := context.Background()
+	startAgent(t, cp, prometheus.NewRegistry())
+	repo := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(repo, "broken", "1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(repo, "broken", "1", "model.onnx"), []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	md := &v1.ModelDeployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "broken", Namespace: "default"},
+		Spec:       v1.ModelDeploymentSpec{Model: v1.ModelSource{Name: "broken", Repository: repo}},
+	}
+	if err := cp.Client.Create(ctx, md); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a Degraded condition naming the load error", 60*time.Second, func() bool {
+		got := &v1.ModelDeployment{}
+		if cp.Client.Get(ctx, client.ObjectKeyFromObject(md), got) != nil {
+			return false
+		}
+		c := meta.FindStatusCondition(got.Status.Conditions, "Degraded")
+		return c != nil && c.Status == metav1.ConditionTrue && c.Reason == "ReplicaFailing" &&
+			strings.Contains(c.Message, "model broken version 1") &&
+			meta.IsStatusConditionFalse(got.Status.Conditions, "Ready")
+	})
 }

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"meridian.dev/meridian/agent/kube"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 )
 
@@ -54,7 +55,13 @@ func (a *Agent) writeReport(ctx context.Context) error {
 	base := rep.DeepCopy()
 	rep.Status.Heartbeat = &metav1.Time{Time: time.Now()}
 	rep.Status.Models = a.models()
-	rep.Status.Capacity = a.capacity()
+	if a.opts.Runtime == v1.RuntimeKubernetes {
+		if rep.Status.Capacity, err = kube.MeasureCapacity(ctx, a.client, a.opts.Capacity); err != nil {
+			return err
+		}
+	} else {
+		rep.Status.Capacity = a.capacity()
+	}
 	return a.client.Status().Patch(ctx, rep, client.MergeFrom(base))
 }
 
@@ -67,7 +74,10 @@ func identityEqual(a, b v1.ClusterIdentity) bool {
 func (a *Agent) models() []v1.ModelLoad {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := make([]v1.ModelLoad, 0, len(a.locals))
+	out := make([]v1.ModelLoad, 0, len(a.locals)+len(a.kubeLoads))
+	for _, l := range a.kubeLoads {
+		out = append(out, l)
+	}
 	for _, l := range a.locals {
 		l.mu.Lock()
 		if l.load.Name != "" {

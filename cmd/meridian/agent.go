@@ -19,6 +19,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"meridian.dev/meridian/agent"
+	"meridian.dev/meridian/agent/kube"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/inference"
 )
@@ -28,7 +29,7 @@ func agentCommand() *cobra.Command {
 		opts                       agent.Options
 		kubeconfig, runtime        string
 		lat, lon, cpu, mem, ortLib string
-		gpus                       []string
+		gpus, nodeGroups           []string
 		metricsAddr                string
 		logs                       logFlags
 	)
@@ -60,6 +61,9 @@ docs/agent.md explains the autoscaling maths, every knob and every metric.`,
 			if opts.Process.Capacity, err = parseCapacity(cpu, mem, gpus); err != nil {
 				return err
 			}
+			if opts.Capacity.NodeGroups, err = parseNodeGroups(nodeGroups); err != nil {
+				return err
+			}
 			if opts.Process.ModelRepository, err = inference.FindRepository(opts.Process.ModelRepository); err != nil {
 				return err
 			}
@@ -88,7 +92,10 @@ docs/agent.md explains the autoscaling maths, every knob and every metric.`,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of this member cluster (default: $KUBECONFIG, in-cluster config, or ~/.kube/config)")
-	fs.StringVar(&runtime, "runtime", "process", "how replicas run: process (local 'meridian serve' processes)")
+	fs.StringVar(&runtime, "runtime", "process", "how replicas run: process (local 'meridian serve' processes) or kubernetes (a Deployment, Service and HPA per model)")
+	fs.StringVar(&opts.Kube.Image, "image", kube.DefaultImage, "kubernetes runtime: container image holding meridian, ONNX Runtime and the models")
+	fs.StringVar(&opts.Kube.ModelRepository, "image-models", kube.DefaultModelRepository, "kubernetes runtime: model repository path inside the image")
+	fs.StringSliceVar(&nodeGroups, "node-group", nil, "kubernetes runtime: a Cluster Autoscaler node group and the GPUs of its nodes, as NAME=PRODUCT:COUNT (repeatable), to report addable GPUs")
 	fs.StringVar(&opts.ClusterName, "cluster-name", "", "this cluster's name in the fleet")
 	fs.StringVar((*string)(&opts.Identity.Region), "region", "", "region this cluster is in, e.g. eu-west (required)")
 	fs.StringVar(&opts.Identity.Zone, "zone", "", "zone within the region")
@@ -144,4 +151,18 @@ func parseCapacity(cpu, mem string, gpus []string) (v1.Capacity, error) {
 		c.GPUs = append(c.GPUs, v1.GPUCapacity{Type: product, Allocatable: int32(n), Free: int32(n)})
 	}
 	return c, nil
+}
+
+func parseNodeGroups(specs []string) ([]kube.NodeGroup, error) {
+	var out []kube.NodeGroup
+	for _, s := range specs {
+		name, gpu, ok1 := strings.Cut(s, "=")
+		product, count, ok2 := strings.Cut(gpu, ":")
+		n, err := strconv.ParseInt(count, 10, 32)
+		if !ok1 || !ok2 || name == "" || product == "" || err != nil || n < 1 {
+			return nil, fmt.Errorf("--node-group %q: want NAME=PRODUCT:COUNT, e.g. gpu-h100=NVIDIA-H100-80GB-HBM3:8", s)
+		}
+		out = append(out, kube.NodeGroup{Name: name, GPUType: product, GPUsPerNode: int32(n)})
+	}
+	return out, nil
 }

@@ -1,0 +1,482 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"meridian.dev/meridian/crds/v1alpha1"
+)
+
+// Labels on every object Apply creates (and on the pods of the Deployment).
+const (
+	// NameLabel is app.kubernetes.io/name; its value is always NameValue.
+	NameLabel = "app.kubernetes.io/name"
+	// NameValue marks the objects and pods of Meridian model replicas.
+	NameValue = "meridian-model"
+	// InstanceLabel is app.kubernetes.io/instance: the ModelDeployment's name.
+	InstanceLabel = "app.kubernetes.io/instance"
+	// ModelLabel is the name of the model served.
+	ModelLabel = "meridian.dev/model"
+)
+
+// GPUResource is the extended resource NVIDIA's device plugin advertises.
+const GPUResource corev1.ResourceName = "nvidia.com/gpu"
+
+// GPUProductLabel is the node label naming a node's GPU product, as NVIDIA's
+// GPU feature discovery sets it (e.g. "NVIDIA-H100-80GB-HBM3").
+const GPUProductLabel = "nvidia.com/gpu.product"
+
+// ContainerName is the name of the inference server's container.
+const ContainerName = "server"
+
+// PortName names the HTTP port of the container and of the Service.
+const PortName = "http"
+
+// Health endpoints of `meridian serve` (Open Inference Protocol v2).
+const (
+	ReadinessPath = "/v2/health/ready"
+	LivenessPath  = "/v2/health/live"
+)
+
+// Options configure the replicas Apply creates. They are the same for every
+// ModelDeployment an agent runs; the zero value is usable.
+type Options struct {
+	// Image is the container image holding the meridian binary (on PATH),
+	// the ONNX Runtime library it loads, and the model repository at
+	// ModelRepository. Default "meridian:dev", the image the build produces.
+	Image string
+	// ImagePullPolicy of the container. Default: Always for an image
+	// without a tag or tagged "latest", IfNotPresent otherwise, as
+	// Kubernetes itself defaults it.
+	ImagePullPolicy corev1.PullPolicy
+	// ModelRepository is the model repository's path inside the image,
+	// passed to `meridian serve --models`. Default "/models". A
+	// ModelDeployment's spec.model.repository is not mounted by this
+	// runtime yet; replicas always serve from this path.
+	ModelRepository string
+	// Port the server listens on in the container and the Service serves
+	// on. Default 8000.
+	Port int32
+	// DrainTimeout is how long a replica that is asked to stop keeps
+	// answering in-flight requests (`meridian serve --drain-timeout`); the
+	// pods' termination grace period is this plus 5 seconds, so the kubelet
+	// does not kill a replica while it drains. Default 30s.
+	DrainTimeout time.Duration
+	// NodeSelector is added to every replica's node selector (a GPU
+	// product selector is added for GPU replicas on top of it).
+	NodeSelector map[string]string
+	// Tolerations are added to every replica's tolerations (GPU replicas
+	// also tolerate the nvidia.com/gpu NoSchedule taint).
+	Tolerations []corev1.Toleration
+	// ServerArgs are extra flags appended to `meridian serve`, e.g.
+	// "--cache-size=0".
+	ServerArgs []string
+}
+
+// Defaults of Options.
+const (
+	DefaultImage           = "meridian:dev"
+	DefaultModelRepository = "/models"
+	DefaultPort            = int32(8000)
+	DefaultDrainTimeout    = 30 * time.Second
+)
+
+// gracePadding is how much longer than the drain the kubelet waits before
+// it kills a replica.
+const gracePadding = 5 * time.Second
+
+func (o Options) withDefaults() Options {
+	if o.Image == "" {
+		o.Image = DefaultImage
+	}
+	if o.ImagePullPolicy == "" {
+		o.ImagePullPolicy = defaultPullPolicy(o.Image)
+	}
+	if o.ModelRepository == "" {
+		o.ModelRepository = DefaultModelRepository
+	}
+	if o.Port == 0 {
+		o.Port = DefaultPort
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = DefaultDrainTimeout
+	}
+	return o
+}
+
+// defaultPullPolicy is Kubernetes' default for an image reference.
+func defaultPullPolicy(image string) corev1.PullPolicy {
+	if strings.Contains(image, "@") {
+		return corev1.PullIfNotPresent
+	}
+	name := image[strings.LastIndex(image, "/")+1:]
+	i := strings.LastIndex(name, ":")
+	if i < 0 || name[i+1:] == "latest" {
+		return corev1.PullAlways
+	}
+	return corev1.PullIfNotPresent
+}
+
+// Status is what Apply read back about a ModelDeployment's replicas.
+type Status struct {
+	// Replicas is how many pods the Deployment has, ready or not.
+	Replicas int32
+	// ReadyReplicas pass their readiness probe and receive traffic.
+	ReadyReplicas int32
+	// DesiredReplicas is the autoscaler's latest decision: the HPA's
+	// desired replicas while it is able to compute them, else the
+	// Deployment's replica count (which the HPA sets when it scales).
+	DesiredReplicas int32
+	// PendingReplicas are pods the scheduler found no node for (the pods a
+	// Cluster Autoscaler adds nodes for).
+	PendingReplicas int32
+	// Endpoint is the Service's in-cluster URL,
+	// http://<name>.<namespace>.svc:<port>.
+	Endpoint string
+}
+
+// Labels returns the labels Apply puts on the objects and pods of md.
+func Labels(md *v1alpha1.ModelDeployment) map[string]string {
+	return map[string]string{
+		NameLabel:     NameValue,
+		InstanceLabel: md.Name,
+		ModelLabel:    md.Spec.Model.Name,
+	}
+}
+
+// selectorLabels select md's pods; they leave the model out because a
+// Deployment's selector cannot change.
+func selectorLabels(md *v1alpha1.ModelDeployment) map[string]string {
+	return map[string]string{NameLabel: NameValue, InstanceLabel: md.Name}
+}
+
+// Endpoint is the in-cluster URL of md's Service.
+func Endpoint(md *v1alpha1.ModelDeployment, opts Options) string {
+	opts = opts.withDefaults()
+	return fmt.Sprintf("http://%s.%s.svc:%d", md.Name, md.Namespace, opts.Port)
+}
+
+// Apply creates or updates md's Deployment, Service and
+// HorizontalPodAutoscaler and returns their status. md must be the object as
+// read from the API server (it needs its UID for the owner references), and
+// c's scheme must know the meridian.dev/v1alpha1 types.
+//
+// With at least one metric target in spec.autoscaling.targets, the HPA owns
+// the replica count: Apply sets the Deployment's replicas only when it
+// creates it (to the HPA's minReplicas) and never again, as Kubernetes
+// recommends. With no target, a HorizontalPodAutoscaler would fall back to
+// 80% CPU, so Apply deletes the HPA it made, if any, and keeps the Deployment
+// at minReplicas itself (0 included).
+//
+// Objects of the same name that md does not control are left alone and
+// reported as an error: Apply does not adopt them.
+func Apply(ctx context.Context, c client.Client, md *v1alpha1.ModelDeployment, opts Options) (Status, error) {
+	st, _, err := apply(ctx, c, md, opts)
+	return st, err
+}
+
+// applied says what apply did to each object, for tests.
+type applied struct {
+	deployment, service, hpa controllerutil.OperationResult
+}
+
+func apply(ctx context.Context, c client.Client, md *v1alpha1.ModelDeployment, opts Options) (Status, applied, error) {
+	var did applied
+	if md.UID == "" {
+		return Status{}, did, fmt.Errorf("applying ModelDeployment %s/%s: it has no UID; pass the object as read from the API server", md.Namespace, md.Name)
+	}
+	opts = opts.withDefaults()
+	scheme := c.Scheme()
+	autoscaled := hasTargets(md.Spec.Autoscaling.Targets)
+	key := client.ObjectKeyFromObject(md)
+
+	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: md.Name, Namespace: md.Namespace}}
+	op, err := controllerutil.CreateOrUpdate(ctx, c, dep, func() error {
+		if err := own(dep, "Deployment", md, scheme); err != nil {
+			return err
+		}
+		mutateDeployment(dep, md, opts, autoscaled)
+		return nil
+	})
+	if err != nil {
+		return Status{}, did, fmt.Errorf("applying the Deployment of ModelDeployment %s: %w", key, err)
+	}
+	did.deployment = op
+
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: md.Name, Namespace: md.Namespace}}
+	op, err = controllerutil.CreateOrUpdate(ctx, c, svc, func() error {
+		if err := own(svc, "Service", md, scheme); err != nil {
+			return err
+		}
+		mutateService(svc, md, opts)
+		return nil
+	})
+	if err != nil {
+		return Status{}, did, fmt.Errorf("applying the Service of ModelDeployment %s: %w", key, err)
+	}
+	did.service = op
+
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Name: md.Name, Namespace: md.Namespace}}
+	if autoscaled {
+		op, err = controllerutil.CreateOrUpdate(ctx, c, hpa, func() error {
+			if err := own(hpa, "HorizontalPodAutoscaler", md, scheme); err != nil {
+				return err
+			}
+			mutateHPA(hpa, md)
+			return nil
+		})
+		if err != nil {
+			return Status{}, did, fmt.Errorf("applying the HorizontalPodAutoscaler of ModelDeployment %s: %w", key, err)
+		}
+		did.hpa = op
+	} else {
+		if err := deleteOwnHPA(ctx, c, hpa, md); err != nil {
+			return Status{}, did, fmt.Errorf("deleting the HorizontalPodAutoscaler of ModelDeployment %s (it has no metric targets): %w", key, err)
+		}
+		hpa = nil
+	}
+
+	st, err := readStatus(ctx, c, md, dep, hpa, opts)
+	if err != nil {
+		return Status{}, did, fmt.Errorf("reading the status of ModelDeployment %s: %w", key, err)
+	}
+	return st, did, nil
+}
+
+// ErrNotControlled is wrapped by the error Apply returns when an object of
+// the name it would use exists and the ModelDeployment does not control it.
+var ErrNotControlled = errors.New("exists and Meridian does not adopt it: it is not controlled by ModelDeployment")
+
+// own makes md the controller of obj, refusing an existing object that md
+// does not control.
+func own(obj client.Object, kind string, md *v1alpha1.ModelDeployment, scheme *runtime.Scheme) error {
+	if ts := obj.GetCreationTimestamp(); !ts.IsZero() && !metav1.IsControlledBy(obj, md) {
+		return fmt.Errorf("%s %s/%s %w %s", kind, obj.GetNamespace(), obj.GetName(), ErrNotControlled, md.Name)
+	}
+	labels := obj.GetLabels()
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	for k, v := range Labels(md) {
+		labels[k] = v
+	}
+	obj.SetLabels(labels)
+	return controllerutil.SetControllerReference(md, obj, scheme)
+}
+
+func deleteOwnHPA(ctx context.Context, c client.Client, hpa *autoscalingv2.HorizontalPodAutoscaler, md *v1alpha1.ModelDeployment) error {
+	if err := c.Get(ctx, client.ObjectKeyFromObject(hpa), hpa); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if !metav1.IsControlledBy(hpa, md) {
+		return nil // not ours; leave it
+	}
+	err := c.Delete(ctx, hpa, client.Preconditions{UID: &hpa.UID})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// minReplicas is spec.autoscaling.minReplicas, 1 when unset.
+func minReplicas(md *v1alpha1.ModelDeployment) int32 {
+	if m := md.Spec.Autoscaling.MinReplicas; m != nil && *m >= 0 {
+		return *m
+	}
+	return 1
+}
+
+func mutateDeployment(dep *appsv1.Deployment, md *v1alpha1.ModelDeployment, opts Options, autoscaled bool) {
+	if dep.CreationTimestamp.IsZero() {
+		// The selector is immutable, and the replica count belongs to the
+		// HPA once the Deployment exists.
+		dep.Spec.Selector = &metav1.LabelSelector{MatchLabels: selectorLabels(md)}
+		dep.Spec.Replicas = ptr.To(hpaMinReplicas(md))
+	}
+	if !autoscaled {
+		dep.Spec.Replicas = ptr.To(minReplicas(md))
+	}
+
+	tpl := &dep.Spec.Template
+	if tpl.Labels == nil {
+		tpl.Labels = map[string]string{}
+	}
+	for k, v := range Labels(md) {
+		tpl.Labels[k] = v
+	}
+	ps := &tpl.Spec
+	ps.TerminationGracePeriodSeconds = ptr.To(int64((opts.DrainTimeout + gracePadding + time.Second - 1) / time.Second))
+
+	gpu := md.Spec.Resources.GPU
+	var nodeSelector map[string]string
+	if len(opts.NodeSelector) > 0 || (gpu != nil && gpu.Type != "") {
+		nodeSelector = map[string]string{}
+		for k, v := range opts.NodeSelector {
+			nodeSelector[k] = v
+		}
+		if gpu != nil && gpu.Type != "" {
+			nodeSelector[GPUProductLabel] = gpu.Type
+		}
+	}
+	ps.NodeSelector = nodeSelector
+	tolerations := append([]corev1.Toleration(nil), opts.Tolerations...)
+	if gpu != nil {
+		tolerations = append(tolerations, corev1.Toleration{
+			Key: string(GPUResource), Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule,
+		})
+	}
+	ps.Tolerations = tolerations
+
+	i := containerIndex(ps.Containers, ContainerName)
+	if i < 0 {
+		ps.Containers = append(ps.Containers, corev1.Container{Name: ContainerName})
+		i = len(ps.Containers) - 1
+	}
+	ctr := &ps.Containers[i]
+	ctr.Image = opts.Image
+	ctr.ImagePullPolicy = opts.ImagePullPolicy
+	ctr.Command = []string{"meridian"}
+	ctr.Args = serverArgs(md, opts)
+	ctr.Ports = []corev1.ContainerPort{{Name: PortName, ContainerPort: opts.Port, Protocol: corev1.ProtocolTCP}}
+	ctr.Resources = resourceRequirements(md)
+	// Readiness turns off while a replica drains or its queue is full.
+	ctr.ReadinessProbe = httpProbe(ReadinessPath, 5, 1, 3)
+	ctr.LivenessProbe = httpProbe(LivenessPath, 10, 5, 3)
+	// Loading large models may take minutes; liveness waits for start-up.
+	ctr.StartupProbe = httpProbe(LivenessPath, 5, 1, 120)
+}
+
+func containerIndex(cs []corev1.Container, name string) int {
+	for i := range cs {
+		if cs[i].Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+func serverArgs(md *v1alpha1.ModelDeployment, opts Options) []string {
+	args := []string{
+		"serve",
+		"--listen", ":" + strconv.Itoa(int(opts.Port)),
+		"--models", opts.ModelRepository,
+		"--log-format", "json",
+		"--drain-timeout", opts.DrainTimeout.String(),
+	}
+	if md.Spec.Resources.GPU != nil {
+		args = append(args, "--device", "cuda")
+	}
+	return append(args, opts.ServerArgs...)
+}
+
+// resourceRequirements requests what spec.resources asks for and limits
+// each replica to the same (the CRD's defaults, 1 CPU and 1Gi, stand in
+// for zero values).
+func resourceRequirements(md *v1alpha1.ModelDeployment) corev1.ResourceRequirements {
+	r := md.Spec.Resources
+	cpu, mem := r.CPU, r.Memory
+	if cpu.IsZero() {
+		cpu = resource.MustParse("1")
+	}
+	if mem.IsZero() {
+		mem = resource.MustParse("1Gi")
+	}
+	list := corev1.ResourceList{corev1.ResourceCPU: cpu, corev1.ResourceMemory: mem}
+	if r.GPU != nil {
+		list[GPUResource] = *resource.NewQuantity(int64(gpuCount(r.GPU)), resource.DecimalSI)
+	}
+	return corev1.ResourceRequirements{Requests: list, Limits: list.DeepCopy()}
+}
+
+func gpuCount(g *v1alpha1.GPURequirement) int32 {
+	if g.Count < 1 {
+		return 1
+	}
+	return g.Count
+}
+
+// httpProbe spells out every field the API server would otherwise default,
+// so that a second Apply finds nothing to change.
+func httpProbe(path string, period, timeout, failures int32) *corev1.Probe {
+	return &corev1.Probe{
+		ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+			Path: path, Port: intstr.FromString(PortName), Scheme: corev1.URISchemeHTTP,
+		}},
+		PeriodSeconds:    period,
+		TimeoutSeconds:   timeout,
+		SuccessThreshold: 1,
+		FailureThreshold: failures,
+	}
+}
+
+func mutateService(svc *corev1.Service, md *v1alpha1.ModelDeployment, opts Options) {
+	svc.Spec.Type = corev1.ServiceTypeClusterIP
+	svc.Spec.Selector = selectorLabels(md)
+	svc.Spec.Ports = []corev1.ServicePort{{
+		Name: PortName, Protocol: corev1.ProtocolTCP, Port: opts.Port, TargetPort: intstr.FromString(PortName),
+	}}
+}
+
+func readStatus(ctx context.Context, c client.Client, md *v1alpha1.ModelDeployment, dep *appsv1.Deployment, hpa *autoscalingv2.HorizontalPodAutoscaler, opts Options) (Status, error) {
+	st := Status{
+		Replicas:      dep.Status.Replicas,
+		ReadyReplicas: dep.Status.ReadyReplicas,
+		Endpoint:      Endpoint(md, opts),
+	}
+	if dep.Spec.Replicas != nil {
+		st.DesiredReplicas = *dep.Spec.Replicas
+	}
+	if hpa != nil && hpa.Status.DesiredReplicas > 0 && hpaScalingActive(hpa) {
+		st.DesiredReplicas = hpa.Status.DesiredReplicas
+	}
+	var pods corev1.PodList
+	if err := c.List(ctx, &pods, client.InNamespace(md.Namespace), client.MatchingLabels(selectorLabels(md))); err != nil {
+		return Status{}, fmt.Errorf("listing pods: %w", err)
+	}
+	for i := range pods.Items {
+		if Unschedulable(&pods.Items[i]) {
+			st.PendingReplicas++
+		}
+	}
+	return st, nil
+}
+
+func hpaScalingActive(hpa *autoscalingv2.HorizontalPodAutoscaler) bool {
+	for _, c := range hpa.Status.Conditions {
+		if c.Type == autoscalingv2.ScalingActive {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// Unschedulable reports whether p waits for a node: not bound, not being
+// deleted, and marked Unschedulable by the scheduler (pods the scheduler has
+// not tried yet, or that scheduling gates hold, do not count).
+func Unschedulable(p *corev1.Pod) bool {
+	if p.Spec.NodeName != "" || p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodPending {
+		return false
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled {
+			return c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable
+		}
+	}
+	return false
+}
