@@ -114,9 +114,11 @@ func (t *Tensor) Validate() error {
 func checkFinite(t *Tensor) error {
 	switch t.Datatype {
 	case FP32:
+		// An exponent of all ones is NaN or ±Inf; testing the bits avoids
+		// converting 27k floats per image.
 		for i := 0; i+4 <= len(t.Raw); i += 4 {
-			f := math.Float32frombits(binary.LittleEndian.Uint32(t.Raw[i:]))
-			if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
+			if binary.LittleEndian.Uint32(t.Raw[i:])&0x7f800000 == 0x7f800000 {
+				f := math.Float32frombits(binary.LittleEndian.Uint32(t.Raw[i:]))
 				return fmt.Errorf("input %q: element %d is %v; only finite numbers are accepted", t.Name, i/4, f)
 			}
 		}

@@ -34,6 +34,7 @@ func newClient(conns int) *http.Client {
 type request struct {
 	body   []byte
 	header int
+	length string // header, formatted once
 }
 
 // check validates a 200 response's header and body.
@@ -101,7 +102,7 @@ func load(client *http.Client, url string, bodies []request, ok check, conc int,
 				req.Header.Set("Content-Type", "application/json")
 				if b.header >= 0 {
 					req.Header.Set("Content-Type", "application/octet-stream")
-					req.Header.Set(inference.HeaderLength, fmt.Sprint(b.header))
+					req.Header.Set(inference.HeaderLength, b.length)
 				}
 				t0 := time.Now()
 				resp, err := client.Do(req)

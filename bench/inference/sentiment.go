@@ -100,6 +100,9 @@ func (e *env) benchSentiment() (p1bResult, error) {
 		return res, err
 	}
 
+	if len(srvLat) == 0 || len(rawLat) == 0 {
+		return res, fmt.Errorf("no server request succeeded (%d errors, first: %s)", srv.errs, srv.firstErr)
+	}
 	fmt.Printf("alternating blocks of %d (raw block, then server block), after %d warm-up runs each; cache off\n", p1bBlock, p1bWarmup)
 	fmt.Printf("raw in-process (NewStringTensor + SetContents + Run + read outputs + Destroy): %s\n", summary(rawLat))
 	fmt.Printf("server, 1 client, sequential JSON POSTs (%d-byte body), client-side:          %s\n", len(body), summary(srvLat))

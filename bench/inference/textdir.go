@@ -13,6 +13,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	ort "github.com/yalue/onnxruntime_go"
@@ -50,8 +51,13 @@ func nearestBatch(b float64) int {
 
 // rawResult is one raw in-process phase at a fixed batch size.
 type rawResult struct {
-	batch, runs int
+	batch, runs, callers int
 	meter
+}
+
+// runTime is the mean time one Run took (callers run at once).
+func (r rawResult) runTime() time.Duration {
+	return time.Duration(float64(r.wall) * float64(r.callers) / float64(r.runs))
 }
 
 func (r rawResult) imagesPerSecond() float64 {
@@ -81,20 +87,25 @@ func (e *env) benchTextdir() (p1aResult, error) {
 	images := makeImages()
 
 	// Raw sweep: each batch size after a warm-up, best one kept.
-	fmt.Printf("raw in-process Run, each batch size for %s after a warm-up (NewTensor + Run + read + Destroy per run):\n", cfg.sweep)
+	callers := cfg.rawCallers
+	if callers == 0 {
+		callers = spec.Config.Workers
+	}
+	fmt.Printf("raw in-process Run from %d goroutine(s) on one session, each batch size for %s after a warm-up (NewTensor + Run + read + Destroy per run):\n",
+		callers, cfg.sweep)
 	var best rawResult
 	sweep := make(map[int]rawResult, len(batchSizes))
 	for _, b := range batchSizes {
 		in := batchOf(images, b)
-		if _, err := rawTextdir(sess, in, b, 300*time.Millisecond, 3); err != nil { // warm-up
+		if _, err := rawTextdir(sess, in, b, callers, 300*time.Millisecond, 3); err != nil { // warm-up
 			return res, err
 		}
-		r, err := rawTextdir(sess, in, b, cfg.sweep, 1<<30)
+		r, err := rawTextdir(sess, in, b, callers, cfg.sweep, 1<<30)
 		if err != nil {
 			return res, err
 		}
-		fmt.Printf("  raw batch=%-2d %8.1f img/s  %5d runs  %7.2f ms/run  cores %.2f  (%s)\n",
-			b, r.imagesPerSecond(), r.runs, r.wall.Seconds()*1e3/float64(r.runs), r.cores(), r.noise())
+		fmt.Printf("  raw batch=%-2d %8.1f img/s  %5d runs  %s/run  cores %.2f  (%s)\n",
+			b, r.imagesPerSecond(), r.runs, ms(r.runTime()), r.cores(), r.noise())
 		sweep[b] = r
 		if best.runs == 0 || r.imagesPerSecond() > best.imagesPerSecond() {
 			best = r
@@ -119,10 +130,10 @@ func (e *env) benchTextdir() (p1aResult, error) {
 	}
 	var srvBin loadResult
 	var paired []float64 // per slice: server img/s over the raw img/s right after it
-	rawAgain := rawResult{batch: best.batch}
+	rawAgain := rawResult{batch: best.batch, callers: callers}
 	for i := range cfg.slices {
 		s := load(client, url, bin, checkBinary, cfg.concurrency, slice)
-		r, err := rawTextdir(sess, bestIn, best.batch, slice, 1<<30)
+		r, err := rawTextdir(sess, bestIn, best.batch, callers, slice, 1<<30)
 		if err != nil {
 			return res, err
 		}
@@ -142,8 +153,8 @@ func (e *env) benchTextdir() (p1aResult, error) {
 		r := sweep[near]
 		runPerImage := before.delta(after, "meridian_inference_run_duration_seconds_sum", "textdir") /
 			before.delta(after, "meridian_inference_batch_size_sum", "textdir")
-		fmt.Printf("  at equal batch size: raw sweep batch=%d (nearest the server's mean %.2f) %.1f img/s, %.3f ms/img in Run; server %.3f ms/img in Run; server/raw img/s %.3f\n",
-			near, res.meanBatch, r.imagesPerSecond(), r.wall.Seconds()*1e3/float64(r.runs*r.batch), runPerImage*1e3,
+		fmt.Printf("  at equal batch size: raw sweep batch=%d (nearest the server's mean %.2f) %.1f img/s, Run %.3f ms/img; server Run %.3f ms/img; server/raw img/s %.3f\n",
+			near, res.meanBatch, r.imagesPerSecond(), r.runTime().Seconds()*1e3/float64(r.batch), runPerImage*1e3,
 			srvBin.perSecond()/r.imagesPerSecond())
 	}
 	rawBest := max(best.imagesPerSecond(), rawAgain.imagesPerSecond())
@@ -267,39 +278,56 @@ func writeAllocs(path string) error {
 	return f.Close()
 }
 
-// rawTextdir runs batches of b images through the session until d has
-// passed or maxRuns ran. Each run does what the server's session.run does:
-// wrap the Go input in a tensor, Run with ONNX Runtime allocating the
-// output, read the output, destroy both.
-func rawTextdir(sess *ort.DynamicAdvancedSession, in []float32, b int, d time.Duration, maxRuns int) (rawResult, error) {
-	r := rawResult{batch: b}
+// rawTextdir runs batches of b images through the session from callers
+// goroutines at once (as many as the server has workers on its one shared
+// session) until d has passed or each ran maxRuns. Each run does what the
+// server's session.run does: wrap the Go input in a tensor, Run with ONNX
+// Runtime allocating the output, read the output, destroy both.
+func rawTextdir(sess *ort.DynamicAdvancedSession, in []float32, b, callers int, d time.Duration, maxRuns int) (rawResult, error) {
 	shape := ort.NewShape(int64(b), 3, 48, 192)
 	m := startMeter()
-	for r.runs < maxRuns && (r.runs == 0 || time.Since(m.wall0) < d) {
-		t, err := ort.NewTensor(shape, in)
-		if err != nil {
-			return r, err
-		}
-		outs := []ort.Value{nil}
-		err = sess.Run([]ort.Value{t}, outs)
-		_ = t.Destroy()
-		if err != nil {
-			return r, err
-		}
-		out, ok := outs[0].(*ort.Tensor[float32])
-		if !ok {
-			return r, fmt.Errorf("output is %T, want FP32 tensor", outs[0])
-		}
-		p := out.GetData()
-		if len(p) != 2*b || math.Abs(float64(p[0]+p[1])-1) > 1e-3 {
-			return r, fmt.Errorf("raw output %v is not %d probability pairs", p[:min(4, len(p))], b)
-		}
-		_ = out.Destroy()
-		r.runs++
+	var runs atomic.Int64
+	errs := make(chan error, callers)
+	for range callers {
+		go func() {
+			for n := 0; n < maxRuns && (n == 0 || time.Since(m.wall0) < d); n++ {
+				if err := rawTextdirRun(sess, shape, in, b); err != nil {
+					errs <- err
+					return
+				}
+				runs.Add(1)
+			}
+			errs <- nil
+		}()
+	}
+	var err error
+	for range callers {
+		err = errors.Join(err, <-errs)
 	}
 	m.stop()
-	r.meter = m
-	return r, nil
+	return rawResult{batch: b, runs: int(runs.Load()), callers: callers, meter: m}, err
+}
+
+func rawTextdirRun(sess *ort.DynamicAdvancedSession, shape ort.Shape, in []float32, b int) error {
+	t, err := ort.NewTensor(shape, in)
+	if err != nil {
+		return err
+	}
+	outs := []ort.Value{nil}
+	err = sess.Run([]ort.Value{t}, outs)
+	_ = t.Destroy()
+	if err != nil {
+		return err
+	}
+	out, ok := outs[0].(*ort.Tensor[float32])
+	if !ok {
+		return fmt.Errorf("output is %T, want FP32 tensor", outs[0])
+	}
+	p := out.GetData()
+	if len(p) != 2*b || math.Abs(float64(p[0]+p[1])-1) > 1e-3 {
+		return fmt.Errorf("raw output %v is not %d probability pairs", p[:min(4, len(p))], b)
+	}
+	return out.Destroy()
 }
 
 // makeImages returns synthetic images in [-1, 1]: text-like dark stripes on
@@ -349,7 +377,7 @@ func binaryBodies(images [][]float32) []request {
 		for _, f := range img {
 			body = binary.LittleEndian.AppendUint32(body, math.Float32bits(f))
 		}
-		out[i] = request{body: body, header: len(header)}
+		out[i] = request{body: body, header: len(header), length: strconv.Itoa(len(header))}
 	}
 	return out
 }
