@@ -39,7 +39,7 @@ CONTROLPLANE     := $(CACHE)/controlplane/bin
 CONTROLPLANE_IN  := $(wildcard tools/controlplane/*/go.mod tools/controlplane/build.sh)
 
 .DEFAULT_GOAL := build
-.PHONY: all build deps controlplane test fuzz up bench lint generate verify-generate clean help
+.PHONY: all build deps controlplane test fuzz up serve bench lint generate verify-generate clean help
 
 all: build ## same as build
 
@@ -70,17 +70,19 @@ test: deps controlplane ## run every test, fuzz seed corpora included
 fuzz: deps ## fuzz the request decoder for a while (FUZZTIME=1m)
 	$(GO) test ./inference -run '^$$' -fuzz FuzzDecodeInferRequest -fuzztime $${FUZZTIME:-1m}
 
-up: build ## serve the bundled models on 127.0.0.1:8000 (Ctrl-C stops)
-	@echo "Meridian is starting on http://127.0.0.1:8000 — try, from another shell:"
+up: build ## run a whole fleet here: a hub and three regions serving the bundled models (Ctrl-C stops)
+	exec $(BIN) up
+
+serve: build ## serve the bundled models alone on 127.0.0.1:8000 (Ctrl-C stops)
+	@echo "Serving on http://127.0.0.1:8000 — try, from another shell:"
 	@echo "  curl -s localhost:8000/analyze -d '{\"text\":\"I love this, it is amazing\"}'"
-	@echo "  curl -s localhost:8000/v2/models/textdir"
 	@echo "  scripts/textdir-request.sh | curl -s localhost:8000/v2/models/textdir/infer -d @-"
-	@echo "  curl -s localhost:8000/metrics | grep meridian_inference_requests_total"
 	@echo
 	exec $(BIN) serve
 
-bench: build ## P1a/P1b (server vs raw ONNX Runtime) and P6 (autoscaling after a 5x load step)
+bench: build ## P1a/P1b (server vs raw ONNX Runtime), P5 (placement at 10k models x 1k clusters), P6 (autoscaling after a 5x step)
 	$(GO) run ./bench/inference
+	$(GO) run ./bench/placement
 	$(GO) run ./bench/agent
 
 lint: $(GOLANGCI) ## go vet + golangci-lint

@@ -27,9 +27,10 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
+	"meridian.dev/meridian/agent/gossip"
 	"meridian.dev/meridian/agent/kube"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
-	"meridian.dev/meridian/internal/controlplane"
+	"meridian.dev/meridian/internal/scheme"
 )
 
 // Options configure an Agent. Every duration has a default suited to
@@ -50,6 +51,10 @@ type Options struct {
 	// Capacity says which Cluster Autoscaler node groups carry which GPUs,
 	// for the kubernetes runtime's capacity report.
 	Capacity kube.CapacityOptions
+	// Gossip, when set, joins this agent to the gossip pool and publishes
+	// its models' health and load there; NodeName defaults to ClusterName
+	// and Meta is filled from Identity.
+	Gossip *gossip.Config
 	// SyncPeriod is how often each model's replicas are measured, the
 	// autoscaler consulted and the status written. Default 2s (the HPA's
 	// default is 15s; real-time inference needs to react faster).
@@ -125,7 +130,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	}
 	ctrl.SetLogger(logr.FromSlogHandler(opts.Logger.Handler()))
 	mgr, err := ctrl.NewManager(cfg, manager.Options{
-		Scheme:                 controlplane.Scheme,
+		Scheme:                 scheme.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Logger:                 logr.FromSlogHandler(opts.Logger.Handler()),
@@ -157,6 +162,11 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	}
 	if err := mgr.Add(manager.RunnableFunc(a.report)); err != nil {
 		return err
+	}
+	if opts.Gossip != nil {
+		if err := mgr.Add(manager.RunnableFunc(a.gossipLoop)); err != nil {
+			return err
+		}
 	}
 	defer a.stopAll()
 	a.log.Info("agent starting", "cluster", opts.ClusterName, "region", opts.Identity.Region, "runtime", opts.Runtime)

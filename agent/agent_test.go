@@ -26,8 +26,10 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"meridian.dev/meridian/agent/gossip"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/internal/controlplane"
+	"meridian.dev/meridian/internal/netfault"
 )
 
 var meridian string // the real binary, run as replicas
@@ -214,75 +216,6 @@ func sumMetric(reg *prometheus.Registry, name string) float64 {
 	return total
 }
 
-// partition is a TCP proxy to the API server that can be cut, so a test
-// can make the agent lose its control plane and get it back.
-type partition struct {
-	target string
-	addr   string
-	mu     sync.Mutex
-	ln     net.Listener
-	conns  []net.Conn
-}
-
-func newPartition(t *testing.T, target string) *partition {
-	p := &partition{target: target}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.addr = ln.Addr().String()
-	p.serve(ln)
-	t.Cleanup(p.cut)
-	return p
-}
-
-func (p *partition) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", p.target)
-			if err != nil {
-				_ = c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, up)
-			p.mu.Unlock()
-			go func() { _, _ = io.Copy(up, c); _ = up.Close() }()
-			go func() { _, _ = io.Copy(c, up); _ = c.Close() }()
-		}
-	}()
-}
-
-// cut closes every connection and refuses new ones.
-func (p *partition) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		_ = p.ln.Close()
-		p.ln = nil
-	}
-	for _, c := range p.conns {
-		_ = c.Close()
-	}
-	p.conns = nil
-}
-
-// heal listens again on the same address.
-func (p *partition) heal(t *testing.T) {
-	ln, err := net.Listen("tcp", p.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.serve(ln)
-}
-
 func TestAgentKeepsServingWithoutItsAPIServerAndCatchesUp(t *testing.T) {
 	cp := controlplane.ForTest(t, controlplane.Options{})
 	ctx := context.Background()
@@ -290,9 +223,13 @@ func TestAgentKeepsServingWithoutItsAPIServerAndCatchesUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newPartition(t, apiserver.Host)
+	p, err := netfault.NewProxy(apiserver.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Cut)
 	proxied := rest.CopyConfig(cp.Config)
-	proxied.Host = "https://" + p.addr
+	proxied.Host = "https://" + p.Addr()
 	startAgent(t, &controlplane.ControlPlane{Config: proxied}, prometheus.NewRegistry())
 
 	md := &v1.ModelDeployment{
@@ -312,7 +249,7 @@ func TestAgentKeepsServingWithoutItsAPIServerAndCatchesUp(t *testing.T) {
 	eventually(t, "a ready replica", 60*time.Second, func() bool { return get().Status.ReadyReplicas == 1 })
 	endpoint := get().Status.Endpoint
 
-	p.cut()
+	p.Cut()
 	cutAt := time.Now()
 	// The data plane never waits for the control plane: the model answers.
 	for range 20 {
@@ -333,7 +270,9 @@ func TestAgentKeepsServingWithoutItsAPIServerAndCatchesUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
-	p.heal(t)
+	if err := p.Heal(); err != nil {
+		t.Fatal(err)
+	}
 	eventually(t, "the agent to catch up: 2 ready replicas", 90*time.Second, func() bool {
 		s := get().Status
 		return s.DesiredReplicas == 2 && s.ReadyReplicas == 2
@@ -372,5 +311,66 @@ func TestBrokenModelSetsDegradedWithTheReason(t *testing.T) {
 		return c != nil && c.Status == metav1.ConditionTrue && c.Reason == "ReplicaFailing" &&
 			strings.Contains(c.Message, "model broken version 1") &&
 			meta.IsStatusConditionFalse(got.Status.Conditions, "Ready")
+	})
+}
+
+func TestAgentGossipsItsModels(t *testing.T) {
+	cp := controlplane.ForTest(t, controlplane.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	ln, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.LocalAddr().(*net.UDPAddr).Port
+	_ = ln.Close()
+	models, _ := filepath.Abs("../models")
+	lib, _ := filepath.Abs("../.cache/onnxruntime/libonnxruntime.so.1")
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, cp.Config, Options{
+			ClusterName: "eu-west-1", Identity: v1.ClusterIdentity{Region: "eu-west", Endpoint: "http://127.0.0.1:9000"},
+			Process:    ProcessOptions{Binary: meridian, ModelRepository: models, ServeArgs: []string{"--ort-lib", lib}},
+			SyncPeriod: 250 * time.Millisecond,
+			Gossip:     &gossip.Config{BindAddr: "127.0.0.1", BindPort: port, Timing: gossip.Local()},
+			Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry(),
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("agent: %v", err)
+		}
+	})
+	md := &v1.ModelDeployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "sentiment", Namespace: "default"},
+		Spec:       v1.ModelDeploymentSpec{Model: v1.ModelSource{Name: "sentiment"}},
+	}
+	if err := cp.Client.Create(ctx, md); err != nil {
+		t.Fatal(err)
+	}
+	// A balancer-like observer joins the pool and learns the cluster's
+	// region, endpoint and model health from gossip alone.
+	var observer *gossip.Node
+	eventually(t, "the observer to join the agent", 30*time.Second, func() bool {
+		n, err := gossip.Start(ctx, gossip.Config{NodeName: "observer", BindAddr: "127.0.0.1", Timing: gossip.Local(),
+			Join: []string{fmt.Sprintf("127.0.0.1:%d", port)}})
+		if err != nil {
+			return false
+		}
+		observer = n
+		return true
+	})
+	t.Cleanup(func() { _ = observer.Shutdown() })
+	eventually(t, "the agent's model digest in gossip", 60*time.Second, func() bool {
+		p, ok := observer.Peer("eu-west-1")
+		if !ok || p.State.Region != "eu-west" || p.State.Endpoint != "http://127.0.0.1:9000" {
+			return false
+		}
+		for _, m := range p.State.Models {
+			if m.Name == "sentiment" && m.ReadyReplicas == 1 && m.Healthy {
+				return true
+			}
+		}
+		return false
 	})
 }

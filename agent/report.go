@@ -46,7 +46,7 @@ func (a *Agent) writeReport(ctx context.Context) error {
 	} else if err != nil {
 		return err
 	}
-	if !identityEqual(rep.Spec, a.opts.Identity) {
+	if !rep.Spec.Equal(a.opts.Identity) {
 		rep.Spec = a.opts.Identity
 		if err := a.client.Update(ctx, rep); err != nil {
 			return err
@@ -63,11 +63,6 @@ func (a *Agent) writeReport(ctx context.Context) error {
 		rep.Status.Capacity = a.capacity()
 	}
 	return a.client.Status().Patch(ctx, rep, client.MergeFrom(base))
-}
-
-func identityEqual(a, b v1.ClusterIdentity) bool {
-	return a.Region == b.Region && a.Zone == b.Zone && a.Endpoint == b.Endpoint &&
-		(a.Location == nil) == (b.Location == nil) && (a.Location == nil || *a.Location == *b.Location)
 }
 
 // models is the load of every ModelDeployment this agent runs, by name.

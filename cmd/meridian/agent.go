@@ -19,6 +19,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"meridian.dev/meridian/agent"
+	"meridian.dev/meridian/agent/gossip"
 	"meridian.dev/meridian/agent/kube"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/inference"
@@ -31,6 +32,8 @@ func agentCommand() *cobra.Command {
 		lat, lon, cpu, mem, ortLib string
 		gpus, nodeGroups           []string
 		metricsAddr                string
+		gossipBind, gossipPreset   string
+		gossipCfg                  gossip.Config
 		logs                       logFlags
 	)
 	cmd := &cobra.Command{
@@ -76,6 +79,12 @@ docs/agent.md explains the autoscaling maths, every knob and every metric.`,
 			if err != nil {
 				return err
 			}
+			if gossipBind != "" {
+				if err := gossipConfig(&gossipCfg, gossipBind, gossipPreset); err != nil {
+					return err
+				}
+				opts.Gossip = &gossipCfg
+			}
 			opts.Registry = prometheus.NewRegistry()
 			if metricsAddr != "" {
 				ln, err := net.Listen("tcp", metricsAddr)
@@ -112,6 +121,11 @@ docs/agent.md explains the autoscaling maths, every knob and every metric.`,
 	fs.DurationVar(&opts.SyncPeriod, "sync-period", 2*time.Second, "how often each model is measured, scaled and its status written")
 	fs.DurationVar(&opts.MetricsWindow, "metrics-window", 10*time.Second, "window the autoscaler's stable metrics are averaged over")
 	fs.DurationVar(&opts.ReportPeriod, "report-period", 10*time.Second, "how often the ClusterReport heartbeat is written")
+	fs.StringVar(&gossipBind, "gossip-bind", "", "host:port to gossip health and load on (UDP and TCP), e.g. 0.0.0.0:7946; empty turns gossip off")
+	fs.StringVar(&gossipCfg.AdvertiseAddr, "gossip-advertise", "", "address other members reach this agent's gossip at, when it differs from --gossip-bind (NAT)")
+	fs.StringSliceVar(&gossipCfg.Join, "gossip-join", nil, "members to join, host:port (repeatable); retried until one answers")
+	fs.StringVar(&gossipCfg.KeyringFile, "gossip-keyring", "", "file of base64 AES keys (16, 24 or 32 bytes), one per line, first = primary; without it gossip is unencrypted")
+	fs.StringVar(&gossipPreset, "gossip-preset", "lan", "failure-detection timing: lan (one region), wan (across regions) or local (one machine); docs/agent.md gives the detection bound of each")
 	fs.StringVar(&metricsAddr, "metrics-addr", "127.0.0.1:9090", "address serving the agent's /metrics; empty turns it off")
 	logs.register(fs)
 	_ = cmd.MarkFlagRequired("region")
@@ -165,4 +179,26 @@ func parseNodeGroups(specs []string) ([]kube.NodeGroup, error) {
 		out = append(out, kube.NodeGroup{Name: name, GPUType: product, GPUsPerNode: int32(n)})
 	}
 	return out, nil
+}
+
+func gossipConfig(c *gossip.Config, bind, preset string) error {
+	host, port, err := net.SplitHostPort(bind)
+	if err != nil {
+		return fmt.Errorf("--gossip-bind %q: want host:port: %w", bind, err)
+	}
+	if c.BindPort, err = strconv.Atoi(port); err != nil {
+		return fmt.Errorf("--gossip-bind %q: bad port", bind)
+	}
+	c.BindAddr = host
+	switch preset {
+	case "lan":
+		c.Timing = gossip.LAN()
+	case "wan":
+		c.Timing = gossip.WAN()
+	case "local":
+		c.Timing = gossip.Local()
+	default:
+		return fmt.Errorf("--gossip-preset %q: use lan, wan or local", preset)
+	}
+	return nil
 }

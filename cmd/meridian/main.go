@@ -13,6 +13,14 @@ import (
 )
 
 func main() {
+	if err := newRoot().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "meridian:", err)
+		os.Exit(1)
+	}
+}
+
+// newRoot builds the command tree.
+func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "meridian",
 		Short: "Serve AI models globally from many Kubernetes clusters",
@@ -23,11 +31,8 @@ This binary holds every component; pick one with a subcommand.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCommand(), agentCommand(), versionCommand())
-	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "meridian:", err)
-		os.Exit(1)
-	}
+	root.AddCommand(serveCommand(), agentCommand(), hubCommand(), upCommand(), versionCommand())
+	return root
 }
 
 func versionCommand() *cobra.Command {

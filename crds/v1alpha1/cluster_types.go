@@ -105,3 +105,9 @@ type ClusterList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []Cluster `json:"items"`
 }
+
+// Equal reports whether two identities describe the cluster the same way.
+func (c ClusterIdentity) Equal(o ClusterIdentity) bool {
+	return c.Region == o.Region && c.Zone == o.Zone && c.Endpoint == o.Endpoint &&
+		(c.Location == nil) == (o.Location == nil) && (c.Location == nil || *c.Location == *o.Location)
+}

@@ -21,13 +21,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	meridianv1 "meridian.dev/meridian/crds/v1alpha1"
+	"meridian.dev/meridian/internal/scheme"
 )
 
 // BinDirEnv overrides where the control-plane binaries are looked for.
@@ -89,16 +87,7 @@ type ControlPlane struct {
 }
 
 // Scheme has the core Kubernetes and Meridian types.
-var Scheme = func() *runtime.Scheme {
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	if err := meridianv1.AddToScheme(s); err != nil {
-		panic(err)
-	}
-	return s
-}()
+var Scheme = scheme.Scheme
 
 // RepoRoot finds the Meridian checkout around the working directory.
 func RepoRoot() (string, error) {

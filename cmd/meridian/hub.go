@@ -1,0 +1,71 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"meridian.dev/meridian/hub"
+)
+
+func hubCommand() *cobra.Command {
+	var (
+		opts                               hub.Options
+		kubeconfig, namespace, metricsAddr string
+		logs                               logFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "hub",
+		Short: "Place every InferenceModel across the member clusters and keep it placed",
+		Long: `hub runs against the hub cluster. It engages every member cluster whose
+kubeconfig is in a Secret labelled sigs.k8s.io/multicluster-runtime-kubeconfig
+in --members-namespace (the Secret's name is the member's name), reads each
+member's ClusterReport to decide its health into a Cluster object, places
+each InferenceModel by policy (residency, spread, capacity, cost,
+proximity), writes a ModelDeployment into each chosen member, and moves
+replicas off members that become unreachable or full — make-before-break,
+never deleting anything from a member it cannot reach.
+docs/hub.md explains membership, health, the placement maths and failover.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := logs.logger()
+			if err != nil {
+				return err
+			}
+			opts.Logger = log
+			cfg, err := restConfig(kubeconfig)
+			if err != nil {
+				return err
+			}
+			opts.Registry = prometheus.NewRegistry()
+			if metricsAddr != "" {
+				ln, err := net.Listen("tcp", metricsAddr)
+				if err != nil {
+					return fmt.Errorf("--metrics-addr %s: %w", metricsAddr, err)
+				}
+				go func() { _ = http.Serve(ln, promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{})) }()
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return hub.Run(ctx, cfg, hub.NewProvider(namespace), opts)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the hub cluster (default: $KUBECONFIG, in-cluster config, or ~/.kube/config)")
+	fs.StringVar(&namespace, "members-namespace", hub.MembersNamespace, "namespace of the member kubeconfig Secrets")
+	fs.DurationVar(&opts.HealthPeriod, "health-period", 2*time.Second, "how often every member's ClusterReport is read")
+	fs.DurationVar(&opts.ProbeTimeout, "probe-timeout", 2*time.Second, "timeout of one read of a member's API server")
+	fs.IntVar(&opts.FailureThreshold, "failure-threshold", 2, "failed reads in a row before a member is Unreachable")
+	fs.DurationVar(&opts.HeartbeatGrace, "heartbeat-grace", 30*time.Second, "age of an agent's heartbeat after which its member is Unreachable")
+	fs.DurationVar(&opts.ResyncPeriod, "resync-period", 3*time.Second, "how often every InferenceModel is placed again")
+	fs.StringVar(&metricsAddr, "metrics-addr", "127.0.0.1:9091", "address serving the hub's /metrics; empty turns it off")
+	logs.register(fs)
+	return cmd
+}

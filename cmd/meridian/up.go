@@ -1,0 +1,164 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"meridian.dev/meridian/inference"
+	"meridian.dev/meridian/internal/controlplane"
+	"meridian.dev/meridian/internal/fleet"
+)
+
+func upCommand() *cobra.Command {
+	var (
+		regions, members []string
+		stateDir, ortLib string
+		listen           string
+		models           string
+		logs             logFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run a whole fleet on this machine: a hub and three member regions serving the bundled models",
+		Long: `up starts a hub control plane and one member control plane per region (real
+kube-apiserver + etcd, built by 'make controlplane'), an agent on the
+process runtime in each member, and the hub; registers the members with
+the hub through kubeconfig Secrets, as in production; applies the bundled
+InferenceModels (sentiment, textdir); waits until both answer in every
+region; and prints what to try. Ctrl-C stops everything.
+
+Kubeconfigs for the hub and each member are written to --state-dir. The
+control planes start fresh each time; the binaries, downloads and models
+are reused.`,
+		Example: `  meridian up
+  meridian up --regions us-east,eu-west,ap-south,ap-northeast
+  meridian up --member eu-west=/path/to/eu-west.kubeconfig`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := logs.logger()
+			if err != nil {
+				return err
+			}
+			opts := fleet.Options{StateDir: stateDir, Progress: cmd.OutOrStdout(), Logger: log}
+			if opts.Regions, err = parseRegions(regions, members); err != nil {
+				return err
+			}
+			if opts.ModelRepository, err = inference.FindRepository(models); err != nil {
+				return err
+			}
+			lib, err := inference.FindLibrary(ortLib)
+			if err != nil {
+				return err
+			}
+			opts.ServeArgs = []string{"--ort-lib", lib}
+			if opts.Binary, err = os.Executable(); err != nil {
+				return err
+			}
+			if _, err := controlplane.FindBinDir(); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			f, err := fleet.Up(ctx, opts)
+			if err != nil {
+				return err
+			}
+			defer func() {
+				fmt.Fprintln(cmd.OutOrStdout(), "==> stopping the fleet")
+				f.Stop()
+			}()
+			if err := f.WaitReady(ctx); err != nil {
+				return err
+			}
+			front, err := f.ServeFront(listen)
+			if err != nil {
+				return fmt.Errorf("--listen %s: %w", listen, err)
+			}
+			defer front.Close()
+			printTryLines(cmd, f, front.Addr())
+			select {
+			case <-ctx.Done():
+				return nil
+			case err := <-f.Errors():
+				return err
+			}
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringSliceVar(&regions, "regions", []string{"us-east", "eu-west", "ap-south"}, "member regions to start locally; names known to Meridian get their real location, others NAME=LAT:LON")
+	fs.StringSliceVar(&members, "member", nil, "use an existing cluster as a member instead of a local one, as NAME=KUBECONFIG (an agent must run there)")
+	fs.StringVar(&listen, "listen", "127.0.0.1:8000", "address of the fleet's local entry point, which sends each request to a ready region serving its model")
+	fs.StringVar(&stateDir, "state-dir", ".meridian", "directory for the fleet's kubeconfigs")
+	fs.StringVar(&models, "models", "", "model repository the agents serve (default ./models, else the checkout's)")
+	fs.StringVar(&ortLib, "ort-lib", "", "ONNX Runtime library for the replicas (default as for 'meridian serve')")
+	logs.register(fs)
+	_ = fs.Set("log-level", "warn")
+	return cmd
+}
+
+func parseRegions(regions, members []string) ([]fleet.Region, error) {
+	var out []fleet.Region
+	for _, r := range regions {
+		name, loc, hasLoc := strings.Cut(r, "=")
+		reg := fleet.Region{Name: name}
+		if hasLoc {
+			lat, lon, ok := strings.Cut(loc, ":")
+			if !ok {
+				return nil, fmt.Errorf("--regions %q: want NAME or NAME=LAT:LON", r)
+			}
+			reg.Latitude, reg.Longitude = lat, lon
+		} else if known, ok := fleet.KnownLocations[name]; ok {
+			reg.Latitude, reg.Longitude = known[0], known[1]
+		} else {
+			return nil, fmt.Errorf("--regions: no known location for %q; give one as %s=LAT:LON", name, name)
+		}
+		out = append(out, reg)
+	}
+	for _, m := range members {
+		name, path, ok := strings.Cut(m, "=")
+		if !ok || name == "" || path == "" {
+			return nil, fmt.Errorf("--member %q: want NAME=KUBECONFIG", m)
+		}
+		i := slices.IndexFunc(out, func(r fleet.Region) bool { return r.Name == name })
+		if i < 0 {
+			return nil, fmt.Errorf("--member %s: not one of --regions", name)
+		}
+		out[i].Kubeconfig = path
+	}
+	return out, nil
+}
+
+func printTryLines(cmd *cobra.Command, f *fleet.Fleet, front string) {
+	out := cmd.OutOrStdout()
+	endpoints, _ := f.Endpoints(cmd.Context())
+	bin, _ := controlplane.FindBinDir()
+	kubectl := filepath.Join(bin, "kubectl")
+	fmt.Fprintf(out, "\nThe fleet is up. Try, from another shell:\n\n")
+	fmt.Fprintf(out, "  %s --kubeconfig %s get clusters,inferencemodels\n", kubectl, f.HubKubeconfig)
+	fmt.Fprintf(out, "  curl -s %s/analyze -d '{\"text\":\"I love this, it is amazing\"}'   # any ready region\n", "http://"+front)
+	fmt.Fprintf(out, "  scripts/textdir-request.sh | curl -s %s/v2/models/textdir/infer -d @-\n", "http://"+front)
+	regions := make([]string, 0, len(endpoints))
+	for r := range endpoints {
+		regions = append(regions, r)
+	}
+	slices.Sort(regions)
+	for _, r := range regions {
+		if e := endpoints[r]["sentiment"]; e != "" {
+			fmt.Fprintf(out, "  curl -s %s/analyze -d '{\"text\":\"I love this, it is amazing\"}'   # %s\n", e, r)
+		}
+	}
+	for _, r := range regions {
+		if e := endpoints[r]["textdir"]; e != "" {
+			fmt.Fprintf(out, "  scripts/textdir-request.sh | curl -s %s/v2/models/textdir/infer -d @-   # %s\n", e, r)
+			break
+		}
+	}
+	fmt.Fprintf(out, "\nCtrl-C stops the fleet.\n")
+}

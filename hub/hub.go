@@ -1,0 +1,130 @@
+package hub
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/cluster"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	mcbuilder "sigs.k8s.io/multicluster-runtime/pkg/builder"
+	mcmanager "sigs.k8s.io/multicluster-runtime/pkg/manager"
+	"sigs.k8s.io/multicluster-runtime/pkg/multicluster"
+	"sigs.k8s.io/multicluster-runtime/providers/kubeconfig"
+
+	v1 "meridian.dev/meridian/crds/v1alpha1"
+	"meridian.dev/meridian/internal/scheme"
+)
+
+// Options configure a Hub. Every duration has a default; docs/hub.md
+// explains how they bound failover time.
+type Options struct {
+	// HealthPeriod is how often every member's ClusterReport is read.
+	// Default 2s.
+	HealthPeriod time.Duration
+	// ProbeTimeout bounds one read of a member's API server. Default 2s.
+	ProbeTimeout time.Duration
+	// FailureThreshold is how many probes in a row must fail before a
+	// member is Unreachable, so one lost request does not move replicas.
+	// Default 2.
+	FailureThreshold int
+	// HeartbeatGrace is how old an agent's heartbeat may be before its
+	// cluster is Unreachable even though its API server answers. Default
+	// 30s (three of the agent's default report periods).
+	HeartbeatGrace time.Duration
+	// ResyncPeriod is how often every InferenceModel is placed again, so
+	// health and readiness changes are acted on. Default 3s.
+	ResyncPeriod time.Duration
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+	// Registry receives meridian_hub_* metrics; default a new one.
+	Registry *prometheus.Registry
+}
+
+func (o *Options) setDefaults() {
+	o.HealthPeriod = cmp.Or(o.HealthPeriod, 2*time.Second)
+	o.ProbeTimeout = cmp.Or(o.ProbeTimeout, 2*time.Second)
+	o.FailureThreshold = cmp.Or(o.FailureThreshold, 2)
+	o.HeartbeatGrace = cmp.Or(o.HeartbeatGrace, 30*time.Second)
+	o.ResyncPeriod = cmp.Or(o.ResyncPeriod, 3*time.Second)
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+}
+
+// Hub places InferenceModels on member clusters and keeps them placed.
+type Hub struct {
+	opts    Options
+	log     *slog.Logger
+	mgr     mcmanager.Manager
+	client  client.Client // the hub cluster
+	members *members
+	metrics *metrics
+}
+
+// Run runs the hub against the hub cluster at cfg, engaging the member
+// clusters the provider finds, until ctx ends. Production uses
+// NewProvider: member kubeconfigs in labelled Secrets on the hub.
+func Run(ctx context.Context, cfg *rest.Config, provider multicluster.Provider, opts Options) error {
+	opts.setDefaults()
+	log := logr.FromSlogHandler(opts.Logger.Handler())
+	ctrl.SetLogger(log)
+	mgr, err := mcmanager.New(cfg, provider, manager.Options{
+		Scheme:                 scheme.Scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Logger:                 log,
+	})
+	if err != nil {
+		return fmt.Errorf("connecting to the hub cluster: %w", err)
+	}
+	h := &Hub{opts: opts, log: opts.Logger, mgr: mgr, client: mgr.GetLocalManager().GetClient(), metrics: newMetrics(opts.Registry)}
+	if p, ok := provider.(interface {
+		SetupWithManager(context.Context, mcmanager.Manager) error
+	}); ok {
+		if err := p.SetupWithManager(ctx, mgr); err != nil {
+			return fmt.Errorf("setting up the cluster provider: %w", err)
+		}
+	}
+	h.members = &members{h: h, m: make(map[string]*member)}
+	if err := mgr.Add(h.members); err != nil {
+		return err
+	}
+	err = mcbuilder.ControllerManagedBy(mgr).
+		Named("inferencemodel").
+		WithOptions(controller.TypedOptions[mcreconcileRequest]{SkipNameValidation: ptr.To(true)}).
+		For(&v1.InferenceModel{}, mcbuilder.WithEngageWithLocalCluster(true), mcbuilder.WithEngageWithProviderClusters(false)).
+		Complete(h)
+	if err != nil {
+		return err
+	}
+	h.log.Info("hub starting")
+	return mgr.Start(ctx)
+}
+
+// MembersNamespace is where the hub looks for member kubeconfig Secrets.
+const MembersNamespace = "meridian-system"
+
+// NewProvider returns multicluster-runtime's kubeconfig provider: every
+// Secret in namespace labelled sigs.k8s.io/multicluster-runtime-kubeconfig
+// holds a member's kubeconfig under the key "kubeconfig", and the Secret's
+// name is the member's name.
+func NewProvider(namespace string) multicluster.Provider {
+	return kubeconfig.New(kubeconfig.Options{
+		Namespace:      namespace,
+		ClusterOptions: []cluster.Option{func(o *cluster.Options) { o.Scheme = scheme.Scheme }},
+	})
+}

@@ -1,0 +1,308 @@
+package hub_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "meridian.dev/meridian/crds/v1alpha1"
+	"meridian.dev/meridian/hub"
+	"meridian.dev/meridian/internal/fleet"
+	"meridian.dev/meridian/internal/netfault"
+)
+
+// A whole fleet on real control planes: a hub and three members, each
+// with a real agent serving the real models. Its phases share the fleet
+// because each start costs several control planes.
+func TestFleetPlacementResidencyFailoverAndReturn(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "meridian")
+	if out, err := exec.Command("go", "build", "-o", bin, "meridian.dev/meridian/cmd/meridian").CombinedOutput(); err != nil {
+		t.Fatalf("building meridian: %v\n%s", err, out)
+	}
+	models, _ := filepath.Abs("../models")
+	lib, _ := filepath.Abs("../.cache/onnxruntime/libonnxruntime.so.1")
+	ctx := context.Background()
+	var progress io.Writer
+	logs := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("MERIDIAN_FLEET_LOGS") != "" { // to watch a run
+		progress, logs = os.Stderr, slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	f, err := fleet.Up(ctx, fleet.Options{
+		StateDir: dir, Binary: bin, ModelRepository: models, ServeArgs: []string{"--ort-lib", lib, "--cache-size", "0"},
+		Progress: progress, Logger: logs,
+		Hub: hub.Options{HealthPeriod: 500 * time.Millisecond, ProbeTimeout: time.Second, ResyncPeriod: time.Second, HeartbeatGrace: 10 * time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Stop)
+	wait, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	if err := f.WaitReady(wait); err != nil {
+		t.Fatalf("the bundled models never became ready everywhere: %v", err)
+	}
+	c := f.Client()
+
+	t.Run("every member is a Ready Cluster with its capacity", func(t *testing.T) {
+		var list v1.ClusterList
+		if err := c.List(ctx, &list); err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Items) != 3 {
+			t.Fatalf("%d Cluster objects, want 3", len(list.Items))
+		}
+		for _, cl := range list.Items {
+			if cl.Status.Health != v1.HealthReady || cl.Status.Capacity.CPU.IsZero() || cl.Spec.Location == nil || string(cl.Spec.Region) != cl.Name {
+				t.Errorf("cluster %s: %+v %+v", cl.Name, cl.Spec, cl.Status.Health)
+			}
+		}
+	})
+
+	t.Run("propagation: one ModelDeployment per member, answering", func(t *testing.T) {
+		for region, cp := range f.Members {
+			var mds v1.ModelDeploymentList
+			if err := cp.Client.List(ctx, &mds, client.InNamespace("default")); err != nil {
+				t.Fatal(err)
+			}
+			if len(mds.Items) != 2 {
+				t.Errorf("%s has %d ModelDeployments, want sentiment and textdir", region, len(mds.Items))
+			}
+		}
+		endpoints, err := f.Endpoints(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for region, e := range endpoints {
+			if e["sentiment"] == "" || e["textdir"] == "" {
+				t.Errorf("%s reports no endpoint: %v", region, e)
+			}
+		}
+	})
+
+	place := func(t *testing.T, im *v1.InferenceModel, check func(*v1.InferenceModel) bool) *v1.InferenceModel {
+		t.Helper()
+		if err := c.Create(ctx, im); err != nil {
+			t.Fatal(err)
+		}
+		got := &v1.InferenceModel{}
+		eventually(t, "the placement of "+im.Name, 90*time.Second, func() bool {
+			return c.Get(ctx, client.ObjectKeyFromObject(im), got) == nil && check(got)
+		})
+		return got
+	}
+
+	t.Run("data residency is never violated", func(t *testing.T) {
+		im := place(t, &v1.InferenceModel{
+			ObjectMeta: metav1.ObjectMeta{Name: "eu-only", Namespace: "default"},
+			Spec: v1.InferenceModelSpec{Model: v1.ModelSource{Name: "sentiment"},
+				Placement: v1.Placement{AllowedRegions: []v1.RegionName{"eu-west"}}},
+		}, func(im *v1.InferenceModel) bool { return len(im.Status.Clusters) > 0 })
+		for _, a := range im.Status.Clusters {
+			if a.Region != "eu-west" {
+				t.Fatalf("placed in %s, outside the allowed regions", a.Region)
+			}
+		}
+		if len(im.Status.Excluded) != 2 || !strings.Contains(im.Status.Excluded[0].Reason, "not allowed") {
+			t.Errorf("exclusions should say why: %+v", im.Status.Excluded)
+		}
+		for region, cp := range f.Members {
+			err := cp.Client.Get(ctx, client.ObjectKey{Namespace: "default", Name: "eu-only"}, &v1.ModelDeployment{})
+			if (region == "eu-west") != (err == nil) {
+				t.Errorf("%s: ModelDeployment presence wrong: %v", region, err)
+			}
+		}
+	})
+
+	t.Run("impossible constraints say why", func(t *testing.T) {
+		im := place(t, &v1.InferenceModel{
+			ObjectMeta: metav1.ObjectMeta{Name: "mars", Namespace: "default"},
+			Spec: v1.InferenceModelSpec{Model: v1.ModelSource{Name: "sentiment"},
+				Placement: v1.Placement{AllowedRegions: []v1.RegionName{"mars-north"}}},
+		}, func(im *v1.InferenceModel) bool {
+			return meta.FindStatusCondition(im.Status.Conditions, "Placed") != nil
+		})
+		cond := meta.FindStatusCondition(im.Status.Conditions, "Placed")
+		if cond.Status != metav1.ConditionFalse || !strings.Contains(cond.Message, "mars-north") || len(im.Status.Clusters) != 0 {
+			t.Fatalf("Placed condition %+v, clusters %+v", cond, im.Status.Clusters)
+		}
+	})
+
+	t.Run("failover when a member is cut off, return without duplicates or flapping", func(t *testing.T) {
+		// The hub reaches ap-south through a proxy from now on.
+		victim := "ap-south"
+		proxy := reroute(t, f, victim)
+		im := place(t, &v1.InferenceModel{
+			ObjectMeta: metav1.ObjectMeta{Name: "pair", Namespace: "default"},
+			Spec: v1.InferenceModelSpec{Model: v1.ModelSource{Name: "sentiment"},
+				Autoscaling: v1.Autoscaling{MinReplicas: ptr.To[int32](1), MaxReplicas: 2},
+				Placement: v1.Placement{MinRegions: 2, MaxClusters: 2,
+					Demand: []v1.RegionDemand{{Region: "ap-south", RequestsPerSecond: resource.MustParse("50")}, {Region: "eu-west", RequestsPerSecond: resource.MustParse("10")}}}},
+		}, func(im *v1.InferenceModel) bool {
+			return meta.IsStatusConditionTrue(im.Status.Conditions, "Ready") && len(im.Status.Clusters) == 2
+		})
+		if !holds(im, victim) {
+			t.Fatalf("demand in ap-south should place a share there: %+v", im.Status.Clusters)
+		}
+		proxy.Cut()
+		eventually(t, victim+" Unreachable", 30*time.Second, func() bool { return health(t, f, victim) == v1.HealthUnreachable })
+		eventually(t, "the share to move off "+victim, 90*time.Second, func() bool {
+			got := &v1.InferenceModel{}
+			if c.Get(ctx, client.ObjectKeyFromObject(im), got) != nil {
+				return false
+			}
+			ready := 0
+			for _, a := range got.Status.Clusters {
+				if a.Cluster != victim && a.DesiredReplicas > 0 && a.ReadyReplicas > 0 {
+					ready++
+				}
+			}
+			return ready == 2
+		})
+		// Nothing was deleted from the member the hub could not reach.
+		if err := f.Members[victim].Client.Get(ctx, client.ObjectKey{Namespace: "default", Name: "pair"}, &v1.ModelDeployment{}); err != nil {
+			t.Fatalf("the hub deleted from an unreachable member: %v", err)
+		}
+		if err := proxy.Heal(); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, victim+" Ready again", 60*time.Second, func() bool { return health(t, f, victim) == v1.HealthReady })
+		// The returning member may win its share back (the demand is
+		// there), once and make-before-break; then nothing moves again.
+		current := func() string {
+			got := &v1.InferenceModel{}
+			if err := c.Get(ctx, client.ObjectKeyFromObject(im), got); err != nil {
+				t.Fatal(err)
+			}
+			return placed(got) + "|" + fmt.Sprint(len(got.Status.Clusters))
+		}
+		last, stableFor := current(), 0
+		eventually(t, "the placement to settle", 60*time.Second, func() bool {
+			time.Sleep(time.Second)
+			now := current()
+			if now == last {
+				stableFor++
+			} else {
+				last, stableFor = now, 0
+			}
+			return stableFor >= 3
+		})
+		var cl v1.Cluster
+		if err := c.Get(ctx, client.ObjectKey{Name: victim}, &cl); err != nil {
+			t.Fatal(err)
+		}
+		since := meta.FindStatusCondition(cl.Status.Conditions, "Ready").LastTransitionTime
+		time.Sleep(5 * time.Second) // several probes and resyncs
+		if now := current(); now != last {
+			t.Errorf("placement flapped after settling: %s then %s", last, now)
+		}
+		if err := c.Get(ctx, client.ObjectKey{Name: victim}, &cl); err != nil {
+			t.Fatal(err)
+		}
+		if cl.Status.Health != v1.HealthReady || !meta.FindStatusCondition(cl.Status.Conditions, "Ready").LastTransitionTime.Equal(&since) {
+			t.Errorf("%s flapped after its return: %+v", victim, cl.Status.Conditions)
+		}
+		var mds v1.ModelDeploymentList
+		if err := f.Members[victim].Client.List(ctx, &mds, client.InNamespace("default")); err != nil {
+			t.Fatal(err)
+		}
+		pairs := 0
+		for _, md := range mds.Items {
+			if md.Name == "pair" {
+				pairs++
+			}
+		}
+		if pairs > 1 {
+			t.Fatalf("%d copies of the ModelDeployment in %s", pairs, victim)
+		}
+	})
+}
+
+// placed summarises where the model is asked to run.
+func placed(im *v1.InferenceModel) string {
+	var parts []string
+	for _, a := range im.Status.Clusters {
+		if a.DesiredReplicas > 0 {
+			parts = append(parts, a.Cluster)
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+func holds(im *v1.InferenceModel, cluster string) bool {
+	for _, a := range im.Status.Clusters {
+		if a.Cluster == cluster && a.DesiredReplicas > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func health(t *testing.T, f *fleet.Fleet, name string) v1.ClusterHealth {
+	var cl v1.Cluster
+	if err := f.Client().Get(context.Background(), client.ObjectKey{Name: name}, &cl); err != nil {
+		return ""
+	}
+	return cl.Status.Health
+}
+
+// reroute makes the hub reach a member through a cuttable proxy by
+// rewriting the member's kubeconfig Secret, as an operator would.
+func reroute(t *testing.T, f *fleet.Fleet, member string) *netfault.Proxy {
+	t.Helper()
+	ctx := context.Background()
+	secret := &corev1.Secret{}
+	if err := f.Client().Get(ctx, client.ObjectKey{Namespace: hub.MembersNamespace, Name: member}, secret); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := clientcmd.Load(secret.Data["kubeconfig"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var proxy *netfault.Proxy
+	for _, cluster := range cfg.Clusters {
+		u, err := url.Parse(cluster.Server)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if proxy, err = netfault.NewProxy(u.Host); err != nil {
+			t.Fatal(err)
+		}
+		cluster.Server = "https://" + proxy.Addr()
+	}
+	t.Cleanup(proxy.Cut)
+	if secret.Data["kubeconfig"], err = clientcmd.Write(*cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Client().Update(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	return proxy
+}
+
+func eventually(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

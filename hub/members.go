@@ -1,0 +1,193 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/cluster"
+	"sigs.k8s.io/multicluster-runtime/pkg/multicluster"
+
+	v1 "meridian.dev/meridian/crds/v1alpha1"
+)
+
+// member is one engaged member cluster and what the hub last saw of it.
+type member struct {
+	name     string
+	cluster  cluster.Cluster
+	failures int // consecutive failed probes
+	health   v1.ClusterHealth
+}
+
+// members tracks the clusters multicluster-runtime engages; it is the
+// manager's multicluster.Aware runnable.
+type members struct {
+	h  *Hub
+	mu sync.Mutex
+	m  map[string]*member
+}
+
+var _ multicluster.Aware = (*members)(nil)
+
+// Engage is called by the multicluster manager for each member cluster
+// its provider finds; ctx ends when the cluster is disengaged.
+func (ms *members) Engage(ctx context.Context, name multicluster.ClusterName, cl cluster.Cluster) error {
+	ms.mu.Lock()
+	ms.m[string(name)] = &member{name: string(name), cluster: cl, health: v1.HealthUnknown}
+	ms.mu.Unlock()
+	ms.h.log.Info("member cluster engaged", "cluster", name)
+	go func() {
+		<-ctx.Done()
+		ms.mu.Lock()
+		if m := ms.m[string(name)]; m != nil && m.cluster == cl {
+			delete(ms.m, string(name))
+		}
+		ms.mu.Unlock()
+		ms.h.log.Info("member cluster disengaged", "cluster", name)
+	}()
+	return nil
+}
+
+func (ms *members) get(name string) (*member, bool) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	m, ok := ms.m[name]
+	return m, ok
+}
+
+func (ms *members) list() []*member {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	out := make([]*member, 0, len(ms.m))
+	for _, m := range ms.m {
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(a, b *member) int { return compare(a.name, b.name) })
+	return out
+}
+
+func compare(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Start probes every member each HealthPeriod until ctx ends.
+func (ms *members) Start(ctx context.Context) error {
+	t := time.NewTicker(ms.h.opts.HealthPeriod)
+	defer t.Stop()
+	for {
+		var wg sync.WaitGroup
+		for _, m := range ms.list() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ms.probe(ctx, m)
+			}()
+		}
+		wg.Wait()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// probe reads the member's ClusterReport straight from its API server
+// (not from a cache, which would hide an unreachable server), decides its
+// health and mirrors the report into the hub's Cluster object.
+func (ms *members) probe(ctx context.Context, m *member) {
+	opts := ms.h.opts
+	pctx, cancel := context.WithTimeout(ctx, opts.ProbeTimeout)
+	defer cancel()
+	rep := &v1.ClusterReport{}
+	err := m.cluster.GetAPIReader().Get(pctx, client.ObjectKey{Name: v1.ClusterReportName}, rep)
+	if ctx.Err() != nil {
+		return
+	}
+	health, reason, msg := v1.HealthReady, "ReportFresh", "heartbeat is fresh"
+	switch {
+	case err != nil:
+		m.failures++
+		if m.failures < opts.FailureThreshold && m.health != v1.HealthUnknown {
+			return // one lost probe is not an outage
+		}
+		health, reason = v1.HealthUnreachable, "APIServerUnreachable"
+		msg = fmt.Sprintf("%d probes failed: %v", m.failures, err)
+		if apierrors.IsNotFound(err) {
+			reason, msg = "NoReport", "no ClusterReport yet: is the agent running?"
+		}
+	case rep.Status.Heartbeat == nil || time.Since(rep.Status.Heartbeat.Time) > opts.HeartbeatGrace:
+		m.failures = 0
+		health, reason = v1.HealthUnreachable, "HeartbeatStale"
+		msg = fmt.Sprintf("the agent's last heartbeat is older than %s", opts.HeartbeatGrace)
+	default:
+		m.failures = 0
+		if saturated(rep.Status) {
+			health, reason, msg = v1.HealthDegraded, "Saturated", "no free CPU left for more replicas"
+		}
+	}
+	if health != m.health {
+		ms.h.log.Info("member health changed", "cluster", m.name, "from", m.health, "to", health, "reason", reason, "message", msg)
+		ms.h.metrics.transitions.WithLabelValues(m.name, string(health)).Inc()
+	}
+	m.health = health
+	if err := ms.h.writeCluster(ctx, m.name, rep, err == nil, health, reason, msg); err != nil {
+		ms.h.log.Warn("writing Cluster status", "cluster", m.name, "err", err)
+	}
+}
+
+// saturated reports a member that cannot take one more replica.
+func saturated(s v1.ClusterReportStatus) bool {
+	return !s.Capacity.CPU.IsZero() && s.Capacity.FreeCPU.Cmp(resource.MustParse("100m")) < 0
+}
+
+// writeCluster creates or updates the hub's Cluster object for a member:
+// its identity from the report (cost, provider and labels set by people
+// are kept) and its status.
+func (h *Hub) writeCluster(ctx context.Context, name string, rep *v1.ClusterReport, fresh bool, health v1.ClusterHealth, reason, msg string) error {
+	c := &v1.Cluster{}
+	err := h.client.Get(ctx, client.ObjectKey{Name: name}, c)
+	switch {
+	case apierrors.IsNotFound(err):
+		if !fresh {
+			return nil // nothing known to describe it with yet
+		}
+		c = &v1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1.ClusterSpec{ClusterIdentity: rep.Spec}}
+		if err := h.client.Create(ctx, c); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	case fresh && !c.Spec.Equal(rep.Spec):
+		c.Spec.ClusterIdentity = rep.Spec
+		if err := h.client.Update(ctx, c); err != nil {
+			return err
+		}
+	}
+	base := c.DeepCopy()
+	c.Status.Health = health
+	if fresh {
+		c.Status.LastHeartbeat = rep.Status.Heartbeat
+		c.Status.Capacity = rep.Status.Capacity
+		c.Status.Models = rep.Status.Models
+	}
+	status := metav1.ConditionTrue
+	if health != v1.HealthReady {
+		status = metav1.ConditionFalse
+	}
+	meta.SetStatusCondition(&c.Status.Conditions, metav1.Condition{Type: "Ready", Status: status, Reason: reason, Message: msg, ObservedGeneration: c.Generation})
+	return h.client.Status().Patch(ctx, c, client.MergeFrom(base))
+}

@@ -1,0 +1,213 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	mcreconcile "sigs.k8s.io/multicluster-runtime/pkg/reconcile"
+
+	v1 "meridian.dev/meridian/crds/v1alpha1"
+	"meridian.dev/meridian/hub/placement"
+)
+
+type mcreconcileRequest = mcreconcile.Request
+
+// Labels the hub puts on the ModelDeployments it writes into members.
+const (
+	ManagedByLabel      = "app.kubernetes.io/managed-by"
+	ManagedByValue      = "meridian-hub"
+	InferenceModelLabel = "meridian.dev/inference-model"
+	// finalizer lets the hub remove a deleted InferenceModel's
+	// ModelDeployments from every member it can reach.
+	finalizer = "meridian.dev/placement"
+)
+
+// Reconcile places one InferenceModel: it chooses clusters, writes a
+// ModelDeployment into each, removes it from clusters no longer chosen
+// once the new ones are ready (make-before-break), and rolls the members'
+// state up into the InferenceModel's status.
+func (h *Hub) Reconcile(ctx context.Context, req mcreconcileRequest) (ctrl.Result, error) {
+	im := &v1.InferenceModel{}
+	if err := h.client.Get(ctx, req.NamespacedName, im); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !im.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, h.unplace(ctx, im)
+	}
+	if controllerutil.AddFinalizer(im, finalizer) {
+		if err := h.client.Update(ctx, im); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	var clusters v1.ClusterList
+	if err := h.client.List(ctx, &clusters); err != nil {
+		return ctrl.Result{}, err
+	}
+	previous := map[string]int32{}
+	for _, a := range im.Status.Clusters {
+		previous[a.Cluster] = a.DesiredReplicas
+	}
+	model := toModel(im)
+	candidates := toClusters(clusters.Items)
+	// A cluster's free capacity already counts this model's replicas
+	// there; give them back so keeping them is always possible.
+	for i := range candidates {
+		if n := int64(previous[candidates[i].Name]); n > 0 {
+			c, r := &candidates[i], model.PerReplica
+			c.Free.MilliCPU += n * r.MilliCPU
+			c.Free.MemoryBytes += n * r.MemoryBytes
+			if r.GPUs > 0 {
+				c.Free.GPUs[r.GPUType] += int(n) * r.GPUs
+			}
+		}
+	}
+	result := placement.Place(model, candidates, previous)
+
+	base := im.DeepCopy()
+	st := &im.Status
+	st.ObservedGeneration = im.Generation
+	st.Excluded = nil
+	for _, e := range result.Excluded {
+		st.Excluded = append(st.Excluded, v1.ClusterExclusion{Cluster: e.Cluster, Reason: e.Reason})
+	}
+	health := map[string]v1.ClusterHealth{}
+	for _, c := range clusters.Items {
+		health[c.Name] = c.Status.Health
+	}
+
+	// Make: write every chosen cluster's ModelDeployment and read back how
+	// many replicas are ready there.
+	var assignments []v1.ClusterAssignment
+	chosen := map[string]bool{}
+	var ready, wanted int32
+	allReady := true
+	for _, a := range result.Assignments {
+		chosen[a.Cluster] = true
+		n, err := h.propagate(ctx, a.Cluster, im, a.Replicas)
+		if err != nil {
+			h.log.Warn("writing ModelDeployment", "cluster", a.Cluster, "inferencemodel", req.NamespacedName, "err", err)
+			allReady = false
+		}
+		if n < a.Replicas {
+			allReady = false
+		}
+		ready += n
+		wanted += a.Replicas
+		assignments = append(assignments, v1.ClusterAssignment{Cluster: a.Cluster, Region: a.Region, DesiredReplicas: a.Replicas, ReadyReplicas: n, Reason: a.Reason})
+	}
+	// Break: clusters that held the model and are no longer chosen keep it
+	// until the new placement is ready. A member the hub cannot reach is
+	// never touched: its replicas may still serve users the balancer sends
+	// there, and it is cleaned up when it is back.
+	for _, old := range base.Status.Clusters {
+		if chosen[old.Cluster] {
+			continue
+		}
+		switch {
+		case health[old.Cluster] == v1.HealthUnreachable:
+			h.log.Info("keeping the placement on an unreachable cluster until it is back", "cluster", old.Cluster, "inferencemodel", req.NamespacedName)
+			old.DesiredReplicas, old.Reason = 0, "unreachable: left in place, replaced elsewhere"
+			assignments = append(assignments, old)
+		case !allReady:
+			old.Reason = "draining: kept until the new placement is ready"
+			assignments = append(assignments, old)
+		default:
+			if err := h.remove(ctx, old.Cluster, im); err != nil {
+				h.log.Warn("removing ModelDeployment", "cluster", old.Cluster, "err", err)
+				assignments = append(assignments, old)
+				continue
+			}
+			h.log.Info("placement moved off cluster", "cluster", old.Cluster, "inferencemodel", req.NamespacedName)
+		}
+	}
+	slices.SortFunc(assignments, func(a, b v1.ClusterAssignment) int { return compare(a.Cluster, b.Cluster) })
+	st.Clusters, st.ReadyReplicas = assignments, ready
+
+	placed := metav1.Condition{Type: "Placed", Status: metav1.ConditionTrue, Reason: "Placed",
+		Message: fmt.Sprintf("%d replicas on %d clusters", wanted, len(result.Assignments)), ObservedGeneration: im.Generation}
+	if !result.Satisfied {
+		placed.Status, placed.Reason, placed.Message = metav1.ConditionFalse, "Unsatisfiable", result.Problem
+	}
+	meta.SetStatusCondition(&st.Conditions, placed)
+	readyCond := metav1.Condition{Type: "Ready", Status: metav1.ConditionFalse, Reason: "Waiting", ObservedGeneration: im.Generation,
+		Message: fmt.Sprintf("%d of %d replicas ready", ready, wanted)}
+	if allReady && len(result.Assignments) > 0 {
+		readyCond.Status, readyCond.Reason = metav1.ConditionTrue, "AllReady"
+	}
+	meta.SetStatusCondition(&st.Conditions, readyCond)
+	h.metrics.placed.WithLabelValues(im.Namespace, im.Name).Set(float64(wanted))
+	if err := h.client.Status().Patch(ctx, im, client.MergeFrom(base)); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: h.opts.ResyncPeriod}, nil
+}
+
+// propagate writes the ModelDeployment for im into one member and returns
+// its ready replicas.
+func (h *Hub) propagate(ctx context.Context, cluster string, im *v1.InferenceModel, replicas int32) (int32, error) {
+	m, ok := h.members.get(cluster)
+	if !ok {
+		return 0, fmt.Errorf("cluster %s is not engaged", cluster)
+	}
+	c := m.cluster.GetClient()
+	ctx, cancel := context.WithTimeout(ctx, h.opts.ProbeTimeout)
+	defer cancel()
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: im.Namespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return 0, err
+	}
+	md := &v1.ModelDeployment{ObjectMeta: metav1.ObjectMeta{Name: im.Name, Namespace: im.Namespace}}
+	_, err := controllerutil.CreateOrUpdate(ctx, c, md, func() error {
+		if md.Labels == nil {
+			md.Labels = map[string]string{}
+		}
+		md.Labels[ManagedByLabel] = ManagedByValue
+		md.Labels[InferenceModelLabel] = im.Name
+		md.Spec.Model = im.Spec.Model
+		md.Spec.Versions = im.Spec.Versions
+		md.Spec.Resources = im.Spec.Resources
+		md.Spec.Autoscaling = *im.Spec.Autoscaling.DeepCopy()
+		md.Spec.Autoscaling.MinReplicas = ptr.To(replicas)
+		md.Spec.Autoscaling.MaxReplicas = max(im.Spec.Autoscaling.MaxReplicas, replicas)
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return md.Status.ReadyReplicas, nil
+}
+
+// remove deletes im's ModelDeployment from one member.
+func (h *Hub) remove(ctx context.Context, cluster string, im *v1.InferenceModel) error {
+	m, ok := h.members.get(cluster)
+	if !ok {
+		return nil // not a member any more: nothing to reach
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.opts.ProbeTimeout)
+	defer cancel()
+	md := &v1.ModelDeployment{ObjectMeta: metav1.ObjectMeta{Name: im.Name, Namespace: im.Namespace}}
+	return client.IgnoreNotFound(m.cluster.GetClient().Delete(ctx, md))
+}
+
+// unplace removes a deleted InferenceModel from every reachable member,
+// then lets it go. Unreachable members keep their copy; docs/hub.md says
+// how to clean those up.
+func (h *Hub) unplace(ctx context.Context, im *v1.InferenceModel) error {
+	for _, a := range im.Status.Clusters {
+		if err := h.remove(ctx, a.Cluster, im); err != nil {
+			h.log.Warn("removing ModelDeployment of a deleted InferenceModel", "cluster", a.Cluster, "err", err)
+		}
+	}
+	if controllerutil.RemoveFinalizer(im, finalizer) {
+		return h.client.Update(ctx, im)
+	}
+	return nil
+}

@@ -1,0 +1,320 @@
+// Package fleet starts a whole Meridian fleet on one machine — a hub
+// control plane, one control plane per member region with an agent on the
+// process runtime, and the hub — and applies the bundled models. It is
+// `meridian up`, and the end-to-end tests' fixture.
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"meridian.dev/meridian/agent"
+	v1 "meridian.dev/meridian/crds/v1alpha1"
+	"meridian.dev/meridian/hub"
+	"meridian.dev/meridian/internal/controlplane"
+)
+
+// Region is one member region of a local fleet.
+type Region struct {
+	// Name is the region and member cluster name, e.g. "eu-west".
+	Name string
+	// Latitude and Longitude of the region's data centre.
+	Latitude, Longitude string
+	// Kubeconfig, when set, uses that existing cluster as the member
+	// instead of starting a local control plane; an agent must already run
+	// there.
+	Kubeconfig string
+}
+
+// DefaultRegions are Virginia, Ireland and Mumbai.
+var DefaultRegions = []Region{
+	{Name: "us-east", Latitude: "39.04", Longitude: "-77.49"},
+	{Name: "eu-west", Latitude: "53.35", Longitude: "-6.26"},
+	{Name: "ap-south", Latitude: "19.08", Longitude: "72.88"},
+}
+
+// KnownLocations gives a location to region names commonly used, so
+// --regions needs no coordinates for them.
+var KnownLocations = map[string][2]string{
+	"us-east": {"39.04", "-77.49"}, "us-west": {"45.6", "-121.2"}, "eu-west": {"53.35", "-6.26"},
+	"eu-central": {"50.11", "8.68"}, "ap-south": {"19.08", "72.88"}, "ap-northeast": {"35.68", "139.69"},
+	"sa-east": {"-23.55", "-46.63"}, "af-south": {"-33.92", "18.42"},
+}
+
+// Options configure a local fleet.
+type Options struct {
+	// Regions are the member regions; default DefaultRegions.
+	Regions []Region
+	// StateDir receives the kubeconfigs; default .meridian.
+	StateDir string
+	// Binary is the meridian executable agents run as replicas.
+	Binary string
+	// ModelRepository and ServeArgs are passed to every agent.
+	ModelRepository string
+	ServeArgs       []string
+	// Progress receives one line per step; nil discards them.
+	Progress io.Writer
+	// Logger receives the components' logs; nil discards them.
+	Logger *slog.Logger
+	// Hub tunes the hub (tests shorten its periods).
+	Hub hub.Options
+}
+
+// Fleet is a running local fleet.
+type Fleet struct {
+	// Hub is the hub's control plane.
+	Hub *controlplane.ControlPlane
+	// Members are the local member control planes, by region.
+	Members map[string]*controlplane.ControlPlane
+	// HubKubeconfig is the path of an admin kubeconfig for the hub.
+	HubKubeconfig string
+
+	opts   Options
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	errs   chan error
+}
+
+func (f *Fleet) step(format string, args ...any) {
+	if f.opts.Progress != nil {
+		fmt.Fprintf(f.opts.Progress, "==> "+format+"\n", args...)
+	}
+}
+
+// Up starts the fleet and applies the bundled models; Stop ends it.
+func Up(ctx context.Context, opts Options) (*Fleet, error) {
+	if len(opts.Regions) == 0 {
+		opts.Regions = DefaultRegions
+	}
+	if opts.StateDir == "" {
+		opts.StateDir = ".meridian"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if err := os.MkdirAll(opts.StateDir, 0o755); err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	f := &Fleet{opts: opts, Members: map[string]*controlplane.ControlPlane{}, cancel: cancel, errs: make(chan error, 16)}
+	if err := f.start(ctx, runCtx); err != nil {
+		f.Stop()
+		return nil, err
+	}
+	return f, nil
+}
+
+func (f *Fleet) start(ctx, runCtx context.Context) error {
+	opts := f.opts
+	f.step("starting the hub control plane (etcd + kube-apiserver)")
+	var err error
+	if f.Hub, err = controlplane.Start(ctx, controlplane.Options{}); err != nil {
+		return err
+	}
+	f.HubKubeconfig = filepath.Join(opts.StateDir, "hub.kubeconfig")
+	if err := copyFile(f.Hub.Kubeconfig, f.HubKubeconfig); err != nil {
+		return err
+	}
+	if err := f.Hub.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: hub.MembersNamespace}}); err != nil {
+		return err
+	}
+	for _, r := range opts.Regions {
+		kubeconfig := r.Kubeconfig
+		if kubeconfig == "" {
+			f.step("starting member %s (etcd + kube-apiserver) and its agent", r.Name)
+			cp, err := controlplane.Start(ctx, controlplane.Options{})
+			if err != nil {
+				return fmt.Errorf("member %s: %w", r.Name, err)
+			}
+			f.Members[r.Name] = cp
+			kubeconfig = filepath.Join(opts.StateDir, r.Name+".kubeconfig")
+			if err := copyFile(cp.Kubeconfig, kubeconfig); err != nil {
+				return err
+			}
+			f.runAgent(runCtx, r, cp)
+		} else {
+			f.step("using the existing cluster %s from %s", r.Name, r.Kubeconfig)
+		}
+		if err := f.join(ctx, r.Name, kubeconfig); err != nil {
+			return err
+		}
+	}
+	f.step("starting the hub")
+	hubOpts := opts.Hub
+	hubOpts.Logger = opts.Logger
+	f.goRun(func() error {
+		return hub.Run(runCtx, f.Hub.Config, hub.NewProvider(hub.MembersNamespace), hubOpts)
+	})
+	f.step("applying the bundled InferenceModels: sentiment, textdir")
+	for _, im := range bundledModels(len(opts.Regions)) {
+		if err := f.Hub.Client.Create(ctx, im); err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+// join registers a member with the hub: its kubeconfig in a labelled
+// Secret, as in production.
+func (f *Fleet) join(ctx context.Context, name, kubeconfig string) error {
+	b, err := os.ReadFile(kubeconfig)
+	if err != nil {
+		return err
+	}
+	if _, err := clientcmd.Load(b); err != nil {
+		return fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
+	}
+	return f.Hub.Client.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: hub.MembersNamespace,
+			Labels: map[string]string{"sigs.k8s.io/multicluster-runtime-kubeconfig": "true"}},
+		Data: map[string][]byte{"kubeconfig": b},
+	})
+}
+
+func (f *Fleet) runAgent(ctx context.Context, r Region, cp *controlplane.ControlPlane) {
+	f.goRun(func() error {
+		return agent.Run(ctx, cp.Config, agent.Options{
+			ClusterName: r.Name,
+			Identity: v1.ClusterIdentity{Region: v1.RegionName(r.Name), Zone: r.Name + "-a",
+				Location: &v1.GeoLocation{Latitude: r.Latitude, Longitude: r.Longitude}},
+			Process: agent.ProcessOptions{Binary: f.opts.Binary, ModelRepository: f.opts.ModelRepository, ServeArgs: f.opts.ServeArgs,
+				Capacity: v1.Capacity{CPU: resource.MustParse("4"), Memory: resource.MustParse("8Gi")}},
+			ReportPeriod: 2 * time.Second,
+			Logger:       f.opts.Logger.With("cluster", r.Name),
+			Registry:     prometheus.NewRegistry(),
+		})
+	})
+}
+
+func (f *Fleet) goRun(run func() error) {
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		if err := run(); err != nil {
+			f.errs <- err
+		}
+	}()
+}
+
+// Errors delivers a component's failure.
+func (f *Fleet) Errors() <-chan error { return f.errs }
+
+// bundledModels are the InferenceModels `meridian up` applies: both
+// models in every region, one replica each, up to two.
+func bundledModels(regions int) []*v1.InferenceModel {
+	var out []*v1.InferenceModel
+	for _, name := range []string{"sentiment", "textdir"} {
+		out = append(out, &v1.InferenceModel{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+			Spec: v1.InferenceModelSpec{
+				Model:       v1.ModelSource{Name: name},
+				Resources:   v1.Resources{CPU: resource.MustParse("250m"), Memory: resource.MustParse("256Mi")},
+				Autoscaling: v1.Autoscaling{MinReplicas: ptr.To[int32](1), MaxReplicas: 2},
+				Placement:   v1.Placement{MinRegions: int32(regions)},
+			},
+		})
+	}
+	return out
+}
+
+// WaitReady waits until every InferenceModel is Ready in every region,
+// printing progress.
+func (f *Fleet) WaitReady(ctx context.Context) error {
+	last := ""
+	for {
+		var list v1.InferenceModelList
+		if err := f.Hub.Client.List(ctx, &list); err != nil {
+			return err
+		}
+		var lines []string
+		done := len(list.Items) > 0
+		for _, im := range list.Items {
+			ready := meta.IsStatusConditionTrue(im.Status.Conditions, "Ready") && len(im.Status.Clusters) >= len(f.opts.Regions)
+			done = done && ready
+			var where []string
+			for _, c := range im.Status.Clusters {
+				where = append(where, fmt.Sprintf("%s %d/%d", c.Cluster, c.ReadyReplicas, c.DesiredReplicas))
+			}
+			lines = append(lines, fmt.Sprintf("%s: %s", im.Name, strings.Join(where, ", ")))
+		}
+		slices.Sort(lines)
+		if s := strings.Join(lines, "; "); s != last {
+			f.step("waiting for models: %s", s)
+			last = s
+		}
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-f.errs:
+			return err
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// Endpoints returns, per region, each model's endpoint there, from the
+// hub's Cluster objects.
+func (f *Fleet) Endpoints(ctx context.Context) (map[string]map[string]string, error) {
+	var list v1.ClusterList
+	if err := f.Hub.Client.List(ctx, &list); err != nil {
+		return nil, err
+	}
+	out := map[string]map[string]string{}
+	for _, c := range list.Items {
+		out[c.Name] = map[string]string{}
+		for _, m := range c.Status.Models {
+			out[c.Name][m.Model] = m.Endpoint
+		}
+	}
+	return out, nil
+}
+
+// Stop ends the agents (and their replicas), the hub and every control
+// plane.
+func (f *Fleet) Stop() {
+	f.cancel()
+	f.wg.Wait()
+	var errs []error
+	for _, cp := range f.Members {
+		errs = append(errs, cp.Stop())
+	}
+	if f.Hub != nil {
+		errs = append(errs, f.Hub.Stop())
+	}
+	if err := errors.Join(errs...); err != nil {
+		f.opts.Logger.Warn("stopping the fleet", "err", err)
+	}
+}
+
+// Client is the hub's client.
+func (f *Fleet) Client() client.Client { return f.Hub.Client }
+
+func copyFile(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, b, 0o600)
+}
