@@ -317,12 +317,7 @@ func TestBrokenModelSetsDegradedWithTheReason(t *testing.T) {
 func TestAgentGossipsItsModels(t *testing.T) {
 	cp := controlplane.ForTest(t, controlplane.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
-	ln, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.LocalAddr().(*net.UDPAddr).Port
-	_ = ln.Close()
+	port := freeTCPAndUDPPort(t)
 	models, _ := filepath.Abs("../models")
 	lib, _ := filepath.Abs("../.cache/onnxruntime/libonnxruntime.so.1")
 	done := make(chan error, 1)
@@ -373,4 +368,25 @@ func TestAgentGossipsItsModels(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// freeTCPAndUDPPort finds a loopback port free for both TCP and UDP, as
+// memberlist binds both.
+func freeTCPAndUDPPort(t *testing.T) int {
+	t.Helper()
+	for range 50 {
+		tcp, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := tcp.Addr().(*net.TCPAddr).Port
+		udp, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		_ = tcp.Close()
+		if err == nil {
+			_ = udp.Close()
+			return port
+		}
+	}
+	t.Fatal("no port free for both TCP and UDP")
+	return 0
 }
