@@ -257,6 +257,19 @@ func (f *Fleet) WaitReady(ctx context.Context) error {
 			lines = append(lines, fmt.Sprintf("%s: %s", im.Name, strings.Join(where, ", ")))
 		}
 		slices.Sort(lines)
+		// Ready means reachable too: every region reports an endpoint for
+		// every model (the hub mirrors it from the agents' reports).
+		if done {
+			endpoints, err := f.Endpoints(ctx)
+			if err != nil {
+				return err
+			}
+			for _, im := range list.Items {
+				for _, r := range f.opts.Regions {
+					done = done && endpoints[r.Name][im.Spec.Model.Name] != ""
+				}
+			}
+		}
 		if s := strings.Join(lines, "; "); s != last {
 			f.step("waiting for models: %s", s)
 			last = s
