@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -64,6 +65,12 @@ are reused.`,
 			if _, err := controlplane.FindBinDir(); err != nil {
 				return err
 			}
+			// Take the entry point's port first: failing after minutes of
+			// start-up would waste them.
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return fmt.Errorf("--listen %s: %w (is 'meridian serve' or another fleet running?)", listen, err)
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			f, err := fleet.Up(ctx, opts)
@@ -77,10 +84,7 @@ are reused.`,
 			if err := f.WaitReady(ctx); err != nil {
 				return err
 			}
-			front, err := f.ServeFront(listen)
-			if err != nil {
-				return fmt.Errorf("--listen %s: %w", listen, err)
-			}
+			front := f.ServeFront(ln)
 			defer front.Close()
 			printTryLines(cmd, f, front.Addr())
 			select {

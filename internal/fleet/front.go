@@ -24,16 +24,12 @@ type Front struct {
 	next atomic.Uint64
 }
 
-// ServeFront starts the front on addr.
-func (f *Fleet) ServeFront(addr string) (*Front, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
+// ServeFront serves the front on ln.
+func (f *Fleet) ServeFront(ln net.Listener) *Front {
 	fr := &Front{f: f, ln: ln}
 	fr.srv = &http.Server{Handler: fr, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = fr.srv.Serve(ln) }()
-	return fr, nil
+	return fr
 }
 
 // Addr is where the front listens.
