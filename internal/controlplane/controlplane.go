@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -232,6 +233,7 @@ func (cp *ControlPlane) run(ctx context.Context, logs io.Writer, path string, ar
 	name := filepath.Base(path)
 	cmd := exec.CommandContext(ctx, path, args...)
 	cmd.WaitDelay = 5 * time.Second
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive a killed test
 	if logs != nil {
 		pr, pw := io.Pipe()
 		cmd.Stdout, cmd.Stderr = pw, pw
