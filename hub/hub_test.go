@@ -190,6 +190,17 @@ func TestFleetPlacementResidencyFailoverAndReturn(t *testing.T) {
 			if err := c.Get(ctx, client.ObjectKeyFromObject(im), got); err != nil {
 				t.Fatal(err)
 			}
+			// Make-before-break: whatever moves, two clusters keep ready
+			// replicas at every moment.
+			ready := 0
+			for _, a := range got.Status.Clusters {
+				if a.ReadyReplicas > 0 {
+					ready++
+				}
+			}
+			if ready < 2 {
+				t.Errorf("only %d clusters with ready replicas during the return: %+v", ready, got.Status.Clusters)
+			}
 			return placed(got) + "|" + fmt.Sprint(len(got.Status.Clusters))
 		}
 		last, stableFor := current(), 0
