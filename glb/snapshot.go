@@ -1,0 +1,244 @@
+package glb
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "meridian.dev/meridian/crds/v1alpha1"
+)
+
+// Snapshot is everything a balancer needs from the hub to answer: the
+// GlobalEndpoints and the member clusters with their models. It is kept
+// on disk as the last-known-good copy, so a balancer keeps answering
+// while the hub is down and after its own restart.
+type Snapshot struct {
+	// Taken is when the hub was read.
+	Taken time.Time `json:"taken"`
+	// Endpoints are the public names, sorted by hostname.
+	Endpoints []Endpoint `json:"endpoints"`
+	// Clusters are the members, sorted by name.
+	Clusters []Cluster `json:"clusters"`
+}
+
+// Endpoint is one GlobalEndpoint.
+type Endpoint struct {
+	Namespace     string            `json:"namespace"`
+	Name          string            `json:"name"`
+	Hostname      string            `json:"hostname"`
+	Model         string            `json:"model"`
+	Steering      v1.SteeringPolicy `json:"steering"`
+	FailoverOrder []string          `json:"failoverOrder,omitempty"`
+	TTL           int32             `json:"ttl"`
+	HealthPath    string            `json:"healthPath"`
+	HealthEvery   time.Duration     `json:"healthEvery"`
+	HealthTimeout time.Duration     `json:"healthTimeout"`
+	Failures      int32             `json:"failures"`
+}
+
+// Cluster is one member as the hub last saw it.
+type Cluster struct {
+	Name        string           `json:"name"`
+	Region      string           `json:"region"`
+	Lat         float64          `json:"lat"`
+	Lon         float64          `json:"lon"`
+	HasLocation bool             `json:"hasLocation"`
+	Health      v1.ClusterHealth `json:"health"`
+	// Headroom is the free fraction of the cluster's CPU, 0 to 1.
+	Headroom float64 `json:"headroom"`
+	// Models maps a model name to where and how it serves there.
+	Models map[string]ModelTarget `json:"models"`
+}
+
+// ModelTarget is one model in one cluster.
+type ModelTarget struct {
+	Endpoint string `json:"endpoint"`
+	Ready    int32  `json:"ready"`
+}
+
+// Capture reads a snapshot from the hub.
+func Capture(ctx context.Context, hub client.Reader) (*Snapshot, error) {
+	var ges v1.GlobalEndpointList
+	if err := hub.List(ctx, &ges); err != nil {
+		return nil, fmt.Errorf("listing GlobalEndpoints: %w", err)
+	}
+	var cls v1.ClusterList
+	if err := hub.List(ctx, &cls); err != nil {
+		return nil, fmt.Errorf("listing Clusters: %w", err)
+	}
+	s := &Snapshot{Taken: time.Now().UTC()}
+	for _, ge := range ges.Items {
+		hc := ge.Spec.HealthCheck
+		e := Endpoint{
+			Namespace: ge.Namespace, Name: ge.Name, Hostname: strings.ToLower(ge.Spec.Hostname), Model: ge.Spec.Model,
+			Steering: ge.Spec.Steering, TTL: ge.Spec.TTL,
+			HealthPath: hc.Path, HealthEvery: hc.Interval.Duration, HealthTimeout: hc.Timeout.Duration, Failures: hc.FailureThreshold,
+		}
+		for _, r := range ge.Spec.FailoverOrder {
+			e.FailoverOrder = append(e.FailoverOrder, string(r))
+		}
+		s.Endpoints = append(s.Endpoints, e)
+	}
+	for _, c := range cls.Items {
+		sc := Cluster{Name: c.Name, Region: string(c.Spec.Region), Health: c.Status.Health, Models: map[string]ModelTarget{}}
+		if loc := c.Spec.Location; loc != nil {
+			lat, err1 := strconv.ParseFloat(loc.Latitude, 64)
+			lon, err2 := strconv.ParseFloat(loc.Longitude, 64)
+			sc.Lat, sc.Lon, sc.HasLocation = lat, lon, err1 == nil && err2 == nil
+		}
+		if total := c.Status.Capacity.CPU.AsApproximateFloat64(); total > 0 {
+			sc.Headroom = min(max(c.Status.Capacity.FreeCPU.AsApproximateFloat64()/total, 0), 1)
+		}
+		for _, m := range c.Status.Models {
+			t := sc.Models[m.Model]
+			t.Ready += m.ReadyReplicas
+			if t.Endpoint == "" {
+				t.Endpoint = m.Endpoint
+			}
+			sc.Models[m.Model] = t
+		}
+		s.Clusters = append(s.Clusters, sc)
+	}
+	slices.SortFunc(s.Endpoints, func(a, b Endpoint) int { return strings.Compare(a.Hostname, b.Hostname) })
+	slices.SortFunc(s.Clusters, func(a, b Cluster) int { return strings.Compare(a.Name, b.Name) })
+	return s, nil
+}
+
+// Save writes the snapshot atomically (a reader never sees half a file).
+func (s *Snapshot) Save(path string) error {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".snapshot-*")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = os.Remove(tmp.Name()) }()
+	if _, err := tmp.Write(b); err != nil {
+		_ = tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		_ = tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// Load reads a saved snapshot.
+func Load(path string) (*Snapshot, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	s := &Snapshot{}
+	if err := json.Unmarshal(b, s); err != nil {
+		return nil, fmt.Errorf("last-known-good config %s is corrupt (%w); delete it to start from the hub alone", path, err)
+	}
+	return s, nil
+}
+
+// Source keeps the current snapshot: read from the hub every period,
+// saved to disk after each good read, and, while the hub cannot be read,
+// the last good one — from memory or, after a restart, from disk.
+type Source struct {
+	hub    client.Reader
+	path   string
+	period time.Duration
+	log    *slog.Logger
+
+	mu      sync.RWMutex
+	current *Snapshot
+	hubDown bool
+}
+
+// NewSource returns a source; Run starts it. period defaults to 2s.
+func NewSource(hub client.Reader, path string, period time.Duration, log *slog.Logger) *Source {
+	if period <= 0 {
+		period = 2 * time.Second
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Source{hub: hub, path: path, period: period, log: log}
+}
+
+// Current is the snapshot to answer from; nil before the first one.
+func (s *Source) Current() *Snapshot {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.current
+}
+
+// Run loads the last-known-good snapshot, then refreshes from the hub
+// until ctx ends.
+func (s *Source) Run(ctx context.Context) error {
+	if snap, err := Load(s.path); err == nil {
+		s.set(snap)
+		s.log.Info("serving the last-known-good config until the hub answers", "path", s.path, "taken", snap.Taken)
+	} else if !os.IsNotExist(err) {
+		s.log.Warn("ignoring the last-known-good config", "err", err)
+	}
+	t := time.NewTicker(s.period)
+	defer t.Stop()
+	for {
+		s.refresh(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Source) refresh(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(ctx, s.period)
+	defer cancel()
+	snap, err := Capture(rctx, s.hub)
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		s.mu.Lock()
+		first := !s.hubDown
+		s.hubDown = true
+		s.mu.Unlock()
+		if first {
+			s.log.Warn("the hub cannot be read; answering from the last-known-good config", "err", err)
+		}
+		return
+	}
+	s.mu.Lock()
+	if s.hubDown {
+		s.log.Info("the hub answers again")
+	}
+	s.hubDown = false
+	s.mu.Unlock()
+	s.set(snap)
+	if err := snap.Save(s.path); err != nil {
+		s.log.Warn("saving the last-known-good config", "path", s.path, "err", err)
+	}
+}
+
+func (s *Source) set(snap *Snapshot) {
+	s.mu.Lock()
+	s.current = snap
+	s.mu.Unlock()
+}
