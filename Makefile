@@ -39,7 +39,7 @@ CONTROLPLANE     := $(CACHE)/controlplane/bin
 CONTROLPLANE_IN  := $(wildcard tools/controlplane/*/go.mod tools/controlplane/build.sh)
 
 .DEFAULT_GOAL := build
-.PHONY: all build deps controlplane test fuzz up serve bench lint generate verify-generate clean help
+.PHONY: all build bin deps controlplane test fuzz up serve bench lint generate verify-generate clean help
 
 all: build ## same as build
 
@@ -61,7 +61,9 @@ $(CONTROLPLANE)/.built: $(CONTROLPLANE_IN)
 	tools/controlplane/build.sh $(CONTROLPLANE)
 	touch $@
 
-build: deps controlplane ## build bin/meridian (and fetch and build what it runs)
+build: bin controlplane ## build bin/meridian and everything it runs (models, ONNX Runtime, control plane)
+
+bin: deps ## build bin/meridian only
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/meridian
 
 test: deps controlplane ## run every test, fuzz seed corpora included
@@ -73,7 +75,7 @@ fuzz: deps ## fuzz the request decoder for a while (FUZZTIME=1m)
 up: build ## run a whole fleet here: a hub and three regions serving the bundled models (Ctrl-C stops)
 	exec $(BIN) up
 
-serve: build ## serve the bundled models alone on 127.0.0.1:8000 (Ctrl-C stops)
+serve: bin ## serve the bundled models alone on 127.0.0.1:8000 (Ctrl-C stops)
 	@echo "Serving on http://127.0.0.1:8000 — try, from another shell:"
 	@echo "  curl -s localhost:8000/analyze -d '{\"text\":\"I love this, it is amazing\"}'"
 	@echo "  scripts/textdir-request.sh | curl -s localhost:8000/v2/models/textdir/infer -d @-"
