@@ -1,0 +1,229 @@
+package glb
+
+import (
+	"context"
+	"hash/fnv"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"sync"
+	"time"
+
+	v1 "meridian.dev/meridian/crds/v1alpha1"
+	"meridian.dev/meridian/glb/geo"
+	"meridian.dev/meridian/glb/steer"
+)
+
+// Balancer turns the fleet's snapshot, the balancer's own health probes
+// and the client's location into a ranked list of clusters for a model.
+// The DNS server and the HTTP front both ask it.
+type Balancer struct {
+	src    *Source
+	geo    *geo.DB // nil: clients have no location
+	health *steer.Health
+	site   string
+	log    *slog.Logger
+}
+
+// NewBalancer returns a balancer for one site (the balancer's own name,
+// for latency steering). db may be nil.
+func NewBalancer(src *Source, db *geo.DB, health *steer.Health, site string, log *slog.Logger) *Balancer {
+	if health == nil {
+		health = steer.NewHealth(steer.DefaultHealthConfig())
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Balancer{src: src, geo: db, health: health, site: site, log: log}
+}
+
+// Choice is a ranked answer for one request or query.
+type Choice struct {
+	// Endpoint is the GlobalEndpoint that matched.
+	Endpoint Endpoint
+	// Targets are the usable clusters, best first.
+	Targets []steer.Target
+	// Scope is the client prefix the ranking depended on (for the ECS
+	// scope): the geo record's network, or 0 when location played no part.
+	Scope int
+}
+
+// ByHost ranks clusters for a DNS name; false when no GlobalEndpoint has
+// that hostname.
+func (b *Balancer) ByHost(host string, client netip.Addr) (Choice, bool) {
+	snap := b.src.Current()
+	if snap == nil {
+		return Choice{}, false
+	}
+	for _, e := range snap.Endpoints {
+		if e.Hostname == host {
+			return b.rank(snap, e, client), true
+		}
+	}
+	return Choice{}, false
+}
+
+// ByModel ranks clusters for a model (the HTTP front routes by path); an
+// endpoint for the model supplies the policy, else geo.
+func (b *Balancer) ByModel(model string, client netip.Addr) Choice {
+	snap := b.src.Current()
+	if snap == nil {
+		return Choice{}
+	}
+	e := Endpoint{Model: model, Steering: v1.SteerGeo}
+	for _, x := range snap.Endpoints {
+		if x.Model == model {
+			e = x
+			break
+		}
+	}
+	return b.rank(snap, e, client)
+}
+
+func (b *Balancer) rank(snap *Snapshot, e Endpoint, client netip.Addr) Choice {
+	c := steer.Client{Key: clientKey(client)}
+	scope := 0
+	if b.geo != nil && client.IsValid() {
+		if loc, prefix, ok := b.geo.Locate(client); ok {
+			c.Lat, c.Lon, c.HasLocation = loc.Lat, loc.Lon, true
+			scope = prefix
+		}
+	}
+	p := steer.Policy{Kind: steer.Kind(e.Steering), FailoverOrder: e.FailoverOrder}
+	return Choice{Endpoint: e, Targets: steer.Rank(p, b.targets(snap, e.Model), c, b.site), Scope: scope}
+}
+
+// targets are the clusters that serve the model, with what the hub and
+// the balancer's own probes say of them.
+func (b *Balancer) targets(snap *Snapshot, model string) []steer.Target {
+	now := time.Now()
+	var out []steer.Target
+	for _, cl := range snap.Clusters {
+		m, ok := cl.Models[model]
+		if !ok || m.Endpoint == "" {
+			continue
+		}
+		headroom := cl.Headroom
+		if headroom == 0 && cl.Health == v1.HealthReady {
+			headroom = 1 // capacity unknown: not full
+		}
+		t := steer.Target{
+			Cluster: cl.Name, Region: cl.Region, Lat: cl.Lat, Lon: cl.Lon,
+			Healthy:       (cl.Health == v1.HealthReady || cl.Health == v1.HealthDegraded) && b.health.Healthy(probeKey(cl.Name, model), now),
+			ReadyReplicas: m.Ready, Headroom: headroom, Weight: 1,
+			Addrs: endpointAddrs(m.Endpoint),
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// URL returns the base URL of a model in a cluster of the snapshot.
+func (b *Balancer) URL(cluster, model string) (*url.URL, bool) {
+	snap := b.src.Current()
+	if snap == nil {
+		return nil, false
+	}
+	for _, cl := range snap.Clusters {
+		if cl.Name == cluster {
+			if m, ok := cl.Models[model]; ok && m.Endpoint != "" {
+				u, err := url.Parse(m.Endpoint)
+				return u, err == nil
+			}
+		}
+	}
+	return nil, false
+}
+
+func probeKey(cluster, model string) string { return cluster + "/" + model }
+
+// clientKey hashes the client's /24 (IPv4) or /56 (IPv6) network, so
+// weighted and spill decisions are stable per network.
+func clientKey(a netip.Addr) uint64 {
+	if !a.IsValid() {
+		return 0
+	}
+	bits := 56
+	if a.Unmap().Is4() {
+		a, bits = a.Unmap(), 24
+	}
+	p, _ := a.Prefix(bits)
+	h := fnv.New64a()
+	b := p.Addr().AsSlice()
+	_, _ = h.Write(b)
+	return h.Sum64()
+}
+
+// endpointAddrs are the IP addresses of an endpoint URL's host: a literal
+// IP, or none for a name (DNS answers carry addresses only).
+func endpointAddrs(endpoint string) []netip.Addr {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return nil
+	}
+	host := u.Hostname()
+	if a, err := netip.ParseAddr(host); err == nil {
+		return []netip.Addr{a.Unmap()}
+	}
+	return nil
+}
+
+// Probe checks every model endpoint of every cluster each interval, with
+// the GlobalEndpoint's health path and timeout, until ctx ends; the
+// results feed the health tracker (failure threshold, hold-down).
+func (b *Balancer) Probe(ctx context.Context, interval time.Duration) {
+	client := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{Timeout: time.Second}).DialContext}}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if snap := b.src.Current(); snap != nil {
+			b.probeOnce(ctx, client, snap)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (b *Balancer) probeOnce(ctx context.Context, client *http.Client, snap *Snapshot) {
+	path, timeout := map[string]string{}, map[string]time.Duration{}
+	for _, e := range snap.Endpoints {
+		path[e.Model], timeout[e.Model] = e.HealthPath, e.HealthTimeout
+	}
+	var wg sync.WaitGroup
+	for _, cl := range snap.Clusters {
+		for model, m := range cl.Models {
+			if m.Endpoint == "" {
+				continue
+			}
+			p, to := path[model], timeout[model]
+			if p == "" {
+				p = "/v2/health/ready"
+			}
+			if to <= 0 {
+				to = time.Second
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				pctx, cancel := context.WithTimeout(ctx, to)
+				defer cancel()
+				ok := false
+				if req, err := http.NewRequestWithContext(pctx, http.MethodGet, m.Endpoint+p, nil); err == nil {
+					if resp, err := client.Do(req); err == nil {
+						_ = resp.Body.Close()
+						ok = resp.StatusCode == http.StatusOK
+					}
+				}
+				if ctx.Err() == nil {
+					b.health.Observe(probeKey(cl.Name, model), ok, time.Now())
+				}
+			}()
+		}
+	}
+	wg.Wait()
+}

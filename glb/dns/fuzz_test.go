@@ -1,0 +1,64 @@
+package dns
+
+import (
+	"testing"
+
+	mdns "github.com/miekg/dns"
+)
+
+// FuzzHandle feeds raw packets to the request path. Whatever arrives, the
+// server must not panic, and anything it sends back must be a well-formed
+// response with the query's ID that fits the UDP size limit.
+func FuzzHandle(f *testing.F) {
+	for _, m := range []*mdns.Msg{
+		query("app."+zone, mdns.TypeA),
+		query("app."+zone, mdns.TypeAAAA, edns(4096)),
+		query("app."+zone, mdns.TypeA, ecs(1, "193.0.0.0", 24, 0)),
+		query("app."+zone, mdns.TypeAAAA, ecs(2, "2001:db8::", 32, 0)),
+		query(zone, mdns.TypeNS),
+		query("big."+zone, mdns.TypeA),
+		query("nope."+zone, mdns.TypeMX),
+		query("example.org.", mdns.TypeA),
+	} {
+		b, err := m.Pack()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b, false)
+		f.Add(b, true)
+	}
+	good, _ := query("app."+zone, mdns.TypeA, edns(1232)).Pack()
+	f.Add([]byte{}, false)
+	f.Add(good[:11], false)
+	f.Add(good[:20], false)
+	f.Add(append(append([]byte{}, good[:12]...), 0xc0, 0x0c, 0, 1, 0, 1), false)
+	f.Add(rawECS(1, 24, 0, []byte{193, 0, 0, 1}), false)
+	f.Add(rawECS(3, 8, 0, []byte{1}), false)
+	f.Add(rawECS(2, 129, 0, make([]byte, 17)), true)
+
+	cfg := testConfig()
+	s, _ := newTestServer(f, cfg)
+	f.Fuzz(func(t *testing.T, pkt []byte, tcp bool) {
+		proto := protoUDP
+		if tcp {
+			proto = protoTCP
+		}
+		out := s.handle(pkt, proto, resolver)
+		if out == nil {
+			return
+		}
+		if len(pkt) < headerLen {
+			t.Fatalf("answered a %d-byte packet", len(pkt))
+		}
+		if !tcp && len(out) > int(cfg.MaxUDPSize) {
+			t.Fatalf("UDP response of %d bytes exceeds %d", len(out), cfg.MaxUDPSize)
+		}
+		r := new(mdns.Msg)
+		if err := r.Unpack(out); err != nil {
+			t.Fatalf("response does not parse: %v", err)
+		}
+		if !r.Response || r.Id != uint16(pkt[0])<<8|uint16(pkt[1]) || r.RecursionAvailable {
+			t.Fatalf("bad response header: %+v", r.MsgHdr)
+		}
+	})
+}

@@ -1,0 +1,50 @@
+package dns
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the Server's Prometheus collectors. Labels are bounded: the
+// query type is one of a fixed few names, the rcode one of the DNS rcodes.
+type metrics struct {
+	requests  *prometheus.CounterVec
+	responses *prometheus.CounterVec
+	duration  prometheus.Histogram
+	rrlDrops  prometheus.Counter
+	truncated prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meridian_glb_dns_requests_total",
+			Help: "DNS requests received, by transport (udp, tcp) and query type (A, AAAA, SOA, NS, ANY, other, invalid).",
+		}, []string{"proto", "type"}),
+		responses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meridian_glb_dns_responses_total",
+			Help: "DNS responses sent, by response code.",
+		}, []string{"rcode"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "meridian_glb_dns_request_duration_seconds",
+			Help:    "Time to build the response to one DNS request.",
+			Buckets: []float64{0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05},
+		}),
+		rrlDrops: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meridian_glb_dns_rrl_dropped_total",
+			Help: "UDP responses withheld by response rate limiting (dropped, or slipped as a truncated reply).",
+		}),
+		truncated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meridian_glb_dns_truncated_total",
+			Help: "UDP responses sent with the TC bit, because they did not fit or were slipped by rate limiting.",
+		}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.responses, m.duration, m.rrlDrops, m.truncated} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
