@@ -48,8 +48,8 @@ func TestDNSSteersClientsToTheirRegion(t *testing.T) {
 	src.set(fleetSnapshot())
 	b := NewBalancer(src, openGeo(t), nil, "test", quiet())
 	srv, err := dns.New(dns.Config{Zone: "infer.test.", NS: []string{"ns1.infer.test."},
-		Glue:  map[string][]netip.Addr{"ns1.infer.test.": {netip.MustParseAddr("127.0.0.1")}},
-		SOA: dns.SOA{MName: "ns1.infer.test.", RName: "hostmaster.infer.test."}}, b, nil)
+		Glue: map[string][]netip.Addr{"ns1.infer.test.": {netip.MustParseAddr("127.0.0.1")}},
+		SOA:  dns.SOA{MName: "ns1.infer.test.", RName: "hostmaster.infer.test."}}, b, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
