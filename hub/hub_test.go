@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -22,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "meridian.dev/meridian/crds/v1alpha1"
+	"meridian.dev/meridian/glb/geo"
 	"meridian.dev/meridian/hub"
 	"meridian.dev/meridian/internal/fleet"
 	"meridian.dev/meridian/internal/netfault"
@@ -46,7 +48,8 @@ func TestFleetPlacementResidencyFailoverAndReturn(t *testing.T) {
 	}
 	f, err := fleet.Up(ctx, fleet.Options{
 		StateDir: dir, Binary: bin, ModelRepository: models, ServeArgs: []string{"--ort-lib", lib, "--cache-size", "0"},
-		Progress: progress, Logger: logs,
+		Progress: progress, Logger: logs, DNSListen: "127.0.0.1:0",
+		GeoIPv4: filepath.Join("..", geo.DefaultIPv4Path), GeoIPv6: filepath.Join("..", geo.DefaultIPv6Path),
 		Hub: hub.Options{HealthPeriod: 500 * time.Millisecond, ProbeTimeout: time.Second, ResyncPeriod: time.Second, HeartbeatGrace: 10 * time.Second},
 	})
 	if err != nil {
@@ -107,6 +110,36 @@ func TestFleetPlacementResidencyFailoverAndReturn(t *testing.T) {
 		})
 		return got
 	}
+
+	t.Run("the global balancer steers each client to its region", func(t *testing.T) {
+		regionOf := map[string]string{}
+		var list v1.ClusterList
+		if err := c.List(ctx, &list); err != nil {
+			t.Fatal(err)
+		}
+		for _, cl := range list.Items {
+			for _, m := range cl.Status.Models {
+				if m.Model == "sentiment" {
+					u, _ := url.Parse(m.Endpoint)
+					regionOf[u.Hostname()] = cl.Name
+				}
+			}
+		}
+		for subnet, want := range map[string]string{"193.0.0.0/24": "eu-west", "3.80.0.0/24": "us-east", "13.126.0.0/24": "ap-south"} {
+			var got string
+			eventually(t, "a DNS answer for "+subnet, 30*time.Second, func() bool {
+				out, err := exec.Command("kdig", "@"+hostOf(f.DNSAddr), "-p", portOf(f.DNSAddr), "+short", "+subnet="+subnet, "sentiment."+f.Zone).Output()
+				if err != nil {
+					t.Fatalf("kdig (apt-get install knot-dnsutils): %v", err)
+				}
+				got = regionOf[strings.TrimSpace(string(out))]
+				return got != ""
+			})
+			if got != want {
+				t.Errorf("a client in %s was sent to %s, want %s", subnet, got, want)
+			}
+		}
+	})
 
 	t.Run("data residency is never violated", func(t *testing.T) {
 		im := place(t, &v1.InferenceModel{
@@ -306,6 +339,9 @@ func reroute(t *testing.T, f *fleet.Fleet, member string) *netfault.Proxy {
 	}
 	return proxy
 }
+
+func hostOf(addr string) string { h, _, _ := net.SplitHostPort(addr); return h }
+func portOf(addr string) string { _, p, _ := net.SplitHostPort(addr); return p }
 
 func eventually(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"meridian.dev/meridian/glb/geo"
 	"meridian.dev/meridian/inference"
 	"meridian.dev/meridian/internal/controlplane"
 	"meridian.dev/meridian/internal/fleet"
@@ -22,6 +23,7 @@ func upCommand() *cobra.Command {
 		regions, members []string
 		stateDir, ortLib string
 		listen           string
+		dnsListen, zone  string
 		models           string
 		logs             logFlags
 	)
@@ -59,6 +61,11 @@ are reused.`,
 				return err
 			}
 			opts.ServeArgs = []string{"--ort-lib", lib}
+			opts.DNSListen, opts.Zone = dnsListen, zone
+			if root, err := controlplane.RepoRoot(); err == nil {
+				opts.GeoIPv4 = filepath.Join(root, geo.DefaultIPv4Path)
+				opts.GeoIPv6 = filepath.Join(root, geo.DefaultIPv6Path)
+			}
 			if opts.Binary, err = os.Executable(); err != nil {
 				return err
 			}
@@ -99,6 +106,8 @@ are reused.`,
 	fs.StringSliceVar(&regions, "regions", []string{"us-east", "eu-west", "ap-south"}, "member regions to start locally; names known to Meridian get their real location, others NAME=LAT:LON")
 	fs.StringSliceVar(&members, "member", nil, "use an existing cluster as a member instead of a local one, as NAME=KUBECONFIG (an agent must run there)")
 	fs.StringVar(&listen, "listen", "127.0.0.1:8000", "address of the fleet's local entry point, which sends each request to a ready region serving its model")
+	fs.StringVar(&dnsListen, "dns-listen", "127.0.0.1:5353", "where the fleet's global balancer answers DNS (UDP and TCP)")
+	fs.StringVar(&zone, "zone", "infer.meridian.local", "the balancer's DNS zone; each model answers at <model>.<zone>")
 	fs.StringVar(&stateDir, "state-dir", ".meridian", "directory for the fleet's kubeconfigs")
 	fs.StringVar(&models, "models", "", "model repository the agents serve (default ./models, else the checkout's)")
 	fs.StringVar(&ortLib, "ort-lib", "", "ONNX Runtime library for the replicas (default as for 'meridian serve')")
@@ -163,6 +172,13 @@ func printTryLines(cmd *cobra.Command, f *fleet.Fleet, front string) {
 			fmt.Fprintf(out, "  scripts/textdir-request.sh | curl -s %s/v2/models/textdir/infer -d @-   # %s\n", e, r)
 			break
 		}
+	}
+	host, port, _ := net.SplitHostPort(f.DNSAddr)
+	fmt.Fprintf(out, "\nThe global balancer steers by the client's location (EDNS Client Subnet):\n\n")
+	for _, c := range []struct{ subnet, who string }{
+		{"193.0.0.0/24", "Amsterdam -> eu-west"}, {"3.80.0.0/24", "Ashburn -> us-east"}, {"13.126.0.0/24", "Mumbai -> ap-south"},
+	} {
+		fmt.Fprintf(out, "  dig @%s -p %s +short +subnet=%s sentiment.%s   # %s\n", host, port, c.subnet, f.Zone, c.who)
 	}
 	fmt.Fprintf(out, "\nCtrl-C stops the fleet.\n")
 }

@@ -29,6 +29,7 @@ import (
 
 	"meridian.dev/meridian/agent"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
+	"meridian.dev/meridian/glb"
 	"meridian.dev/meridian/hub"
 	"meridian.dev/meridian/internal/controlplane"
 )
@@ -77,6 +78,14 @@ type Options struct {
 	Logger *slog.Logger
 	// Hub tunes the hub (tests shorten its periods).
 	Hub hub.Options
+	// Zone is the DNS zone of the fleet's global balancer; default
+	// "infer.meridian.local".
+	Zone string
+	// DNSListen is where the balancer serves DNS; default 127.0.0.1:5353.
+	DNSListen string
+	// GeoIPv4 and GeoIPv6 are the balancer's geo databases; empty turns
+	// geo steering off.
+	GeoIPv4, GeoIPv6 string
 }
 
 // Fleet is a running local fleet.
@@ -87,6 +96,10 @@ type Fleet struct {
 	Members map[string]*controlplane.ControlPlane
 	// HubKubeconfig is the path of an admin kubeconfig for the hub.
 	HubKubeconfig string
+	// DNSAddr is where the global balancer answers DNS.
+	DNSAddr string
+	// Zone is the balancer's zone; each model is <model>.<zone>.
+	Zone string
 
 	opts   Options
 	cancel context.CancelFunc
@@ -110,6 +123,12 @@ func Up(ctx context.Context, opts Options) (*Fleet, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.Zone == "" {
+		opts.Zone = "infer.meridian.local"
+	}
+	if opts.DNSListen == "" {
+		opts.DNSListen = "127.0.0.1:5353"
 	}
 	if err := os.MkdirAll(opts.StateDir, 0o755); err != nil {
 		return nil, err
@@ -137,7 +156,7 @@ func (f *Fleet) start(ctx, runCtx context.Context) error {
 	if err := f.Hub.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: hub.MembersNamespace}}); err != nil {
 		return err
 	}
-	for _, r := range opts.Regions {
+	for i, r := range opts.Regions {
 		kubeconfig := r.Kubeconfig
 		if kubeconfig == "" {
 			f.step("starting member %s (etcd + kube-apiserver) and its agent", r.Name)
@@ -150,7 +169,7 @@ func (f *Fleet) start(ctx, runCtx context.Context) error {
 			if err := copyFile(cp.Kubeconfig, kubeconfig); err != nil {
 				return err
 			}
-			f.runAgent(runCtx, r, cp)
+			f.runAgent(runCtx, r, cp, regionAddr(i))
 		} else {
 			f.step("using the existing cluster %s from %s", r.Name, r.Kubeconfig)
 		}
@@ -164,14 +183,34 @@ func (f *Fleet) start(ctx, runCtx context.Context) error {
 	f.goRun(func() error {
 		return hub.Run(runCtx, f.Hub.Config, hub.NewProvider(hub.MembersNamespace), hubOpts)
 	})
-	f.step("applying the bundled InferenceModels: sentiment, textdir")
-	for _, im := range bundledModels(len(opts.Regions)) {
-		if err := f.Hub.Client.Create(ctx, im); err != nil && !apierrors.IsAlreadyExists(err) {
+	f.step("applying the bundled InferenceModels and their GlobalEndpoints: sentiment, textdir")
+	f.Zone = opts.Zone
+	for _, o := range bundledModels(len(opts.Regions), opts.Zone) {
+		if err := f.Hub.Client.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
 			return err
 		}
 	}
+	f.step("starting the global balancer: DNS for %s on %s", opts.Zone, opts.DNSListen)
+	ready := make(chan string, 1)
+	f.goRun(func() error {
+		return glb.Run(runCtx, f.Hub.Client, glb.Options{
+			Zone: opts.Zone, DNSListen: opts.DNSListen, StateFile: filepath.Join(opts.StateDir, "glb-snapshot.json"),
+			GeoIPv4: opts.GeoIPv4, GeoIPv6: opts.GeoIPv6, Site: "local", Logger: opts.Logger.With("component", "glb"), Ready: ready,
+		})
+	})
+	select {
+	case f.DNSAddr = <-ready:
+	case err := <-f.errs:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	return nil
 }
+
+// regionAddr gives each local region its own loopback address, so the
+// balancer's DNS answers tell the regions apart.
+func regionAddr(i int) string { return fmt.Sprintf("127.0.1.%d", i+1) }
 
 // join registers a member with the hub: its kubeconfig in a labelled
 // Secret, as in production.
@@ -190,13 +229,13 @@ func (f *Fleet) join(ctx context.Context, name, kubeconfig string) error {
 	})
 }
 
-func (f *Fleet) runAgent(ctx context.Context, r Region, cp *controlplane.ControlPlane) {
+func (f *Fleet) runAgent(ctx context.Context, r Region, cp *controlplane.ControlPlane, host string) {
 	f.goRun(func() error {
 		return agent.Run(ctx, cp.Config, agent.Options{
 			ClusterName: r.Name,
 			Identity: v1.ClusterIdentity{Region: v1.RegionName(r.Name), Zone: r.Name + "-a",
 				Location: &v1.GeoLocation{Latitude: r.Latitude, Longitude: r.Longitude}},
-			Process: agent.ProcessOptions{Binary: f.opts.Binary, ModelRepository: f.opts.ModelRepository, ServeArgs: f.opts.ServeArgs,
+			Process: agent.ProcessOptions{Binary: f.opts.Binary, ModelRepository: f.opts.ModelRepository, ServeArgs: f.opts.ServeArgs, FrontHost: host,
 				Capacity: v1.Capacity{CPU: resource.MustParse("4"), Memory: resource.MustParse("8Gi")}},
 			ReportPeriod: 2 * time.Second,
 			Logger:       f.opts.Logger.With("cluster", r.Name),
@@ -218,11 +257,16 @@ func (f *Fleet) goRun(run func() error) {
 // Errors delivers a component's failure.
 func (f *Fleet) Errors() <-chan error { return f.errs }
 
-// bundledModels are the InferenceModels `meridian up` applies: both
-// models in every region, one replica each, up to two.
-func bundledModels(regions int) []*v1.InferenceModel {
-	var out []*v1.InferenceModel
+// bundledModels are the objects `meridian up` applies: both models in
+// every region, one replica each, up to two, each with a GlobalEndpoint
+// <model>.<zone>.
+func bundledModels(regions int, zone string) []client.Object {
+	var out []client.Object
 	for _, name := range []string{"sentiment", "textdir"} {
+		out = append(out, &v1.GlobalEndpoint{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+			Spec:       v1.GlobalEndpointSpec{Hostname: name + "." + zone, Model: name, TTL: 5},
+		})
 		out = append(out, &v1.InferenceModel{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
 			Spec: v1.InferenceModelSpec{

@@ -1,0 +1,117 @@
+package glb
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"meridian.dev/meridian/glb/dns"
+	"meridian.dev/meridian/glb/geo"
+	"meridian.dev/meridian/glb/steer"
+)
+
+// Options configure a running balancer.
+type Options struct {
+	// Zone is the DNS zone served, e.g. "infer.example.com.".
+	Zone string
+	// DNSListen is the UDP and TCP address of the DNS server, e.g.
+	// "0.0.0.0:53".
+	DNSListen string
+	// NS are the zone's name servers and the addresses they resolve to
+	// (glue); default one "ns1.<zone>" at the DNS listen address.
+	NS map[string][]netip.Addr
+	// StateFile keeps the last-known-good snapshot of the hub.
+	StateFile string
+	// GeoIPv4 and GeoIPv6 are the db-ip city databases; both empty
+	// disables geo steering (clients then follow failover order).
+	GeoIPv4, GeoIPv6 string
+	// Site names this balancer, for latency steering.
+	Site string
+	// RefreshPeriod is how often the hub is read. Default 2s.
+	RefreshPeriod time.Duration
+	// ProbeInterval is how often every model endpoint is probed. Default 1s.
+	ProbeInterval time.Duration
+	// Health is the failure threshold and hold-down of the probes.
+	Health steer.HealthConfig
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+	// Registry receives meridian_glb_* metrics; default a new one.
+	Registry *prometheus.Registry
+	// Ready, if set, receives the DNS address once it serves.
+	Ready chan<- string
+}
+
+// Run serves DNS for the zone from the hub's GlobalEndpoints and Clusters
+// until ctx ends. hub may be unreachable: the last-known-good snapshot
+// answers meanwhile.
+func Run(ctx context.Context, hub client.Reader, opts Options) error {
+	if opts.Zone == "" || opts.DNSListen == "" {
+		return errors.New("glb: a zone and a DNS listen address are required")
+	}
+	log := cmp.Or(opts.Logger, slog.Default())
+	reg := opts.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	var db *geo.DB
+	if opts.GeoIPv4 != "" || opts.GeoIPv6 != "" {
+		var err error
+		if db, err = geo.Open(opts.GeoIPv4, opts.GeoIPv6); err != nil {
+			return fmt.Errorf("glb: opening the geo database: %w (run `make deps`)", err)
+		}
+		defer func() { _ = db.Close() }()
+	}
+	src := NewSource(hub, opts.StateFile, opts.RefreshPeriod, log)
+	health := opts.Health
+	if health == (steer.HealthConfig{}) {
+		health = steer.DefaultHealthConfig()
+	}
+	b := NewBalancer(src, db, steer.NewHealth(health), opts.Site, log)
+	zone := strings.ToLower(strings.TrimSuffix(opts.Zone, ".")) + "."
+	ns := opts.NS
+	if len(ns) == 0 {
+		ap, err := netip.ParseAddrPort(opts.DNSListen)
+		if err != nil {
+			return fmt.Errorf("glb: --dns-listen %s: %w", opts.DNSListen, err)
+		}
+		ns = map[string][]netip.Addr{"ns1." + zone: {ap.Addr()}}
+	}
+	cfg := dns.Config{Zone: zone, Glue: ns, SOA: dns.SOA{MName: firstKey(ns), RName: "hostmaster." + zone}}
+	for name := range ns {
+		cfg.NS = append(cfg.NS, name)
+	}
+	srv, err := dns.New(cfg, b, reg)
+	if err != nil {
+		return fmt.Errorf("glb: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { _ = src.Run(ctx) }()
+	go b.Probe(ctx, cmp.Or(opts.ProbeInterval, time.Second))
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe(ctx, opts.DNSListen) }()
+	addr, err := srv.Addr(ctx)
+	if err != nil {
+		return err
+	}
+	log.Info("glb serving DNS", "zone", zone, "addr", addr.String())
+	if opts.Ready != nil {
+		opts.Ready <- addr.String()
+	}
+	return <-errc
+}
+
+func firstKey(m map[string][]netip.Addr) string {
+	for k := range m {
+		return k
+	}
+	return ""
+}
