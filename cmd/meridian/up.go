@@ -178,7 +178,7 @@ func printTryLines(cmd *cobra.Command, f *fleet.Fleet, front string) {
 	for _, c := range []struct{ subnet, who string }{
 		{"193.0.0.0/24", "Amsterdam -> eu-west"}, {"3.80.0.0/24", "Ashburn -> us-east"}, {"13.126.0.0/24", "Mumbai -> ap-south"},
 	} {
-		fmt.Fprintf(out, "  dig @%s -p %s +short +subnet=%s sentiment.%s   # %s\n", host, port, c.subnet, f.Zone, c.who)
+		fmt.Fprintf(out, "  kdig @%s -p %s +short +subnet=%s sentiment.%s   # %s\n", host, port, c.subnet, f.Zone, c.who)
 	}
 	fmt.Fprintf(out, "\nCtrl-C stops the fleet.\n")
 }

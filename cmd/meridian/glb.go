@@ -1,0 +1,69 @@
+package main
+
+import (
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"meridian.dev/meridian/glb"
+	"meridian.dev/meridian/glb/geo"
+	"meridian.dev/meridian/internal/scheme"
+)
+
+func glbCommand() *cobra.Command {
+	var (
+		opts       glb.Options
+		kubeconfig string
+		logs       logFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "glb",
+		Short: "Answer DNS for the fleet's global endpoints, steering each user to the nearest healthy cluster with room",
+		Long: `glb is the global balancer: an authoritative DNS server for --zone that
+answers each GlobalEndpoint's hostname with the address of the best
+cluster for the client — by the client's location (EDNS Client Subnet, or
+the resolver's address) for geo steering, or by the endpoint's weighted,
+latency or failover policy — skipping clusters that are unreachable, have
+no ready replica, have no room, or fail this balancer's own probes.
+
+It reads GlobalEndpoints and Clusters from the hub every --refresh-period
+and keeps the last good copy in --state-file, so it keeps answering while
+the hub is down and after its own restart. docs/glb.md has the details.`,
+		Example: `  meridian glb --kubeconfig hub.kubeconfig --zone infer.example.com --dns-listen 0.0.0.0:53`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := logs.logger()
+			if err != nil {
+				return err
+			}
+			opts.Logger = log
+			cfg, err := restConfig(kubeconfig)
+			if err != nil {
+				return err
+			}
+			hub, err := client.New(cfg, client.Options{Scheme: scheme.Scheme})
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return glb.Run(ctx, hub, opts)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the hub cluster (default: $KUBECONFIG, in-cluster config, or ~/.kube/config)")
+	fs.StringVar(&opts.Zone, "zone", "", "DNS zone this balancer is authoritative for, e.g. infer.example.com (required)")
+	fs.StringVar(&opts.DNSListen, "dns-listen", "127.0.0.1:5353", "UDP and TCP address to answer DNS on; 0.0.0.0:53 in production")
+	fs.StringVar(&opts.StateFile, "state-file", "glb-snapshot.json", "where the last-known-good copy of the hub's endpoints and clusters is kept")
+	fs.StringVar(&opts.GeoIPv4, "geo-ipv4", geo.DefaultIPv4Path, "db-ip city database for IPv4 clients (make deps fetches it); empty with --geo-ipv6 empty disables geo steering")
+	fs.StringVar(&opts.GeoIPv6, "geo-ipv6", geo.DefaultIPv6Path, "db-ip city database for IPv6 clients")
+	fs.StringVar(&opts.Site, "site", "", "this balancer's site name, for latency steering")
+	fs.DurationVar(&opts.RefreshPeriod, "refresh-period", 2*time.Second, "how often the hub is read")
+	fs.DurationVar(&opts.ProbeInterval, "probe-interval", time.Second, "how often each cluster's model endpoints are probed")
+	logs.register(fs)
+	_ = cmd.MarkFlagRequired("zone")
+	return cmd
+}
