@@ -1,0 +1,162 @@
+package front
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults for the zero values of Options.
+const (
+	DefaultMaxBodyBytes   = 64 << 20
+	DefaultAttempts       = 3
+	DefaultRequestTimeout = 10 * time.Second
+	DefaultEjectAfter     = 3
+	DefaultEjectFor       = 10 * time.Second
+	DefaultHedgeAfter     = 100 * time.Millisecond
+)
+
+// Options configure a Front. The zero value is usable: every field has a
+// default, named in its comment.
+type Options struct {
+	// MaxBodyBytes bounds a request body. Bodies are held in memory so that
+	// a request can be sent again to another cluster; a larger body is
+	// answered 413 without contacting any cluster. Default 64 MiB.
+	MaxBodyBytes int64
+
+	// Attempts is the most copies of one request sent upstream, retries
+	// and hedges included; each goes to a different cluster, so a request
+	// is also tried at most once per candidate the Router returns.
+	// Default 3.
+	Attempts int
+
+	// PerTryTimeout bounds the wait for one cluster's response headers;
+	// when it passes, the attempt counts as a failure of that cluster and
+	// the request moves to the next candidate. Zero means no bound other
+	// than RequestTimeout.
+	PerTryTimeout time.Duration
+
+	// RequestTimeout bounds the whole request, every retry and the
+	// response body included. A client's own Request-Timeout header (a Go
+	// duration such as "2.5s", or decimal seconds) shortens it, never
+	// lengthens it. When it passes before any cluster answered, the
+	// front answers 504. Default 10s.
+	RequestTimeout time.Duration
+
+	// EjectAfter is how many consecutive failures (connection errors,
+	// per-try timeouts, 502, 503, 504) eject a cluster. A 429 is retried
+	// but does not count: a cluster that sheds load is saturated, not
+	// broken. Default 3.
+	EjectAfter int
+
+	// EjectFor is how long an ejected cluster is skipped. An ejected
+	// cluster is still tried, last, when no other candidate is left, so a
+	// fleet-wide blip does not refuse every request. Default 10s.
+	EjectFor time.Duration
+
+	// Affinity makes requests that carry the same key go to the same
+	// cluster. The zero value turns it off.
+	Affinity Affinity
+
+	// Hedge sends a second copy of a request to the next candidate when
+	// the first has not answered within HedgeAfter, answers with whichever
+	// responds first and cancels the other. Off by default: it costs up to
+	// twice the upstream work for the slowest requests.
+	Hedge bool
+
+	// HedgeAfter is how long the first attempt may go unanswered before
+	// the hedge is sent. Default 100ms.
+	HedgeAfter time.Duration
+
+	// PathModels names the model of request paths outside the Open
+	// Inference Protocol's /v2/models/{model}/… tree, by exact path. Nil
+	// means {"/analyze": "sentiment"}; an empty non-nil map means none.
+	PathModels map[string]string
+
+	// TrustForwardedFor takes the client address the Router sees from the
+	// first hop of X-Forwarded-For instead of the connection's remote
+	// address. Turn it on only behind a proxy that sets that header.
+	TrustForwardedFor bool
+
+	// Transport sends the requests upstream. Default: a clone of
+	// http.DefaultTransport with 256 idle connections per host.
+	Transport http.RoundTripper
+
+	// Registerer receives the front's metrics. Nil registers none.
+	Registerer prometheus.Registerer
+
+	// Logger receives the front's logs. Default slog.Default().
+	Logger *slog.Logger
+
+	// Now is the clock used for ejection, for tests. Default time.Now.
+	Now func() time.Time
+}
+
+// Affinity chooses where a request's affinity key comes from. At most one
+// of Header and Cookie is set; Header wins when both are.
+//
+// A request with a key goes to the cluster that the key ranks highest by
+// rendezvous hashing among the best tier of the Router's candidates, so
+// every front of every point of presence sends one key to one cluster
+// without sharing state. When that cluster is ejected or fails, the key's
+// next cluster takes over; when it returns, so do its keys. A request
+// without a key is balanced as if Affinity were off.
+type Affinity struct {
+	// Header is the name of the request header that holds the key.
+	Header string
+	// Cookie is the name of the cookie that holds the key.
+	Cookie string
+}
+
+func (a Affinity) key(r *http.Request) string {
+	switch {
+	case a.Header != "":
+		return r.Header.Get(a.Header)
+	case a.Cookie != "":
+		if c, err := r.Cookie(a.Cookie); err == nil {
+			return c.Value
+		}
+	}
+	return ""
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.Attempts <= 0 {
+		o.Attempts = DefaultAttempts
+	}
+	if o.PerTryTimeout < 0 {
+		o.PerTryTimeout = 0
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = DefaultRequestTimeout
+	}
+	if o.EjectAfter <= 0 {
+		o.EjectAfter = DefaultEjectAfter
+	}
+	if o.EjectFor <= 0 {
+		o.EjectFor = DefaultEjectFor
+	}
+	if o.HedgeAfter <= 0 {
+		o.HedgeAfter = DefaultHedgeAfter
+	}
+	if o.PathModels == nil {
+		o.PathModels = map[string]string{"/analyze": "sentiment"}
+	}
+	if o.Transport == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 256
+		o.Transport = t
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
