@@ -12,6 +12,7 @@ import (
 	"time"
 
 	v1 "meridian.dev/meridian/crds/v1alpha1"
+	"meridian.dev/meridian/glb/front"
 	"meridian.dev/meridian/glb/geo"
 	"meridian.dev/meridian/glb/steer"
 )
@@ -226,4 +227,18 @@ func (b *Balancer) probeOnce(ctx context.Context, client *http.Client, snap *Sna
 		}
 	}
 	wg.Wait()
+}
+
+// Route ranks clusters for the HTTP front: every usable cluster serving
+// the model, best first, each its own tier so the front follows the
+// ranking and falls back down it.
+func (b *Balancer) Route(_ *http.Request, model string, client netip.Addr) []front.Candidate {
+	choice := b.ByModel(model, client)
+	out := make([]front.Candidate, 0, len(choice.Targets))
+	for i, t := range choice.Targets {
+		if u, ok := b.URL(t.Cluster, model); ok {
+			out = append(out, front.Candidate{Cluster: t.Cluster, URL: u, Tier: i})
+		}
+	}
+	return out
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/netip"
 	"strings"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"meridian.dev/meridian/glb/dns"
+	"meridian.dev/meridian/glb/front"
 	"meridian.dev/meridian/glb/geo"
 	"meridian.dev/meridian/glb/steer"
 )
@@ -25,6 +28,10 @@ type Options struct {
 	// DNSListen is the UDP and TCP address of the DNS server, e.g.
 	// "0.0.0.0:53".
 	DNSListen string
+	// HTTPListen, when set, serves the HTTP front there (or on
+	// HTTPListener, already bound, when that is set).
+	HTTPListen   string
+	HTTPListener net.Listener
 	// NS are the zone's name servers and the addresses they resolve to
 	// (glue); default one "ns1.<zone>" at the DNS listen address.
 	NS map[string][]netip.Addr
@@ -96,8 +103,29 @@ func Run(ctx context.Context, hub client.Reader, opts Options) error {
 	defer cancel()
 	go func() { _ = src.Run(ctx) }()
 	go b.Probe(ctx, cmp.Or(opts.ProbeInterval, time.Second))
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.ListenAndServe(ctx, opts.DNSListen) }()
+	ln := opts.HTTPListener
+	if ln == nil && opts.HTTPListen != "" {
+		if ln, err = net.Listen("tcp", opts.HTTPListen); err != nil {
+			return fmt.Errorf("glb: --http-listen %s: %w", opts.HTTPListen, err)
+		}
+	}
+	if ln != nil {
+		hs := &http.Server{Handler: front.New(b, front.Options{Registerer: reg, Logger: log}), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			<-ctx.Done()
+			sctx, c := context.WithTimeout(context.Background(), 10*time.Second)
+			defer c()
+			_ = hs.Shutdown(sctx)
+		}()
+		go func() {
+			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+		log.Info("glb serving HTTP", "addr", ln.Addr().String())
+	}
 	addr, err := srv.Addr(ctx)
 	if err != nil {
 		return err

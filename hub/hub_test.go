@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -46,7 +47,12 @@ func TestFleetPlacementResidencyFailoverAndReturn(t *testing.T) {
 	if os.Getenv("MERIDIAN_FLEET_LOGS") != "" { // to watch a run
 		progress, logs = os.Stderr, slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
+	front, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	f, err := fleet.Up(ctx, fleet.Options{
+		HTTPListener: front,
 		StateDir: dir, Binary: bin, ModelRepository: models, ServeArgs: []string{"--ort-lib", lib, "--cache-size", "0"},
 		Progress: progress, Logger: logs, DNSListen: "127.0.0.1:0",
 		GeoIPv4: filepath.Join("..", geo.DefaultIPv4Path), GeoIPv6: filepath.Join("..", geo.DefaultIPv6Path),
@@ -126,18 +132,37 @@ func TestFleetPlacementResidencyFailoverAndReturn(t *testing.T) {
 			}
 		}
 		for subnet, want := range map[string]string{"193.0.0.0/24": "eu-west", "3.80.0.0/24": "us-east", "13.126.0.0/24": "ap-south"} {
+			// The balancer reads the hub every 2s: wait for it to converge.
 			var got string
-			eventually(t, "a DNS answer for "+subnet, 30*time.Second, func() bool {
+			eventually(t, want+" in the DNS answer for "+subnet, 30*time.Second, func() bool {
 				out, err := exec.Command("kdig", "@"+hostOf(f.DNSAddr), "-p", portOf(f.DNSAddr), "+short", "+subnet="+subnet, "sentiment."+f.Zone).Output()
 				if err != nil {
 					t.Fatalf("kdig (apt-get install knot-dnsutils): %v", err)
 				}
 				got = regionOf[strings.TrimSpace(string(out))]
-				return got != ""
+				return got == want
 			})
-			if got != want {
-				t.Errorf("a client in %s was sent to %s, want %s", subnet, got, want)
+		}
+	})
+
+	t.Run("the balancer's HTTP front answers from a region", func(t *testing.T) {
+		var resp *http.Response
+		eventually(t, "an answer through the front", 30*time.Second, func() bool {
+			var err error
+			resp, err = http.Post("http://"+front.Addr().String()+"/analyze", "application/json", strings.NewReader(`{"text":"I love this"}`))
+			if err != nil {
+				return false
 			}
+			if resp.StatusCode != http.StatusOK {
+				_ = resp.Body.Close()
+				return false
+			}
+			return true
+		})
+		defer func() { _ = resp.Body.Close() }()
+		body, _ := io.ReadAll(resp.Body)
+		if !strings.Contains(string(body), "POSITIVE") || f.Members[resp.Header.Get("X-Meridian-Cluster")] == nil {
+			t.Fatalf("front answered %s from cluster %q", body, resp.Header.Get("X-Meridian-Cluster"))
 		}
 	})
 

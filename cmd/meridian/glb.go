@@ -57,6 +57,7 @@ the hub is down and after its own restart. docs/glb.md has the details.`,
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the hub cluster (default: $KUBECONFIG, in-cluster config, or ~/.kube/config)")
 	fs.StringVar(&opts.Zone, "zone", "", "DNS zone this balancer is authoritative for, e.g. infer.example.com (required)")
 	fs.StringVar(&opts.DNSListen, "dns-listen", "127.0.0.1:5353", "UDP and TCP address to answer DNS on; 0.0.0.0:53 in production")
+	fs.StringVar(&opts.HTTPListen, "http-listen", "", "address for the HTTP front (e.g. 0.0.0.0:8080 at a point of presence); empty serves DNS only")
 	fs.StringVar(&opts.StateFile, "state-file", "glb-snapshot.json", "where the last-known-good copy of the hub's endpoints and clusters is kept")
 	fs.StringVar(&opts.GeoIPv4, "geo-ipv4", geo.DefaultIPv4Path, "db-ip city database for IPv4 clients (make deps fetches it); empty with --geo-ipv6 empty disables geo steering")
 	fs.StringVar(&opts.GeoIPv6, "geo-ipv6", geo.DefaultIPv6Path, "db-ip city database for IPv6 clients")

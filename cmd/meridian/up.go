@@ -78,6 +78,7 @@ are reused.`,
 			if err != nil {
 				return fmt.Errorf("--listen %s: %w (is 'meridian serve' or another fleet running?)", listen, err)
 			}
+			opts.HTTPListener = ln
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			f, err := fleet.Up(ctx, opts)
@@ -91,9 +92,7 @@ are reused.`,
 			if err := f.WaitReady(ctx); err != nil {
 				return err
 			}
-			front := f.ServeFront(ln)
-			defer front.Close()
-			printTryLines(cmd, f, front.Addr())
+			printTryLines(cmd, f, ln.Addr().String())
 			select {
 			case <-ctx.Done():
 				return nil
@@ -105,7 +104,7 @@ are reused.`,
 	fs := cmd.Flags()
 	fs.StringSliceVar(&regions, "regions", []string{"us-east", "eu-west", "ap-south"}, "member regions to start locally; names known to Meridian get their real location, others NAME=LAT:LON")
 	fs.StringSliceVar(&members, "member", nil, "use an existing cluster as a member instead of a local one, as NAME=KUBECONFIG (an agent must run there)")
-	fs.StringVar(&listen, "listen", "127.0.0.1:8000", "address of the fleet's local entry point, which sends each request to a ready region serving its model")
+	fs.StringVar(&listen, "listen", "127.0.0.1:8000", "address of the global balancer's HTTP front, the fleet's entry point: it sends each request to the best ready region and retries elsewhere on failure")
 	fs.StringVar(&dnsListen, "dns-listen", "127.0.0.1:5353", "where the fleet's global balancer answers DNS (UDP and TCP)")
 	fs.StringVar(&zone, "zone", "infer.meridian.local", "the balancer's DNS zone; each model answers at <model>.<zone>")
 	fs.StringVar(&stateDir, "state-dir", ".meridian", "directory for the fleet's kubeconfigs")
@@ -155,7 +154,7 @@ func printTryLines(cmd *cobra.Command, f *fleet.Fleet, front string) {
 	kubectl := filepath.Join(bin, "kubectl")
 	fmt.Fprintf(out, "\nThe fleet is up. Try, from another shell:\n\n")
 	fmt.Fprintf(out, "  %s --kubeconfig %s get clusters,inferencemodels\n", kubectl, f.HubKubeconfig)
-	fmt.Fprintf(out, "  curl -s %s/analyze -d '{\"text\":\"I love this, it is amazing\"}'   # any ready region\n", "http://"+front)
+	fmt.Fprintf(out, "  curl -si %s/analyze -d '{\"text\":\"I love this, it is amazing\"}'   # through the balancer; X-Meridian-Cluster names the region\n", "http://"+front)
 	fmt.Fprintf(out, "  scripts/textdir-request.sh | curl -s %s/v2/models/textdir/infer -d @-\n", "http://"+front)
 	regions := make([]string, 0, len(endpoints))
 	for r := range endpoints {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -86,6 +87,9 @@ type Options struct {
 	// GeoIPv4 and GeoIPv6 are the balancer's geo databases; empty turns
 	// geo steering off.
 	GeoIPv4, GeoIPv6 string
+	// HTTPListener, when set, serves the balancer's HTTP front: the
+	// fleet's one entry point.
+	HTTPListener net.Listener
 }
 
 // Fleet is a running local fleet.
@@ -196,6 +200,7 @@ func (f *Fleet) start(ctx, runCtx context.Context) error {
 		return glb.Run(runCtx, f.Hub.Client, glb.Options{
 			Zone: opts.Zone, DNSListen: opts.DNSListen, StateFile: filepath.Join(opts.StateDir, "glb-snapshot.json"),
 			GeoIPv4: opts.GeoIPv4, GeoIPv6: opts.GeoIPv6, Site: "local", Logger: opts.Logger.With("component", "glb"), Ready: ready,
+			HTTPListener: opts.HTTPListener,
 		})
 	})
 	select {
