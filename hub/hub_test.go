@@ -53,7 +53,7 @@ func TestFleetPlacementResidencyFailoverAndReturn(t *testing.T) {
 	}
 	f, err := fleet.Up(ctx, fleet.Options{
 		HTTPListener: front,
-		StateDir: dir, Binary: bin, ModelRepository: models, ServeArgs: []string{"--ort-lib", lib, "--cache-size", "0"},
+		StateDir:     dir, Binary: bin, ModelRepository: models, ServeArgs: []string{"--ort-lib", lib, "--cache-size", "0"},
 		Progress: progress, Logger: logs, DNSListen: "127.0.0.1:0",
 		GeoIPv4: filepath.Join("..", geo.DefaultIPv4Path), GeoIPv6: filepath.Join("..", geo.DefaultIPv6Path),
 		Hub: hub.Options{HealthPeriod: 500 * time.Millisecond, ProbeTimeout: time.Second, ResyncPeriod: time.Second, HeartbeatGrace: 10 * time.Second},
@@ -146,23 +146,19 @@ func TestFleetPlacementResidencyFailoverAndReturn(t *testing.T) {
 	})
 
 	t.Run("the balancer's HTTP front answers from a region", func(t *testing.T) {
-		var resp *http.Response
+		var body, cluster string
 		eventually(t, "an answer through the front", 30*time.Second, func() bool {
-			var err error
-			resp, err = http.Post("http://"+front.Addr().String()+"/analyze", "application/json", strings.NewReader(`{"text":"I love this"}`))
+			resp, err := http.Post("http://"+front.Addr().String()+"/analyze", "application/json", strings.NewReader(`{"text":"I love this"}`))
 			if err != nil {
 				return false
 			}
-			if resp.StatusCode != http.StatusOK {
-				_ = resp.Body.Close()
-				return false
-			}
-			return true
+			defer func() { _ = resp.Body.Close() }()
+			b, _ := io.ReadAll(resp.Body)
+			body, cluster = string(b), resp.Header.Get("X-Meridian-Cluster")
+			return resp.StatusCode == http.StatusOK
 		})
-		defer func() { _ = resp.Body.Close() }()
-		body, _ := io.ReadAll(resp.Body)
-		if !strings.Contains(string(body), "POSITIVE") || f.Members[resp.Header.Get("X-Meridian-Cluster")] == nil {
-			t.Fatalf("front answered %s from cluster %q", body, resp.Header.Get("X-Meridian-Cluster"))
+		if !strings.Contains(body, "POSITIVE") || f.Members[cluster] == nil {
+			t.Fatalf("front answered %s from cluster %q", body, cluster)
 		}
 	})
 
