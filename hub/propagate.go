@@ -146,6 +146,9 @@ func (h *Hub) Reconcile(ctx context.Context, req mcreconcileRequest) (ctrl.Resul
 	meta.SetStatusCondition(&st.Conditions, readyCond)
 	h.metrics.placed.WithLabelValues(im.Namespace, im.Name).Set(float64(wanted))
 	if err := h.client.Status().Patch(ctx, im, client.MergeFrom(base)); err != nil {
+		if ctx.Err() != nil {
+			return ctrl.Result{}, nil // shutting down
+		}
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: h.opts.ResyncPeriod}, nil

@@ -86,7 +86,6 @@ type ClusterStatus struct {
 // +kubebuilder:printcolumn:name="Health",type=string,JSONPath=`.status.health`
 // +kubebuilder:printcolumn:name="CPU",type=string,JSONPath=`.status.capacity.cpu`
 // +kubebuilder:printcolumn:name="Free-CPU",type=string,JSONPath=`.status.capacity.freeCPU`
-// +kubebuilder:printcolumn:name="Models",type=string,JSONPath=`.status.models[*].model`
 // +kubebuilder:printcolumn:name="Heartbeat",type=date,JSONPath=`.status.lastHeartbeat`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Cluster struct {
