@@ -32,6 +32,9 @@ type Options struct {
 	// HTTPListener, already bound, when that is set).
 	HTTPListen   string
 	HTTPListener net.Listener
+	// TrustForwardedFor steers HTTP requests by X-Forwarded-For's first
+	// address; set it only behind a proxy that sets that header.
+	TrustForwardedFor bool
 	// NS are the zone's name servers and the addresses they resolve to
 	// (glue); default one "ns1.<zone>" at the DNS listen address.
 	NS map[string][]netip.Addr
@@ -112,7 +115,7 @@ func Run(ctx context.Context, hub client.Reader, opts Options) error {
 		}
 	}
 	if ln != nil {
-		hs := &http.Server{Handler: front.New(b, front.Options{Registerer: reg, Logger: log}), ReadHeaderTimeout: 10 * time.Second}
+		hs := &http.Server{Handler: front.New(b, front.Options{Registerer: reg, Logger: log, TrustForwardedFor: opts.TrustForwardedFor}), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			<-ctx.Done()
 			sctx, c := context.WithTimeout(context.Background(), 10*time.Second)

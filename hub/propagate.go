@@ -147,7 +147,7 @@ func (h *Hub) Reconcile(ctx context.Context, req mcreconcileRequest) (ctrl.Resul
 	h.metrics.placed.WithLabelValues(im.Namespace, im.Name).Set(float64(wanted))
 	if err := h.client.Status().Patch(ctx, im, client.MergeFrom(base)); err != nil {
 		if ctx.Err() != nil {
-			return ctrl.Result{}, nil // shutting down
+			return ctrl.Result{}, nil //nolint:nilerr // shutting down: nothing to retry
 		}
 		return ctrl.Result{}, err
 	}

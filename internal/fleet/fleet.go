@@ -107,8 +107,10 @@ type Fleet struct {
 
 	opts   Options
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	errs   chan error
+	// stopAgent ends one region's agent (and with it its replicas).
+	stopAgent map[string]context.CancelFunc
+	wg        sync.WaitGroup
+	errs      chan error
 }
 
 func (f *Fleet) step(format string, args ...any) {
@@ -138,7 +140,8 @@ func Up(ctx context.Context, opts Options) (*Fleet, error) {
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	f := &Fleet{opts: opts, Members: map[string]*controlplane.ControlPlane{}, cancel: cancel, errs: make(chan error, 16)}
+	f := &Fleet{opts: opts, Members: map[string]*controlplane.ControlPlane{}, cancel: cancel, errs: make(chan error, 16),
+		stopAgent: map[string]context.CancelFunc{}}
 	if err := f.start(ctx, runCtx); err != nil {
 		f.Stop()
 		return nil, err
@@ -201,6 +204,8 @@ func (f *Fleet) start(ctx, runCtx context.Context) error {
 			Zone: opts.Zone, DNSListen: opts.DNSListen, StateFile: filepath.Join(opts.StateDir, "glb-snapshot.json"),
 			GeoIPv4: opts.GeoIPv4, GeoIPv6: opts.GeoIPv6, Site: "local", Logger: opts.Logger.With("component", "glb"), Ready: ready,
 			HTTPListener: opts.HTTPListener,
+			// Local clients may say where they are from (drills do).
+			TrustForwardedFor: true,
 		})
 	})
 	select {
@@ -235,6 +240,8 @@ func (f *Fleet) join(ctx context.Context, name, kubeconfig string) error {
 }
 
 func (f *Fleet) runAgent(ctx context.Context, r Region, cp *controlplane.ControlPlane, host string) {
+	ctx, cancel := context.WithCancel(ctx)
+	f.stopAgent[r.Name] = cancel
 	f.goRun(func() error {
 		return agent.Run(ctx, cp.Config, agent.Options{
 			ClusterName: r.Name,
@@ -351,6 +358,31 @@ func (f *Fleet) Endpoints(ctx context.Context) (map[string]map[string]string, er
 		}
 	}
 	return out, nil
+}
+
+// KillRegion takes a local region down as a whole: its agent (whose fronts
+// stop taking connections at once, and whose replicas stop) and its API
+// server, as a lost data centre would. The hub and the balancer are not
+// told; they must notice.
+func (f *Fleet) KillRegion(name string) error {
+	stop, ok := f.stopAgent[name]
+	cp := f.Members[name]
+	if !ok || cp == nil {
+		return fmt.Errorf("no local region %q", name)
+	}
+	stop()
+	delete(f.stopAgent, name)
+	delete(f.Members, name)
+	// The API server goes down in the background: it can take its full
+	// shutdown timeout, and clients see it refuse connections at once.
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		if err := cp.Stop(); err != nil {
+			f.opts.Logger.Warn("stopping a killed region's control plane", "region", name, "err", err)
+		}
+	}()
+	return nil
 }
 
 // Stop ends the agents (and their replicas), the hub and every control
