@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -30,6 +29,7 @@ import (
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/internal/controlplane"
 	"meridian.dev/meridian/internal/netfault"
+	"meridian.dev/meridian/internal/testbin"
 )
 
 var meridian string // the real binary, run as replicas
@@ -39,9 +39,8 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	meridian = filepath.Join(dir, "meridian")
-	if out, err := exec.Command("go", "build", "-o", meridian, "meridian.dev/meridian/cmd/meridian").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building meridian: %v\n%s", err, out)
+	if meridian, err = testbin.Build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()

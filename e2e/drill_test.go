@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,6 +19,7 @@ import (
 	"meridian.dev/meridian/hub"
 	"meridian.dev/meridian/internal/drill"
 	"meridian.dev/meridian/internal/fleet"
+	"meridian.dev/meridian/internal/testbin"
 )
 
 // A region dies under load: no request through the balancer's HTTP front
@@ -27,9 +27,9 @@ import (
 // detection plus the TTL, and its capacity is replaced elsewhere.
 func TestRegionLossDrill(t *testing.T) {
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "meridian")
-	if out, err := exec.Command("go", "build", "-o", bin, "meridian.dev/meridian/cmd/meridian").CombinedOutput(); err != nil {
-		t.Fatalf("building meridian: %v\n%s", err, out)
+	bin, err := testbin.Build(dir)
+	if err != nil {
+		t.Fatal(err)
 	}
 	models, _ := filepath.Abs("../models")
 	lib, _ := filepath.Abs("../.cache/onnxruntime/libonnxruntime.so.1")

@@ -28,6 +28,7 @@ import (
 	"meridian.dev/meridian/hub"
 	"meridian.dev/meridian/internal/fleet"
 	"meridian.dev/meridian/internal/netfault"
+	"meridian.dev/meridian/internal/testbin"
 )
 
 // A whole fleet on real control planes: a hub and three members, each
@@ -35,9 +36,9 @@ import (
 // because each start costs several control planes.
 func TestFleetPlacementResidencyFailoverAndReturn(t *testing.T) {
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "meridian")
-	if out, err := exec.Command("go", "build", "-o", bin, "meridian.dev/meridian/cmd/meridian").CombinedOutput(); err != nil {
-		t.Fatalf("building meridian: %v\n%s", err, out)
+	bin, err := testbin.Build(dir)
+	if err != nil {
+		t.Fatal(err)
 	}
 	models, _ := filepath.Abs("../models")
 	lib, _ := filepath.Abs("../.cache/onnxruntime/libonnxruntime.so.1")

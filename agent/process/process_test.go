@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"meridian.dev/meridian/internal/testbin"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,10 +27,8 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	meridian = filepath.Join(dir, "meridian")
-	out, err := exec.Command("go", "build", "-o", meridian, "meridian.dev/meridian/cmd/meridian").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "building meridian: %v\n%s", err, out)
+	if meridian, err = testbin.Build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
