@@ -34,19 +34,7 @@ import (
 
 var meridian string // the real binary, run as replicas
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "meridian-agent-test-")
-	if err != nil {
-		panic(err)
-	}
-	if meridian, err = testbin.Build(dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m, &meridian) }
 
 // startAgent runs an agent with the process runtime against cp until the
 // test ends.

@@ -22,19 +22,7 @@ import (
 // binary, serving the real bundled models through ONNX Runtime.
 var meridian string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "meridian-process-test-")
-	if err != nil {
-		panic(err)
-	}
-	if meridian, err = testbin.Build(dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m, &meridian) }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 

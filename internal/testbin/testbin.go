@@ -4,8 +4,10 @@ package testbin
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"testing"
 )
 
 // Build compiles meridian.dev/meridian/cmd/meridian into dir and returns
@@ -16,4 +18,20 @@ func Build(dir string) (string, error) {
 		return "", fmt.Errorf("building meridian: %w\n%s", err, out)
 	}
 	return bin, nil
+}
+
+// Main is a TestMain body: it builds meridian into a temporary directory,
+// stores its path in *bin, runs the tests and exits with their code.
+func Main(m *testing.M, bin *string) {
+	dir, err := os.MkdirTemp("", "meridian-test-")
+	if err == nil {
+		*bin, err = Build(dir)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
 }
