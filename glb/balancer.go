@@ -26,6 +26,7 @@ type Balancer struct {
 	health *steer.Health
 	site   string
 	log    *slog.Logger
+	demand *Demand // nil: not counted
 }
 
 // NewBalancer returns a balancer for one site (the balancer's own name,
@@ -40,6 +41,10 @@ func NewBalancer(src *Source, db *geo.DB, health *steer.Health, site string, log
 	return &Balancer{src: src, geo: db, health: health, site: site, log: log}
 }
 
+// CountDemand makes the balancer count every DNS query and HTTP request
+// it ranks in d. Call it before serving.
+func (b *Balancer) CountDemand(d *Demand) { b.demand = d }
+
 // Choice is a ranked answer for one request or query.
 type Choice struct {
 	// Endpoint is the GlobalEndpoint that matched.
@@ -49,6 +54,9 @@ type Choice struct {
 	// Scope is the client prefix the ranking depended on (for the ECS
 	// scope): the geo record's network, or 0 when location played no part.
 	Scope int
+	// ClientRegion is the fleet region nearest to the client, "" when the
+	// client could not be located: where the demand comes from.
+	ClientRegion string
 }
 
 // ByHost ranks clusters for a DNS name; false when no GlobalEndpoint has
@@ -93,7 +101,11 @@ func (b *Balancer) rank(snap *Snapshot, e Endpoint, client netip.Addr) Choice {
 		}
 	}
 	p := steer.Policy{Kind: steer.Kind(e.Steering), FailoverOrder: e.FailoverOrder}
-	return Choice{Endpoint: e, Targets: steer.Rank(p, b.targets(snap, e.Model), c, b.site), Scope: scope}
+	ch := Choice{Endpoint: e, Targets: steer.Rank(p, b.targets(snap, e.Model), c, b.site), Scope: scope}
+	if c.HasLocation {
+		ch.ClientRegion = nearestRegion(snap, c.Lat, c.Lon)
+	}
+	return ch
 }
 
 // targets are the clusters that serve the model, with what the hub and
@@ -234,6 +246,7 @@ func (b *Balancer) probeOnce(ctx context.Context, client *http.Client, snap *Sna
 // ranking and falls back down it.
 func (b *Balancer) Route(_ *http.Request, model string, client netip.Addr) []front.Candidate {
 	choice := b.ByModel(model, client)
+	b.demand.add(choice.Endpoint, choice.ClientRegion, demandHTTP)
 	out := make([]front.Candidate, 0, len(choice.Targets))
 	for i, t := range choice.Targets {
 		if u, ok := b.URL(t.Cluster, model); ok {

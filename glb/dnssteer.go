@@ -16,6 +16,7 @@ func (b *Balancer) Steer(q dns.Query) (dns.Answer, bool) {
 	if !ok {
 		return dns.Answer{}, false
 	}
+	b.demand.add(choice.Endpoint, choice.ClientRegion, demandDNS)
 	ans := dns.Answer{TTL: uint32(max(choice.Endpoint.TTL, 0)), Scope: min(choice.Scope, q.ClientPrefix)}
 	for _, t := range choice.Targets {
 		for _, a := range t.Addrs {

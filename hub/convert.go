@@ -38,9 +38,7 @@ func toModel(im *v1.InferenceModel) placement.Model {
 	}
 	p := spec.Placement.Preferences
 	m.Weights = placement.Weights{Proximity: deref(p.Proximity, 50), Cost: deref(p.Cost, 20), Capacity: deref(p.Capacity, 30)}
-	for _, d := range spec.Placement.Demand {
-		m.Demand = append(m.Demand, placement.Demand{Region: string(d.Region), RequestsPerSecond: d.RequestsPerSecond.AsApproximateFloat64()})
-	}
+	m.Demand = toDemand(spec.Placement.Demand)
 	return m
 }
 

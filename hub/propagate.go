@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -57,6 +58,12 @@ func (h *Hub) Reconcile(ctx context.Context, req mcreconcileRequest) (ctrl.Resul
 		previous[a.Cluster] = a.DesiredReplicas
 	}
 	model := toModel(im)
+	var reports v1.DemandReportList
+	if err := h.client.List(ctx, &reports); err != nil {
+		h.log.Warn("listing DemandReports; placing by spec.placement.demand", "err", err)
+	}
+	demand, demandSource := demandFor(im, reports.Items, time.Now())
+	model.Demand = toDemand(demand)
 	candidates := toClusters(clusters.Items)
 	// A cluster's free capacity already counts this model's replicas
 	// there; give them back so keeping them is always possible.
@@ -75,6 +82,7 @@ func (h *Hub) Reconcile(ctx context.Context, req mcreconcileRequest) (ctrl.Resul
 	base := im.DeepCopy()
 	st := &im.Status
 	st.ObservedGeneration = im.Generation
+	st.Demand, st.DemandSource = demand, demandSource
 	st.Excluded = nil
 	for _, e := range result.Excluded {
 		st.Excluded = append(st.Excluded, v1.ClusterExclusion{Cluster: e.Cluster, Reason: e.Reason})

@@ -22,6 +22,7 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&InferenceModel{}, &InferenceModelList{},
 		&ModelDeployment{}, &ModelDeploymentList{},
 		&GlobalEndpoint{}, &GlobalEndpointList{},
+		&DemandReport{}, &DemandReportList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil

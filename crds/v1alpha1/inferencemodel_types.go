@@ -171,6 +171,15 @@ type InferenceModelStatus struct {
 	// ReadyReplicas across the fleet.
 	// +optional
 	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+	// Demand is the demand placement used: the global balancers' fresh
+	// DemandReports when there are any, else spec.placement.demand.
+	// +optional
+	// +listType=map
+	// +listMapKey=region
+	Demand []RegionDemand `json:"demand,omitempty"`
+	// DemandSource says where Demand came from: "Reported" or "Spec".
+	// +optional
+	DemandSource string `json:"demandSource,omitempty"`
 	// Conditions: Placed, Ready, Degraded.
 	// +optional
 	// +listType=map
