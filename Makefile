@@ -77,6 +77,7 @@ bin: deps ## build bin/meridian only
 
 test: deps controlplane ## run every test, fuzz seed corpora included
 	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -tags dnsv2 ./glb/dns/
 
 fuzz: deps ## fuzz the request decoder for a while (FUZZTIME=1m)
 	$(GO) test ./inference -run '^$$' -fuzz FuzzDecodeInferRequest -fuzztime $${FUZZTIME:-1m}

@@ -6,8 +6,6 @@ import (
 	"net/netip"
 	"strings"
 	"time"
-
-	mdns "github.com/miekg/dns"
 )
 
 // Config is the zone a Server answers for and how it answers. Zero values
@@ -117,7 +115,7 @@ func (c Config) withDefaults() (Config, error) {
 	c.Zone = canonical(c.Zone)
 	if c.Zone == "" || c.Zone == "." {
 		errs = append(errs, errors.New("zone is required"))
-	} else if _, ok := mdns.IsDomainName(c.Zone); !ok {
+	} else if !isDomainName(c.Zone) {
 		errs = append(errs, fmt.Errorf("zone %q is not a domain name", c.Zone))
 	}
 	if len(c.NS) == 0 {
@@ -126,7 +124,7 @@ func (c Config) withDefaults() (Config, error) {
 	ns := make([]string, 0, len(c.NS))
 	for _, n := range c.NS {
 		n = canonical(n)
-		if _, ok := mdns.IsDomainName(n); !ok || n == "." {
+		if !isDomainName(n) || n == "." {
 			errs = append(errs, fmt.Errorf("NS %q is not a domain name", n))
 			continue
 		}
@@ -136,7 +134,7 @@ func (c Config) withDefaults() (Config, error) {
 	glue := make(map[string][]netip.Addr, len(c.Glue))
 	for n, addrs := range c.Glue {
 		n = canonical(n)
-		if !contains(c.NS, n) || !mdns.IsSubDomain(c.Zone, n) {
+		if !contains(c.NS, n) || !isSubDomain(c.Zone, n) {
 			errs = append(errs, fmt.Errorf("glue for %q, which is not an in-zone NS", n))
 			continue
 		}
@@ -148,7 +146,7 @@ func (c Config) withDefaults() (Config, error) {
 		glue[n] = append(glue[n], addrs...)
 	}
 	for _, n := range c.NS {
-		if c.Zone != "" && mdns.IsSubDomain(c.Zone, n) && len(glue[n]) == 0 {
+		if c.Zone != "" && isSubDomain(c.Zone, n) && len(glue[n]) == 0 {
 			errs = append(errs, fmt.Errorf("NS %q is inside the zone and needs glue", n))
 		}
 	}
@@ -163,7 +161,7 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	c.SOA.RName = canonical(c.SOA.RName)
 	for _, n := range []string{c.SOA.MName, c.SOA.RName} {
-		if _, ok := mdns.IsDomainName(n); !ok {
+		if !isDomainName(n) {
 			errs = append(errs, fmt.Errorf("SOA name %q is not a domain name", n))
 		}
 	}
@@ -206,7 +204,7 @@ func canonical(name string) string {
 	if name == "" {
 		return ""
 	}
-	return strings.ToLower(mdns.Fqdn(name))
+	return strings.ToLower(fqdn(name))
 }
 
 func contains(list []string, s string) bool {

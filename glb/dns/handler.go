@@ -2,17 +2,15 @@ package dns
 
 import (
 	"encoding/binary"
-	"net"
 	"net/netip"
 	"strings"
 	"time"
-
-	mdns "github.com/miekg/dns"
 )
 
 // This file is the request path: one raw DNS message in, one raw message
-// (or nothing) out. It is the only place, with server.go and config.go,
-// that knows the DNS library.
+// (or nothing) out. It makes every protocol decision but touches no DNS
+// library: decoding the request into a [request] and encoding the
+// [response] are the library's part, in wire_v1.go or wire_v2.go.
 
 // Transports, as used in the requests_total proto label.
 const (
@@ -23,6 +21,64 @@ const (
 const (
 	headerLen = 12
 	qrBit     = 1 << 15
+)
+
+// DNS numbers the answer logic needs; the library files use their own.
+const (
+	typeNS   uint16 = 2
+	typeSOA  uint16 = 6
+	typeOPT  uint16 = 41
+	typeIXFR uint16 = 251
+	typeAXFR uint16 = 252
+	typeANY  uint16 = 255
+
+	classINET uint16 = 1
+
+	opcodeQuery = 0
+
+	rcodeSuccess        = 0
+	rcodeFormatError    = 1
+	rcodeServerFailure  = 2
+	rcodeNameError      = 3
+	rcodeNotImplemented = 4
+	rcodeRefused        = 5
+	rcodeBadVers        = 16
+)
+
+// decoded is what the answer logic needs to know about a parsed request;
+// the library file fills it in while decoding.
+type decoded struct {
+	opcode                    int
+	qdcount, ancount, nscount int
+	name                      string // the first question's, as sent
+	qtype, qclass             uint16
+
+	opts    int    // OPT records: more than one is FORMERR
+	version uint8  // EDNS version of the (first) OPT
+	do      bool   // DNSSEC OK bit of the OPT
+	udpSize uint16 // the OPT's buffer size; 0 without EDNS
+
+	subnets int          // ECS options: more than one is FORMERR
+	subnet  clientSubnet // the first ECS option
+}
+
+// clientSubnet is an EDNS Client Subnet option (RFC 7871), free of any
+// library's types.
+type clientSubnet struct {
+	family        uint16
+	source, scope uint8
+	// addr is the ADDRESS field zero-padded to the family's length; the
+	// zero Addr when it could not be read.
+	addr netip.Addr
+}
+
+// section names a response section for the record-adding methods.
+type section int
+
+const (
+	answerSection section = iota
+	authoritySection
+	additionalSection
 )
 
 // handle answers one raw DNS message that arrived over proto from remote.
@@ -40,15 +96,15 @@ func (s *Server) handle(pkt []byte, proto string, remote netip.Addr) []byte {
 		s.metrics.requests.WithLabelValues(proto, "invalid").Inc()
 		return nil // never answer a response: that is how loops start
 	}
-	req := new(mdns.Msg)
-	var resp *mdns.Msg
-	if err := req.Unpack(pkt); err != nil {
+	req, err := parseRequest(pkt)
+	var resp *response
+	if err != nil {
 		s.metrics.requests.WithLabelValues(proto, "invalid").Inc()
-		resp = headerReply(pkt, mdns.RcodeFormatError)
+		resp = headerReply(pkt, rcodeFormatError)
 	} else {
 		qtype := "invalid"
-		if len(req.Question) == 1 {
-			qtype = typeLabel(req.Question[0].Qtype)
+		if req.qdcount == 1 {
+			qtype = typeLabel(req.qtype)
 		}
 		s.metrics.requests.WithLabelValues(proto, qtype).Inc()
 		resp = s.answer(req, remote)
@@ -56,159 +112,129 @@ func (s *Server) handle(pkt []byte, proto string, remote netip.Addr) []byte {
 	return s.pack(resp, req, proto, remote)
 }
 
-// headerReply is the reply to a message whose body could not be parsed:
-// its ID and opcode, no sections.
-func headerReply(pkt []byte, rcode int) *mdns.Msg {
-	m := new(mdns.Msg)
-	m.Id = binary.BigEndian.Uint16(pkt[0:2])
-	m.Response = true
-	m.Opcode = int(pkt[2]>>3) & 0xF
-	m.Rcode = rcode
-	return m
-}
-
 // answer builds the response to a parsed request. It never changes req.
-func (s *Server) answer(req *mdns.Msg, remote netip.Addr) (resp *mdns.Msg) {
-	resp = new(mdns.Msg)
-	resp.SetReply(req)
-	resp.Authoritative = false
-	resp.RecursionAvailable = false
+func (s *Server) answer(req *request, remote netip.Addr) (resp *response) {
+	resp = newReply(req)
 
 	defer func() {
 		if r := recover(); r != nil { // a Steerer must not take the server down
-			resp.Answer, resp.Ns = nil, nil
-			resp.Rcode = mdns.RcodeServerFailure
+			resp.clearRecords()
+			resp.setRcode(rcodeServerFailure)
 		}
 	}()
 
-	if req.Opcode != mdns.OpcodeQuery {
-		resp.Rcode = mdns.RcodeNotImplemented
+	if req.opcode != opcodeQuery {
+		resp.setRcode(rcodeNotImplemented)
 		return resp
 	}
-	if len(req.Question) != 1 || len(req.Answer) != 0 || len(req.Ns) != 0 {
-		resp.Question = nil
-		resp.Rcode = mdns.RcodeFormatError
+	if req.qdcount != 1 || req.ancount != 0 || req.nscount != 0 {
+		resp.dropQuestion()
+		resp.setRcode(rcodeFormatError)
 		return resp
 	}
 
-	// EDNS(0): at most one OPT, version 0.
-	var opt *mdns.OPT
-	for _, rr := range req.Extra {
-		if o, ok := rr.(*mdns.OPT); ok {
-			if opt != nil {
-				resp.Rcode = mdns.RcodeFormatError
-				return resp
-			}
-			opt = o
-		}
+	// EDNS(0): at most one OPT, version 0, at most one valid ECS option.
+	if req.opts > 1 {
+		resp.setRcode(rcodeFormatError)
+		return resp
 	}
-	var ecs *mdns.EDNS0_SUBNET
-	if opt != nil {
-		ropt := &mdns.OPT{Hdr: mdns.RR_Header{Name: ".", Rrtype: mdns.TypeOPT}}
-		ropt.SetUDPSize(s.cfg.MaxUDPSize)
-		ropt.SetDo(opt.Do()) // RFC 3225: copy DO
-		resp.Extra = append(resp.Extra, ropt)
-		if opt.Version() != 0 {
-			resp.Rcode = mdns.RcodeBadVers
+	if req.opts == 1 {
+		resp.addOPT(s.cfg.MaxUDPSize, req.do) // RFC 3225: copy DO
+		if req.version != 0 {
+			resp.setRcode(rcodeBadVers)
 			return resp
 		}
-		for _, o := range opt.Option {
-			sub, ok := o.(*mdns.EDNS0_SUBNET)
-			if !ok {
-				continue
-			}
-			if ecs != nil || !validECS(sub) {
-				resp.Rcode = mdns.RcodeFormatError
-				return resp
-			}
-			ecs = sub
+		if req.subnets > 1 || req.subnets == 1 && !validECS(req.subnet) {
+			resp.setRcode(rcodeFormatError)
+			return resp
 		}
 	}
+	var ecs *clientSubnet
+	if req.opts == 1 && req.subnets == 1 {
+		ecs = &req.subnet
+	}
 
-	q := req.Question[0]
-	name := strings.ToLower(q.Name)
+	name := strings.ToLower(req.name)
 	switch {
-	case q.Qclass != mdns.ClassINET:
-		resp.Rcode = mdns.RcodeRefused // no zone in any other class
+	case req.qclass != classINET:
+		resp.setRcode(rcodeRefused) // no zone in any other class
 		return resp
-	case q.Qtype == mdns.TypeOPT:
-		resp.Rcode = mdns.RcodeFormatError
+	case req.qtype == typeOPT:
+		resp.setRcode(rcodeFormatError)
 		return resp
-	case !mdns.IsSubDomain(s.cfg.Zone, name):
-		resp.Rcode = mdns.RcodeRefused // not authoritative, no recursion
+	case !isSubDomain(s.cfg.Zone, name):
+		resp.setRcode(rcodeRefused) // not authoritative, no recursion
 		return resp
-	case q.Qtype == mdns.TypeAXFR || q.Qtype == mdns.TypeIXFR:
-		resp.Rcode = mdns.RcodeRefused // zone transfers are not offered
+	case req.qtype == typeAXFR || req.qtype == typeIXFR:
+		resp.setRcode(rcodeRefused) // zone transfers are not offered
 		return resp
 	}
-	resp.Authoritative = true
+	resp.setAuthoritative()
 
 	client, clientPrefix := steeringClient(ecs, remote)
-	scope := s.resolve(resp, name, q.Qtype, client, clientPrefix)
+	scope := s.resolve(resp, name, req.qtype, client, clientPrefix)
 	if ecs != nil {
-		echo := *ecs
-		echo.SourceScope = uint8(min(scope, maxBits(ecs.Family)))
-		opt := resp.Extra[0].(*mdns.OPT)
-		opt.Option = append(opt.Option, &echo)
+		resp.addSubnet(*ecs, uint8(min(scope, maxBits(ecs.family))))
 	}
 	return resp
 }
 
 // resolve fills the answer and authority sections for a question in the
 // zone and returns the ECS scope the answer depended on.
-func (s *Server) resolve(resp *mdns.Msg, name string, qtype uint16, client netip.Addr, prefix int) int {
-	apex := name == s.cfg.Zone
+func (s *Server) resolve(resp *response, name string, qtype uint16, client netip.Addr, prefix int) int {
+	c := &s.cfg
+	apex := name == c.Zone
 	if apex {
 		switch qtype {
-		case mdns.TypeSOA:
-			resp.Answer = append(resp.Answer, s.soa(s.cfg.DefaultTTL))
+		case typeSOA:
+			resp.addSOA(answerSection, c.Zone, &c.SOA, c.DefaultTTL)
 			return 0
-		case mdns.TypeNS:
-			for _, ns := range s.cfg.NS {
-				resp.Answer = append(resp.Answer, &mdns.NS{Hdr: s.hdr(s.cfg.Zone, mdns.TypeNS, s.cfg.NSTTL), Ns: ns})
+		case typeNS:
+			for _, ns := range c.NS {
+				resp.addNS(c.Zone, ns, c.NSTTL)
 			}
-			for _, ns := range s.cfg.NS {
-				for _, a := range s.cfg.Glue[ns] {
-					resp.Extra = append(resp.Extra, s.addrRR(ns, a, s.cfg.NSTTL))
+			for _, ns := range c.NS {
+				for _, a := range c.Glue[ns] {
+					resp.addAddr(additionalSection, ns, a, c.NSTTL)
 				}
 			}
 			return 0
 		}
 	}
-	if glue, ok := s.cfg.Glue[name]; ok {
+	if glue, ok := c.Glue[name]; ok {
 		for _, a := range glue {
-			if (qtype == mdns.TypeA) == a.Unmap().Is4() && (qtype == mdns.TypeA || qtype == mdns.TypeAAAA) {
-				resp.Answer = append(resp.Answer, s.addrRR(name, a, s.cfg.NSTTL))
+			if (qtype == TypeA) == a.Unmap().Is4() && (qtype == TypeA || qtype == TypeAAAA) {
+				resp.addAddr(answerSection, name, a, c.NSTTL)
 			}
 		}
-		if len(resp.Answer) == 0 {
-			resp.Ns = append(resp.Ns, s.soa(s.negativeTTL()))
+		if resp.answers() == 0 {
+			resp.addSOA(authoritySection, c.Zone, &c.SOA, s.negativeTTL())
 		}
 		return 0
 	}
-	if qtype == mdns.TypeANY {
+	if qtype == typeANY {
 		// RFC 8482: answer ANY with one synthesised HINFO record.
-		resp.Answer = append(resp.Answer, &mdns.HINFO{Hdr: s.hdr(name, mdns.TypeHINFO, s.cfg.DefaultTTL), Cpu: "RFC8482"})
+		resp.addHINFO(name, "RFC8482", c.DefaultTTL)
 		return 0
 	}
 
 	scope := 0
 	exists := apex
-	if qtype == mdns.TypeA || qtype == mdns.TypeAAAA {
+	if qtype == TypeA || qtype == TypeAAAA {
 		ans, ok := s.steerer.Steer(Query{Name: name, Type: qtype, Client: client, ClientPrefix: prefix})
 		if ok {
 			exists = true
 			scope = ans.Scope
 			ttl := ans.TTL
 			if ttl == 0 {
-				ttl = s.cfg.DefaultTTL
+				ttl = c.DefaultTTL
 			}
 			for _, a := range ans.Addrs {
-				if a.IsValid() && (qtype == mdns.TypeA) == a.Unmap().Is4() {
-					resp.Answer = append(resp.Answer, s.addrRR(name, a, ttl))
+				if a.IsValid() && (qtype == TypeA) == a.Unmap().Is4() {
+					resp.addAddr(answerSection, name, a, ttl)
 				}
 			}
-			if len(resp.Answer) > 0 {
+			if resp.answers() > 0 {
 				return scope
 			}
 		}
@@ -228,73 +254,30 @@ func (s *Server) resolve(resp *mdns.Msg, name string, qtype uint16, client netip
 		}
 	}
 	if !exists {
-		resp.Rcode = mdns.RcodeNameError
+		resp.setRcode(rcodeNameError)
 	}
-	resp.Ns = append(resp.Ns, s.soa(s.negativeTTL()))
+	resp.addSOA(authoritySection, c.Zone, &c.SOA, s.negativeTTL())
 	return scope
-}
-
-func (s *Server) hdr(name string, t uint16, ttl uint32) mdns.RR_Header {
-	return mdns.RR_Header{Name: name, Rrtype: t, Class: mdns.ClassINET, Ttl: ttl}
-}
-
-func (s *Server) soa(ttl uint32) *mdns.SOA {
-	c := s.cfg.SOA
-	return &mdns.SOA{
-		Hdr: s.hdr(s.cfg.Zone, mdns.TypeSOA, ttl),
-		Ns:  c.MName, Mbox: c.RName, Serial: c.Serial,
-		Refresh: c.Refresh, Retry: c.Retry, Expire: c.Expire, Minttl: c.Minimum,
-	}
 }
 
 // negativeTTL is the SOA TTL in NXDOMAIN and NODATA answers (RFC 2308).
 func (s *Server) negativeTTL() uint32 { return min(s.cfg.DefaultTTL, s.cfg.SOA.Minimum) }
 
-func (s *Server) addrRR(name string, a netip.Addr, ttl uint32) mdns.RR {
-	a = a.Unmap()
-	if a.Is4() {
-		return &mdns.A{Hdr: s.hdr(name, mdns.TypeA, ttl), A: net.IP(a.AsSlice())}
-	}
-	return &mdns.AAAA{Hdr: s.hdr(name, mdns.TypeAAAA, ttl), AAAA: net.IP(a.AsSlice())}
-}
-
 // validECS checks an EDNS Client Subnet option from a query (RFC 7871
 // section 6): a known family, a source prefix within it, a zero scope, and
 // no address bits set beyond the source prefix.
-func validECS(e *mdns.EDNS0_SUBNET) bool {
-	if e.Family == 0 { // dig's "no client information" form, prefix 0
-		return e.SourceNetmask == 0 && e.SourceScope == 0
+func validECS(e clientSubnet) bool {
+	if e.family == 0 { // dig's "no client information" form, prefix 0
+		return e.source == 0 && e.scope == 0
 	}
-	if e.Family != 1 && e.Family != 2 {
+	if e.family != 1 && e.family != 2 {
 		return false
 	}
-	if int(e.SourceNetmask) > maxBits(e.Family) || e.SourceScope != 0 {
+	if int(e.source) > maxBits(e.family) || e.scope != 0 || !e.addr.IsValid() {
 		return false
 	}
-	a, ok := ecsAddr(e)
-	if !ok {
-		return false
-	}
-	p, err := a.Prefix(int(e.SourceNetmask))
-	return err == nil && p.Addr() == a
-}
-
-func ecsAddr(e *mdns.EDNS0_SUBNET) (netip.Addr, bool) {
-	switch e.Family {
-	case 1:
-		ip4 := e.Address.To4()
-		if ip4 == nil {
-			return netip.Addr{}, false
-		}
-		return netip.AddrFrom4([4]byte(ip4)), true
-	case 2:
-		ip16 := e.Address.To16()
-		if ip16 == nil {
-			return netip.Addr{}, false
-		}
-		return netip.AddrFrom16([16]byte(ip16)), true
-	}
-	return netip.Addr{}, false
+	p, err := e.addr.Prefix(int(e.source))
+	return err == nil && p.Addr() == e.addr
 }
 
 func maxBits(family uint16) int {
@@ -306,11 +289,9 @@ func maxBits(family uint16) int {
 
 // steeringClient is the address to steer by: the ECS address when the
 // query carries one with a source prefix, else the resolver's.
-func steeringClient(ecs *mdns.EDNS0_SUBNET, remote netip.Addr) (netip.Addr, int) {
-	if ecs != nil && ecs.SourceNetmask > 0 {
-		if a, ok := ecsAddr(ecs); ok {
-			return a, int(ecs.SourceNetmask)
-		}
+func steeringClient(ecs *clientSubnet, remote netip.Addr) (netip.Addr, int) {
+	if ecs != nil && ecs.source > 0 && ecs.addr.IsValid() {
+		return ecs.addr, int(ecs.source)
 	}
 	remote = remote.Unmap()
 	return remote, remote.BitLen()
@@ -319,15 +300,45 @@ func steeringClient(ecs *mdns.EDNS0_SUBNET, remote netip.Addr) (netip.Addr, int)
 // typeLabel bounds the query-type label of requests_total.
 func typeLabel(t uint16) string {
 	switch t {
-	case mdns.TypeA, mdns.TypeAAAA, mdns.TypeSOA, mdns.TypeNS, mdns.TypeANY:
-		return mdns.TypeToString[t]
+	case TypeA:
+		return "A"
+	case TypeAAAA:
+		return "AAAA"
+	case typeSOA:
+		return "SOA"
+	case typeNS:
+		return "NS"
+	case typeANY:
+		return "ANY"
+	}
+	return "other"
+}
+
+// rcodeLabels names the rcodes this server sends, in the responses_total
+// label, with the names miekg/dns v1 gives them (16, BADVERS here, shares
+// its number with TSIG's BADSIG), so the metric does not change with the
+// library.
+var rcodeLabels = map[int]string{
+	rcodeSuccess:        "NOERROR",
+	rcodeFormatError:    "FORMERR",
+	rcodeServerFailure:  "SERVFAIL",
+	rcodeNameError:      "NXDOMAIN",
+	rcodeNotImplemented: "NOTIMP",
+	rcodeRefused:        "REFUSED",
+	rcodeBadVers:        "BADSIG",
+}
+
+func rcodeLabel(rcode int) string {
+	if s, ok := rcodeLabels[rcode]; ok {
+		return s
 	}
 	return "other"
 }
 
 // pack applies rate limiting (UDP only) and the size limit, counts the
-// response and encodes it. req may be only partly parsed.
-func (s *Server) pack(resp, req *mdns.Msg, proto string, remote netip.Addr) []byte {
+// response and encodes it. req is nil when the request did not parse.
+func (s *Server) pack(resp *response, req *request, proto string, remote netip.Addr) []byte {
+	limit := 0 // no limit over TCP
 	if proto == protoUDP {
 		switch s.rrl.allow(remote) {
 		case rrlDrop:
@@ -335,47 +346,20 @@ func (s *Server) pack(resp, req *mdns.Msg, proto string, remote netip.Addr) []by
 			return nil
 		case rrlSlip:
 			s.metrics.rrlDrops.Inc()
-			resp = resp.Copy()
-			resp.Answer, resp.Ns = nil, nil
-			resp.Extra = onlyOPT(resp.Extra)
-			resp.Truncated = true
+			resp = resp.slip()
 		}
-		size := minUDPSize
-		if o := req.IsEdns0(); o != nil {
-			size = int(min(max(o.UDPSize(), minUDPSize), s.cfg.MaxUDPSize))
-		}
-		resp.Truncate(size)
-		if resp.Truncated {
-			s.metrics.truncated.Inc()
+		limit = minUDPSize
+		if req != nil && req.opts > 0 {
+			limit = int(min(max(req.udpSize, minUDPSize), s.cfg.MaxUDPSize))
 		}
 	}
-	resp.Compress = true
-	out, err := resp.Pack()
-	if err != nil {
-		fail := new(mdns.Msg)
-		fail.SetRcode(resp, mdns.RcodeServerFailure)
-		fail.Question = resp.Question
-		resp = fail
-		if out, err = resp.Pack(); err != nil {
-			return nil
-		}
+	out, rcode, truncated := resp.encode(limit)
+	if truncated {
+		s.metrics.truncated.Inc()
 	}
-	s.metrics.responses.WithLabelValues(rcodeLabel(resp.Rcode)).Inc()
+	if out == nil {
+		return nil
+	}
+	s.metrics.responses.WithLabelValues(rcodeLabel(rcode)).Inc()
 	return out
-}
-
-func onlyOPT(extra []mdns.RR) []mdns.RR {
-	for _, rr := range extra {
-		if rr.Header().Rrtype == mdns.TypeOPT {
-			return []mdns.RR{rr}
-		}
-	}
-	return nil
-}
-
-func rcodeLabel(rcode int) string {
-	if s, ok := mdns.RcodeToString[rcode]; ok {
-		return s
-	}
-	return "other"
 }
