@@ -92,10 +92,13 @@ serve: bin ## serve the bundled models alone on 127.0.0.1:8000 (Ctrl-C stops)
 	@echo
 	exec $(BIN) serve
 
-bench: build ## P1a/P1b (server vs raw ONNX Runtime), P5 (placement at 10k models x 1k clusters), P6 (autoscaling after a 5x step), P4 (region-loss drill)
+bench: build ## P1a/P1b (server vs raw ONNX Runtime), P5 (placement at 10k models x 1k clusters), P6 (autoscaling after a 5x step), P2 (DNS vs PowerDNS, CoreDNS), P3 (HTTP front vs HAProxy), P4 (region-loss drill)
 	$(GO) run ./bench/inference
 	$(GO) run ./bench/placement
 	$(GO) run ./bench/agent
+	scripts/bench-peers.sh
+	$(GO) run ./bench/dns
+	$(GO) run ./bench/front
 	$(BIN) drill region-loss --region eu-west --after 20s
 
 lint: $(GOLANGCI) ## go vet + golangci-lint
