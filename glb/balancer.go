@@ -17,13 +17,16 @@ import (
 	"meridian.dev/meridian/glb/steer"
 )
 
-// Balancer turns the fleet's snapshot, the balancer's own health probes
-// and the client's location into a ranked list of clusters for a model.
-// The DNS server and the HTTP front both ask it.
+// Balancer turns the fleet's snapshot, the balancer's own health probes,
+// what the agents gossip and the client's location into a ranked list of
+// clusters for a model. The DNS server and the HTTP front both ask it.
 type Balancer struct {
 	src    *Source
 	geo    *geo.DB // nil: clients have no location
 	health *steer.Health
+	// gossip is the agents' verdict (gossip.go); nil when the balancer is
+	// not in their pool. Set before serving, never changed after.
+	gossip *gossipHealth
 	site   string
 	log    *slog.Logger
 	demand *Demand // nil: not counted
@@ -108,8 +111,9 @@ func (b *Balancer) rank(snap *Snapshot, e Endpoint, client netip.Addr) Choice {
 	return ch
 }
 
-// targets are the clusters that serve the model, with what the hub and
-// the balancer's own probes say of them.
+// targets are the clusters that serve the model, with what the hub, the
+// balancer's own probes and gossip say of them: healthy only while all of
+// them agree, so any one can take a target out and none can vouch alone.
 func (b *Balancer) targets(snap *Snapshot, model string) []steer.Target {
 	now := time.Now()
 	var out []steer.Target
@@ -124,7 +128,8 @@ func (b *Balancer) targets(snap *Snapshot, model string) []steer.Target {
 		}
 		t := steer.Target{
 			Cluster: cl.Name, Region: cl.Region, Lat: cl.Lat, Lon: cl.Lon,
-			Healthy:       (cl.Health == v1.HealthReady || cl.Health == v1.HealthDegraded) && b.health.Healthy(probeKey(cl.Name, model), now),
+			Healthy: (cl.Health == v1.HealthReady || cl.Health == v1.HealthDegraded) &&
+				b.health.Healthy(probeKey(cl.Name, model), now) && b.gossip.healthy(cl.Name, model, now),
 			ReadyReplicas: m.Ready, Headroom: headroom, Weight: 1,
 			Addrs: endpointAddrs(m.Endpoint),
 		}
@@ -184,15 +189,19 @@ func endpointAddrs(endpoint string) []netip.Addr {
 }
 
 // Probe checks every model endpoint of every cluster each interval, with
-// the GlobalEndpoint's health path and timeout, until ctx ends; the
-// results feed the health tracker (failure threshold, hold-down).
-func (b *Balancer) Probe(ctx context.Context, interval time.Duration) {
-	client := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{Timeout: time.Second}).DialContext}}
+// the GlobalEndpoint's health path and timeout (timeout where the
+// GlobalEndpoint sets none; default 1s), until ctx ends; the results feed
+// the health tracker (failure threshold, hold-down).
+func (b *Balancer) Probe(ctx context.Context, interval, timeout time.Duration) {
+	if timeout <= 0 {
+		timeout = time.Second
+	}
+	client := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{Timeout: timeout}).DialContext}}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		if snap := b.src.Current(); snap != nil {
-			b.probeOnce(ctx, client, snap)
+			b.probeOnce(ctx, client, snap, timeout)
 		}
 		select {
 		case <-ctx.Done():
@@ -202,7 +211,7 @@ func (b *Balancer) Probe(ctx context.Context, interval time.Duration) {
 	}
 }
 
-func (b *Balancer) probeOnce(ctx context.Context, client *http.Client, snap *Snapshot) {
+func (b *Balancer) probeOnce(ctx context.Context, client *http.Client, snap *Snapshot, defaultTimeout time.Duration) {
 	path, timeout := map[string]string{}, map[string]time.Duration{}
 	for _, e := range snap.Endpoints {
 		path[e.Model], timeout[e.Model] = e.HealthPath, e.HealthTimeout
@@ -218,7 +227,7 @@ func (b *Balancer) probeOnce(ctx context.Context, client *http.Client, snap *Sna
 				p = "/v2/health/ready"
 			}
 			if to <= 0 {
-				to = time.Second
+				to = defaultTimeout
 			}
 			wg.Add(1)
 			go func() {

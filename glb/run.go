@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"meridian.dev/meridian/agent/gossip"
 	"meridian.dev/meridian/glb/dns"
 	"meridian.dev/meridian/glb/front"
 	"meridian.dev/meridian/glb/geo"
@@ -49,8 +50,22 @@ type Options struct {
 	RefreshPeriod time.Duration
 	// ProbeInterval is how often every model endpoint is probed. Default 1s.
 	ProbeInterval time.Duration
-	// Health is the failure threshold and hold-down of the probes.
+	// ProbeTimeout bounds one probe of an endpoint whose GlobalEndpoint
+	// sets no healthCheck.timeout (and of models the HTTP front serves
+	// without one). Default 1s, the API's default.
+	ProbeTimeout time.Duration
+	// Health is the failure threshold and hold-down of the probes; the
+	// hold-down applies to gossip's verdicts too.
 	Health steer.HealthConfig
+	// Gossip, when set, joins the agents' gossip pool as an observer (no
+	// Cluster in its Meta, no state published; see agent/gossip.Config)
+	// so that a cluster whose agent dies or leaves is out of answers at
+	// once, and a model an agent reports unready is skipped there. Join
+	// lists agents' gossip addresses; the balancer keeps trying them while
+	// it sees no live member. NodeName defaults to "glb-<host name>" and
+	// must be unique in the pool. Nil: health from the hub and probes
+	// alone.
+	Gossip *gossip.Config
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 	// Registry receives meridian_glb_* metrics; default a new one.
@@ -84,7 +99,8 @@ func Run(ctx context.Context, hub client.Reader, opts Options) error {
 	if health == (steer.HealthConfig{}) {
 		health = steer.DefaultHealthConfig()
 	}
-	b := NewBalancer(src, db, steer.NewHealth(health), opts.Site, log)
+	probes := steer.NewHealth(health)
+	b := NewBalancer(src, db, probes, opts.Site, log)
 	zone := strings.ToLower(strings.TrimSuffix(opts.Zone, ".")) + "."
 	ns := opts.NS
 	if len(ns) == 0 {
@@ -102,10 +118,21 @@ func Run(ctx context.Context, hub client.Reader, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("glb: %w", err)
 	}
+	var node *gossip.Node
+	if opts.Gossip != nil {
+		// The same hold-down as the probes', defaults filled in.
+		n, leave, err := b.joinGossip(ctx, *opts.Gossip, probes.Config())
+		if err != nil {
+			return err
+		}
+		defer leave()
+		node = n
+	}
+	b.registerHealthMetrics(reg, node)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() { _ = src.Run(ctx) }()
-	go b.Probe(ctx, cmp.Or(opts.ProbeInterval, time.Second))
+	go b.Probe(ctx, cmp.Or(opts.ProbeInterval, time.Second), opts.ProbeTimeout)
 	errc := make(chan error, 2)
 	go func() { errc <- srv.ListenAndServe(ctx, opts.DNSListen) }()
 	ln := opts.HTTPListener

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -32,8 +33,7 @@ func agentCommand() *cobra.Command {
 		lat, lon, cpu, mem, ortLib string
 		gpus, nodeGroups           []string
 		metricsAddr                string
-		gossipBind, gossipPreset   string
-		gossipCfg                  gossip.Config
+		gossipFlags                gossipFlags
 		logs                       logFlags
 	)
 	cmd := &cobra.Command{
@@ -79,11 +79,8 @@ docs/agent.md explains the autoscaling maths, every knob and every metric.`,
 			if err != nil {
 				return err
 			}
-			if gossipBind != "" {
-				if err := gossipConfig(&gossipCfg, gossipBind, gossipPreset); err != nil {
-					return err
-				}
-				opts.Gossip = &gossipCfg
+			if opts.Gossip, err = gossipFlags.config(); err != nil {
+				return err
 			}
 			opts.Registry = prometheus.NewRegistry()
 			if metricsAddr != "" {
@@ -121,11 +118,7 @@ docs/agent.md explains the autoscaling maths, every knob and every metric.`,
 	fs.DurationVar(&opts.SyncPeriod, "sync-period", 2*time.Second, "how often each model is measured, scaled and its status written")
 	fs.DurationVar(&opts.MetricsWindow, "metrics-window", 10*time.Second, "window the autoscaler's stable metrics are averaged over")
 	fs.DurationVar(&opts.ReportPeriod, "report-period", 10*time.Second, "how often the ClusterReport heartbeat is written")
-	fs.StringVar(&gossipBind, "gossip-bind", "", "host:port to gossip health and load on (UDP and TCP), e.g. 0.0.0.0:7946; empty turns gossip off")
-	fs.StringVar(&gossipCfg.AdvertiseAddr, "gossip-advertise", "", "address other members reach this agent's gossip at, when it differs from --gossip-bind (NAT)")
-	fs.StringSliceVar(&gossipCfg.Join, "gossip-join", nil, "members to join, host:port (repeatable); retried until one answers")
-	fs.StringVar(&gossipCfg.KeyringFile, "gossip-keyring", "", "file of base64 AES keys (16, 24 or 32 bytes), one per line, first = primary; without it gossip is unencrypted")
-	fs.StringVar(&gossipPreset, "gossip-preset", "lan", "failure-detection timing: lan (one region), wan (across regions) or local (one machine); docs/agent.md gives the detection bound of each")
+	gossipFlags.register(fs, "host:port to gossip health and load on (UDP and TCP), e.g. 0.0.0.0:7946; empty turns gossip off", "agent")
 	fs.StringVar(&metricsAddr, "metrics-addr", "127.0.0.1:9090", "address serving the agent's /metrics; empty turns it off")
 	logs.register(fs)
 	_ = cmd.MarkFlagRequired("region")
@@ -181,16 +174,39 @@ func parseNodeGroups(specs []string) ([]kube.NodeGroup, error) {
 	return out, nil
 }
 
-func gossipConfig(c *gossip.Config, bind, preset string) error {
-	host, port, err := net.SplitHostPort(bind)
+// gossipFlags are the --gossip-* flags that the agent and the balancer
+// share, so that both join the same pool the same way.
+type gossipFlags struct {
+	bind, preset string
+	cfg          gossip.Config
+}
+
+// register adds the flags to fs: bindHelp explains --gossip-bind for this
+// process, who names it in the other help texts.
+func (g *gossipFlags) register(fs *pflag.FlagSet, bindHelp, who string) {
+	fs.StringVar(&g.bind, "gossip-bind", "", bindHelp)
+	fs.StringVar(&g.cfg.AdvertiseAddr, "gossip-advertise", "", "address other members reach this "+who+"'s gossip at, when it differs from --gossip-bind (NAT)")
+	fs.StringSliceVar(&g.cfg.Join, "gossip-join", nil, "members to join, host:port (repeatable); retried until one answers")
+	fs.StringVar(&g.cfg.KeyringFile, "gossip-keyring", "", "file of base64 AES keys (16, 24 or 32 bytes), one per line, first = primary; without it gossip is unencrypted")
+	fs.StringVar(&g.preset, "gossip-preset", "lan", "failure-detection timing: lan (one region), wan (across regions) or local (one machine); docs/agent.md gives the detection bound of each")
+}
+
+// config is the gossip configuration the flags describe, nil when
+// --gossip-bind is empty (gossip off).
+func (g *gossipFlags) config() (*gossip.Config, error) {
+	if g.bind == "" {
+		return nil, nil
+	}
+	c := g.cfg
+	host, port, err := net.SplitHostPort(g.bind)
 	if err != nil {
-		return fmt.Errorf("--gossip-bind %q: want host:port: %w", bind, err)
+		return nil, fmt.Errorf("--gossip-bind %q: want host:port: %w", g.bind, err)
 	}
 	if c.BindPort, err = strconv.Atoi(port); err != nil {
-		return fmt.Errorf("--gossip-bind %q: bad port", bind)
+		return nil, fmt.Errorf("--gossip-bind %q: bad port", g.bind)
 	}
 	c.BindAddr = host
-	switch preset {
+	switch g.preset {
 	case "lan":
 		c.Timing = gossip.LAN()
 	case "wan":
@@ -198,7 +214,7 @@ func gossipConfig(c *gossip.Config, bind, preset string) error {
 	case "local":
 		c.Timing = gossip.Local()
 	default:
-		return fmt.Errorf("--gossip-preset %q: use lan, wan or local", preset)
+		return nil, fmt.Errorf("--gossip-preset %q: use lan, wan or local", g.preset)
 	}
-	return nil
+	return &c, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os/signal"
 	"syscall"
 	"time"
@@ -10,14 +11,19 @@ import (
 
 	"meridian.dev/meridian/glb"
 	"meridian.dev/meridian/glb/geo"
+	"meridian.dev/meridian/glb/steer"
 	"meridian.dev/meridian/internal/scheme"
 )
 
 func glbCommand() *cobra.Command {
 	var (
-		opts       glb.Options
-		kubeconfig string
-		logs       logFlags
+		opts           glb.Options
+		kubeconfig     string
+		gossipFlags    gossipFlags
+		gossipName     string
+		healthFailures int
+		holdDown       time.Duration
+		logs           logFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "glb",
@@ -31,15 +37,36 @@ no ready replica, have no room, or fail this balancer's own probes.
 
 It reads GlobalEndpoints and Clusters from the hub every --refresh-period
 and keeps the last good copy in --state-file, so it keeps answering while
-the hub is down and after its own restart. docs/glb.md has the details.`,
-		Example: `  meridian glb --kubeconfig hub.kubeconfig --zone infer.example.com --dns-listen 0.0.0.0:53`,
-		Args:    cobra.NoArgs,
+the hub is down and after its own restart. docs/glb.md has the details.
+
+Health comes from the hub, from this balancer's HTTP probes of every model
+endpoint (--probe-*, --health-*) and, with --gossip-bind, from the agents'
+gossip pool, which it joins as an observer: a cluster whose agent dies is
+out of answers within the preset's detection bound, without waiting for
+probes. A target is answered only while every source says it is up, and
+comes back only after --health-hold-down of uninterrupted health.`,
+		Example: `  meridian glb --kubeconfig hub.kubeconfig --zone infer.example.com --dns-listen 0.0.0.0:53 \
+    --gossip-bind 0.0.0.0:7946 --gossip-join eu-west-1.agents.example.com:7946 --gossip-keyring gossip.keys`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := logs.logger()
 			if err != nil {
 				return err
 			}
 			opts.Logger = log
+			if healthFailures < 1 {
+				return fmt.Errorf("--health-failures %d: want at least 1", healthFailures)
+			}
+			opts.Health = steer.HealthConfig{FailureThreshold: healthFailures, HoldDown: holdDown}
+			if holdDown <= 0 {
+				opts.Health.HoldDown = -1 // steer's "none"; zero would mean its default
+			}
+			if opts.Gossip, err = gossipFlags.config(); err != nil {
+				return err
+			}
+			if opts.Gossip != nil {
+				opts.Gossip.NodeName = gossipName
+			}
 			cfg, err := restConfig(kubeconfig)
 			if err != nil {
 				return err
@@ -64,6 +91,11 @@ the hub is down and after its own restart. docs/glb.md has the details.`,
 	fs.StringVar(&opts.Site, "site", "", "this balancer's site name, for latency steering")
 	fs.DurationVar(&opts.RefreshPeriod, "refresh-period", 2*time.Second, "how often the hub is read")
 	fs.DurationVar(&opts.ProbeInterval, "probe-interval", time.Second, "how often each cluster's model endpoints are probed")
+	fs.DurationVar(&opts.ProbeTimeout, "probe-timeout", time.Second, "how long one probe may take before it counts as failed, where the model's GlobalEndpoint sets no healthCheck.timeout (the API defaults it to 1s)")
+	fs.IntVar(&healthFailures, "health-failures", steer.DefaultFailureThreshold, "consecutive failed probes that take a model endpoint out of answers (2 forgives one lost probe; gossip needs none, its verdicts are already confirmed)")
+	fs.DurationVar(&holdDown, "health-hold-down", steer.DefaultHoldDown, "how long a target taken out (by probes or gossip) must stay healthy, without a single failure, before it is answered again, so it cannot flap in and out of cached DNS answers; 0 brings it back on the first success")
+	gossipFlags.register(fs, "host:port (UDP and TCP) to join the agents' gossip pool on, as an observer, to learn within seconds that a cluster died or a model is not ready there, e.g. 0.0.0.0:7946; empty: health from the hub and probes alone", "balancer")
+	fs.StringVar(&gossipName, "gossip-name", "", "this balancer's node name in the gossip pool, unique there (default glb-<host name>; agents use their cluster's name)")
 	logs.register(fs)
 	_ = cmd.MarkFlagRequired("zone")
 	return cmd

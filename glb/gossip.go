@@ -1,0 +1,184 @@
+package glb
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"meridian.dev/meridian/agent/gossip"
+	"meridian.dev/meridian/glb/steer"
+)
+
+// Reasons gossip took a target down: the reason label of
+// meridian_glb_gossip_marked_down_total.
+const (
+	downDead    = "dead"    // the cluster's agent stopped answering
+	downLeft    = "left"    // the cluster's agent left the pool on purpose
+	downUnready = "unready" // a model's digest says unhealthy or no ready replica
+)
+
+// gossipHealth turns what the agents gossip into a verdict per cluster and
+// per model, kept apart from the probes' verdict (Balancer.health) so that
+// neither can vouch for a target the other sees failing: a target serves
+// only while both say up, and either alone takes it out.
+//
+// By the status of a cluster's agent node:
+//   - dead or left: every endpoint of the cluster is down at once. SWIM has
+//     already confirmed the failure through other members and a suspicion
+//     timeout, so there is no threshold to wait for; this is the signal
+//     that takes a lost region out within seconds, while probes may still
+//     be timing out.
+//   - suspect: nothing changes. A suspicion is one member's failed probe,
+//     often refuted within a probe interval (a pause, a lost packet, or the
+//     balancer's own network); acting on it would cost a healthy region a
+//     whole hold-down and push its load elsewhere. A real failure becomes
+//     dead within the suspicion timeout, and this balancer's HTTP probes
+//     run all along.
+//   - alive: the cluster may serve again, but only after the hold-down of
+//     uninterrupted health (steer.Health), as for probes. Each model the
+//     digests list is ready while any digest of it is Healthy with a ready
+//     replica, and down at once otherwise. A model the digests do not list
+//     gets no gossip verdict (the hub and the probes decide): an agent that
+//     has published nothing yet, or an older agent, must not black-hole
+//     traffic.
+type gossipHealth struct {
+	// health holds the verdicts: the key is the cluster name for the
+	// cluster, probeKey(cluster, model) for a model in it.
+	health *steer.Health
+	log    *slog.Logger
+	next   gossip.Observer // the caller's own Observer, if any
+	downs  *prometheus.CounterVec
+
+	mu     sync.Mutex
+	nodes  map[string]gossip.Peer     // agent nodes by node name, as last reported
+	models map[string]map[string]bool // cluster -> models its digests listed
+	down   map[string]bool            // clusters gossip has taken out
+}
+
+// newGossipHealth returns verdicts that come back after hc's hold-down.
+// The failure threshold is always one: see gossipHealth.
+func newGossipHealth(hc steer.HealthConfig, log *slog.Logger, next gossip.Observer) *gossipHealth {
+	holdDown := hc.HoldDown
+	if holdDown == 0 {
+		holdDown = -1 // steer.HealthConfig's "none" (zero would mean the default)
+	}
+	return &gossipHealth{
+		health: steer.NewHealth(steer.HealthConfig{FailureThreshold: 1, HoldDown: holdDown}),
+		log:    log,
+		next:   next,
+		downs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meridian_glb_gossip_marked_down_total",
+			Help: "Times gossip took a target out of answers, by reason: dead or left (a cluster's agent; all its models) or unready (one model's digest said unhealthy or no ready replica).",
+		}, []string{"reason"}),
+		nodes:  make(map[string]gossip.Peer),
+		models: make(map[string]map[string]bool),
+		down:   make(map[string]bool),
+	}
+}
+
+// healthy says whether gossip lets the model serve from the cluster at now.
+// Without gossip (a nil receiver) it always does.
+func (g *gossipHealth) healthy(cluster, model string, now time.Time) bool {
+	if g == nil {
+		return true
+	}
+	return g.health.Healthy(cluster, now) && g.health.Healthy(probeKey(cluster, model), now)
+}
+
+// PeerUpdated implements gossip.Observer.
+func (g *gossipHealth) PeerUpdated(p gossip.Peer) {
+	g.observe(p)
+	if g.next != nil {
+		g.next.PeerUpdated(p)
+	}
+}
+
+// PeerLeft implements gossip.Observer.
+func (g *gossipHealth) PeerLeft(p gossip.Peer) {
+	g.observe(p)
+	if g.next != nil {
+		g.next.PeerLeft(p)
+	}
+}
+
+// observe records p and judges its cluster again. Both Observer methods
+// come here: the status in p, not the method, says what happened.
+func (g *gossipHealth) observe(p gossip.Peer) {
+	cluster := p.Meta.Cluster
+	if cluster == "" {
+		return // another balancer or the hub: no endpoints to judge
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if old, ok := g.nodes[p.Name]; ok && old.Meta.Cluster != cluster {
+		// The node restarted for another cluster; judge the old one without it.
+		delete(g.nodes, p.Name)
+		g.judge(old.Meta.Cluster, time.Now())
+	}
+	g.nodes[p.Name] = p
+	g.judge(cluster, time.Now())
+}
+
+// judge applies what the cluster's nodes say. g.mu is held.
+func (g *gossipHealth) judge(cluster string, now time.Time) {
+	var live []gossip.Peer
+	reason := downLeft // unless some node of the cluster died
+	for _, p := range g.nodes {
+		if p.Meta.Cluster != cluster {
+			continue
+		}
+		switch p.Status {
+		case gossip.StatusAlive, gossip.StatusSuspect:
+			live = append(live, p)
+		case gossip.StatusDead:
+			reason = downDead
+		}
+	}
+	if len(live) == 0 {
+		if g.health.Healthy(cluster, now) {
+			g.downs.WithLabelValues(reason).Inc()
+		}
+		g.health.Observe(cluster, false, now)
+		if !g.down[cluster] {
+			g.down[cluster] = true
+			g.log.Warn("gossip: cluster's agent is gone; its endpoints are out of answers now", "cluster", cluster, "status", reason)
+		}
+		return
+	}
+	g.health.Observe(cluster, true, now)
+	if g.down[cluster] {
+		delete(g.down, cluster)
+		g.log.Info("gossip: cluster's agent is alive again; it serves once healthy for the hold-down",
+			"cluster", cluster, "hold_down", g.health.Config().HoldDown)
+	}
+	g.judgeModels(cluster, live, now)
+}
+
+// judgeModels applies the live nodes' model digests. g.mu is held.
+func (g *gossipHealth) judgeModels(cluster string, live []gossip.Peer, now time.Time) {
+	ready := map[string]bool{}
+	for _, p := range live {
+		if !p.HasState {
+			continue
+		}
+		for _, m := range p.State.Models {
+			ready[m.Model] = ready[m.Model] || (m.Healthy && m.ReadyReplicas > 0)
+		}
+	}
+	for model, ok := range ready {
+		key := probeKey(cluster, model)
+		if !ok && g.health.Healthy(key, now) {
+			g.downs.WithLabelValues(downUnready).Inc()
+			g.log.Info("gossip: model not ready in cluster; out of answers", "cluster", cluster, "model", model)
+		}
+		g.health.Observe(key, ok, now)
+	}
+	for model := range g.models[cluster] {
+		if _, listed := ready[model]; !listed {
+			g.health.Forget(probeKey(cluster, model))
+		}
+	}
+	g.models[cluster] = ready
+}

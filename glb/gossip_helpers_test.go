@@ -1,0 +1,220 @@
+package glb
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"meridian.dev/meridian/agent/gossip"
+	v1 "meridian.dev/meridian/crds/v1alpha1"
+	"meridian.dev/meridian/glb/steer"
+)
+
+// gossipTiming is memberlist's Local preset, as the agent/gossip tests use
+// it: LAN's RetransmitMult of 4 instead of 2, so that a dead verdict
+// reaches every member of a small pool rather than waiting out a lone
+// suspicion timer (see gossip.Timing.DeadWithin), and push/pull every 2s
+// instead of 15s, so that a state broadcast lost on a loaded test machine
+// is repaired soon. Neither changes DeadWithin.
+func gossipTiming() gossip.Timing {
+	t := gossip.Local()
+	t.RetransmitMult = gossip.LAN().RetransmitMult
+	t.PushPullInterval = 2 * time.Second
+	return t
+}
+
+// testHoldDown is long enough to tell "back after the hold-down" from
+// "back at once" on a loaded machine, short enough for a quick test.
+const testHoldDown = 2 * time.Second
+
+// fakeEndpoint is a cluster's model endpoint that the balancer probes:
+// 200 on the health path until failing is set, then 503.
+type fakeEndpoint struct {
+	*httptest.Server
+	failing atomic.Bool
+}
+
+// startEndpoint serves on ip (any loopback address) and an ephemeral port.
+func startEndpoint(t *testing.T, ip string) *fakeEndpoint {
+	t.Helper()
+	e := &fakeEndpoint{}
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if e.failing.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	e.Listener = ln
+	e.Start()
+	t.Cleanup(e.Close)
+	return e
+}
+
+// agentNode is a cluster's agent in the gossip pool, as agent.gossipLoop
+// runs it: node name and Meta.Cluster are the cluster's name.
+type agentNode struct {
+	*gossip.Node
+	cluster string
+}
+
+// startAgent starts cluster's agent node on bind ("127.0.0.1:0" for any
+// port) joining join, and publishes models as ready and healthy.
+func startAgent(t *testing.T, cluster, bind string, join []string, models ...string) *agentNode {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(bind)
+	p, _ := strconv.Atoi(port)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n, err := gossip.Start(ctx, gossip.Config{
+		NodeName: cluster, BindAddr: host, BindPort: p, Join: join, Timing: gossipTiming(),
+		Meta:   gossip.Meta{Cluster: cluster, Region: cluster, Endpoint: "http://" + cluster + ".test"},
+		Logger: quiet(),
+	})
+	if err != nil {
+		t.Fatalf("agent %s: %v", cluster, err)
+	}
+	t.Cleanup(func() { _ = n.Shutdown() })
+	a := &agentNode{Node: n, cluster: cluster}
+	var ds []gossip.ModelDigest
+	for _, m := range models {
+		ds = append(ds, gossip.ModelDigest{Namespace: "default", Name: m, Model: m, ReadyReplicas: 1, DesiredReplicas: 1, Healthy: true})
+	}
+	a.publish(t, ds...)
+	return a
+}
+
+func (a *agentNode) publish(t *testing.T, ds ...gossip.ModelDigest) {
+	t.Helper()
+	if err := a.SetLocalState(gossip.NodeState{Models: ds}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// gossipRig is a real Balancer in a real gossip pool with one agent and
+// one probed HTTP endpoint per cluster. Every model steers by failover
+// order, eu-west first, so the answer says which clusters are usable.
+type gossipRig struct {
+	b         *Balancer
+	node      *gossip.Node // the balancer's
+	reg       *prometheus.Registry
+	agents    map[string]*agentNode
+	endpoints map[string]*fakeEndpoint
+}
+
+var (
+	rigClusters = []string{"eu-west", "us-east", "ap-south"}
+	rigModels   = []string{"sentiment", "textdir"}
+)
+
+func newGossipRig(t *testing.T) *gossipRig {
+	t.Helper()
+	r := &gossipRig{reg: prometheus.NewRegistry(), agents: map[string]*agentNode{}, endpoints: map[string]*fakeEndpoint{}}
+	snap := &Snapshot{}
+	for _, m := range rigModels {
+		snap.Endpoints = append(snap.Endpoints, Endpoint{Name: m, Hostname: m + ".infer.test", Model: m,
+			Steering: v1.SteerFailover, FailoverOrder: rigClusters, TTL: 5})
+	}
+	var join []string
+	for _, c := range rigClusters {
+		e := startEndpoint(t, "127.0.0.1")
+		r.endpoints[c] = e
+		cl := Cluster{Name: c, Region: c, Health: v1.HealthReady, Headroom: 0.8, Models: map[string]ModelTarget{}}
+		for _, m := range rigModels {
+			cl.Models[m] = ModelTarget{Endpoint: e.URL, Ready: 1}
+		}
+		snap.Clusters = append(snap.Clusters, cl)
+		a := startAgent(t, c, "127.0.0.1:0", join, rigModels...)
+		r.agents[c] = a
+		join = append(join, a.Addr())
+	}
+	src := &Source{}
+	src.set(snap)
+	r.b = NewBalancer(src, nil, steer.NewHealth(steer.HealthConfig{FailureThreshold: 2, HoldDown: testHoldDown}), "test", quiet())
+
+	// As Run does: join, export the health metrics, probe.
+	ctx, cancel := context.WithCancel(context.Background())
+	node, leave, err := r.b.joinGossip(ctx, gossip.Config{NodeName: "glb-test", BindAddr: "127.0.0.1", Timing: gossipTiming(),
+		Join: join}, r.b.health.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.node = node
+	r.b.registerHealthMetrics(r.reg, node)
+	go r.b.Probe(ctx, 100*time.Millisecond, time.Second)
+	t.Cleanup(func() { cancel(); leave() })
+
+	waitUntil(t, 30*time.Second, "the balancer has every agent's state", func() bool {
+		for _, c := range rigClusters {
+			if p, ok := node.Peer(c); !ok || p.Status != gossip.StatusAlive || !p.HasState {
+				return false
+			}
+		}
+		return true
+	})
+	for _, m := range rigModels {
+		if got := r.first(m); got != "eu-west" {
+			t.Fatalf("%s answered %q with everything healthy, want eu-west", m, got)
+		}
+	}
+	return r
+}
+
+// first is the cluster the balancer answers model with now, "" for none.
+func (r *gossipRig) first(model string) string {
+	c := r.b.ByModel(model, netip.Addr{})
+	if len(c.Targets) == 0 {
+		return ""
+	}
+	return c.Targets[0].Cluster
+}
+
+// readMetric reads the first series of name in reg whose labels include
+// labels, -1 if there is none.
+func readMetric(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
+					continue next
+				}
+			}
+			if m.Counter != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	return -1
+}
+
+// waitUntil polls cond until it holds, failing the test after timeout.
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting until %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

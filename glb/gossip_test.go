@@ -1,0 +1,163 @@
+package glb
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"meridian.dev/meridian/agent/gossip"
+)
+
+// An agent that dies (no Leave) takes its cluster out of the answers as
+// soon as gossip declares it dead — while its HTTP endpoint still passes
+// every probe — and when it returns the cluster is answered again only
+// after the hold-down.
+func TestGossipDeadAgentTakesItsClusterOutUntilHoldDownAfterReturn(t *testing.T) {
+	t.Parallel()
+	r := newGossipRig(t)
+	eu := r.agents["eu-west"]
+	addr := eu.Addr()
+
+	// The pool is three agents and the balancer.
+	bound := gossipTiming().DeadWithin(4)
+	killed := time.Now()
+	if err := eu.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 3*bound, fmt.Sprintf("eu-west is out of the answers (DeadWithin %s)", bound), func() bool {
+		return r.first("sentiment") == "us-east" && r.first("textdir") == "us-east"
+	})
+	t.Logf("eu-west out %s after its agent died (DeadWithin(4) = %s)", time.Since(killed).Round(time.Millisecond), bound)
+	if !r.b.health.Healthy(probeKey("eu-west", "sentiment"), time.Now()) {
+		t.Fatal("the probes failed eu-west too: this test no longer shows gossip acting alone")
+	}
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"meridian_glb_gossip_peers", map[string]string{"state": "dead"}, 1},
+		{"meridian_glb_gossip_peers", map[string]string{"state": "alive"}, 2},
+		{"meridian_glb_gossip_marked_down_total", map[string]string{"reason": "dead"}, 1},
+		{"meridian_glb_target_up", map[string]string{"cluster": "eu-west", "model": "sentiment", "source": "gossip"}, 0},
+		{"meridian_glb_target_up", map[string]string{"cluster": "eu-west", "model": "sentiment", "source": "probe"}, 1},
+		{"meridian_glb_target_up", map[string]string{"cluster": "us-east", "model": "sentiment", "source": "gossip"}, 1},
+	} {
+		if got := readMetric(t, r.reg, c.name, c.labels); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+
+	// The agent restarts where it was (memberlist takes a dead member back
+	// only at its old address) and joins through the balancer.
+	startAgent(t, "eu-west", addr, []string{r.node.Addr()}, rigModels...)
+	var since time.Time
+	waitUntil(t, 30*time.Second, "the balancer sees eu-west alive again", func() bool {
+		p, ok := r.node.Peer("eu-west")
+		since = p.Since
+		return ok && p.Status == gossip.StatusAlive
+	})
+	waitUntil(t, testHoldDown+20*time.Second, "eu-west answers again", func() bool { return r.first("sentiment") == "eu-west" })
+	took := time.Since(since)
+	if took < testHoldDown {
+		t.Errorf("eu-west answered %s after its agent came back, before the %s hold-down", took, testHoldDown)
+	}
+	t.Logf("eu-west answered again %s after its agent came back (hold-down %s)", took.Round(time.Millisecond), testHoldDown)
+}
+
+// A digest that says a model is unhealthy, or has no ready replica, takes
+// that model (and only that model) in that cluster out of the answers,
+// though the probes pass; a ready digest brings it back after the
+// hold-down.
+func TestGossipUnreadyDigestSkipsThatModel(t *testing.T) {
+	t.Parallel()
+	r := newGossipRig(t)
+	eu := r.agents["eu-west"]
+	sentiment := func(ready int32, healthy bool) gossip.ModelDigest {
+		return gossip.ModelDigest{Namespace: "default", Name: "sentiment", Model: "sentiment", ReadyReplicas: ready, Healthy: healthy}
+	}
+	textdir := gossip.ModelDigest{Namespace: "default", Name: "textdir", Model: "textdir", ReadyReplicas: 1, Healthy: true}
+
+	// has waits until the balancer's node holds the digest (gossip's
+	// dissemination, tested in agent/gossip); the verdict must follow at
+	// once.
+	has := func(d gossip.ModelDigest) {
+		t.Helper()
+		waitUntil(t, 30*time.Second, fmt.Sprintf("the balancer has the digest %+v", d), func() bool {
+			p, _ := r.node.Peer("eu-west")
+			return len(p.State.Models) == 2 && p.State.Models[0] == d
+		})
+	}
+
+	eu.publish(t, sentiment(2, false), textdir)
+	has(sentiment(2, false))
+	waitUntil(t, time.Second, "unhealthy sentiment leaves eu-west", func() bool { return r.first("sentiment") == "us-east" })
+	if got := r.first("textdir"); got != "eu-west" {
+		t.Errorf("textdir answered %q while only sentiment was unhealthy in eu-west", got)
+	}
+	if got := readMetric(t, r.reg, "meridian_glb_gossip_marked_down_total", map[string]string{"reason": "unready"}); got != 1 {
+		t.Errorf("marked_down_total{unready} = %v, want 1", got)
+	}
+
+	// Healthy but without a ready replica is not ready either.
+	eu.publish(t, sentiment(0, true), textdir)
+	has(sentiment(0, true))
+	for deadline := time.Now().Add(testHoldDown + time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if got := r.first("sentiment"); got != "us-east" {
+			t.Fatalf("sentiment answered %q with no ready replica in eu-west", got)
+		}
+	}
+
+	ready := time.Now()
+	eu.publish(t, sentiment(1, true), textdir)
+	has(sentiment(1, true))
+	waitUntil(t, testHoldDown+5*time.Second, "ready sentiment answers from eu-west again", func() bool { return r.first("sentiment") == "eu-west" })
+	if took := time.Since(ready); took < testHoldDown {
+		t.Errorf("sentiment came back %s after its digest said ready, before the %s hold-down", took, testHoldDown)
+	}
+}
+
+// Gossip saying alive and healthy never brings back a cluster whose
+// endpoint fails the balancer's probes: both must agree for up.
+func TestGossipAliveNeverOverridesAFailingProbe(t *testing.T) {
+	t.Parallel()
+	r := newGossipRig(t)
+	eu := r.agents["eu-west"]
+
+	r.endpoints["eu-west"].failing.Store(true)
+	waitUntil(t, 30*time.Second, "the probes take eu-west out", func() bool { return r.first("sentiment") == "us-east" })
+	// The agent keeps gossiping fresh, healthy digests, well past a hold-down.
+	for until := time.Now().Add(testHoldDown + 2*time.Second); time.Now().Before(until); time.Sleep(100 * time.Millisecond) {
+		eu.publish(t, gossip.ModelDigest{Namespace: "default", Name: "sentiment", Model: "sentiment", ReadyReplicas: 1, Healthy: true,
+			RequestsPerSecond: float64(time.Now().UnixMilli() % 1000)})
+		if got := r.first("sentiment"); got != "us-east" {
+			t.Fatalf("sentiment answered %q while eu-west fails its probes and gossip says healthy", got)
+		}
+	}
+	if !r.b.gossip.healthy("eu-west", "sentiment", time.Now()) {
+		t.Fatal("gossip did not call eu-west healthy: this test no longer shows probes winning")
+	}
+	if got := readMetric(t, r.reg, "meridian_glb_target_up", map[string]string{"cluster": "eu-west", "model": "sentiment", "source": "probe"}); got != 0 {
+		t.Errorf("target_up{probe} for a failing endpoint = %v, want 0", got)
+	}
+
+	// The endpoint recovers: back after the probes' hold-down.
+	r.endpoints["eu-west"].failing.Store(false)
+	waitUntil(t, testHoldDown+20*time.Second, "eu-west answers again", func() bool { return r.first("sentiment") == "eu-west" })
+}
+
+// Without gossip the verdict is the hub's and the probes' alone: a nil
+// gossipHealth (no pool) lets every target serve.
+func TestNoGossipLeavesHealthToHubAndProbes(t *testing.T) {
+	var g *gossipHealth
+	if !g.healthy("eu-west", "sentiment", time.Now()) {
+		t.Fatal("no gossip took a target out")
+	}
+	src := &Source{}
+	src.set(fleetSnapshot())
+	b := NewBalancer(src, nil, nil, "test", quiet())
+	if c := b.ByModel("sentiment", netip.Addr{}); len(c.Targets) != 3 {
+		t.Fatalf("without gossip %d clusters answer, want all 3", len(c.Targets))
+	}
+}
