@@ -100,6 +100,7 @@ type server struct {
 	check   check
 	pid     int
 	qps     []float64
+	cpuPerQ []float64 // server CPU seconds per query, per round
 	lost    int
 	p50s    []float64 // per latency round, seconds
 	p99s    []float64
@@ -268,8 +269,10 @@ func measure(ctx context.Context, s *glbfixture.Stack, sv *server, c config, qfi
 	cores := fmt.Sprintf("cores: server %.2f dnsperf %.2f others %.2f", use.Procs[sv.pid], p.cores, use.Others(p.cores))
 	if rate == 0 {
 		sv.qps = append(sv.qps, p.qps)
+		sv.cpuPerQ = append(sv.cpuPerQ, use.Procs[sv.pid]/p.qps)
 		sv.lost += p.lost
-		fmt.Printf("P2: round %d %-8s %8.0f qps (sent %d, lost %d, NOERROR %d; %s)\n", round, sv.name, p.qps, p.sent, p.lost, p.noerror, cores)
+		fmt.Printf("P2: round %d %-8s %8.0f qps, %.1fus CPU/query (sent %d, lost %d, NOERROR %d; %s)\n", round, sv.name, p.qps,
+			1e6*use.Procs[sv.pid]/p.qps, p.sent, p.lost, p.noerror, cores)
 		return nil
 	}
 	slices.Sort(p.lat)

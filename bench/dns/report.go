@@ -47,7 +47,7 @@ func verdicts(servers []*server, c config) {
 	for _, sv := range servers {
 		by[sv.name] = sv
 	}
-	fmt.Printf("\nP2: %-8s %10s  %-26s %9s %9s %8s\n", "server", "median qps", "rounds", "p50*", "p99*", "nearest")
+	fmt.Printf("\nP2: %-8s %10s  %-26s %9s %9s %9s %8s\n", "server", "median qps", "rounds", "CPU/query", "p50*", "p99*", "nearest")
 	for _, sv := range servers {
 		if sv.skipped != "" {
 			fmt.Printf("P2: %-8s skipped (%s)\n", sv.name, sv.skipped)
@@ -57,8 +57,8 @@ func verdicts(servers []*server, c config) {
 		for _, q := range sv.qps {
 			rounds = append(rounds, fmt.Sprintf("%.0f", q))
 		}
-		fmt.Printf("P2: %-8s %10.0f  %-26s %9s %9s %7.1f%%\n", sv.name, median(append([]float64(nil), sv.qps...)),
-			strings.Join(rounds, " "), ms(median(sv.p50s)), ms(median(sv.p99s)), pct(sv.check.nearest, sv.check.answered))
+		fmt.Printf("P2: %-8s %10.0f  %-26s %7.1fus %9s %9s %7.1f%%\n", sv.name, median(append([]float64(nil), sv.qps...)),
+			strings.Join(rounds, " "), 1e6*median(sv.cpuPerQ), ms(median(sv.p50s)), ms(median(sv.p99s)), pct(sv.check.nearest, sv.check.answered))
 	}
 	fmt.Printf("P2: * median over the rounds at %d qps (one dnsperf socket)\n\n", c.rate)
 	pd, cd := by["pdns-lua"], by["coredns"]
@@ -76,6 +76,12 @@ func verdicts(servers []*server, c config) {
 		fmt.Printf("P2 %s p99=%s at=%dqps target<1ms %s%s\n", name, ms(p99), c.rate, okShort(p99 < 0.001 && g.latLost == 0), lostNote(g.latLost))
 		fmt.Printf("P2 %s nearest=%.1f%% target=none (informational: answers naming the nearest cluster by great-circle distance)\n",
 			name, pct(g.check.nearest, g.check.answered))
+	}
+	for _, name := range []string{"glb-v1", "glb-v2"} {
+		if g := by[name]; g.skipped == "" {
+			fmt.Printf("P2 %s cpu_per_query=%.1fus pdns_lua=%.1fus coredns_static=%.1fus target=none (informational: server CPU per query at full speed, steadier than QPS on a shared machine)\n",
+				name, 1e6*median(g.cpuPerQ), 1e6*median(pd.cpuPerQ), 1e6*median(cd.cpuPerQ))
+		}
 	}
 	for _, sv := range []*server{pd, cd} {
 		fmt.Printf("P2 %s p99=%s at=%dqps target=none (informational)%s\n", sv.name, ms(median(sv.p99s)), c.rate, lostNote(sv.latLost))

@@ -166,16 +166,12 @@ func run(ctx context.Context, c config) error {
 			return err
 		}
 	}
-	var pids []int
-	for _, b := range backends {
-		pids = append(pids, b.PID())
-	}
 
 	// (1) Throughput and (2) light load, in rounds, each side in turn.
 	for r := 1; r <= c.rounds; r++ {
 		for _, conns := range []int{c.conns, c.lightConns} {
 			for _, sd := range sides {
-				l, err := measure(ctx, s, sd, script, conns, c.duration, pids)
+				l, err := measure(ctx, s, sd, script, conns, c.duration, backends)
 				if err != nil {
 					return err
 				}
@@ -184,8 +180,8 @@ func run(ctx context.Context, c config) error {
 				} else {
 					sd.light = append(sd.light, l)
 				}
-				fmt.Printf("P3: round %d %-7s %3d conns %8.0f req/s p50 %s p99 %s (failed %d)\n", r, sd.name, conns, l.rps,
-					us(l.p50), us(l.p99), l.failed)
+				fmt.Printf("P3: round %d %-7s %3d conns %8.0f req/s p50 %s p99 %s (failed %d; %.0f backend connections opened per 1000 requests)\n",
+					r, sd.name, conns, l.rps, us(l.p50), us(l.p99), l.failed, 1000*l.newConns)
 			}
 		}
 	}
@@ -200,11 +196,19 @@ func run(ctx context.Context, c config) error {
 }
 
 // measure runs wrk once against a side and prints the cores each part
-// used: the proxy, the backends, wrk, and everything else on the machine.
-func measure(ctx context.Context, s *glbfixture.Stack, sd *side, script string, conns int, d time.Duration, backends []int) (load, error) {
-	pids := append([]int{os.Getpid()}, backends...)
+// used: the proxy, the backends, wrk, and everything else on the machine;
+// and counts the connections the backends accepted meanwhile.
+func measure(ctx context.Context, s *glbfixture.Stack, sd *side, script string, conns int, d time.Duration, backends []*glbfixture.Backend) (load, error) {
+	pids := []int{os.Getpid()}
+	for _, b := range backends {
+		pids = append(pids, b.PID())
+	}
 	if sd.pid != 0 {
 		pids = append(pids, sd.pid)
+	}
+	c0, err := accepted(backends)
+	if err != nil {
+		return load{}, err
 	}
 	before := glbfixture.SampleCPU(pids...)
 	l, err := runWrk(ctx, script, sd.base, conns, d)
@@ -215,12 +219,35 @@ func measure(ctx context.Context, s *glbfixture.Stack, sd *side, script string, 
 	if err := s.Check(); err != nil {
 		return l, err
 	}
+	c1, err := accepted(backends)
+	if err != nil {
+		return l, err
+	}
 	var be float64
-	for _, p := range backends {
+	for _, p := range pids[1 : 1+len(backends)] {
 		be += use.Procs[p]
 	}
-	fmt.Printf("P3: cores: proxy %.2f backends %.2f wrk %.2f others %.2f\n", use.Procs[sd.pid], be, l.cores, use.Others(l.cores))
+	if l.requests > 0 {
+		l.newConns = float64(c1-c0) / float64(l.requests)
+	}
+	if l.rps > 0 {
+		l.proxyCPU = use.Procs[sd.pid] / l.rps
+	}
+	fmt.Printf("P3: cores: proxy %.2f (%.1fus/request) backends %.2f wrk %.2f others %.2f\n", use.Procs[sd.pid], 1e6*l.proxyCPU, be, l.cores, use.Others(l.cores))
 	return l, nil
+}
+
+// accepted sums the connections the backends have accepted.
+func accepted(backends []*glbfixture.Backend) (int64, error) {
+	var n int64
+	for _, b := range backends {
+		c, err := b.Conns()
+		if err != nil {
+			return 0, err
+		}
+		n += c
+	}
+	return n, nil
 }
 
 // answeredBy sends one inference request and wants a 200 from the named

@@ -46,6 +46,10 @@ type load struct {
 	failed                                int
 	status, connect, read, write, timeout int
 	cores                                 float64 // wrk's own CPU
+	// proxyCPU is the proxy's CPU seconds per request (0 for direct).
+	proxyCPU float64
+	// newConns is the connections the backends accepted per request.
+	newConns float64
 }
 
 // runWrk runs wrk with one thread and conns connections for d against

@@ -7,6 +7,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,6 +27,9 @@ const InferPath = "/v2/models/" + Model + "/infer"
 // InferBody is a sentiment request in the Open Inference Protocol, the
 // body the load generators send.
 const InferBody = `{"inputs":[{"name":"tokens","shape":[1,6],"datatype":"BYTES","data":["i","love","this","it","is","amazing"]}]}`
+
+// connsPath answers how many connections the backend has accepted.
+const connsPath = "/bench/conns"
 
 // inferReply is what the real server answers for InferBody, so the
 // proxies move the same bytes as before a real model server.
@@ -67,11 +73,22 @@ func serveBackend(name, addr string) error {
 	}
 	mux.HandleFunc("POST "+InferPath, infer)
 	mux.HandleFunc("POST /analyze", infer)
+	// How many connections were opened to this backend: whether a proxy
+	// keeps its upstream connections alive shows in P3's CPU figures.
+	var conns atomic.Int64
+	mux.HandleFunc("GET "+connsPath, func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = fmt.Fprint(w, conns.Load())
+	})
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				conns.Add(1)
+			}
+		}}
 	return srv.Serve(ln)
 }
 
@@ -107,6 +124,21 @@ func (b *Backend) Restart() error {
 // Kill ends the backend at once, as a crashing server would: its open
 // connections are reset.
 func (b *Backend) Kill() { b.proc.Kill() }
+
+// Conns is how many connections the backend has accepted since it
+// started (one more for this question).
+func (b *Backend) Conns() (int64, error) {
+	resp, err := http.Get(b.URL() + connsPath)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(strings.TrimSpace(string(body)), 10, 64)
+}
 
 // PID is the backend process's id.
 func (b *Backend) PID() int { return b.proc.PID() }
