@@ -55,6 +55,10 @@ type Options struct {
 	// its models' health and load there; NodeName defaults to ClusterName
 	// and Meta is filled from Identity.
 	Gossip *gossip.Config
+	// GossipCrashOnStop stops gossip without the graceful leave, as a
+	// crash would, so peers detect the loss instead of being told: the
+	// local fleet sets it so a drill's killed region is a real surprise.
+	GossipCrashOnStop bool
 	// SyncPeriod is how often each model's replicas are measured, the
 	// autoscaler consulted and the status written. Default 2s (the HPA's
 	// default is 15s; real-time inference needs to react faster).

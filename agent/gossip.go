@@ -13,7 +13,8 @@ import (
 // gossipLoop joins the gossip pool and publishes this cluster's model
 // health and load every SyncPeriod, so peers (and later the hub and the
 // balancers) learn of changes and deaths in seconds rather than at the
-// next ClusterReport heartbeat. It leaves the pool when ctx ends.
+// next ClusterReport heartbeat. It leaves the pool when ctx ends (unless
+// GossipCrashOnStop).
 func (a *Agent) gossipLoop(ctx context.Context) error {
 	cfg := *a.opts.Gossip
 	cfg.NodeName = cmp.Or(cfg.NodeName, a.opts.ClusterName)
@@ -34,8 +35,10 @@ func (a *Agent) gossipLoop(ctx context.Context) error {
 	}
 	a.log.Info("gossip started", "node", node.Name(), "addr", node.Addr())
 	defer func() {
-		if err := node.Leave(5 * time.Second); err != nil {
-			a.log.Warn("leaving the gossip pool", "err", err)
+		if !a.opts.GossipCrashOnStop {
+			if err := node.Leave(5 * time.Second); err != nil {
+				a.log.Warn("leaving the gossip pool", "err", err)
+			}
 		}
 		_ = node.Shutdown()
 	}()

@@ -30,6 +30,8 @@ type Balancer struct {
 	site   string
 	log    *slog.Logger
 	demand *Demand // nil: not counted
+	// dial opens the probes' connections; nil: a net.Dialer.
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // NewBalancer returns a balancer for one site (the balancer's own name,
@@ -196,7 +198,11 @@ func (b *Balancer) Probe(ctx context.Context, interval, timeout time.Duration) {
 	if timeout <= 0 {
 		timeout = time.Second
 	}
-	client := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{Timeout: timeout}).DialContext}}
+	dial := b.dial
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: timeout}).DialContext
+	}
+	client := &http.Client{Transport: &http.Transport{DialContext: dial}}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

@@ -29,10 +29,17 @@ type Options struct {
 	// DNSListen is the UDP and TCP address of the DNS server, e.g.
 	// "0.0.0.0:53".
 	DNSListen string
-	// HTTPListen, when set, serves the HTTP front there (or on
-	// HTTPListener, already bound, when that is set).
-	HTTPListen   string
-	HTTPListener net.Listener
+	// HTTPListen, when set, serves the HTTP front there; HTTPListeners,
+	// already bound, serve it too.
+	HTTPListen    string
+	HTTPListeners []net.Listener
+	// Dial, when set, opens every connection the balancer makes to the
+	// clusters (probes and the HTTP front); drills use it to partition a
+	// region away from this site. Default: a net.Dialer.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// DemandPeriod is how often this site's DemandReport is written on the
+	// hub (the rates are averaged over it). Default 30s.
+	DemandPeriod time.Duration
 	// TrustForwardedFor steers HTTP requests by X-Forwarded-For's first
 	// address; set it only behind a proxy that sets that header.
 	TrustForwardedFor bool
@@ -74,10 +81,11 @@ type Options struct {
 	Ready chan<- string
 }
 
-// Run serves DNS for the zone from the hub's GlobalEndpoints and Clusters
-// until ctx ends. hub may be unreachable: the last-known-good snapshot
-// answers meanwhile.
-func Run(ctx context.Context, hub client.Reader, opts Options) error {
+// Run serves DNS for the zone (and the HTTP front, when asked) from the
+// hub's GlobalEndpoints and Clusters until ctx ends, and reports the
+// demand it sees to the hub. hub may be unreachable: the last-known-good
+// snapshot answers meanwhile, and the demand waits.
+func Run(ctx context.Context, hub client.Client, opts Options) error {
 	if opts.Zone == "" || opts.DNSListen == "" {
 		return errors.New("glb: a zone and a DNS listen address are required")
 	}
@@ -101,6 +109,12 @@ func Run(ctx context.Context, hub client.Reader, opts Options) error {
 	}
 	probes := steer.NewHealth(health)
 	b := NewBalancer(src, db, probes, opts.Site, log)
+	b.dial = opts.Dial
+	demand, err := NewDemand(reg)
+	if err != nil {
+		return fmt.Errorf("glb: %w", err)
+	}
+	b.CountDemand(demand)
 	zone := strings.ToLower(strings.TrimSuffix(opts.Zone, ".")) + "."
 	ns := opts.NS
 	if len(ns) == 0 {
@@ -133,28 +147,25 @@ func Run(ctx context.Context, hub client.Reader, opts Options) error {
 	defer cancel()
 	go func() { _ = src.Run(ctx) }()
 	go b.Probe(ctx, cmp.Or(opts.ProbeInterval, time.Second), opts.ProbeTimeout)
-	errc := make(chan error, 2)
+	go demand.Report(ctx, hub, opts.Site, cmp.Or(opts.DemandPeriod, 30*time.Second), log)
+	errc := make(chan error, 1+len(opts.HTTPListeners)+1)
 	go func() { errc <- srv.ListenAndServe(ctx, opts.DNSListen) }()
-	ln := opts.HTTPListener
-	if ln == nil && opts.HTTPListen != "" {
-		if ln, err = net.Listen("tcp", opts.HTTPListen); err != nil {
+	lns := opts.HTTPListeners
+	if opts.HTTPListen != "" {
+		ln, err := net.Listen("tcp", opts.HTTPListen)
+		if err != nil {
 			return fmt.Errorf("glb: --http-listen %s: %w", opts.HTTPListen, err)
 		}
+		lns = append(lns, ln)
 	}
-	if ln != nil {
-		hs := &http.Server{Handler: front.New(b, front.Options{Registerer: reg, Logger: log, TrustForwardedFor: opts.TrustForwardedFor}), ReadHeaderTimeout: 10 * time.Second}
-		go func() {
-			<-ctx.Done()
-			sctx, c := context.WithTimeout(context.Background(), 10*time.Second)
-			defer c()
-			_ = hs.Shutdown(sctx)
-		}()
-		go func() {
-			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- err
-			}
-		}()
-		log.Info("glb serving HTTP", "addr", ln.Addr().String())
+	if len(lns) > 0 {
+		fo := front.Options{Registerer: reg, Logger: log, TrustForwardedFor: opts.TrustForwardedFor}
+		if opts.Dial != nil {
+			t := http.DefaultTransport.(*http.Transport).Clone()
+			t.DialContext, t.MaxIdleConnsPerHost = opts.Dial, 256
+			fo.Transport = t
+		}
+		serveHTTP(ctx, &http.Server{Handler: front.New(b, fo), ReadHeaderTimeout: 10 * time.Second}, lns, errc, log)
 	}
 	addr, err := srv.Addr(ctx)
 	if err != nil {
@@ -165,6 +176,24 @@ func Run(ctx context.Context, hub client.Reader, opts Options) error {
 		opts.Ready <- addr.String()
 	}
 	return <-errc
+}
+
+// serveHTTP serves hs on every listener until ctx ends, then drains it.
+func serveHTTP(ctx context.Context, hs *http.Server, lns []net.Listener, errc chan<- error, log *slog.Logger) {
+	go func() {
+		<-ctx.Done()
+		sctx, c := context.WithTimeout(context.Background(), 10*time.Second)
+		defer c()
+		_ = hs.Shutdown(sctx)
+	}()
+	for _, ln := range lns {
+		go func() {
+			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+		log.Info("glb serving HTTP", "addr", ln.Addr().String())
+	}
 }
 
 func firstKey(m map[string][]netip.Addr) string {

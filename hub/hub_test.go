@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	mdns "github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -53,8 +55,8 @@ func TestFleetPlacementResidencyFailoverAndReturn(t *testing.T) {
 		t.Fatal(err)
 	}
 	f, err := fleet.Up(ctx, fleet.Options{
-		HTTPListener: front,
-		StateDir:     dir, Binary: bin, ModelRepository: models, ServeArgs: []string{"--ort-lib", lib, "--cache-size", "0"},
+		HTTPListeners: []net.Listener{front},
+		StateDir:      dir, Binary: bin, ModelRepository: models, ServeArgs: []string{"--ort-lib", lib, "--cache-size", "0"},
 		Progress: progress, Logger: logs, DNSListen: "127.0.0.1:0",
 		GeoIPv4: filepath.Join("..", geo.DefaultIPv4Path), GeoIPv6: filepath.Join("..", geo.DefaultIPv6Path),
 		Hub: hub.Options{HealthPeriod: 500 * time.Millisecond, ProbeTimeout: time.Second, ResyncPeriod: time.Second, HeartbeatGrace: 10 * time.Second},
@@ -160,6 +162,38 @@ func TestFleetPlacementResidencyFailoverAndReturn(t *testing.T) {
 		})
 		if !strings.Contains(body, "POSITIVE") || f.Members[cluster] == nil {
 			t.Fatalf("front answered %s from cluster %q", body, cluster)
+		}
+	})
+
+	t.Run("placement follows the demand the balancer counts", func(t *testing.T) {
+		// A model for one cluster, placed by proximity to its users alone,
+		// with a public name the balancer counts queries for.
+		if err := c.Create(ctx, &v1.GlobalEndpoint{ObjectMeta: metav1.ObjectMeta{Name: "follow", Namespace: "default"},
+			Spec: v1.GlobalEndpointSpec{Hostname: "follow." + f.Zone, Model: "follow", TTL: 5}}); err != nil {
+			t.Fatal(err)
+		}
+		im := place(t, &v1.InferenceModel{
+			ObjectMeta: metav1.ObjectMeta{Name: "follow", Namespace: "default"},
+			Spec: v1.InferenceModelSpec{Model: v1.ModelSource{Name: "sentiment"},
+				Placement: v1.Placement{MaxClusters: 1, Preferences: v1.PlacementPreferences{
+					Proximity: ptr.To[int32](100), Cost: ptr.To[int32](0), Capacity: ptr.To[int32](0)}}},
+		}, func(im *v1.InferenceModel) bool { return len(im.Status.Clusters) == 1 })
+		if im.Status.DemandSource != hub.DemandSpec {
+			t.Fatalf("demand source %q before any query, want %q", im.Status.DemandSource, hub.DemandSpec)
+		}
+		for _, users := range []struct{ subnet, region string }{{"13.126.0.0/24", "ap-south"}, {"193.0.0.0/24", "eu-west"}} {
+			qctx, stop := context.WithCancel(ctx)
+			go queryEvery(qctx, f.DNSAddr, "follow."+f.Zone+".", netip.MustParsePrefix(users.subnet), 100*time.Millisecond)
+			eventually(t, "follow placed in "+users.region+", where its users are", 60*time.Second, func() bool {
+				got := &v1.InferenceModel{}
+				return c.Get(ctx, client.ObjectKeyFromObject(im), got) == nil && placed(got) == users.region &&
+					got.Status.DemandSource == hub.DemandReported && len(got.Status.Demand) == 1 && string(got.Status.Demand[0].Region) == users.region
+			})
+			stop()
+		}
+		var rep v1.DemandReport
+		if err := c.Get(ctx, client.ObjectKey{Name: "local"}, &rep); err != nil || rep.Spec.Site != "local" {
+			t.Fatalf("the balancer's DemandReport: %v %+v", err, rep)
 		}
 	})
 
@@ -330,6 +364,21 @@ func health(t *testing.T, f *fleet.Fleet, name string) v1.ClusterHealth {
 
 // reroute makes the hub reach a member through a cuttable proxy by
 // rewriting the member's kubeconfig Secret, as an operator would.
+// queryEvery asks the balancer's DNS for name as a client of subnet every
+// period until ctx ends.
+func queryEvery(ctx context.Context, server, name string, subnet netip.Prefix, period time.Duration) {
+	m := new(mdns.Msg)
+	m.SetQuestion(name, mdns.TypeA)
+	o := &mdns.OPT{Hdr: mdns.RR_Header{Name: ".", Rrtype: mdns.TypeOPT}}
+	o.SetUDPSize(1232)
+	o.Option = append(o.Option, &mdns.EDNS0_SUBNET{Code: mdns.EDNS0SUBNET, Family: 1, SourceNetmask: uint8(subnet.Bits()), Address: subnet.Addr().AsSlice()})
+	m.Extra = append(m.Extra, o)
+	for ctx.Err() == nil {
+		_, _ = mdns.Exchange(m, server)
+		time.Sleep(period)
+	}
+}
+
 func reroute(t *testing.T, f *fleet.Fleet, member string) *netfault.Proxy {
 	t.Helper()
 	ctx := context.Background()

@@ -44,7 +44,13 @@ endpoint (--probe-*, --health-*) and, with --gossip-bind, from the agents'
 gossip pool, which it joins as an observer: a cluster whose agent dies is
 out of answers within the preset's detection bound, without waiting for
 probes. A target is answered only while every source says it is up, and
-comes back only after --health-hold-down of uninterrupted health.`,
+comes back only after --health-hold-down of uninterrupted health.
+
+With --http-listen it is also the HTTP front of a point of presence: each
+request goes to the best cluster by the same policies, and is retried at
+the next one on errors, 5xx and 429 within its deadline. Every query and
+request is counted by model and client region and written to the hub every
+--demand-period, so placement follows the users.`,
 		Example: `  meridian glb --kubeconfig hub.kubeconfig --zone infer.example.com --dns-listen 0.0.0.0:53 \
     --gossip-bind 0.0.0.0:7946 --gossip-join eu-west-1.agents.example.com:7946 --gossip-keyring gossip.keys`,
 		Args: cobra.NoArgs,
@@ -88,7 +94,8 @@ comes back only after --health-hold-down of uninterrupted health.`,
 	fs.StringVar(&opts.StateFile, "state-file", "glb-snapshot.json", "where the last-known-good copy of the hub's endpoints and clusters is kept")
 	fs.StringVar(&opts.GeoIPv4, "geo-ipv4", geo.DefaultIPv4Path, "db-ip city database for IPv4 clients (make deps fetches it); empty with --geo-ipv6 empty disables geo steering")
 	fs.StringVar(&opts.GeoIPv6, "geo-ipv6", geo.DefaultIPv6Path, "db-ip city database for IPv6 clients")
-	fs.StringVar(&opts.Site, "site", "", "this balancer's site name, for latency steering")
+	fs.StringVar(&opts.Site, "site", "", "this balancer's site name, for latency steering and as the name of its DemandReport on the hub")
+	fs.DurationVar(&opts.DemandPeriod, "demand-period", 30*time.Second, "how often the queries and requests counted per model and client region are written to the hub as this site's DemandReport (the rates are averaged over it; placement follows them)")
 	fs.DurationVar(&opts.RefreshPeriod, "refresh-period", 2*time.Second, "how often the hub is read")
 	fs.DurationVar(&opts.ProbeInterval, "probe-interval", time.Second, "how often each cluster's model endpoints are probed")
 	fs.DurationVar(&opts.ProbeTimeout, "probe-timeout", time.Second, "how long one probe may take before it counts as failed, where the model's GlobalEndpoint sets no healthCheck.timeout (the API defaults it to 1s)")

@@ -14,9 +14,13 @@ type logFlags struct {
 	level  string
 }
 
-func (l *logFlags) register(fs *pflag.FlagSet) {
+func (l *logFlags) register(fs *pflag.FlagSet) { l.registerLevel(fs, "info") }
+
+// registerLevel registers the flags with another default level (commands
+// that print their own progress log only warnings by default).
+func (l *logFlags) registerLevel(fs *pflag.FlagSet, level string) {
 	fs.StringVar(&l.format, "log-format", "text", "log format: text (key=value, for people) or json (for log pipelines)")
-	fs.StringVar(&l.level, "log-level", "info", "least severe level logged: debug, info, warn or error")
+	fs.StringVar(&l.level, "log-level", level, "least severe level logged: debug, info, warn or error")
 }
 
 // logger builds the slog logger the flags describe and makes it the default.

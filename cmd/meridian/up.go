@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
@@ -22,7 +23,7 @@ func upCommand() *cobra.Command {
 	var (
 		regions, members []string
 		stateDir, ortLib string
-		listen           string
+		listen           []string
 		dnsListen, zone  string
 		models           string
 		logs             logFlags
@@ -74,11 +75,13 @@ are reused.`,
 			}
 			// Take the entry point's port first: failing after minutes of
 			// start-up would waste them.
-			ln, err := net.Listen("tcp", listen)
-			if err != nil {
-				return fmt.Errorf("--listen %s: %w (is 'meridian serve' or another fleet running?)", listen, err)
+			for _, addr := range listen {
+				ln, err := net.Listen("tcp", addr)
+				if err != nil {
+					return fmt.Errorf("--listen %s: %w (is 'meridian serve' or another fleet running?)", addr, err)
+				}
+				opts.HTTPListeners = append(opts.HTTPListeners, ln)
 			}
-			opts.HTTPListener = ln
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			f, err := fleet.Up(ctx, opts)
@@ -92,7 +95,7 @@ are reused.`,
 			if err := f.WaitReady(ctx); err != nil {
 				return err
 			}
-			printTryLines(cmd, f, ln.Addr().String())
+			printTryLines(cmd, f, opts.HTTPListeners[0].Addr().String())
 			select {
 			case <-ctx.Done():
 				return nil
@@ -104,14 +107,13 @@ are reused.`,
 	fs := cmd.Flags()
 	fs.StringSliceVar(&regions, "regions", []string{"us-east", "eu-west", "ap-south"}, "member regions to start locally; names known to Meridian get their real location, others NAME=LAT:LON")
 	fs.StringSliceVar(&members, "member", nil, "use an existing cluster as a member instead of a local one, as NAME=KUBECONFIG (an agent must run there)")
-	fs.StringVar(&listen, "listen", "127.0.0.1:8000", "address of the global balancer's HTTP front, the fleet's entry point: it sends each request to the best ready region and retries elsewhere on failure")
+	fs.StringSliceVar(&listen, "listen", []string{"127.0.0.1:8080", "127.0.0.1:8000"}, "addresses of the global balancer's HTTP front, the fleet's entry point (8080 as at a point of presence; 8000 where 'meridian serve' answers, so the same curl works on either): it sends each request to the best ready region and retries elsewhere on failure")
 	fs.StringVar(&dnsListen, "dns-listen", "127.0.0.1:5353", "where the fleet's global balancer answers DNS (UDP and TCP)")
 	fs.StringVar(&zone, "zone", "infer.meridian.local", "the balancer's DNS zone; each model answers at <model>.<zone>")
 	fs.StringVar(&stateDir, "state-dir", ".meridian", "directory for the fleet's kubeconfigs")
 	fs.StringVar(&models, "models", "", "model repository the agents serve (default ./models, else the checkout's)")
 	fs.StringVar(&ortLib, "ort-lib", "", "ONNX Runtime library for the replicas (default as for 'meridian serve')")
-	logs.register(fs)
-	_ = fs.Set("log-level", "warn")
+	logs.registerLevel(fs, "warn")
 	return cmd
 }
 
@@ -173,11 +175,20 @@ func printTryLines(cmd *cobra.Command, f *fleet.Fleet, front string) {
 		}
 	}
 	host, port, _ := net.SplitHostPort(f.DNSAddr)
-	fmt.Fprintf(out, "\nThe global balancer steers by the client's location (EDNS Client Subnet):\n\n")
+	dig := "dig" // dig and kdig take the same options here
+	if _, err := exec.LookPath("dig"); err != nil {
+		if _, err := exec.LookPath("kdig"); err == nil {
+			dig = "kdig"
+		}
+	}
+	fmt.Fprintf(out, "\nThe global balancer steers by the client's location, from DNS (EDNS Client Subnet) and over HTTP\n(X-Forwarded-For, which the local front trusts); each answer names the region's own address:\n\n")
 	for _, c := range []struct{ subnet, who string }{
 		{"193.0.0.0/24", "Amsterdam -> eu-west"}, {"3.80.0.0/24", "Ashburn -> us-east"}, {"13.126.0.0/24", "Mumbai -> ap-south"},
 	} {
-		fmt.Fprintf(out, "  kdig @%s -p %s +short +subnet=%s sentiment.%s   # %s\n", host, port, c.subnet, f.Zone, c.who)
+		fmt.Fprintf(out, "  %s @%s -p %s +short +subnet=%s sentiment.%s   # %s\n", dig, host, port, c.subnet, f.Zone, c.who)
+	}
+	for _, c := range []struct{ ip, who string }{{"193.0.0.1", "Amsterdam"}, {"3.80.0.1", "Ashburn"}, {"13.126.0.1", "Mumbai"}} {
+		fmt.Fprintf(out, "  curl -s -o /dev/null -w '%%header{x-meridian-cluster}\\n' -H 'X-Forwarded-For: %s' %s/analyze -d '{\"text\":\"ok\"}'   # %s\n", c.ip, "http://"+front, c.who)
 	}
 	fmt.Fprintf(out, "\nCtrl-C stops the fleet.\n")
 }

@@ -1,8 +1,8 @@
 // Package drill runs failover drills against a local fleet: steady load
-// through the global balancer's HTTP front and steady DNS queries, then a
-// region dies, and the drill reports how long detection, DNS re-steering
-// and replacing the lost capacity took, and how many requests failed — as
-// JSON and as an SVG timeline.
+// through the global balancer's HTTP front and steady DNS queries, then
+// something breaks — a region dies, the hub dies, a region is partitioned
+// away and comes back — and the drill reports what users saw and how long
+// the fleet took to notice and heal: as JSON and as an SVG timeline.
 package drill
 
 import (
@@ -24,9 +24,17 @@ import (
 	"meridian.dev/meridian/internal/fleet"
 )
 
-// Options configure a region-loss drill.
+// The drills.
+const (
+	RegionLoss = "region-loss"
+	HubLoss    = "hub-loss"
+	Partition  = "partition"
+)
+
+// Options configure a drill.
 type Options struct {
-	// Region is the region to kill.
+	// Region is the region to kill or partition, and the one the load's
+	// clients are nearest to.
 	Region string
 	// Subnet is the clients' network, sent as EDNS Client Subnet and as
 	// X-Forwarded-For, so they are steered to Region first; default one
@@ -35,29 +43,49 @@ type Options struct {
 	// Rate is the requests per second offered through the HTTP front.
 	// Default 50.
 	Rate int
-	// Before and After are how long the load runs before the kill and
-	// after it. Defaults 5s and 30s.
-	Before, After time.Duration
+	// Before is how long the load runs before the fault (default 5s);
+	// For how long a hub loss or partition lasts (default 15s); After how
+	// long the drill watches after the kill, the hub's return or the
+	// heal (default 30s).
+	Before, For, After time.Duration
 	// Front is the balancer's HTTP front, host:port.
 	Front string
 }
 
-// Result is what a drill measured; durations are from the kill.
+// Result is what a drill measured. Durations are seconds from the fault
+// (the kill, the hub's loss, the partition), or from the heal for those
+// marked so.
 type Result struct {
+	Drill  string `json:"drill"`
 	Region string `json:"region"`
 	// Detected is when the hub marked the region Unreachable.
-	Detected *Seconds `json:"detectedAfter"`
-	// DNSResteered is when DNS stopped answering with the region.
-	DNSResteered *Seconds `json:"dnsResteeredAfter"`
+	Detected *Seconds `json:"detectedAfter,omitempty"`
+	// DNSResteered is when DNS stopped answering the region's clients
+	// with the region.
+	DNSResteered *Seconds `json:"dnsResteeredAfter,omitempty"`
 	// Replaced is when every model was Ready again without the region.
-	Replaced *Seconds `json:"capacityReplacedAfter"`
+	Replaced *Seconds `json:"capacityReplacedAfter,omitempty"`
+	// DNSQueries and DNSWrong count the DNS questions asked during a hub
+	// loss as each region's clients, and those not answered with that
+	// region.
+	DNSQueries int64 `json:"dnsQueriesDuringFault,omitempty"`
+	DNSWrong   int64 `json:"dnsWrongDuringFault,omitempty"`
+	// Rejoined (after the heal) is when the hub saw the region Ready
+	// again; for a hub loss, when the returned hub had every cluster
+	// Ready and every model Ready.
+	Rejoined *Seconds `json:"rejoinedAfterHeal,omitempty"`
+	// DNSReturned (after the heal) is when DNS sent the region's clients
+	// back to it.
+	DNSReturned *Seconds `json:"dnsReturnedAfterHeal,omitempty"`
 	// Requests and Failed count what went through the HTTP front.
 	Requests int64 `json:"requests"`
 	Failed   int64 `json:"failedRequests"`
 	// Timeline has one bin per 250ms: answers and failures.
 	Timeline []Bin `json:"timeline"`
-	// KilledAt is the bin index of the kill.
-	KilledAt int `json:"killedAtBin"`
+	// FaultAt and HealAt are the bins of the fault and of the heal (0:
+	// none).
+	FaultAt int `json:"faultAtBin"`
+	HealAt  int `json:"healAtBin,omitempty"`
 	// DNSTTL is the endpoint's TTL, for reading DNSResteered.
 	DNSTTL int32 `json:"dnsTTLSeconds"`
 }
@@ -80,86 +108,206 @@ var DefaultSubnets = map[string]netip.Prefix{
 	"ap-south": netip.MustParsePrefix("13.126.0.0/24"), // Mumbai
 }
 
-// RegionLoss kills opts.Region in a running fleet under load and measures
-// what the fleet did.
-func RegionLoss(ctx context.Context, f *fleet.Fleet, opts Options) (*Result, error) {
-	if opts.Rate <= 0 {
-		opts.Rate = 50
+func (o *Options) defaults() error {
+	if o.Rate <= 0 {
+		o.Rate = 50
 	}
-	if opts.Before <= 0 {
-		opts.Before = 5 * time.Second
+	if o.Before <= 0 {
+		o.Before = 5 * time.Second
 	}
-	if opts.After <= 0 {
-		opts.After = 30 * time.Second
+	if o.For <= 0 {
+		o.For = 15 * time.Second
 	}
-	if !opts.Subnet.IsValid() {
-		opts.Subnet = DefaultSubnets[opts.Region]
+	if o.After <= 0 {
+		o.After = 30 * time.Second
 	}
-	if !opts.Subnet.IsValid() {
-		return nil, fmt.Errorf("drill: give a client subnet near %s", opts.Region)
+	if !o.Subnet.IsValid() {
+		o.Subnet = DefaultSubnets[o.Region]
 	}
-	regionAddr, ttl, err := regionAddress(ctx, f, opts.Region)
+	if !o.Subnet.IsValid() {
+		return fmt.Errorf("drill: give a client subnet near %s", o.Region)
+	}
+	return nil
+}
+
+// Run runs one drill (RegionLoss, HubLoss or Partition) on a running
+// fleet under load and measures what the fleet did.
+func Run(ctx context.Context, f *fleet.Fleet, drill string, opts Options) (*Result, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	addrs, ttl, err := regionAddresses(ctx, f)
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Region: opts.Region, DNSTTL: ttl}
-	start := time.Now()
-	bins := make([]Bin, int((opts.Before+opts.After)/binWidth)+1)
-	var mu sync.Mutex
-	record := func(ok bool) {
-		i := int(time.Since(start) / binWidth)
-		mu.Lock()
-		defer mu.Unlock()
-		if i >= len(bins) {
-			return
-		}
-		if ok {
-			bins[i].OK++
-		} else {
-			bins[i].Failed++
-		}
-	}
+	d := &run{f: f, opts: opts, addrs: addrs, start: time.Now(),
+		res:  &Result{Drill: drill, Region: opts.Region, DNSTTL: ttl},
+		bins: make([]Bin, int((opts.Before+opts.For+opts.After)/binWidth)+1)}
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	var requests, failed atomic.Int64
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		load(loadCtx, opts, func(ok bool) {
-			requests.Add(1)
-			if !ok {
-				failed.Add(1)
-			}
-			record(ok)
-		})
-	}()
-	time.Sleep(opts.Before)
-	killed := time.Now()
-	res.KilledAt = int(killed.Sub(start) / binWidth)
-	if err := f.KillRegion(opts.Region); err != nil {
+	wg.Go(func() { load(loadCtx, opts, d.record) })
+	defer func() {
 		stopLoad()
 		wg.Wait()
-		return nil, err
+		d.res.Requests, d.res.Failed = d.requests.Load(), d.failed.Load()
+		d.mu.Lock()
+		d.res.Timeline = d.bins[:min(len(d.bins), int(time.Since(d.start)/binWidth)+1)]
+		d.mu.Unlock()
+	}()
+	time.Sleep(opts.Before)
+	switch drill {
+	case RegionLoss:
+		err = d.regionLoss(ctx)
+	case HubLoss:
+		err = d.hubLoss(ctx)
+	case Partition:
+		err = d.partition(ctx)
+	default:
+		err = fmt.Errorf("drill: no drill %q (want %s, %s or %s)", drill, RegionLoss, HubLoss, Partition)
 	}
-	since := func() *Seconds { s := Seconds(time.Since(killed).Seconds()); return &s }
-	for deadline := killed.Add(opts.After); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if res.Detected == nil && health(ctx, f, opts.Region) == v1.HealthUnreachable {
-			res.Detected = since()
+	return d.res, err
+}
+
+// run is one drill in progress.
+type run struct {
+	f     *fleet.Fleet
+	opts  Options
+	addrs map[string]netip.Addr // each region's address in DNS answers
+	res   *Result
+	start time.Time
+
+	mu               sync.Mutex
+	bins             []Bin
+	requests, failed atomic.Int64
+	faulted, healed  time.Time
+}
+
+func (d *run) record(ok bool) {
+	d.requests.Add(1)
+	if !ok {
+		d.failed.Add(1)
+	}
+	i := int(time.Since(d.start) / binWidth)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if i >= len(d.bins) {
+		return
+	}
+	if ok {
+		d.bins[i].OK++
+	} else {
+		d.bins[i].Failed++
+	}
+}
+
+func (d *run) fault() {
+	d.faulted = time.Now()
+	d.res.FaultAt = int(d.faulted.Sub(d.start) / binWidth)
+}
+
+func (d *run) heal() {
+	d.healed = time.Now()
+	d.res.HealAt = int(d.healed.Sub(d.start) / binWidth)
+}
+
+func since(t time.Time) *Seconds { s := Seconds(time.Since(t).Seconds()); return &s }
+
+// watch calls check every 100ms for at most dur, until it reports that
+// everything it watches for has happened.
+func watch(dur time.Duration, check func() bool) {
+	for deadline := time.Now().Add(dur); time.Now().Before(deadline) && !check(); {
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// leftRegion watches the hub's verdict, DNS and the capacity after the
+// region became unusable; true once all three happened.
+func (d *run) leftRegion(ctx context.Context) bool {
+	r := d.res
+	if r.Detected == nil && health(ctx, d.f, d.opts.Region) == v1.HealthUnreachable {
+		r.Detected = since(d.faulted)
+	}
+	if r.DNSResteered == nil {
+		if a, err := resolve(d.f, d.opts.Subnet); err == nil && a.IsValid() && a != d.addrs[d.opts.Region] {
+			r.DNSResteered = since(d.faulted)
 		}
-		if res.DNSResteered == nil {
-			if a, err := resolve(f, opts.Subnet); err == nil && a.IsValid() && a != regionAddr {
-				res.DNSResteered = since()
+	}
+	if r.Replaced == nil && r.Detected != nil && replaced(ctx, d.f, d.opts.Region) {
+		r.Replaced = since(d.faulted)
+	}
+	return r.Detected != nil && r.DNSResteered != nil && r.Replaced != nil
+}
+
+// regionLoss kills the region for good.
+func (d *run) regionLoss(ctx context.Context) error {
+	d.fault()
+	if err := d.f.KillRegion(d.opts.Region); err != nil {
+		return err
+	}
+	watch(d.opts.After, func() bool { return d.leftRegion(ctx) })
+	return nil
+}
+
+// partition cuts the region off for opts.For, heals it and watches it
+// come back.
+func (d *run) partition(ctx context.Context) error {
+	d.fault()
+	if err := d.f.Partition(d.opts.Region); err != nil {
+		return err
+	}
+	// The partition lasts opts.For whatever happens.
+	watch(d.opts.For, func() bool { d.leftRegion(ctx); return false })
+	d.heal()
+	if err := d.f.Heal(d.opts.Region); err != nil {
+		return err
+	}
+	r := d.res
+	watch(d.opts.After, func() bool {
+		if r.Rejoined == nil && health(ctx, d.f, d.opts.Region) == v1.HealthReady {
+			r.Rejoined = since(d.healed)
+		}
+		if r.DNSReturned == nil {
+			if a, err := resolve(d.f, d.opts.Subnet); err == nil && a == d.addrs[d.opts.Region] {
+				r.DNSReturned = since(d.healed)
 			}
 		}
-		if res.Replaced == nil && res.Detected != nil && replaced(ctx, f, opts.Region) {
-			res.Replaced = since()
-		}
+		return r.Rejoined != nil && r.DNSReturned != nil
+	})
+	return nil
+}
+
+// hubLoss takes the hub away for opts.For while asking DNS as every
+// region's clients, brings it back and watches it pick the fleet up.
+func (d *run) hubLoss(ctx context.Context) error {
+	d.fault()
+	if err := d.f.KillHub(); err != nil {
+		return err
 	}
-	stopLoad()
-	wg.Wait()
-	res.Requests, res.Failed = requests.Load(), failed.Load()
-	res.Timeline = bins
-	return res, nil
+	r := d.res
+	watch(d.opts.For, func() bool {
+		for region, subnet := range DefaultSubnets {
+			want, ok := d.addrs[region]
+			if !ok {
+				continue
+			}
+			r.DNSQueries++
+			if a, err := resolve(d.f, subnet); err != nil || a != want {
+				r.DNSWrong++
+			}
+		}
+		return false // the outage lasts opts.For
+	})
+	d.heal()
+	if err := d.f.RestoreHub(); err != nil {
+		return err
+	}
+	watch(d.opts.After, func() bool {
+		if r.Rejoined == nil && fleetReady(ctx, d.f, d.healed) {
+			r.Rejoined = since(d.healed)
+		}
+		return r.Rejoined != nil
+	})
+	return nil
 }
 
 // load offers opts.Rate requests per second through the front, as clients
@@ -219,21 +367,47 @@ func resolve(f *fleet.Fleet, subnet netip.Prefix) (netip.Addr, error) {
 	return netip.Addr{}, nil
 }
 
-// regionAddress is the address DNS gives the region's clients before the
-// drill, and the endpoint's TTL.
-func regionAddress(ctx context.Context, f *fleet.Fleet, region string) (netip.Addr, int32, error) {
+// regionAddresses are the addresses DNS gives each region's clients
+// before the drill, and the endpoint's TTL.
+func regionAddresses(ctx context.Context, f *fleet.Fleet) (map[string]netip.Addr, int32, error) {
 	var ge v1.GlobalEndpoint
 	if err := f.Client().Get(ctx, client.ObjectKey{Namespace: "default", Name: "sentiment"}, &ge); err != nil {
-		return netip.Addr{}, 0, err
+		return nil, 0, err
 	}
-	a, err := resolve(f, DefaultSubnets[region])
-	if err != nil {
-		return netip.Addr{}, 0, fmt.Errorf("drill: asking DNS for %s's clients before the drill: %w", region, err)
+	out := map[string]netip.Addr{}
+	for region, subnet := range DefaultSubnets {
+		a, err := resolve(f, subnet)
+		if err != nil {
+			return nil, 0, fmt.Errorf("drill: asking DNS for %s's clients before the drill: %w", region, err)
+		}
+		if !a.IsValid() {
+			return nil, 0, fmt.Errorf("drill: DNS gave %s's clients no address before the drill", region)
+		}
+		out[region] = a
 	}
-	if !a.IsValid() {
-		return netip.Addr{}, 0, fmt.Errorf("drill: DNS gave %s's clients no address before the drill", region)
+	return out, ge.Spec.TTL, nil
+}
+
+// fleetReady is true when the hub has mirrored a heartbeat newer than t
+// into every Cluster, each Ready, and every InferenceModel is Ready: the
+// hub is reading its members again.
+func fleetReady(ctx context.Context, f *fleet.Fleet, t time.Time) bool {
+	var cls v1.ClusterList
+	var ims v1.InferenceModelList
+	if f.Client().List(ctx, &cls) != nil || f.Client().List(ctx, &ims) != nil || len(cls.Items) == 0 {
+		return false
 	}
-	return a, ge.Spec.TTL, nil
+	for _, c := range cls.Items {
+		if hb := c.Status.LastHeartbeat; c.Status.Health != v1.HealthReady || hb == nil || !hb.After(t) {
+			return false
+		}
+	}
+	for _, im := range ims.Items {
+		if !meta.IsStatusConditionTrue(im.Status.Conditions, "Ready") {
+			return false
+		}
+	}
+	return true
 }
 
 func health(ctx context.Context, f *fleet.Fleet, region string) v1.ClusterHealth {

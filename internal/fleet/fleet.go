@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -24,15 +25,18 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"meridian.dev/meridian/agent"
+	"meridian.dev/meridian/agent/gossip"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/glb"
 	"meridian.dev/meridian/hub"
 	"meridian.dev/meridian/internal/controlplane"
+	"meridian.dev/meridian/internal/netfault"
 )
 
 // Region is one member region of a local fleet.
@@ -87,9 +91,9 @@ type Options struct {
 	// GeoIPv4 and GeoIPv6 are the balancer's geo databases; empty turns
 	// geo steering off.
 	GeoIPv4, GeoIPv6 string
-	// HTTPListener, when set, serves the balancer's HTTP front: the
-	// fleet's one entry point.
-	HTTPListener net.Listener
+	// HTTPListeners, when set, serve the balancer's HTTP front: the
+	// fleet's entry point.
+	HTTPListeners []net.Listener
 }
 
 // Fleet is a running local fleet.
@@ -107,10 +111,29 @@ type Fleet struct {
 
 	opts   Options
 	cancel context.CancelFunc
+	runCtx context.Context
 	// stopAgent ends one region's agent (and with it its replicas).
 	stopAgent map[string]context.CancelFunc
-	wg        sync.WaitGroup
-	errs      chan error
+	// stopHub ends the hub's controllers; nil while the hub is down.
+	stopHub context.CancelFunc
+	// links are the network paths faults are injected on: the
+	// balancer's to the hub's API server, and the hub's to each local
+	// member's API server.
+	hubLink     *netfault.Proxy
+	memberLinks map[string]*netfault.Proxy
+	// regionHosts are the local regions' loopback addresses.
+	regionHosts map[string]string
+	// gossipPort is the port every agent, and the balancer, gossip on,
+	// each on its own loopback address.
+	gossipPort  int
+	gossipPeers []string
+	// unreachable are the region hosts the balancer's site cannot reach,
+	// and conns its open connections, which a partition breaks.
+	unreachable sync.Map
+	conns       connSet
+	faultMu     sync.Mutex // stopHub
+	wg          sync.WaitGroup
+	errs        chan error
 }
 
 func (f *Fleet) step(format string, args ...any) {
@@ -140,8 +163,8 @@ func Up(ctx context.Context, opts Options) (*Fleet, error) {
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	f := &Fleet{opts: opts, Members: map[string]*controlplane.ControlPlane{}, cancel: cancel, errs: make(chan error, 16),
-		stopAgent: map[string]context.CancelFunc{}}
+	f := &Fleet{opts: opts, Members: map[string]*controlplane.ControlPlane{}, cancel: cancel, runCtx: runCtx, errs: make(chan error, 16),
+		stopAgent: map[string]context.CancelFunc{}, memberLinks: map[string]*netfault.Proxy{}, regionHosts: map[string]string{}}
 	if err := f.start(ctx, runCtx); err != nil {
 		f.Stop()
 		return nil, err
@@ -163,6 +186,9 @@ func (f *Fleet) start(ctx, runCtx context.Context) error {
 	if err := f.Hub.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: hub.MembersNamespace}}); err != nil {
 		return err
 	}
+	if f.gossipPort, err = freeGossipPort(len(opts.Regions)); err != nil {
+		return err
+	}
 	for i, r := range opts.Regions {
 		kubeconfig := r.Kubeconfig
 		if kubeconfig == "" {
@@ -176,7 +202,17 @@ func (f *Fleet) start(ctx, runCtx context.Context) error {
 			if err := copyFile(cp.Kubeconfig, kubeconfig); err != nil {
 				return err
 			}
+			f.regionHosts[r.Name] = regionAddr(i)
 			f.runAgent(runCtx, r, cp, regionAddr(i))
+			// The hub reaches the member through a link a drill can cut.
+			link, err := netfault.NewProxy(hostPort(cp.Config.Host))
+			if err != nil {
+				return err
+			}
+			f.memberLinks[r.Name] = link
+			if kubeconfig, err = f.relink(kubeconfig, link); err != nil {
+				return err
+			}
 		} else {
 			f.step("using the existing cluster %s from %s", r.Name, r.Kubeconfig)
 		}
@@ -185,11 +221,7 @@ func (f *Fleet) start(ctx, runCtx context.Context) error {
 		}
 	}
 	f.step("starting the hub")
-	hubOpts := opts.Hub
-	hubOpts.Logger = opts.Logger
-	f.goRun(func() error {
-		return hub.Run(runCtx, f.Hub.Config, hub.NewProvider(hub.MembersNamespace), hubOpts)
-	})
+	f.startHub()
 	f.step("applying the bundled InferenceModels and their GlobalEndpoints: sentiment, textdir")
 	f.Zone = opts.Zone
 	for _, o := range bundledModels(len(opts.Regions), opts.Zone) {
@@ -199,13 +231,27 @@ func (f *Fleet) start(ctx, runCtx context.Context) error {
 	}
 	f.step("starting the global balancer: DNS for %s on %s", opts.Zone, opts.DNSListen)
 	ready := make(chan string, 1)
+	// The balancer reaches the hub through a link a drill can cut.
+	if f.hubLink, err = netfault.NewProxy(hostPort(f.Hub.Config.Host)); err != nil {
+		return err
+	}
+	hubCfg := rest.CopyConfig(f.Hub.Config)
+	hubCfg.Host = "https://" + f.hubLink.Addr()
+	glbHub, err := client.New(hubCfg, client.Options{Scheme: f.Hub.Client.Scheme()})
+	if err != nil {
+		return err
+	}
 	f.goRun(func() error {
-		return glb.Run(runCtx, f.Hub.Client, glb.Options{
+		return glb.Run(runCtx, glbHub, glb.Options{
 			Zone: opts.Zone, DNSListen: opts.DNSListen, StateFile: filepath.Join(opts.StateDir, "glb-snapshot.json"),
 			GeoIPv4: opts.GeoIPv4, GeoIPv6: opts.GeoIPv6, Site: "local", Logger: opts.Logger.With("component", "glb"), Ready: ready,
-			HTTPListener: opts.HTTPListener,
+			HTTPListeners: opts.HTTPListeners,
 			// Local clients may say where they are from (drills do).
 			TrustForwardedFor: true,
+			// Partition drills cut the balancer off from regions.
+			Dial:         f.dial,
+			Gossip:       f.gossipConfig("127.0.0.1", "glb-local"),
+			DemandPeriod: 2 * time.Second,
 		})
 	})
 	select {
@@ -250,10 +296,59 @@ func (f *Fleet) runAgent(ctx context.Context, r Region, cp *controlplane.Control
 			Process: agent.ProcessOptions{Binary: f.opts.Binary, ModelRepository: f.opts.ModelRepository, ServeArgs: f.opts.ServeArgs, FrontHost: host,
 				Capacity: v1.Capacity{CPU: resource.MustParse("4"), Memory: resource.MustParse("8Gi")}},
 			ReportPeriod: 2 * time.Second,
-			Logger:       f.opts.Logger.With("cluster", r.Name),
-			Registry:     prometheus.NewRegistry(),
+			Gossip:       f.gossipConfig(host, "agent-"+r.Name),
+			// A killed region must be detected, not announced.
+			GossipCrashOnStop: true,
+			Logger:            f.opts.Logger.With("cluster", r.Name),
+			Registry:          prometheus.NewRegistry(),
 		})
 	})
+}
+
+// gossipConfig joins a node on host to the fleet's gossip pool (the
+// agents' health and load; the balancer listens), with memberlist's
+// loopback timing.
+func (f *Fleet) gossipConfig(host, name string) *gossip.Config {
+	c := &gossip.Config{NodeName: name, BindAddr: host, BindPort: f.gossipPort, Timing: gossip.Local(),
+		Join: slices.Clone(f.gossipPeers), Logger: f.opts.Logger.With("component", "gossip")}
+	f.gossipPeers = append(f.gossipPeers, net.JoinHostPort(host, strconv.Itoa(f.gossipPort)))
+	return c
+}
+
+// freeGossipPort finds a port free for UDP and TCP on the balancer's and
+// every region's loopback address, so fleets started side by side (tests)
+// do not collide.
+func freeGossipPort(regions int) (int, error) {
+	hosts := []string{"127.0.0.1"}
+	for i := range regions {
+		hosts = append(hosts, regionAddr(i))
+	}
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		_ = l.Close()
+		free := true
+		for _, h := range hosts {
+			addr := net.JoinHostPort(h, strconv.Itoa(port))
+			if t, err := net.Listen("tcp", addr); err == nil {
+				_ = t.Close()
+			} else {
+				free = false
+			}
+			if u, err := net.ListenPacket("udp", addr); err == nil {
+				_ = u.Close()
+			} else {
+				free = false
+			}
+		}
+		if free {
+			return port, nil
+		}
+	}
+	return 0, errors.New("no port free for gossip on every loopback address of the fleet")
 }
 
 func (f *Fleet) goRun(run func() error) {
@@ -360,36 +455,17 @@ func (f *Fleet) Endpoints(ctx context.Context) (map[string]map[string]string, er
 	return out, nil
 }
 
-// KillRegion takes a local region down as a whole: its agent (whose fronts
-// stop taking connections at once, and whose replicas stop) and its API
-// server, as a lost data centre would. The hub and the balancer are not
-// told; they must notice.
-func (f *Fleet) KillRegion(name string) error {
-	stop, ok := f.stopAgent[name]
-	cp := f.Members[name]
-	if !ok || cp == nil {
-		return fmt.Errorf("no local region %q", name)
-	}
-	stop()
-	delete(f.stopAgent, name)
-	delete(f.Members, name)
-	// The API server goes down in the background: it can take its full
-	// shutdown timeout, and clients see it refuse connections at once.
-	f.wg.Add(1)
-	go func() {
-		defer f.wg.Done()
-		if err := cp.Stop(); err != nil {
-			f.opts.Logger.Warn("stopping a killed region's control plane", "region", name, "err", err)
-		}
-	}()
-	return nil
-}
-
 // Stop ends the agents (and their replicas), the hub and every control
 // plane.
 func (f *Fleet) Stop() {
 	f.cancel()
 	f.wg.Wait()
+	for _, link := range f.memberLinks {
+		link.Cut()
+	}
+	if f.hubLink != nil {
+		f.hubLink.Cut()
+	}
 	var errs []error
 	for _, cp := range f.Members {
 		errs = append(errs, cp.Stop())

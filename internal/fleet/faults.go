@@ -1,0 +1,206 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"k8s.io/client-go/tools/clientcmd"
+
+	"meridian.dev/meridian/hub"
+	"meridian.dev/meridian/internal/netfault"
+)
+
+// This file is how drills and tests hurt a running fleet: a region dies,
+// the hub dies, a region is partitioned from the rest. Nothing is told;
+// every component must notice by itself.
+
+// KillRegion takes a local region down as a whole: its agent (whose fronts
+// stop taking connections at once, and whose replicas stop) and its API
+// server, as a lost data centre would.
+func (f *Fleet) KillRegion(name string) error {
+	stop, ok := f.stopAgent[name]
+	cp := f.Members[name]
+	if !ok || cp == nil {
+		return fmt.Errorf("no local region %q", name)
+	}
+	stop()
+	delete(f.stopAgent, name)
+	delete(f.Members, name)
+	f.memberLinks[name].Cut()
+	// The API server goes down in the background: it can take its full
+	// shutdown timeout, and clients see it refuse connections at once.
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		if err := cp.Stop(); err != nil {
+			f.opts.Logger.Warn("stopping a killed region's control plane", "region", name, "err", err)
+		}
+	}()
+	return nil
+}
+
+// KillHub takes the hub down: its controllers stop and its API server
+// becomes unreachable to the balancer. The regions, their agents and
+// replicas, and the balancer keep running; the hub's etcd keeps its state,
+// as a hub restarted on the same storage would.
+func (f *Fleet) KillHub() error {
+	f.faultMu.Lock()
+	defer f.faultMu.Unlock()
+	if f.stopHub == nil {
+		return errors.New("the hub is already down")
+	}
+	f.stopHub()
+	f.stopHub = nil
+	f.hubLink.Cut()
+	return nil
+}
+
+// RestoreHub brings the hub back after KillHub.
+func (f *Fleet) RestoreHub() error {
+	f.faultMu.Lock()
+	defer f.faultMu.Unlock()
+	if f.stopHub != nil {
+		return errors.New("the hub is up")
+	}
+	if err := f.hubLink.Heal(); err != nil {
+		return err
+	}
+	f.startHubLocked()
+	return nil
+}
+
+func (f *Fleet) startHub() {
+	f.faultMu.Lock()
+	defer f.faultMu.Unlock()
+	f.startHubLocked()
+}
+
+func (f *Fleet) startHubLocked() {
+	ctx, cancel := context.WithCancel(f.runCtx)
+	f.stopHub = cancel
+	opts := f.opts.Hub
+	opts.Logger = f.opts.Logger.With("component", "hub")
+	f.goRun(func() error {
+		return hub.Run(ctx, f.Hub.Config, hub.NewProvider(hub.MembersNamespace), opts)
+	})
+}
+
+// Partition cuts a local region off from the hub and from the balancer
+// (its probes and the HTTP front), while it keeps running: its agent, API
+// server and replicas go on as if nothing happened. Heal ends it.
+func (f *Fleet) Partition(name string) error {
+	link, ok := f.memberLinks[name]
+	host := f.regionHosts[name]
+	if !ok || host == "" || f.Members[name] == nil {
+		return fmt.Errorf("no local region %q", name)
+	}
+	link.Cut()
+	f.unreachable.Store(host, true)
+	f.conns.closeTo(host)
+	return nil
+}
+
+// Heal ends a partition.
+func (f *Fleet) Heal(name string) error {
+	link, ok := f.memberLinks[name]
+	if !ok {
+		return fmt.Errorf("no local region %q", name)
+	}
+	f.unreachable.Delete(f.regionHosts[name])
+	return link.Heal()
+}
+
+// dial is the balancer's dialer: the network as the balancer's site sees
+// it, where a partitioned region cannot be reached and its open
+// connections break.
+func (f *Fleet) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	if _, cut := f.unreachable.Load(host); cut {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: errors.New("network is unreachable (partitioned by a drill)")}
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return f.conns.track(host, c), nil
+}
+
+// connSet keeps the balancer's open connections by remote host, so a
+// partition can break them.
+type connSet struct {
+	mu sync.Mutex
+	m  map[string]map[*trackedConn]struct{}
+}
+
+type trackedConn struct {
+	net.Conn
+	set  *connSet
+	host string
+}
+
+func (c *trackedConn) Close() error {
+	c.set.mu.Lock()
+	delete(c.set.m[c.host], c)
+	c.set.mu.Unlock()
+	return c.Conn.Close()
+}
+
+func (s *connSet) track(host string, c net.Conn) net.Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string]map[*trackedConn]struct{}{}
+	}
+	if s.m[host] == nil {
+		s.m[host] = map[*trackedConn]struct{}{}
+	}
+	tc := &trackedConn{Conn: c, set: s, host: host}
+	s.m[host][tc] = struct{}{}
+	return tc
+}
+
+func (s *connSet) closeTo(host string) {
+	s.mu.Lock()
+	conns := s.m[host]
+	delete(s.m, host)
+	s.mu.Unlock()
+	for c := range conns {
+		_ = c.Conn.Close()
+	}
+}
+
+// relink writes a copy of a member's kubeconfig that reaches its API
+// server through link, for the hub's Secret.
+func (f *Fleet) relink(kubeconfig string, link *netfault.Proxy) (string, error) {
+	cfg, err := clientcmd.LoadFromFile(kubeconfig)
+	if err != nil {
+		return "", err
+	}
+	for _, c := range cfg.Clusters {
+		c.Server = "https://" + link.Addr()
+	}
+	dir := filepath.Join(f.opts.StateDir, "links")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, filepath.Base(kubeconfig))
+	return path, clientcmd.WriteToFile(*cfg, path)
+}
+
+// hostPort is the host:port of an API server URL.
+func hostPort(server string) string {
+	if u, err := url.Parse(server); err == nil && u.Host != "" {
+		return u.Host
+	}
+	return server
+}
