@@ -138,11 +138,14 @@ func (f *Front) serve(w http.ResponseWriter, r *http.Request) (string, int) {
 		go f.send(actx, a, r, body, results)
 		return true
 	}
-	// abandon cancels every attempt still running and finishes them in
-	// the background once they return.
-	abandon := func() {
+	// abandon cancels every attempt still running but the winner (whose
+	// connection must survive its body being read, to be reused) and
+	// finishes them in the background once they return.
+	abandon := func(winner *attempt) {
 		for _, a := range running {
-			a.cancel(context.Canceled)
+			if a != winner {
+				a.cancel(context.Canceled)
+			}
 		}
 		if inflight == 0 {
 			return
@@ -168,7 +171,7 @@ func (f *Front) serve(w http.ResponseWriter, r *http.Request) (string, int) {
 	for inflight > 0 {
 		select {
 		case <-ctx.Done():
-			abandon()
+			abandon(nil)
 			return f.expired(w, r, last, model)
 		case <-hedge:
 			hedge = nil
@@ -176,7 +179,7 @@ func (f *Front) serve(w http.ResponseWriter, r *http.Request) (string, int) {
 		case a := <-results:
 			inflight--
 			if a.reason == "" {
-				abandon()
+				abandon(a)
 				f.clusters.succeeded(a.cand.Cluster)
 				return a.cand.Cluster, f.relay(w, a)
 			}
