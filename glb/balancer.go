@@ -133,7 +133,7 @@ func (b *Balancer) targets(snap *Snapshot, model string) []steer.Target {
 			Healthy: (cl.Health == v1.HealthReady || cl.Health == v1.HealthDegraded) &&
 				b.health.Healthy(probeKey(cl.Name, model), now) && b.gossip.healthy(cl.Name, model, now),
 			ReadyReplicas: m.Ready, Headroom: headroom, Weight: 1,
-			Addrs: endpointAddrs(m.Endpoint),
+			Addrs: m.addrs,
 		}
 		out = append(out, t)
 	}
@@ -148,9 +148,8 @@ func (b *Balancer) URL(cluster, model string) (*url.URL, bool) {
 	}
 	for _, cl := range snap.Clusters {
 		if cl.Name == cluster {
-			if m, ok := cl.Models[model]; ok && m.Endpoint != "" {
-				u, err := url.Parse(m.Endpoint)
-				return u, err == nil
+			if m, ok := cl.Models[model]; ok && m.url != nil {
+				return m.url, true
 			}
 		}
 	}
@@ -176,15 +175,10 @@ func clientKey(a netip.Addr) uint64 {
 	return h.Sum64()
 }
 
-// endpointAddrs are the IP addresses of an endpoint URL's host: a literal
+// hostAddrs are the IP addresses of an endpoint URL's host: a literal
 // IP, or none for a name (DNS answers carry addresses only).
-func endpointAddrs(endpoint string) []netip.Addr {
-	u, err := url.Parse(endpoint)
-	if err != nil {
-		return nil
-	}
-	host := u.Hostname()
-	if a, err := netip.ParseAddr(host); err == nil {
+func hostAddrs(u *url.URL) []netip.Addr {
+	if a, err := netip.ParseAddr(u.Hostname()); err == nil {
 		return []netip.Addr{a.Unmap()}
 	}
 	return nil

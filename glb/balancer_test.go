@@ -31,7 +31,7 @@ func fleetSnapshot() *Snapshot {
 	}
 }
 
-func openGeo(t *testing.T) *geo.DB {
+func openGeo(t testing.TB) *geo.DB {
 	t.Helper()
 	db, err := geo.Open(filepath.Join("..", geo.DefaultIPv4Path), filepath.Join("..", geo.DefaultIPv6Path))
 	if err != nil {

@@ -36,6 +36,9 @@ type Demand struct {
 	counts map[demandKey]*demandCount
 	since  time.Time // start of the current window
 	total  *prometheus.CounterVec
+	// counters caches total's children: resolving labels on every query
+	// would cost more than the counting.
+	counters map[demandKey][2]prometheus.Counter // [dns, http]
 }
 
 type demandKey struct{ namespace, model, region string }
@@ -45,7 +48,7 @@ type demandCount struct{ queries, requests float64 }
 // NewDemand returns an empty counter whose meridian_glb_demand_total
 // registers on reg (nil: not registered).
 func NewDemand(reg prometheus.Registerer) (*Demand, error) {
-	d := &Demand{counts: map[demandKey]*demandCount{}, since: time.Now(),
+	d := &Demand{counts: map[demandKey]*demandCount{}, since: time.Now(), counters: map[demandKey][2]prometheus.Counter{},
 		total: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meridian_glb_demand_total",
 			Help: "DNS queries and HTTP requests for each GlobalEndpoint's model, by the fleet region nearest to the client and source (dns, http).",
@@ -64,9 +67,20 @@ func (d *Demand) add(e Endpoint, region, source string) {
 		return // not a GlobalEndpoint's model, or a client we cannot place
 	}
 	k := demandKey{e.Namespace, e.Model, region}
-	d.total.WithLabelValues(k.namespace, k.model, k.region, source).Inc()
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	counters, ok := d.counters[k]
+	if !ok {
+		counters = [2]prometheus.Counter{
+			d.total.WithLabelValues(k.namespace, k.model, k.region, demandDNS),
+			d.total.WithLabelValues(k.namespace, k.model, k.region, demandHTTP)}
+		d.counters[k] = counters
+	}
+	if source == demandDNS {
+		counters[0].Inc()
+	} else {
+		counters[1].Inc()
+	}
 	c := d.counts[k]
 	if c == nil {
 		c = &demandCount{}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -64,6 +66,23 @@ type Cluster struct {
 type ModelTarget struct {
 	Endpoint string `json:"endpoint"`
 	Ready    int32  `json:"ready"`
+
+	// url and addrs are Endpoint parsed once when the snapshot is
+	// published (prepare), so no query or request parses it again.
+	url   *url.URL
+	addrs []netip.Addr
+}
+
+// prepare parses every endpoint once, before the snapshot is published.
+func (s *Snapshot) prepare() {
+	for _, c := range s.Clusters {
+		for name, m := range c.Models {
+			if u, err := url.Parse(m.Endpoint); err == nil && m.Endpoint != "" {
+				m.url, m.addrs = u, hostAddrs(u)
+			}
+			c.Models[name] = m
+		}
+	}
 }
 
 // Capture reads a snapshot from the hub.
@@ -238,6 +257,7 @@ func (s *Source) refresh(ctx context.Context) {
 }
 
 func (s *Source) set(snap *Snapshot) {
+	snap.prepare()
 	s.mu.Lock()
 	s.current = snap
 	s.mu.Unlock()

@@ -61,7 +61,7 @@ func TestSourceKeepsLastKnownGoodThroughHubLossAndRestart(t *testing.T) {
 	}
 	got := snap.Clusters[0]
 	if got.Name != "eu-west" || !got.HasLocation || got.Lat != 53.35 || got.Headroom != 0.25 ||
-		got.Models["sentiment"] != (ModelTarget{Endpoint: "http://127.0.1.2:8000", Ready: 2}) {
+		got.Models["sentiment"].Endpoint != "http://127.0.1.2:8000" || got.Models["sentiment"].Ready != 2 {
 		t.Fatalf("cluster: %+v", got)
 	}
 	if _, err := os.Stat(path); err != nil {

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -284,7 +285,9 @@ func (f *Front) relay(w http.ResponseWriter, a *attempt) int {
 	if resp.ContentLength == -1 {
 		dst = flushWriter{w: w, rc: http.NewResponseController(w)} // streamed: pass each piece on
 	}
-	if _, err := io.Copy(dst, resp.Body); err != nil {
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
+	if _, err := io.CopyBuffer(dst, onlyReader{resp.Body}, *buf); err != nil {
 		f.log.Debug("global front: response body cut short", "cluster", a.cand.Cluster, "err", err)
 		panic(http.ErrAbortHandler)
 	}
@@ -293,6 +296,14 @@ func (f *Front) relay(w http.ResponseWriter, a *attempt) int {
 	}
 	return resp.StatusCode
 }
+
+// copyBuffers are relay's copy buffers: without them every response
+// would allocate io.Copy's 32 KiB.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// onlyReader hides the body's WriteTo so io.CopyBuffer uses the pooled
+// buffer.
+type onlyReader struct{ io.Reader }
 
 type flushWriter struct {
 	w  io.Writer

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 
 	"github.com/oschwald/maxminddb-golang/v2"
 )
@@ -47,6 +49,18 @@ type record struct {
 // concurrent use; Close must not race with Locate.
 type DB struct {
 	v4, v6 *maxminddb.Reader
+	cache  sync.Map     // cacheKey → cached
+	cached atomic.Int64 // entries stored in cache, up to maxCached
+}
+
+type cacheKey struct {
+	r      *maxminddb.Reader
+	offset uintptr
+}
+
+type cached struct {
+	loc Location
+	ok  bool
 }
 
 // Open opens the IPv4 and IPv6 databases (memory-mapped). Either path may be
@@ -103,14 +117,33 @@ func (db *DB) Locate(addr netip.Addr) (loc Location, prefixLen int, ok bool) {
 	if !res.Found() {
 		return Location{}, prefixLen, false
 	}
+	loc, ok = db.decode(r, res)
+	return loc, prefixLen, ok
+}
+
+// maxCached bounds the decoded-record cache: a few thousand cities cover
+// nearly all real traffic, and a scan of the address space must not grow
+// memory without end.
+const maxCached = 1 << 16
+
+// decode turns a lookup's record into a Location. Records are shared by
+// many networks and decoding one by reflection costs more than the
+// lookup, so each is decoded once, by its offset in its file.
+func (db *DB) decode(r *maxminddb.Reader, res maxminddb.Result) (Location, bool) {
+	key := cacheKey{r, res.Offset()}
+	if v, ok := db.cache.Load(key); ok {
+		c := v.(cached)
+		return c.loc, c.ok
+	}
 	var rec record
 	if err := res.Decode(&rec); err != nil {
-		return Location{}, prefixLen, false
+		return Location{}, false
 	}
-	if rec.Country == "" && rec.Lat == 0 && rec.Lon == 0 {
-		return Location{}, prefixLen, false
+	c := cached{Location{Lat: rec.Lat, Lon: rec.Lon, Country: rec.Country, City: rec.City}, rec.Country != "" || rec.Lat != 0 || rec.Lon != 0}
+	if db.cached.Add(1) <= maxCached {
+		db.cache.Store(key, c)
 	}
-	return Location{Lat: rec.Lat, Lon: rec.Lon, Country: rec.Country, City: rec.City}, prefixLen, true
+	return c.loc, c.ok
 }
 
 // Close unmaps the databases. The DB must not be used afterwards.
