@@ -1,6 +1,6 @@
 # Meridian — build, fetch, test, run.
 #
-#   make up      serve the bundled models on 127.0.0.1:8000
+#   make up      a whole fleet here: hub, three regions, the global balancer (HTTP on 127.0.0.1:8080 and :8000, DNS on :5353)
 #   make test    every test (fetches what it needs first)
 #
 # Downloads are pinned and verified (scripts/fetch-npm.sh) and cached under
@@ -101,9 +101,11 @@ bench: build ## P1a/P1b (server vs raw ONNX Runtime), P5 (placement at 10k model
 	$(GO) run ./bench/front
 	$(BIN) drill region-loss --region eu-west --after 20s
 
-lint: $(GOLANGCI) ## go vet + golangci-lint
+lint: $(GOLANGCI) ## go vet + golangci-lint (the dnsv2 build of glb/dns too)
 	$(GO) vet ./...
+	$(GO) vet -tags dnsv2 ./glb/dns/
 	$(GOLANGCI) run ./...
+	$(GOLANGCI) run --build-tags dnsv2 ./glb/dns/
 
 $(GOLANGCI):
 	@echo "building golangci-lint $(GOLANGCI_VERSION) (once; about a minute) ..."
