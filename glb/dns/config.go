@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"strings"
 	"time"
 )
@@ -51,8 +52,12 @@ type Config struct {
 	// long. Default 10s.
 	TCPIdleTimeout time.Duration
 
-	// UDPWorkers is how many goroutines read and answer UDP packets.
-	// Default 4.
+	// UDPSockets is how many UDP sockets share the port (SO_REUSEPORT);
+	// the kernel spreads clients over them by address and port. Default
+	// GOMAXPROCS.
+	UDPSockets int
+	// UDPWorkers is how many goroutines read and answer each UDP socket
+	// (for one busy client, which always lands on one socket). Default 2.
 	UDPWorkers int
 }
 
@@ -177,7 +182,8 @@ func (c Config) withDefaults() (Config, error) {
 		errs = append(errs, fmt.Errorf("MaxUDPSize %d is below %d", c.MaxUDPSize, minUDPSize))
 	}
 	setDefault(&c.TCPIdleTimeout, DefaultTCPIdleTimeout)
-	setDefault(&c.UDPWorkers, 4)
+	setDefault(&c.UDPSockets, runtime.GOMAXPROCS(0))
+	setDefault(&c.UDPWorkers, 2)
 
 	r := &c.RRL
 	if r.ResponsesPerSecond < 0 {

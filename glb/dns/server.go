@@ -9,9 +9,11 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 )
 
 // Server is an authoritative DNS server for one zone, answering over UDP
@@ -23,7 +25,7 @@ type Server struct {
 	rrl     *rateLimiter
 
 	mu      sync.Mutex
-	udp     *net.UDPConn
+	udp     []*net.UDPConn // UDPSockets sockets sharing the port (SO_REUSEPORT)
 	tcp     *net.TCPListener
 	conns   map[net.Conn]struct{}
 	closing bool
@@ -71,8 +73,10 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 	defer stop()
 
 	var wg sync.WaitGroup
-	for range s.cfg.UDPWorkers {
-		wg.Go(s.serveUDP)
+	for _, conn := range s.udp {
+		for range s.cfg.UDPWorkers {
+			wg.Go(func() { s.serveUDP(conn) })
+		}
 	}
 	wg.Go(s.serveTCP)
 	wg.Wait()
@@ -99,7 +103,7 @@ func (s *Server) listen(addr string) error {
 			return fmt.Errorf("dns: listening on tcp %q: %w", addr, err)
 		}
 		bound := tl.Addr().(*net.TCPAddr)
-		uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: bound.IP, Port: bound.Port, Zone: bound.Zone})
+		ucs, err := listenUDP(bound.AddrPort(), s.cfg.UDPSockets)
 		if err != nil {
 			_ = tl.Close()
 			lastErr = err
@@ -108,7 +112,7 @@ func (s *Server) listen(addr string) error {
 			}
 			continue
 		}
-		s.tcp, s.udp = tl, uc
+		s.tcp, s.udp = tl, ucs
 		close(s.bound)
 		return nil
 	}
@@ -133,7 +137,7 @@ func (s *Server) UDPAddr() net.Addr {
 	if s.udp == nil {
 		return nil
 	}
-	return s.udp.LocalAddr()
+	return s.udp[0].LocalAddr()
 }
 
 // TCPAddr is the bound TCP listener's address, nil before bind.
@@ -146,10 +150,38 @@ func (s *Server) TCPAddr() net.Addr {
 	return s.tcp.Addr()
 }
 
-func (s *Server) serveUDP() {
+// listenUDP binds n UDP sockets to addr with SO_REUSEPORT, so the kernel
+// spreads clients (by their address and port) over them and the reads and
+// writes of different clients no longer queue on one socket's locks.
+// Only sockets of the same user can share the port.
+func listenUDP(addr netip.AddrPort, n int) ([]*net.UDPConn, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	var out []*net.UDPConn
+	for range n {
+		pc, err := lc.ListenPacket(context.Background(), "udp", addr.String())
+		if err != nil {
+			for _, c := range out {
+				_ = c.Close()
+			}
+			return nil, err
+		}
+		out = append(out, pc.(*net.UDPConn))
+	}
+	return out, nil
+}
+
+func (s *Server) serveUDP(conn *net.UDPConn) {
 	buf := make([]byte, 65535)
 	for {
-		n, from, err := s.udp.ReadFromUDPAddrPort(buf)
+		n, from, err := conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			if s.isClosing() {
 				return
@@ -157,7 +189,7 @@ func (s *Server) serveUDP() {
 			continue // transient (e.g. ICMP-induced) errors
 		}
 		if out := s.handle(buf[:n], protoUDP, from.Addr().Unmap()); out != nil {
-			_, _ = s.udp.WriteToUDPAddrPort(out, from)
+			_, _ = conn.WriteToUDPAddrPort(out, from)
 		}
 	}
 }
@@ -249,8 +281,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closing = true
 	started := s.tcp != nil
 	var errs []error
-	if s.udp != nil {
-		errs = append(errs, s.udp.Close())
+	for _, c := range s.udp {
+		errs = append(errs, c.Close())
 	}
 	if s.tcp != nil {
 		errs = append(errs, s.tcp.Close())

@@ -293,3 +293,29 @@ func TestKdig(t *testing.T) {
 		}
 	}
 }
+
+// Several UDP sockets share the port (SO_REUSEPORT): clients from many
+// source ports are spread over them and every one is answered; another
+// socket of this user can join the port, so they really share it.
+func TestServerUDPSocketsShareThePort(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.UDPSockets = 4
+	s, addr := startServer(t, cfg)
+	if len(s.udp) != 4 {
+		t.Fatalf("%d UDP sockets, want 4", len(s.udp))
+	}
+	for i := range 32 {
+		c := &mdns.Client{Net: "udp", Timeout: 2 * time.Second} // a new source port each time
+		r, _, err := c.Exchange(query("app."+zone, mdns.TypeA), addr)
+		if err != nil || r.Rcode != mdns.RcodeSuccess || len(r.Answer) != 1 {
+			t.Fatalf("client %d: %v %v", i, r, err)
+		}
+	}
+	ap := netip.MustParseAddrPort(addr)
+	extra, err := listenUDP(ap, 1)
+	if err != nil {
+		t.Fatalf("a fifth socket could not join the port: %v", err)
+	}
+	_ = extra[0].Close()
+}
