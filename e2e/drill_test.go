@@ -108,6 +108,9 @@ func TestDrills(t *testing.T) {
 		if bound := float64(*res.Detected) + float64(res.DNSTTL) + 2; float64(*res.DNSResteered) > bound {
 			t.Errorf("DNS kept the partitioned region for %.1fs, beyond detection + TTL + one refresh (%.1fs)", float64(*res.DNSResteered), bound)
 		}
+		if res.FromCutRegion != 0 {
+			t.Errorf("%d requests were answered by the partitioned region while it was cut off", res.FromCutRegion)
+		}
 		if res.Rejoined == nil || res.DNSReturned == nil {
 			t.Fatalf("the region did not come back by itself after the heal: %+v", res)
 		}

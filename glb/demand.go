@@ -2,12 +2,14 @@ package glb
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"maps"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,26 +31,31 @@ const (
 // Demand counts where each GlobalEndpoint's users are — DNS queries and
 // HTTP requests by the fleet region nearest to the client — and reports
 // the rates to the hub as this site's DemandReport, so placement follows
-// users (the proximity-to-demand input). Counting is a map increment
-// under a mutex on the request path; the report is written off it.
+// users (the proximity-to-demand input). Counting is two atomic adds on
+// the request path, no lock shared by all traffic; the report is written
+// off it.
 type Demand struct {
-	mu     sync.Mutex
-	counts map[demandKey]*demandCount
-	since  time.Time // start of the current window
+	counts sync.Map // demandKey → *demandCount
 	total  *prometheus.CounterVec
-	// counters caches total's children: resolving labels on every query
-	// would cost more than the counting.
-	counters map[demandKey][2]prometheus.Counter // [dns, http]
+
+	mu    sync.Mutex
+	since time.Time // start of the current window
 }
 
 type demandKey struct{ namespace, model, region string }
 
-type demandCount struct{ queries, requests float64 }
+// demandCount is one key's count in the current window, and its metric
+// children (resolving labels on every query would cost more than
+// counting).
+type demandCount struct {
+	queries, requests atomic.Int64
+	dns, http         prometheus.Counter
+}
 
 // NewDemand returns an empty counter whose meridian_glb_demand_total
 // registers on reg (nil: not registered).
 func NewDemand(reg prometheus.Registerer) (*Demand, error) {
-	d := &Demand{counts: map[demandKey]*demandCount{}, since: time.Now(), counters: map[demandKey][2]prometheus.Counter{},
+	d := &Demand{since: time.Now(),
 		total: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meridian_glb_demand_total",
 			Help: "DNS queries and HTTP requests for each GlobalEndpoint's model, by the fleet region nearest to the client and source (dns, http).",
@@ -67,53 +74,52 @@ func (d *Demand) add(e Endpoint, region, source string) {
 		return // not a GlobalEndpoint's model, or a client we cannot place
 	}
 	k := demandKey{e.Namespace, e.Model, region}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	counters, ok := d.counters[k]
+	v, ok := d.counts.Load(k)
 	if !ok {
-		counters = [2]prometheus.Counter{
-			d.total.WithLabelValues(k.namespace, k.model, k.region, demandDNS),
-			d.total.WithLabelValues(k.namespace, k.model, k.region, demandHTTP)}
-		d.counters[k] = counters
+		v, _ = d.counts.LoadOrStore(k, &demandCount{
+			dns:  d.total.WithLabelValues(k.namespace, k.model, k.region, demandDNS),
+			http: d.total.WithLabelValues(k.namespace, k.model, k.region, demandHTTP)})
 	}
+	c := v.(*demandCount)
 	if source == demandDNS {
-		counters[0].Inc()
+		c.queries.Add(1)
+		c.dns.Inc()
 	} else {
-		counters[1].Inc()
-	}
-	c := d.counts[k]
-	if c == nil {
-		c = &demandCount{}
-		d.counts[k] = c
-	}
-	if source == demandDNS {
-		c.queries++
-	} else {
-		c.requests++
+		c.requests.Add(1)
+		c.http.Inc()
 	}
 }
 
+// window is one window's counts: [queries, requests] by key.
+type window map[demandKey][2]int64
+
 // take ends the current window: its counts and its start.
-func (d *Demand) take(now time.Time) (map[demandKey]*demandCount, time.Time) {
+func (d *Demand) take(now time.Time) (window, time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	counts, since := d.counts, d.since
-	d.counts, d.since = map[demandKey]*demandCount{}, now
-	return counts, since
+	w := window{}
+	d.counts.Range(func(k, v any) bool {
+		c := v.(*demandCount)
+		if q, r := c.queries.Swap(0), c.requests.Swap(0); q != 0 || r != 0 {
+			w[k.(demandKey)] = [2]int64{q, r}
+		}
+		return true
+	})
+	since := d.since
+	d.since = now
+	return w, since
 }
 
 // restore puts back a window whose report could not be written, so the
 // next report covers it too: a hub outage loses no demand.
-func (d *Demand) restore(counts map[demandKey]*demandCount, since time.Time) {
+func (d *Demand) restore(w window, since time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for k, c := range counts {
-		if cur := d.counts[k]; cur != nil {
-			cur.queries += c.queries
-			cur.requests += c.requests
-		} else {
-			d.counts[k] = c
-		}
+	for k, n := range w {
+		v, _ := d.counts.Load(k) // every key of a window is in counts
+		c := v.(*demandCount)
+		c.queries.Add(n[0])
+		c.requests.Add(n[1])
 	}
 	d.since = since
 }
@@ -147,7 +153,10 @@ func (d *Demand) Report(ctx context.Context, hub client.Client, site string, per
 		}
 		now := time.Now()
 		counts, since := d.take(now)
-		if err := writeReport(ctx, hub, name, site, report(counts, since, now)); err != nil {
+		wctx, cancel := context.WithTimeout(ctx, period)
+		err := writeReport(wctx, hub, name, site, report(counts, since, now))
+		cancel()
+		if err != nil {
 			d.restore(counts, since)
 			if ctx.Err() == nil {
 				log.Warn("writing the DemandReport on the hub; the counts carry over to the next try", "report", name, "err", err)
@@ -158,16 +167,16 @@ func (d *Demand) Report(ctx context.Context, hub client.Client, site string, per
 
 // report turns one window's counts into a DemandReport status, models
 // and regions sorted.
-func report(counts map[demandKey]*demandCount, since, now time.Time) v1.DemandReportStatus {
-	window := now.Sub(since)
-	st := v1.DemandReportStatus{ObservedAt: &metav1.Time{Time: now}, Window: metav1.Duration{Duration: window}}
+func report(counts window, since, now time.Time) v1.DemandReportStatus {
+	span := now.Sub(since)
+	st := v1.DemandReportStatus{ObservedAt: &metav1.Time{Time: now}, Window: metav1.Duration{Duration: span}}
 	for _, k := range slices.SortedFunc(maps.Keys(counts), compareKeys) {
 		if n := len(st.Models); n == 0 || st.Models[n-1].Namespace != k.namespace || st.Models[n-1].Name != k.model {
 			st.Models = append(st.Models, v1.ModelDemand{Namespace: k.namespace, Name: k.model})
 		}
-		m, c := &st.Models[len(st.Models)-1], counts[k]
+		m, n := &st.Models[len(st.Models)-1], counts[k]
 		m.Regions = append(m.Regions, v1.RegionRate{Region: v1.RegionName(k.region),
-			RequestsPerSecond: rate(c.requests, window), QueriesPerSecond: rate(c.queries, window)})
+			RequestsPerSecond: rate(n[1], span), QueriesPerSecond: rate(n[0], span)})
 	}
 	return st
 }
@@ -176,12 +185,12 @@ func compareKeys(a, b demandKey) int {
 	return strings.Compare(a.namespace+"/"+a.model+"/"+a.region, b.namespace+"/"+b.model+"/"+b.region)
 }
 
-// rate is n per window as a Quantity with millis, nil for none.
-func rate(n float64, window time.Duration) *resource.Quantity {
-	if n == 0 || window <= 0 {
+// rate is n per span as a Quantity with millis, nil for none.
+func rate(n int64, span time.Duration) *resource.Quantity {
+	if n == 0 || span <= 0 {
 		return nil
 	}
-	return resource.NewMilliQuantity(int64(n/window.Seconds()*1000+0.5), resource.DecimalSI)
+	return resource.NewMilliQuantity(int64(float64(n)/span.Seconds()*1000+0.5), resource.DecimalSI)
 }
 
 func writeReport(ctx context.Context, hub client.Client, name, site string, st v1.DemandReportStatus) error {
@@ -193,6 +202,9 @@ func writeReport(ctx context.Context, hub client.Client, name, site string, st v
 	}
 	if err != nil {
 		return err
+	}
+	if rep.Spec.Site != site {
+		return fmt.Errorf("DemandReport %s belongs to site %q: give this balancer a --site of its own", name, rep.Spec.Site)
 	}
 	base := rep.DeepCopy()
 	rep.Status = st

@@ -131,7 +131,11 @@ func TestDemandReportReachesTheHubAndSurvivesItsLoss(t *testing.T) {
 			if rep.Spec.Site != "PoP 1" || len(r) != 1 || r[0].Region != "eu-west" || r[0].RequestsPerSecond == nil {
 				t.Fatalf("report %+v", rep)
 			}
-			// All six requests, over a window that began before the failed write.
+			// All six requests, over a window that began before the failed
+			// writes (not only the last period).
+			if w := rep.Status.Window.Duration; w < 2500*time.Millisecond {
+				t.Fatalf("window %s: the failed writes' time was not carried over", w)
+			}
 			if n := r[0].RequestsPerSecond.AsApproximateFloat64() * rep.Status.Window.Seconds(); n < 5.9 || n > 6.1 {
 				t.Fatalf("the report carries %.2f requests, want the 6 counted across the failed write", n)
 			}

@@ -3,6 +3,7 @@ package glb
 import (
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,7 +16,6 @@ import (
 // meridian_glb_gossip_marked_down_total.
 const (
 	downDead    = "dead"    // the cluster's agent stopped answering
-	downLeft    = "left"    // the cluster's agent left the pool on purpose
 	downUnready = "unready" // a model's digest says unhealthy or no ready replica
 )
 
@@ -25,11 +25,14 @@ const (
 // only while both say up, and either alone takes it out.
 //
 // By the status of a cluster's agent node:
-//   - dead or left: every endpoint of the cluster is down at once. SWIM has
+//   - dead: every endpoint of the cluster is down at once. SWIM has
 //     already confirmed the failure through other members and a suspicion
 //     timeout, so there is no threshold to wait for; this is the signal
 //     that takes a lost region out within seconds, while probes may still
 //     be timing out.
+//   - left: no opinion. An agent announces its leave when it is stopped on
+//     purpose (a rolling upgrade) while its replicas keep serving; the
+//     probes and the hub judge the cluster until the agent is back.
 //   - suspect: nothing changes. A suspicion is one member's failed probe,
 //     often refuted within a probe interval (a pause, a lost packet, or the
 //     balancer's own network); acting on it would cost a healthy region a
@@ -43,6 +46,11 @@ const (
 //     gets no gossip verdict (the hub and the probes decide): an agent that
 //     has published nothing yet, or an older agent, must not black-hole
 //     traffic.
+//
+// Gossip fails open: while this balancer sees no live agent at all, it is
+// more likely cut off from the pool (its own network, a firewall, timing
+// too tight for its distance) than every region dead, so gossip's
+// verdicts are set aside and the hub and the probes decide alone.
 type gossipHealth struct {
 	// health holds the verdicts: the key is the cluster name for the
 	// cluster, probeKey(cluster, model) for a model in it.
@@ -50,6 +58,9 @@ type gossipHealth struct {
 	log    *slog.Logger
 	next   gossip.Observer // the caller's own Observer, if any
 	downs  *prometheus.CounterVec
+
+	// isolated is true while no agent node is alive or suspect.
+	isolated atomic.Bool
 
 	mu     sync.Mutex
 	nodes  map[string]gossip.Peer     // agent nodes by node name, as last reported
@@ -70,7 +81,7 @@ func newGossipHealth(hc steer.HealthConfig, log *slog.Logger, next gossip.Observ
 		next:   next,
 		downs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meridian_glb_gossip_marked_down_total",
-			Help: "Times gossip took a target out of answers, by reason: dead or left (a cluster's agent; all its models) or unready (one model's digest said unhealthy or no ready replica).",
+			Help: "Times gossip took a target out of answers, by reason: dead (a cluster's agent; all its models) or unready (one model's digest said unhealthy or no ready replica).",
 		}, []string{"reason"}),
 		nodes:  make(map[string]gossip.Peer),
 		models: make(map[string]map[string]bool),
@@ -81,7 +92,7 @@ func newGossipHealth(hc steer.HealthConfig, log *slog.Logger, next gossip.Observ
 // healthy says whether gossip lets the model serve from the cluster at now.
 // Without gossip (a nil receiver) it always does.
 func (g *gossipHealth) healthy(cluster, model string, now time.Time) bool {
-	if g == nil {
+	if g == nil || g.isolated.Load() {
 		return true
 	}
 	return g.health.Healthy(cluster, now) && g.health.Healthy(probeKey(cluster, model), now)
@@ -119,12 +130,23 @@ func (g *gossipHealth) observe(p gossip.Peer) {
 	}
 	g.nodes[p.Name] = p
 	g.judge(cluster, time.Now())
+	live := false
+	for _, n := range g.nodes {
+		live = live || n.Status == gossip.StatusAlive || n.Status == gossip.StatusSuspect
+	}
+	if was := g.isolated.Swap(!live); was != !live {
+		if live {
+			g.log.Info("gossip: agents are reachable again; their verdicts count")
+		} else {
+			g.log.Warn("gossip: no live agent in the pool; ignoring gossip until one is back (this balancer may be cut off from it)")
+		}
+	}
 }
 
 // judge applies what the cluster's nodes say. g.mu is held.
 func (g *gossipHealth) judge(cluster string, now time.Time) {
 	var live []gossip.Peer
-	reason := downLeft // unless some node of the cluster died
+	dead := false
 	for _, p := range g.nodes {
 		if p.Meta.Cluster != cluster {
 			continue
@@ -133,17 +155,20 @@ func (g *gossipHealth) judge(cluster string, now time.Time) {
 		case gossip.StatusAlive, gossip.StatusSuspect:
 			live = append(live, p)
 		case gossip.StatusDead:
-			reason = downDead
+			dead = true
 		}
+	}
+	if len(live) == 0 && !dead {
+		return // left on purpose: no opinion until it is back
 	}
 	if len(live) == 0 {
 		if g.health.Healthy(cluster, now) {
-			g.downs.WithLabelValues(reason).Inc()
+			g.downs.WithLabelValues(downDead).Inc()
 		}
 		g.health.Observe(cluster, false, now)
 		if !g.down[cluster] {
 			g.down[cluster] = true
-			g.log.Warn("gossip: cluster's agent is gone; its endpoints are out of answers now", "cluster", cluster, "status", reason)
+			g.log.Warn("gossip: cluster's agent is dead; its endpoints are out of answers now", "cluster", cluster)
 		}
 		return
 	}

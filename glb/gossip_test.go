@@ -92,7 +92,7 @@ func TestGossipUnreadyDigestSkipsThatModel(t *testing.T) {
 
 	eu.publish(t, sentiment(2, false), textdir)
 	has(sentiment(2, false))
-	waitUntil(t, time.Second, "unhealthy sentiment leaves eu-west", func() bool { return r.first("sentiment") == "us-east" })
+	waitUntil(t, 5*time.Second, "unhealthy sentiment leaves eu-west", func() bool { return r.first("sentiment") == "us-east" })
 	if got := r.first("textdir"); got != "eu-west" {
 		t.Errorf("textdir answered %q while only sentiment was unhealthy in eu-west", got)
 	}
@@ -159,5 +159,49 @@ func TestNoGossipLeavesHealthToHubAndProbes(t *testing.T) {
 	b := NewBalancer(src, nil, nil, "test", quiet())
 	if c := b.ByModel("sentiment", netip.Addr{}); len(c.Targets) != 3 {
 		t.Fatalf("without gossip %d clusters answer, want all 3", len(c.Targets))
+	}
+}
+
+// An agent stopped on purpose announces its leave; its replicas may well
+// keep serving (a rolling upgrade), so gossip has no opinion and the
+// cluster stays in the answers while its probes pass.
+func TestGossipLeftAgentHasNoOpinion(t *testing.T) {
+	t.Parallel()
+	r := newGossipRig(t)
+	if err := r.agents["eu-west"].Leave(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 30*time.Second, "the balancer sees eu-west's agent leave", func() bool {
+		p, ok := r.node.Peer("eu-west")
+		return ok && p.Status == gossip.StatusLeft
+	})
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if got := r.first("sentiment"); got != "eu-west" {
+			t.Fatalf("sentiment answered %q after eu-west's agent left on purpose, want eu-west (probes pass)", got)
+		}
+	}
+}
+
+// Gossip fails open: when the balancer sees no live agent at all (it is
+// cut off from the pool, or every agent is down while their replicas
+// serve), it sets gossip aside and the probes decide.
+func TestGossipFailsOpenWithoutAnyLiveAgent(t *testing.T) {
+	t.Parallel()
+	r := newGossipRig(t)
+	for _, a := range r.agents {
+		if err := a.Shutdown(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, 60*time.Second, "the balancer sees every agent dead", func() bool {
+		for _, c := range rigClusters {
+			if p, ok := r.node.Peer(c); !ok || p.Status != gossip.StatusDead {
+				return false
+			}
+		}
+		return true
+	})
+	if got := r.first("sentiment"); got != "eu-west" {
+		t.Fatalf("sentiment answered %q with no agent alive, want eu-west: gossip must fail open", got)
 	}
 }

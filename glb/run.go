@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strings"
 	"time"
 
@@ -51,7 +52,9 @@ type Options struct {
 	// GeoIPv4 and GeoIPv6 are the db-ip city databases; both empty
 	// disables geo steering (clients then follow failover order).
 	GeoIPv4, GeoIPv6 string
-	// Site names this balancer, for latency steering.
+	// Site names this balancer, for latency steering and as its
+	// DemandReport; unique among the balancers, at most 63 characters.
+	// Default the host name.
 	Site string
 	// RefreshPeriod is how often the hub is read. Default 2s.
 	RefreshPeriod time.Duration
@@ -88,6 +91,16 @@ type Options struct {
 func Run(ctx context.Context, hub client.Client, opts Options) error {
 	if opts.Zone == "" || opts.DNSListen == "" {
 		return errors.New("glb: a zone and a DNS listen address are required")
+	}
+	if opts.DemandPeriod < 0 || opts.RefreshPeriod < 0 || opts.ProbeInterval < 0 {
+		return errors.New("glb: the demand, refresh and probe periods must be positive")
+	}
+	if opts.Site == "" {
+		host, _ := os.Hostname()
+		opts.Site = cmp.Or(host, "glb")
+	}
+	if len(opts.Site) > 63 {
+		return fmt.Errorf("glb: --site %q is longer than 63 characters", opts.Site)
 	}
 	log := cmp.Or(opts.Logger, slog.Default())
 	reg := opts.Registry

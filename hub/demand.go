@@ -17,9 +17,14 @@ const (
 	DemandSpec     = "Spec"
 )
 
-// freshWindows is how many of its own windows a DemandReport stays
-// fresh: a balancer that missed two reports in a row no longer counts.
-const freshWindows = 3
+// A DemandReport stays fresh for freshWindows of its own windows, and at
+// least minFresh: a balancer that missed a few reports no longer counts,
+// but a short hub outage (during which no report can be written) does not
+// flip every model back to its spec's demand on the hub's return.
+const (
+	freshWindows = 3
+	minFresh     = 2 * time.Minute
+)
 
 // demandFor is the demand placement uses for im: the sum over the global
 // balancers' fresh DemandReports when any of them saw users of im, else
@@ -31,7 +36,7 @@ func demandFor(im *v1.InferenceModel, reports []v1.DemandReport, now time.Time) 
 	requests, queries := map[v1.RegionName]float64{}, map[v1.RegionName]float64{}
 	for _, r := range reports {
 		st := r.Status
-		if st.ObservedAt == nil || now.Sub(st.ObservedAt.Time) > freshWindows*max(st.Window.Duration, time.Second) {
+		if st.ObservedAt == nil || now.Sub(st.ObservedAt.Time) > max(freshWindows*st.Window.Duration, minFresh) {
 			continue
 		}
 		for _, m := range st.Models {

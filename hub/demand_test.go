@@ -37,7 +37,7 @@ func TestDemandFor(t *testing.T) {
 			site("a", time.Second, sentiment(v1.RegionRate{Region: "ap-south", QueriesPerSecond: q("2")}, v1.RegionRate{Region: "eu-west", QueriesPerSecond: q("1")})),
 		}, map[v1.RegionName]string{"ap-south": "2", "eu-west": "1"}, DemandReported},
 		{"a stale report does not count", []v1.DemandReport{
-			site("a", time.Minute, sentiment(v1.RegionRate{Region: "eu-west", RequestsPerSecond: q("3")})),
+			site("a", 10*time.Minute, sentiment(v1.RegionRate{Region: "eu-west", RequestsPerSecond: q("3")})),
 		}, map[v1.RegionName]string{"us-east": "7"}, DemandSpec},
 		{"another model's or namespace's demand does not count", []v1.DemandReport{
 			site("a", time.Second, v1.ModelDemand{Namespace: "default", Name: "textdir", Regions: []v1.RegionRate{{Region: "eu-west", RequestsPerSecond: q("3")}}},

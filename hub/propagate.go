@@ -59,10 +59,15 @@ func (h *Hub) Reconcile(ctx context.Context, req mcreconcileRequest) (ctrl.Resul
 	}
 	model := toModel(im)
 	var reports v1.DemandReportList
+	demand, demandSource := im.Status.Demand, im.Status.DemandSource
 	if err := h.client.List(ctx, &reports); err != nil {
-		h.log.Warn("listing DemandReports; placing by spec.placement.demand", "err", err)
+		h.log.Warn("listing DemandReports; placing by the demand used last", "err", err)
+		if demandSource == "" {
+			demand, demandSource = im.Spec.Placement.Demand, DemandSpec
+		}
+	} else {
+		demand, demandSource = demandFor(im, reports.Items, time.Now())
 	}
-	demand, demandSource := demandFor(im, reports.Items, time.Now())
 	model.Demand = toDemand(demand)
 	candidates := toClusters(clusters.Items)
 	// A cluster's free capacity already counts this model's replicas

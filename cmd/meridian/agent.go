@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"net"
-	"net/http"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -83,13 +81,8 @@ docs/agent.md explains the autoscaling maths, every knob and every metric.`,
 				return err
 			}
 			opts.Registry = prometheus.NewRegistry()
-			if metricsAddr != "" {
-				ln, err := net.Listen("tcp", metricsAddr)
-				if err != nil {
-					return fmt.Errorf("--metrics-addr %s: %w", metricsAddr, err)
-				}
-				go func() { _ = http.Serve(ln, promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{})) }()
-				log.Info("metrics", "addr", ln.Addr().String())
+			if err := serveMetrics(metricsAddr, opts.Registry, log); err != nil {
+				return err
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()

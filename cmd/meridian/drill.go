@@ -79,6 +79,12 @@ It prints the figures and writes them as JSON and as an SVG timeline into
 			if err != nil {
 				return err
 			}
+			if _, ok := drill.DefaultSubnets[opts.Region]; !ok {
+				return fmt.Errorf("--region %q: the drill's fleet has us-east, eu-west and ap-south", opts.Region)
+			}
+			if opts.Rate <= 0 {
+				return fmt.Errorf("--rate %d: want requests per second above 0", opts.Rate)
+			}
 			if subnet != "" {
 				if opts.Subnet, err = netipPrefix(subnet); err != nil {
 					return err
@@ -93,7 +99,7 @@ It prints the figures and writes them as JSON and as an SVG timeline into
 			}
 			defer f.Stop()
 			opts.Front = front
-			fmt.Fprintf(p, "==> load through the front at %d/s; the %s drill starts after %s\n", max(opts.Rate, 50), name, opts.Before)
+			fmt.Fprintf(p, "==> load through the front at %d/s; the %s drill starts after %s\n", opts.Rate, name, opts.Before)
 			res, err := drill.Run(ctx, f, name, opts)
 			if err != nil {
 				return err

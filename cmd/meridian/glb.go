@@ -6,6 +6,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -19,6 +20,7 @@ func glbCommand() *cobra.Command {
 	var (
 		opts           glb.Options
 		kubeconfig     string
+		metricsAddr    string
 		gossipFlags    gossipFlags
 		gossipName     string
 		healthFailures int
@@ -60,6 +62,10 @@ request is counted by model and client region and written to the hub every
 				return err
 			}
 			opts.Logger = log
+			opts.Registry = prometheus.NewRegistry()
+			if err := serveMetrics(metricsAddr, opts.Registry, log); err != nil {
+				return err
+			}
 			if healthFailures < 1 {
 				return fmt.Errorf("--health-failures %d: want at least 1", healthFailures)
 			}
@@ -87,6 +93,7 @@ request is counted by model and client region and written to the hub every
 		},
 	}
 	fs := cmd.Flags()
+	fs.StringVar(&metricsAddr, "metrics-addr", "127.0.0.1:9092", "address serving the balancer's /metrics (meridian_glb_*, docs/glb.md); empty turns it off")
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the hub cluster (default: $KUBECONFIG, in-cluster config, or ~/.kube/config)")
 	fs.StringVar(&opts.Zone, "zone", "", "DNS zone this balancer is authoritative for, e.g. infer.example.com (required)")
 	fs.StringVar(&opts.DNSListen, "dns-listen", "127.0.0.1:5353", "UDP and TCP address to answer DNS on; 0.0.0.0:53 in production")
@@ -94,7 +101,7 @@ request is counted by model and client region and written to the hub every
 	fs.StringVar(&opts.StateFile, "state-file", "glb-snapshot.json", "where the last-known-good copy of the hub's endpoints and clusters is kept")
 	fs.StringVar(&opts.GeoIPv4, "geo-ipv4", geo.DefaultIPv4Path, "db-ip city database for IPv4 clients (make deps fetches it); empty with --geo-ipv6 empty disables geo steering")
 	fs.StringVar(&opts.GeoIPv6, "geo-ipv6", geo.DefaultIPv6Path, "db-ip city database for IPv6 clients")
-	fs.StringVar(&opts.Site, "site", "", "this balancer's site name, for latency steering and as the name of its DemandReport on the hub")
+	fs.StringVar(&opts.Site, "site", "", "this balancer's site name, unique among the balancers (at most 63 characters; default the host name): for latency steering and as the name of its DemandReport on the hub")
 	fs.DurationVar(&opts.DemandPeriod, "demand-period", 30*time.Second, "how often the queries and requests counted per model and client region are written to the hub as this site's DemandReport (the rates are averaged over it; placement follows them)")
 	fs.DurationVar(&opts.RefreshPeriod, "refresh-period", 2*time.Second, "how often the hub is read")
 	fs.DurationVar(&opts.ProbeInterval, "probe-interval", time.Second, "how often each cluster's model endpoints are probed")

@@ -1,15 +1,11 @@
 package main
 
 import (
-	"fmt"
-	"net"
-	"net/http"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"meridian.dev/meridian/hub"
@@ -45,12 +41,8 @@ docs/hub.md explains membership, health, the placement maths and failover.`,
 				return err
 			}
 			opts.Registry = prometheus.NewRegistry()
-			if metricsAddr != "" {
-				ln, err := net.Listen("tcp", metricsAddr)
-				if err != nil {
-					return fmt.Errorf("--metrics-addr %s: %w", metricsAddr, err)
-				}
-				go func() { _ = http.Serve(ln, promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{})) }()
+			if err := serveMetrics(metricsAddr, opts.Registry, log); err != nil {
+				return err
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()

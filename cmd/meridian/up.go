@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -75,6 +76,9 @@ are reused.`,
 			}
 			// Take the entry point's port first: failing after minutes of
 			// start-up would waste them.
+			if len(listen) == 0 {
+				return errors.New("--listen: give at least one address for the fleet's entry point")
+			}
 			for _, addr := range listen {
 				ln, err := net.Listen("tcp", addr)
 				if err != nil {

@@ -172,7 +172,10 @@ type InferenceModelStatus struct {
 	// +optional
 	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
 	// Demand is the demand placement used: the global balancers' fresh
-	// DemandReports when there are any, else spec.placement.demand.
+	// DemandReports when there are any (HTTP requests per second, or DNS
+	// queries per second where no balancer saw HTTP requests for the
+	// model: only the shares between regions matter), else
+	// spec.placement.demand.
 	// +optional
 	// +listType=map
 	// +listMapKey=region

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "meridian.dev/meridian/crds/v1alpha1"
+	"meridian.dev/meridian/glb/front"
 	"meridian.dev/meridian/internal/fleet"
 )
 
@@ -80,6 +81,10 @@ type Result struct {
 	// Requests and Failed count what went through the HTTP front.
 	Requests int64 `json:"requests"`
 	Failed   int64 `json:"failedRequests"`
+	// FromCutRegion counts answers that came from the partitioned region
+	// while it was cut off (after a second's grace for answers already on
+	// their way): a partition that leaks shows here.
+	FromCutRegion int64 `json:"answersFromCutRegion,omitempty"`
 	// Timeline has one bin per 250ms: answers and failures.
 	Timeline []Bin `json:"timeline"`
 	// FaultAt and HealAt are the bins of the fault and of the heal (0:
@@ -149,12 +154,14 @@ func Run(ctx context.Context, f *fleet.Fleet, drill string, opts Options) (*Resu
 	defer func() {
 		stopLoad()
 		wg.Wait()
-		d.res.Requests, d.res.Failed = d.requests.Load(), d.failed.Load()
+		d.res.Requests, d.res.Failed, d.res.FromCutRegion = d.requests.Load(), d.failed.Load(), d.fromCut.Load()
 		d.mu.Lock()
 		d.res.Timeline = d.bins[:min(len(d.bins), int(time.Since(d.start)/binWidth)+1)]
 		d.mu.Unlock()
 	}()
-	time.Sleep(opts.Before)
+	if err := sleep(ctx, opts.Before); err != nil {
+		return d.res, err
+	}
 	switch drill {
 	case RegionLoss:
 		err = d.regionLoss(ctx)
@@ -176,16 +183,22 @@ type run struct {
 	res   *Result
 	start time.Time
 
-	mu               sync.Mutex
-	bins             []Bin
-	requests, failed atomic.Int64
-	faulted, healed  time.Time
+	mu                sync.Mutex
+	bins              []Bin
+	requests, failed  atomic.Int64
+	fromCut           atomic.Int64
+	faulted, healed   time.Time
+	cutFrom, cutUntil atomic.Int64 // unix nanos of a partition, 0: none
 }
 
-func (d *run) record(ok bool) {
+func (d *run) record(ok bool, cluster string) {
 	d.requests.Add(1)
 	if !ok {
 		d.failed.Add(1)
+	}
+	if from, now := d.cutFrom.Load(), time.Now().UnixNano(); ok && cluster == d.opts.Region && from != 0 &&
+		now > from+int64(time.Second) && (d.cutUntil.Load() == 0 || now < d.cutUntil.Load()) {
+		d.fromCut.Add(1)
 	}
 	i := int(time.Since(d.start) / binWidth)
 	d.mu.Lock()
@@ -213,10 +226,23 @@ func (d *run) heal() {
 func since(t time.Time) *Seconds { s := Seconds(time.Since(t).Seconds()); return &s }
 
 // watch calls check every 100ms for at most dur, until it reports that
-// everything it watches for has happened.
-func watch(dur time.Duration, check func() bool) {
+// everything it watches for has happened or ctx ends.
+func watch(ctx context.Context, dur time.Duration, check func() bool) {
 	for deadline := time.Now().Add(dur); time.Now().Before(deadline) && !check(); {
-		time.Sleep(100 * time.Millisecond)
+		if sleep(ctx, 100*time.Millisecond) != nil {
+			return
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 
@@ -244,7 +270,7 @@ func (d *run) regionLoss(ctx context.Context) error {
 	if err := d.f.KillRegion(d.opts.Region); err != nil {
 		return err
 	}
-	watch(d.opts.After, func() bool { return d.leftRegion(ctx) })
+	watch(ctx, d.opts.After, func() bool { return d.leftRegion(ctx) })
 	return nil
 }
 
@@ -252,17 +278,19 @@ func (d *run) regionLoss(ctx context.Context) error {
 // come back.
 func (d *run) partition(ctx context.Context) error {
 	d.fault()
+	d.cutFrom.Store(d.faulted.UnixNano())
 	if err := d.f.Partition(d.opts.Region); err != nil {
 		return err
 	}
 	// The partition lasts opts.For whatever happens.
-	watch(d.opts.For, func() bool { d.leftRegion(ctx); return false })
+	watch(ctx, d.opts.For, func() bool { d.leftRegion(ctx); return false })
 	d.heal()
+	d.cutUntil.Store(d.healed.UnixNano())
 	if err := d.f.Heal(d.opts.Region); err != nil {
 		return err
 	}
 	r := d.res
-	watch(d.opts.After, func() bool {
+	watch(ctx, d.opts.After, func() bool {
 		if r.Rejoined == nil && health(ctx, d.f, d.opts.Region) == v1.HealthReady {
 			r.Rejoined = since(d.healed)
 		}
@@ -284,7 +312,7 @@ func (d *run) hubLoss(ctx context.Context) error {
 		return err
 	}
 	r := d.res
-	watch(d.opts.For, func() bool {
+	watch(ctx, d.opts.For, func() bool {
 		for region, subnet := range DefaultSubnets {
 			want, ok := d.addrs[region]
 			if !ok {
@@ -301,7 +329,7 @@ func (d *run) hubLoss(ctx context.Context) error {
 	if err := d.f.RestoreHub(); err != nil {
 		return err
 	}
-	watch(d.opts.After, func() bool {
+	watch(ctx, d.opts.After, func() bool {
 		if r.Rejoined == nil && fleetReady(ctx, d.f, d.healed) {
 			r.Rejoined = since(d.healed)
 		}
@@ -311,8 +339,8 @@ func (d *run) hubLoss(ctx context.Context) error {
 }
 
 // load offers opts.Rate requests per second through the front, as clients
-// from opts.Subnet, and reports each outcome.
-func load(ctx context.Context, opts Options, done func(ok bool)) {
+// from opts.Subnet, and reports each outcome and the cluster that answered.
+func load(ctx context.Context, opts Options, done func(ok bool, cluster string)) {
 	client := &http.Client{Timeout: 10 * time.Second}
 	client.Transport = &http.Transport{MaxIdleConnsPerHost: 64}
 	t := time.NewTicker(time.Second / time.Duration(opts.Rate))
@@ -330,18 +358,18 @@ func load(ctx context.Context, opts Options, done func(ok bool)) {
 			defer wg.Done()
 			req, err := http.NewRequest(http.MethodPost, "http://"+opts.Front+"/analyze", strings.NewReader(`{"text":"I love this, it is amazing"}`))
 			if err != nil {
-				done(false)
+				done(false, "")
 				return
 			}
 			req.Header.Set("X-Forwarded-For", opts.Subnet.Addr().String())
 			resp, err := client.Do(req)
 			if err != nil {
-				done(false)
+				done(false, "")
 				return
 			}
 			body, _ := io.ReadAll(resp.Body)
 			_ = resp.Body.Close()
-			done(resp.StatusCode == http.StatusOK && strings.Contains(string(body), "POSITIVE"))
+			done(resp.StatusCode == http.StatusOK && strings.Contains(string(body), "POSITIVE"), resp.Header.Get(front.ClusterHeader))
 		}()
 	}
 }

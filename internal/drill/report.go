@@ -40,6 +40,7 @@ func (r *Result) Verdicts() []string {
 		rep, _ := secs(r.Replaced)
 		line("capacity_replaced=%s (informational)", rep)
 	case Partition:
+		line("answers_from_cut_region=%d target=0 %s", r.FromCutRegion, verdict(r.FromCutRegion == 0))
 		rej, rejV := secs(r.Rejoined)
 		ret, retV := secs(r.DNSReturned)
 		line("rejoined_after_heal=%s target=without-operator %s", rej, verdict(rejV < 1e9))

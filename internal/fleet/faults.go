@@ -24,6 +24,8 @@ import (
 // stop taking connections at once, and whose replicas stop) and its API
 // server, as a lost data centre would.
 func (f *Fleet) KillRegion(name string) error {
+	f.faultMu.Lock()
+	defer f.faultMu.Unlock()
 	stop, ok := f.stopAgent[name]
 	cp := f.Members[name]
 	if !ok || cp == nil {
@@ -58,6 +60,7 @@ func (f *Fleet) KillHub() error {
 	f.stopHub()
 	f.stopHub = nil
 	f.hubLink.Cut()
+	<-f.hubDone // one hub at a time: RestoreHub starts the next
 	return nil
 }
 
@@ -83,10 +86,12 @@ func (f *Fleet) startHub() {
 
 func (f *Fleet) startHubLocked() {
 	ctx, cancel := context.WithCancel(f.runCtx)
-	f.stopHub = cancel
+	done := make(chan struct{})
+	f.stopHub, f.hubDone = cancel, done
 	opts := f.opts.Hub
 	opts.Logger = f.opts.Logger.With("component", "hub")
 	f.goRun(func() error {
+		defer close(done)
 		return hub.Run(ctx, f.Hub.Config, hub.NewProvider(hub.MembersNamespace), opts)
 	})
 }
@@ -94,25 +99,32 @@ func (f *Fleet) startHubLocked() {
 // Partition cuts a local region off from the hub and from the balancer
 // (its probes and the HTTP front), while it keeps running: its agent, API
 // server and replicas go on as if nothing happened. Heal ends it.
+//
+// The region's agent still gossips: the partition is of TCP, the links
+// to its API server and its front. The balancer's gossip verdict for the
+// region therefore stays "alive", and its probes take it out.
 func (f *Fleet) Partition(name string) error {
+	f.faultMu.Lock()
+	defer f.faultMu.Unlock()
 	link, ok := f.memberLinks[name]
 	host := f.regionHosts[name]
 	if !ok || host == "" || f.Members[name] == nil {
 		return fmt.Errorf("no local region %q", name)
 	}
 	link.Cut()
-	f.unreachable.Store(host, true)
-	f.conns.closeTo(host)
+	f.conns.cut(host)
 	return nil
 }
 
 // Heal ends a partition.
 func (f *Fleet) Heal(name string) error {
+	f.faultMu.Lock()
+	defer f.faultMu.Unlock()
 	link, ok := f.memberLinks[name]
 	if !ok {
 		return fmt.Errorf("no local region %q", name)
 	}
-	f.unreachable.Delete(f.regionHosts[name])
+	f.conns.heal(f.regionHosts[name])
 	return link.Heal()
 }
 
@@ -124,22 +136,28 @@ func (f *Fleet) dial(ctx context.Context, network, addr string) (net.Conn, error
 	if err != nil {
 		return nil, err
 	}
-	if _, cut := f.unreachable.Load(host); cut {
-		return nil, &net.OpError{Op: "dial", Net: network, Err: errors.New("network is unreachable (partitioned by a drill)")}
+	unreachable := &net.OpError{Op: "dial", Net: network, Err: errors.New("network is unreachable (partitioned by a drill)")}
+	if f.conns.isCut(host) {
+		return nil, unreachable
 	}
 	var d net.Dialer
 	c, err := d.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, err
 	}
-	return f.conns.track(host, c), nil
+	tc, ok := f.conns.track(host, c)
+	if !ok { // partitioned while dialling
+		return nil, unreachable
+	}
+	return tc, nil
 }
 
-// connSet keeps the balancer's open connections by remote host, so a
-// partition can break them.
+// connSet keeps the balancer's open connections by remote host, and the
+// hosts cut off, so a partition breaks the first and refuses the second.
 type connSet struct {
-	mu sync.Mutex
-	m  map[string]map[*trackedConn]struct{}
+	mu     sync.Mutex
+	m      map[string]map[*trackedConn]struct{}
+	cutOff map[string]bool
 }
 
 type trackedConn struct {
@@ -155,9 +173,15 @@ func (c *trackedConn) Close() error {
 	return c.Conn.Close()
 }
 
-func (s *connSet) track(host string, c net.Conn) net.Conn {
+// track registers c, or closes it and reports false when its host was
+// cut off while it was being dialled.
+func (s *connSet) track(host string, c net.Conn) (net.Conn, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.cutOff[host] {
+		_ = c.Close()
+		return nil, false
+	}
 	if s.m == nil {
 		s.m = map[string]map[*trackedConn]struct{}{}
 	}
@@ -166,17 +190,34 @@ func (s *connSet) track(host string, c net.Conn) net.Conn {
 	}
 	tc := &trackedConn{Conn: c, set: s, host: host}
 	s.m[host][tc] = struct{}{}
-	return tc
+	return tc, true
 }
 
-func (s *connSet) closeTo(host string) {
+func (s *connSet) isCut(host string) bool {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cutOff[host]
+}
+
+// cut refuses host from now on and breaks its open connections.
+func (s *connSet) cut(host string) {
+	s.mu.Lock()
+	if s.cutOff == nil {
+		s.cutOff = map[string]bool{}
+	}
+	s.cutOff[host] = true
 	conns := s.m[host]
 	delete(s.m, host)
 	s.mu.Unlock()
 	for c := range conns {
 		_ = c.Conn.Close()
 	}
+}
+
+func (s *connSet) heal(host string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.cutOff, host)
 }
 
 // relink writes a copy of a member's kubeconfig that reaches its API

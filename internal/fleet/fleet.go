@@ -114,8 +114,10 @@ type Fleet struct {
 	runCtx context.Context
 	// stopAgent ends one region's agent (and with it its replicas).
 	stopAgent map[string]context.CancelFunc
-	// stopHub ends the hub's controllers; nil while the hub is down.
+	// stopHub ends the hub's controllers, nil while the hub is down;
+	// hubDone is closed when they have.
 	stopHub context.CancelFunc
+	hubDone chan struct{}
 	// links are the network paths faults are injected on: the
 	// balancer's to the hub's API server, and the hub's to each local
 	// member's API server.
@@ -127,13 +129,12 @@ type Fleet struct {
 	// each on its own loopback address.
 	gossipPort  int
 	gossipPeers []string
-	// unreachable are the region hosts the balancer's site cannot reach,
-	// and conns its open connections, which a partition breaks.
-	unreachable sync.Map
-	conns       connSet
-	faultMu     sync.Mutex // stopHub
-	wg          sync.WaitGroup
-	errs        chan error
+	// conns are the balancer's open connections and the region hosts it
+	// cannot reach (partitions).
+	conns   connSet
+	faultMu sync.Mutex // stopHub, hubDone, stopAgent, Members, memberLinks
+	wg      sync.WaitGroup
+	errs    chan error
 }
 
 func (f *Fleet) step(format string, args ...any) {
