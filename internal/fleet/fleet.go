@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -317,20 +318,17 @@ func (f *Fleet) gossipConfig(host, name string) *gossip.Config {
 }
 
 // freeGossipPort finds a port free for UDP and TCP on the balancer's and
-// every region's loopback address, so fleets started side by side (tests)
-// do not collide.
+// every region's loopback address. It is drawn below the kernel's
+// ephemeral range (32768 and up by default), where no outgoing connection
+// or port-0 listener can take it between this check and memberlist's bind,
+// and at random, so fleets started side by side (tests) do not collide.
 func freeGossipPort(regions int) (int, error) {
 	hosts := []string{"127.0.0.1"}
 	for i := range regions {
 		hosts = append(hosts, regionAddr(i))
 	}
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		_ = l.Close()
+	for range 50 {
+		port := 20000 + rand.IntN(12000)
 		free := true
 		for _, h := range hosts {
 			addr := net.JoinHostPort(h, strconv.Itoa(port))
@@ -349,7 +347,7 @@ func freeGossipPort(regions int) (int, error) {
 			return port, nil
 		}
 	}
-	return 0, errors.New("no port free for gossip on every loopback address of the fleet")
+	return 0, errors.New("no port between 20000 and 32000 is free for gossip on every loopback address of the fleet")
 }
 
 func (f *Fleet) goRun(run func() error) {
