@@ -184,6 +184,9 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.TCPIdleTimeout, DefaultTCPIdleTimeout)
 	setDefault(&c.UDPSockets, runtime.GOMAXPROCS(0))
 	setDefault(&c.UDPWorkers, 2)
+	if c.UDPSockets < 0 || c.UDPWorkers < 0 {
+		errs = append(errs, fmt.Errorf("UDPSockets %d and UDPWorkers %d must be positive", c.UDPSockets, c.UDPWorkers))
+	}
 
 	r := &c.RRL
 	if r.ResponsesPerSecond < 0 {

@@ -395,6 +395,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		"glue for stranger":  func(c *Config) { c.Glue["ns9.z.example."] = []netip.Addr{resolver} },
 		"small UDP size":     func(c *Config) { c.MaxUDPSize = 100 },
 		"bad RRL prefix":     func(c *Config) { c.RRL.IPv4PrefixLen = 40 },
+		"negative sockets":   func(c *Config) { c.UDPSockets = -1 },
 	} {
 		c := testConfig()
 		mutate(&c)

@@ -298,7 +298,8 @@ func (f *Front) relay(w http.ResponseWriter, a *attempt) int {
 }
 
 // copyBuffers are relay's copy buffers: without them every response
-// would allocate io.Copy's 32 KiB.
+// copied through a writer without ReadFrom (a streamed answer, tests'
+// recorders) would allocate io.Copy's 32 KiB.
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // onlyReader hides the body's WriteTo so io.CopyBuffer uses the pooled
