@@ -131,7 +131,7 @@ func (b *Balancer) targets(snap *Snapshot, model string) []steer.Target {
 		t := steer.Target{
 			Cluster: cl.Name, Region: cl.Region, Lat: cl.Lat, Lon: cl.Lon,
 			Healthy: (cl.Health == v1.HealthReady || cl.Health == v1.HealthDegraded) &&
-				b.health.Healthy(probeKey(cl.Name, model), now) && b.gossip.healthy(cl.Name, model, now),
+				b.health.Healthy(probeKey(cl.Name, model, m.Endpoint), now) && b.gossip.healthy(cl.Name, model, now),
 			ReadyReplicas: m.Ready, Headroom: headroom, Weight: 1,
 			Addrs: m.addrs,
 		}
@@ -156,7 +156,14 @@ func (b *Balancer) URL(cluster, model string) (*url.URL, bool) {
 	return nil, false
 }
 
-func probeKey(cluster, model string) string { return cluster + "/" + model }
+// probeKey names what a probe judges: a model's endpoint in a cluster. The
+// endpoint is part of it, so a cluster that moves a model to a new address
+// (or a stale last-known-good copy read at start) never passes the old
+// address's failures or hold-down on to the new one.
+func probeKey(cluster, model, endpoint string) string { return cluster + "/" + model + "@" + endpoint }
+
+// modelKey names a model in a cluster, for gossip's verdicts.
+func modelKey(cluster, model string) string { return cluster + "/" + model }
 
 // clientKey hashes the client's /24 (IPv4) or /56 (IPv6) network, so
 // weighted and spill decisions are stable per network.
@@ -242,7 +249,7 @@ func (b *Balancer) probeOnce(ctx context.Context, client *http.Client, snap *Sna
 					}
 				}
 				if ctx.Err() == nil {
-					b.health.Observe(probeKey(cl.Name, model), ok, time.Now())
+					b.health.Observe(probeKey(cl.Name, model, m.Endpoint), ok, time.Now())
 				}
 			}()
 		}

@@ -111,9 +111,23 @@ func TestDNSSteersClientsToTheirRegion(t *testing.T) {
 	src.set(fleetSnapshot())
 	now := time.Now()
 	for range 3 {
-		b.health.Observe(probeKey("eu-west", "sentiment"), false, now)
+		b.health.Observe(probeKey("eu-west", "sentiment", "http://127.0.1.2:8000"), false, now)
 	}
 	if got, _ := ask("193.0.0.0/24"); got == "127.0.1.2" {
 		t.Error("a cluster failing the balancer's probes still got traffic")
+	}
+
+	// The model moves to a new address in eu-west (or the failures were
+	// of a stale last-known-good copy): the new endpoint is judged on its
+	// own, with no inherited failures or hold-down.
+	moved := fleetSnapshot()
+	for i, c := range moved.Clusters {
+		if c.Name == "eu-west" {
+			moved.Clusters[i].Models["sentiment"] = ModelTarget{Endpoint: "http://127.0.1.4:8000", Ready: 1}
+		}
+	}
+	src.set(moved)
+	if got, _ := ask("193.0.0.0/24"); got != "127.0.1.4" {
+		t.Errorf("eu-west's new endpoint inherited the old one's failures: Amsterdam got %s, want 127.0.1.4", got)
 	}
 }

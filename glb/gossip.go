@@ -53,7 +53,7 @@ const (
 // verdicts are set aside and the hub and the probes decide alone.
 type gossipHealth struct {
 	// health holds the verdicts: the key is the cluster name for the
-	// cluster, probeKey(cluster, model) for a model in it.
+	// cluster, modelKey(cluster, model) for a model in it.
 	health *steer.Health
 	log    *slog.Logger
 	next   gossip.Observer // the caller's own Observer, if any
@@ -95,7 +95,7 @@ func (g *gossipHealth) healthy(cluster, model string, now time.Time) bool {
 	if g == nil || g.isolated.Load() {
 		return true
 	}
-	return g.health.Healthy(cluster, now) && g.health.Healthy(probeKey(cluster, model), now)
+	return g.health.Healthy(cluster, now) && g.health.Healthy(modelKey(cluster, model), now)
 }
 
 // PeerUpdated implements gossip.Observer.
@@ -193,7 +193,7 @@ func (g *gossipHealth) judgeModels(cluster string, live []gossip.Peer, now time.
 		}
 	}
 	for model, ok := range ready {
-		key := probeKey(cluster, model)
+		key := modelKey(cluster, model)
 		if !ok && g.health.Healthy(key, now) {
 			g.downs.WithLabelValues(downUnready).Inc()
 			g.log.Info("gossip: model not ready in cluster; out of answers", "cluster", cluster, "model", model)
@@ -202,7 +202,7 @@ func (g *gossipHealth) judgeModels(cluster string, live []gossip.Peer, now time.
 	}
 	for model := range g.models[cluster] {
 		if _, listed := ready[model]; !listed {
-			g.health.Forget(probeKey(cluster, model))
+			g.health.Forget(modelKey(cluster, model))
 		}
 	}
 	g.models[cluster] = ready

@@ -53,9 +53,9 @@ func (c *healthCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if snap := c.b.src.Current(); snap != nil {
 		for _, cl := range snap.Clusters {
-			for model := range cl.Models {
+			for model, m := range cl.Models {
 				ch <- prometheus.MustNewConstMetric(targetUpDesc, prometheus.GaugeValue,
-					up(c.b.health.Healthy(probeKey(cl.Name, model), now)), cl.Name, model, "probe")
+					up(c.b.health.Healthy(probeKey(cl.Name, model, m.Endpoint), now)), cl.Name, model, "probe")
 				if c.node != nil {
 					ch <- prometheus.MustNewConstMetric(targetUpDesc, prometheus.GaugeValue,
 						up(c.b.gossip.healthy(cl.Name, model, now)), cl.Name, model, "gossip")

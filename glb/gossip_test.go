@@ -29,7 +29,7 @@ func TestGossipDeadAgentTakesItsClusterOutUntilHoldDownAfterReturn(t *testing.T)
 		return r.first("sentiment") == "us-east" && r.first("textdir") == "us-east"
 	})
 	t.Logf("eu-west out %s after its agent died (DeadWithin(4) = %s)", time.Since(killed).Round(time.Millisecond), bound)
-	if !r.b.health.Healthy(probeKey("eu-west", "sentiment"), time.Now()) {
+	if !r.b.health.Healthy(probeKey("eu-west", "sentiment", r.endpoints["eu-west"].URL), time.Now()) {
 		t.Fatal("the probes failed eu-west too: this test no longer shows gossip acting alone")
 	}
 	for _, c := range []struct {

@@ -32,13 +32,14 @@ func Example() {
 func ExampleHealth() {
 	h := steer.NewHealth(steer.DefaultHealthConfig()) // 2 failures, 10s hold-down
 	t0 := time.Now()
-	h.Observe("euw1", false, t0)
-	fmt.Println(h.Healthy("euw1", t0)) // one lost probe is forgiven
+	h.Observe("euw1", true, t0) // serving
 	h.Observe("euw1", false, t0.Add(time.Second))
-	fmt.Println(h.Healthy("euw1", t0.Add(time.Second)))
-	h.Observe("euw1", true, t0.Add(2*time.Second))
-	fmt.Println(h.Healthy("euw1", t0.Add(5*time.Second)))  // still held down
-	fmt.Println(h.Healthy("euw1", t0.Add(12*time.Second))) // 10s of success
+	fmt.Println(h.Healthy("euw1", t0.Add(time.Second))) // one lost probe is forgiven
+	h.Observe("euw1", false, t0.Add(2*time.Second))
+	fmt.Println(h.Healthy("euw1", t0.Add(2*time.Second)))
+	h.Observe("euw1", true, t0.Add(3*time.Second))
+	fmt.Println(h.Healthy("euw1", t0.Add(6*time.Second)))  // still held down
+	fmt.Println(h.Healthy("euw1", t0.Add(13*time.Second))) // 10s of success
 	// Output:
 	// true
 	// false

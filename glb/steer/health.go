@@ -49,7 +49,9 @@ func (c HealthConfig) withDefaults() HealthConfig {
 
 // Health tracks whether each target is up from a stream of observations
 // (probe results, gossip). A target never observed is up: the config that
-// names it says it serves, and the first failures take it out. Health is
+// names it says it serves, and the first failures take it out. A target
+// that has never succeeded yet (starting) comes up at its first success;
+// one that was up and went down comes back only after the hold-down. Health is
 // safe for concurrent use; times come from the caller, so tests need no
 // clock.
 type Health struct {
@@ -60,6 +62,7 @@ type Health struct {
 
 type healthState struct {
 	down     bool
+	wasUp    bool      // has succeeded while up: a return must then wait the hold-down
 	failures int       // consecutive failures
 	okSince  time.Time // start of the success streak while down; zero if none
 }
@@ -91,10 +94,18 @@ func (h *Health) Observe(target string, ok bool, now time.Time) {
 		return
 	}
 	s.failures = 0
+	if s.down && !s.wasUp {
+		// Never seen up: still starting (a replica loading its model),
+		// not flapping, so no hold-down to sit out.
+		s.down = false
+	}
 	if s.down && s.okSince.IsZero() {
 		s.okSince = now
 	}
 	h.promote(s, now)
+	if !s.down {
+		s.wasUp = true
+	}
 }
 
 // Healthy says whether target is up at now.

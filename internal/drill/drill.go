@@ -104,7 +104,10 @@ type Bin struct {
 	Failed int64 `json:"failed"`
 }
 
-const binWidth = 250 * time.Millisecond
+const (
+	binWidth   = 250 * time.Millisecond
+	settleTail = 3 * time.Second
+)
 
 // DefaultSubnets are client networks near each default region.
 var DefaultSubnets = map[string]netip.Prefix{
@@ -147,7 +150,7 @@ func Run(ctx context.Context, f *fleet.Fleet, drill string, opts Options) (*Resu
 	}
 	d := &run{f: f, opts: opts, addrs: addrs, start: time.Now(),
 		res:  &Result{Drill: drill, Region: opts.Region, DNSTTL: ttl},
-		bins: make([]Bin, int((opts.Before+opts.For+opts.After)/binWidth)+1)}
+		bins: make([]Bin, int((opts.Before+opts.For+opts.After+settleTail)/binWidth)+1)}
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { load(loadCtx, opts, d.record) })
@@ -171,6 +174,11 @@ func Run(ctx context.Context, f *fleet.Fleet, drill string, opts Options) (*Resu
 		err = d.partition(ctx)
 	default:
 		err = fmt.Errorf("drill: no drill %q (want %s, %s or %s)", drill, RegionLoss, HubLoss, Partition)
+	}
+	if err == nil {
+		// The load runs on a little after the last event, so the
+		// timeline shows the steady state the fleet settled in.
+		err = sleep(ctx, settleTail)
 	}
 	return d.res, err
 }
