@@ -32,6 +32,42 @@ type Balancer struct {
 	demand *Demand // nil: not counted
 	// dial opens the probes' connections; nil: a net.Dialer.
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// rtts are the probes' round-trip times by probeKey (*rttStat), for
+	// latency steering.
+	rtts sync.Map
+}
+
+// rttStat is a moving average of one endpoint's probe round trips.
+type rttStat struct {
+	mu  sync.Mutex
+	avg time.Duration
+}
+
+// rttWeight is the weight of the newest probe in the moving average: a
+// few probes move it, one slow probe does not.
+const rttWeight = 0.3
+
+func (b *Balancer) observeRTT(key string, d time.Duration) {
+	v, _ := b.rtts.LoadOrStore(key, &rttStat{})
+	s := v.(*rttStat)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.avg == 0 {
+		s.avg = d
+		return
+	}
+	s.avg = time.Duration(rttWeight*float64(d) + (1-rttWeight)*float64(s.avg))
+}
+
+func (b *Balancer) rtt(key string) (time.Duration, bool) {
+	v, ok := b.rtts.Load(key)
+	if !ok {
+		return 0, false
+	}
+	s := v.(*rttStat)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.avg, s.avg > 0
 }
 
 // NewBalancer returns a balancer for one site (the balancer's own name,
@@ -106,7 +142,7 @@ func (b *Balancer) rank(snap *Snapshot, e Endpoint, client netip.Addr) Choice {
 		}
 	}
 	p := steer.Policy{Kind: steer.Kind(e.Steering), FailoverOrder: e.FailoverOrder}
-	ch := Choice{Endpoint: e, Targets: steer.Rank(p, b.targets(snap, e.Model), c, b.site), Scope: scope}
+	ch := Choice{Endpoint: e, Targets: steer.Rank(p, b.targets(snap, e.Model, p.Kind == steer.Latency), c, b.site), Scope: scope}
 	if c.HasLocation {
 		ch.ClientRegion = nearestRegion(snap, c.Lat, c.Lon)
 	}
@@ -116,7 +152,7 @@ func (b *Balancer) rank(snap *Snapshot, e Endpoint, client netip.Addr) Choice {
 // targets are the clusters that serve the model, with what the hub, the
 // balancer's own probes and gossip say of them: healthy only while all of
 // them agree, so any one can take a target out and none can vouch alone.
-func (b *Balancer) targets(snap *Snapshot, model string) []steer.Target {
+func (b *Balancer) targets(snap *Snapshot, model string, withRTT bool) []steer.Target {
 	now := time.Now()
 	var out []steer.Target
 	for _, cl := range snap.Clusters {
@@ -134,6 +170,11 @@ func (b *Balancer) targets(snap *Snapshot, model string) []steer.Target {
 				b.health.Healthy(probeKey(cl.Name, model, m.Endpoint), now) && b.gossip.healthy(cl.Name, model, now),
 			ReadyReplicas: m.Ready, Headroom: headroom, Weight: 1,
 			Addrs: m.addrs,
+		}
+		if withRTT {
+			if rtt, ok := b.rtt(probeKey(cl.Name, model, m.Endpoint)); ok {
+				t.RTT = map[string]time.Duration{b.site: rtt}
+			}
 		}
 		out = append(out, t)
 	}
@@ -241,15 +282,19 @@ func (b *Balancer) probeOnce(ctx context.Context, client *http.Client, snap *Sna
 				defer wg.Done()
 				pctx, cancel := context.WithTimeout(ctx, to)
 				defer cancel()
-				ok := false
+				ok, key := false, probeKey(cl.Name, model, m.Endpoint)
 				if req, err := http.NewRequestWithContext(pctx, http.MethodGet, m.Endpoint+p, nil); err == nil {
+					start := time.Now()
 					if resp, err := client.Do(req); err == nil {
 						_ = resp.Body.Close()
 						ok = resp.StatusCode == http.StatusOK
+						if ok {
+							b.observeRTT(key, time.Since(start))
+						}
 					}
 				}
 				if ctx.Err() == nil {
-					b.health.Observe(probeKey(cl.Name, model, m.Endpoint), ok, time.Now())
+					b.health.Observe(key, ok, time.Now())
 				}
 			}()
 		}
