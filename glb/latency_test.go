@@ -10,6 +10,8 @@ import (
 	"time"
 
 	v1 "meridian.dev/meridian/crds/v1alpha1"
+	"meridian.dev/meridian/glb/steer"
+	"meridian.dev/meridian/internal/netns"
 )
 
 // Latency steering follows the round trips the balancer's own probes
@@ -51,4 +53,67 @@ func TestLatencySteeringFollowsMeasuredRTT(t *testing.T) {
 	if rtt, ok := b.rtt(probeKey("eu-west", "sentiment", snap.Clusters[1].Models["sentiment"].Endpoint)); !ok || rtt < 15*time.Millisecond {
 		t.Errorf("eu-west's measured RTT %v (%v), want at least its 15 ms delay", rtt, ok)
 	}
+}
+
+// Across real network hops: three hosts in their own network namespaces,
+// joined to this one by veth links, each answering after its own delay
+// (this kernel has no netem to delay the links themselves). Latency
+// steering picks the nearest by measured round trip and moves when it
+// slows; a cut link takes the host out and a healed one brings it back.
+// Needs root and iproute2 (CI runs as root); elsewhere the loopback test
+// above covers the steering without real links.
+func TestSteeringAcrossNetworkNamespaces(t *testing.T) {
+	if why := netns.Available(); why != "" {
+		t.Skip("separate hosts unavailable: " + why)
+	}
+	t.Parallel()
+	snap := &Snapshot{Endpoints: []Endpoint{{Namespace: "default", Name: "sentiment", Hostname: "sentiment.infer.test",
+		Model: "sentiment", Steering: v1.SteerLatency, TTL: 5}}}
+	hosts, delays := map[string]*netns.Host{}, map[string]*atomic.Int64{}
+	for i, name := range []string{"us-east", "eu-west", "ap-south"} {
+		h, err := netns.New(i + 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(h.Close)
+		hosts[name] = h
+		d := &atomic.Int64{}
+		d.Store(int64(time.Duration(10*(i+1)) * time.Millisecond)) // us-east nearest
+		delays[name] = d
+		ln, err := h.Listen()
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) { time.Sleep(time.Duration(d.Load())) }),
+			ReadHeaderTimeout: time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		t.Cleanup(func() { _ = srv.Close() })
+		snap.Clusters = append(snap.Clusters, Cluster{Name: name, Region: name, Health: v1.HealthReady, Headroom: 0.5,
+			Models: map[string]ModelTarget{"sentiment": {Endpoint: "http://" + ln.Addr().String(), Ready: 1}}})
+	}
+	src := &Source{}
+	src.set(snap)
+	b := NewBalancer(src, nil, steer.NewHealth(steer.HealthConfig{FailureThreshold: 2, HoldDown: time.Second}), "ams", quiet())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go b.Probe(ctx, 100*time.Millisecond, 500*time.Millisecond)
+	first := func() string {
+		c, _ := b.ByHost("sentiment.infer.test", netip.Addr{})
+		if len(c.Targets) == 0 {
+			return ""
+		}
+		return c.Targets[0].Cluster
+	}
+
+	waitUntil(t, 15*time.Second, "us-east (10 ms away) first", func() bool { return first() == "us-east" })
+	delays["us-east"].Store(int64(80 * time.Millisecond))
+	waitUntil(t, 15*time.Second, "eu-west first once us-east slows to 80 ms", func() bool { return first() == "eu-west" })
+	if err := hosts["eu-west"].Cut(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 15*time.Second, "eu-west out once its link is cut", func() bool { return first() == "ap-south" })
+	if err := hosts["eu-west"].Heal(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 15*time.Second, "eu-west back after the heal and the hold-down", func() bool { return first() == "eu-west" })
 }
