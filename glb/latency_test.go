@@ -40,13 +40,7 @@ func TestLatencySteeringFollowsMeasuredRTT(t *testing.T) {
 	defer cancel()
 	go b.Probe(ctx, 50*time.Millisecond, time.Second)
 
-	first := func() string {
-		c, _ := b.ByHost("sentiment.infer.test", netip.Addr{})
-		if len(c.Targets) == 0 {
-			return ""
-		}
-		return c.Targets[0].Cluster
-	}
+	first := func() string { return leader(b, "sentiment.infer.test") }
 	waitUntil(t, 10*time.Second, "us-east, the fastest, first", func() bool { return first() == "us-east" })
 	delays["us-east"].Store(int64(100 * time.Millisecond))
 	waitUntil(t, 10*time.Second, "eu-west first once us-east slows down", func() bool { return first() == "eu-west" })
@@ -97,13 +91,7 @@ func TestSteeringAcrossNetworkNamespaces(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go b.Probe(ctx, 100*time.Millisecond, 500*time.Millisecond)
-	first := func() string {
-		c, _ := b.ByHost("sentiment.infer.test", netip.Addr{})
-		if len(c.Targets) == 0 {
-			return ""
-		}
-		return c.Targets[0].Cluster
-	}
+	first := func() string { return leader(b, "sentiment.infer.test") }
 
 	waitUntil(t, 15*time.Second, "us-east (10 ms away) first", func() bool { return first() == "us-east" })
 	delays["us-east"].Store(int64(80 * time.Millisecond))
@@ -116,4 +104,13 @@ func TestSteeringAcrossNetworkNamespaces(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, 15*time.Second, "eu-west back after the heal and the hold-down", func() bool { return first() == "eu-west" })
+}
+
+// leader is the cluster b answers host with first, "" for none.
+func leader(b *Balancer, host string) string {
+	c, _ := b.ByHost(host, netip.Addr{})
+	if len(c.Targets) == 0 {
+		return ""
+	}
+	return c.Targets[0].Cluster
 }
