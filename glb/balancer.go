@@ -167,12 +167,12 @@ func (b *Balancer) targets(snap *Snapshot, model string, withRTT bool) []steer.T
 		t := steer.Target{
 			Cluster: cl.Name, Region: cl.Region, Lat: cl.Lat, Lon: cl.Lon,
 			Healthy: (cl.Health == v1.HealthReady || cl.Health == v1.HealthDegraded) &&
-				b.health.Healthy(probeKey(cl.Name, model, m.Endpoint), now) && b.gossip.healthy(cl.Name, model, now),
+				b.health.Healthy(m.probe, now) && b.gossip.healthy(cl.Name, model, now),
 			ReadyReplicas: m.Ready, Headroom: headroom, Weight: 1,
 			Addrs: m.addrs,
 		}
 		if withRTT {
-			if rtt, ok := b.rtt(probeKey(cl.Name, model, m.Endpoint)); ok {
+			if rtt, ok := b.rtt(m.probe); ok {
 				t.RTT = map[string]time.Duration{b.site: rtt}
 			}
 		}
@@ -282,7 +282,7 @@ func (b *Balancer) probeOnce(ctx context.Context, client *http.Client, snap *Sna
 				defer wg.Done()
 				pctx, cancel := context.WithTimeout(ctx, to)
 				defer cancel()
-				ok, key := false, probeKey(cl.Name, model, m.Endpoint)
+				ok, key := false, m.probe
 				if req, err := http.NewRequestWithContext(pctx, http.MethodGet, m.Endpoint+p, nil); err == nil {
 					start := time.Now()
 					if resp, err := client.Do(req); err == nil {

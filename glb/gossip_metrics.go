@@ -55,7 +55,7 @@ func (c *healthCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, cl := range snap.Clusters {
 			for model, m := range cl.Models {
 				ch <- prometheus.MustNewConstMetric(targetUpDesc, prometheus.GaugeValue,
-					up(c.b.health.Healthy(probeKey(cl.Name, model, m.Endpoint), now)), cl.Name, model, "probe")
+					up(c.b.health.Healthy(m.probe, now)), cl.Name, model, "probe")
 				if c.node != nil {
 					ch <- prometheus.MustNewConstMetric(targetUpDesc, prometheus.GaugeValue,
 						up(c.b.gossip.healthy(cl.Name, model, now)), cl.Name, model, "gossip")

@@ -71,6 +71,7 @@ type ModelTarget struct {
 	// published (prepare), so no query or request parses it again.
 	url   *url.URL
 	addrs []netip.Addr
+	probe string // probeKey of this target
 }
 
 // prepare parses every endpoint once, before the snapshot is published.
@@ -80,6 +81,7 @@ func (s *Snapshot) prepare() {
 			if u, err := url.Parse(m.Endpoint); err == nil && m.Endpoint != "" {
 				m.url, m.addrs = u, hostAddrs(u)
 			}
+			m.probe = probeKey(c.Name, name, m.Endpoint)
 			c.Models[name] = m
 		}
 	}
