@@ -1,0 +1,54 @@
+package fleet
+
+import (
+	"errors"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"strconv"
+
+	"meridian.dev/meridian/agent/gossip"
+)
+
+// gossipConfig joins a node on host to the fleet's gossip pool (the
+// agents' health and load; the balancer listens), with memberlist's
+// loopback timing.
+func (f *Fleet) gossipConfig(host, name string) *gossip.Config {
+	c := &gossip.Config{NodeName: name, BindAddr: host, BindPort: f.gossipPort, Timing: gossip.Local(),
+		Join: slices.Clone(f.gossipPeers), Logger: f.opts.Logger.With("component", "gossip")}
+	f.gossipPeers = append(f.gossipPeers, net.JoinHostPort(host, strconv.Itoa(f.gossipPort)))
+	return c
+}
+
+// freeGossipPort finds a port free for UDP and TCP on the balancer's and
+// every region's loopback address. It is drawn below the kernel's
+// ephemeral range (32768 and up by default), where no outgoing connection
+// or port-0 listener can take it between this check and memberlist's bind,
+// and at random, so fleets started side by side (tests) do not collide.
+func freeGossipPort(regions int) (int, error) {
+	hosts := []string{"127.0.0.1"}
+	for i := range regions {
+		hosts = append(hosts, regionAddr(i))
+	}
+	for range 50 {
+		port := 20000 + rand.IntN(12000)
+		free := true
+		for _, h := range hosts {
+			addr := net.JoinHostPort(h, strconv.Itoa(port))
+			if t, err := net.Listen("tcp", addr); err == nil {
+				_ = t.Close()
+			} else {
+				free = false
+			}
+			if u, err := net.ListenPacket("udp", addr); err == nil {
+				_ = u.Close()
+			} else {
+				free = false
+			}
+		}
+		if free {
+			return port, nil
+		}
+	}
+	return 0, errors.New("no port between 20000 and 32000 is free for gossip on every loopback address of the fleet")
+}
