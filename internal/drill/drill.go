@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/internal/fleet"
 )
