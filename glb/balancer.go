@@ -232,10 +232,11 @@ func hostAddrs(u *url.URL) []netip.Addr {
 	return nil
 }
 
-// Probe checks every model endpoint of every cluster each interval, with
-// the GlobalEndpoint's health path and timeout (timeout where the
-// GlobalEndpoint sets none; default 1s), until ctx ends; the results feed
-// the health tracker (failure threshold, hold-down).
+// Probe turns every interval until ctx ends, probing each model endpoint
+// of every cluster as often as its GlobalEndpoint's healthCheck.interval
+// asks (every turn where none is set), with its path, timeout (timeout
+// where it sets none; default 1s) and failure threshold; the results feed
+// the health tracker (threshold, hold-down) and the round-trip averages.
 func (b *Balancer) Probe(ctx context.Context, interval, timeout time.Duration) {
 	if timeout <= 0 {
 		timeout = time.Second
@@ -247,9 +248,10 @@ func (b *Balancer) Probe(ctx context.Context, interval, timeout time.Duration) {
 	client := &http.Client{Transport: &http.Transport{DialContext: dial}}
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	last := map[string]time.Time{}
 	for {
 		if snap := b.src.Current(); snap != nil {
-			b.probeOnce(ctx, client, snap, timeout)
+			b.probeOnce(ctx, client, snap, timeout, last)
 		}
 		select {
 		case <-ctx.Done():
@@ -259,18 +261,28 @@ func (b *Balancer) Probe(ctx context.Context, interval, timeout time.Duration) {
 	}
 }
 
-func (b *Balancer) probeOnce(ctx context.Context, client *http.Client, snap *Snapshot, defaultTimeout time.Duration) {
-	path, timeout := map[string]string{}, map[string]time.Duration{}
+// probeOnce probes every model endpoint that is due: each as often as its
+// GlobalEndpoint's healthCheck.interval asks (never more often than the
+// Probe loop turns), with its path, timeout and failure threshold. last
+// holds when each was last probed; only the Probe loop touches it.
+func (b *Balancer) probeOnce(ctx context.Context, client *http.Client, snap *Snapshot, defaultTimeout time.Duration, last map[string]time.Time) {
+	checks := map[string]Endpoint{}
 	for _, e := range snap.Endpoints {
-		path[e.Model], timeout[e.Model] = e.HealthPath, e.HealthTimeout
+		checks[e.Model] = e
 	}
+	now := time.Now()
 	var wg sync.WaitGroup
 	for _, cl := range snap.Clusters {
 		for model, m := range cl.Models {
 			if m.Endpoint == "" {
 				continue
 			}
-			p, to := path[model], timeout[model]
+			e := checks[model]
+			if every := e.HealthEvery; every > 0 && now.Sub(last[m.probe]) < every {
+				continue // not due yet
+			}
+			last[m.probe] = now
+			p, to, threshold := e.HealthPath, e.HealthTimeout, int(e.Failures)
 			if p == "" {
 				p = "/v2/health/ready"
 			}
@@ -294,7 +306,7 @@ func (b *Balancer) probeOnce(ctx context.Context, client *http.Client, snap *Sna
 					}
 				}
 				if ctx.Err() == nil {
-					b.health.Observe(key, ok, time.Now())
+					b.health.ObserveWith(key, ok, time.Now(), threshold)
 				}
 			}()
 		}

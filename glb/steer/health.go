@@ -78,6 +78,15 @@ func (h *Health) Config() HealthConfig { return h.cfg }
 // Observe records one observation of target at now: ok for a passed probe
 // or a live gossip report, !ok for a failed or timed-out one.
 func (h *Health) Observe(target string, ok bool, now time.Time) {
+	h.ObserveWith(target, ok, now, 0)
+}
+
+// ObserveWith is Observe with the target's own failure threshold (a
+// GlobalEndpoint's healthCheck.failureThreshold); 0 uses the config's.
+func (h *Health) ObserveWith(target string, ok bool, now time.Time, threshold int) {
+	if threshold <= 0 {
+		threshold = h.cfg.FailureThreshold
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	s := h.targets[target]
@@ -88,7 +97,7 @@ func (h *Health) Observe(target string, ok bool, now time.Time) {
 	if !ok {
 		s.failures++
 		s.okSince = time.Time{}
-		if s.failures >= h.cfg.FailureThreshold {
+		if s.failures >= threshold {
 			s.down = true
 		}
 		return

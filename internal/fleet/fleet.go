@@ -325,7 +325,10 @@ func bundledModels(regions int, zone string) []client.Object {
 	for _, name := range []string{"sentiment", "textdir"} {
 		out = append(out, &v1.GlobalEndpoint{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
-			Spec:       v1.GlobalEndpointSpec{Hostname: name + "." + zone, Model: name, TTL: 5},
+			// Probed every second (the API's default is 5 s), so local
+			// drills see failures as fast as the hub does.
+			Spec: v1.GlobalEndpointSpec{Hostname: name + "." + zone, Model: name, TTL: 5,
+				HealthCheck: v1.HealthCheck{Interval: metav1.Duration{Duration: time.Second}}},
 		})
 		out = append(out, &v1.InferenceModel{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
