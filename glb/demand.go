@@ -124,6 +124,10 @@ func (d *Demand) restore(w window, since time.Time) {
 	d.since = since
 }
 
+// finalWriteTimeout bounds the last report's write when the balancer
+// stops, so a dead hub cannot hold a shutdown.
+const finalWriteTimeout = 3 * time.Second
+
 // nearestRegion is the region of the located cluster closest to the
 // client, "" when the client or no cluster has a location.
 func nearestRegion(snap *Snapshot, lat, lon float64) string {
@@ -140,27 +144,34 @@ func nearestRegion(snap *Snapshot, lat, lon float64) string {
 }
 
 // Report writes this site's DemandReport on the hub every period until
-// ctx ends. A failed write keeps the window's counts for the next one.
+// ctx ends, and once more then (within finalWriteTimeout). A failed write
+// keeps the window's counts for the next one.
 func (d *Demand) Report(ctx context.Context, hub client.Client, site string, period time.Duration, log *slog.Logger) {
 	name := ReportName(site)
 	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
+		final := false
 		select {
 		case <-ctx.Done():
-			return
+			final = true // the last window, so a restart loses no demand
 		case <-t.C:
 		}
 		now := time.Now()
 		counts, since := d.take(now)
-		wctx, cancel := context.WithTimeout(ctx, period)
+		parent, limit := ctx, period
+		if final {
+			parent, limit = context.WithoutCancel(ctx), min(period, finalWriteTimeout)
+		}
+		wctx, cancel := context.WithTimeout(parent, limit)
 		err := writeReport(wctx, hub, name, site, report(counts, since, now))
 		cancel()
 		if err != nil {
 			d.restore(counts, since)
-			if ctx.Err() == nil {
-				log.Warn("writing the DemandReport on the hub; the counts carry over to the next try", "report", name, "err", err)
-			}
+			log.Warn("writing the DemandReport on the hub; the counts carry over to the next try", "report", name, "err", err, "final", final)
+		}
+		if final {
+			return
 		}
 	}
 }

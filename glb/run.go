@@ -160,9 +160,16 @@ func Run(ctx context.Context, hub client.Client, opts Options) error {
 	defer cancel()
 	go func() { _ = src.Run(ctx) }()
 	go b.Probe(ctx, cmp.Or(opts.ProbeInterval, time.Second), opts.ProbeTimeout)
-	go demand.Report(ctx, hub, opts.Site, cmp.Or(opts.DemandPeriod, 30*time.Second), log)
+	reported := make(chan struct{})
+	go func() {
+		defer close(reported)
+		demand.Report(ctx, hub, opts.Site, cmp.Or(opts.DemandPeriod, 30*time.Second), log)
+	}()
 	errc := make(chan error, 1+len(opts.HTTPListeners)+1)
 	go func() { errc <- srv.ListenAndServe(ctx, opts.DNSListen) }()
+	noFront := make(chan struct{})
+	close(noFront)
+	var drained <-chan struct{} = noFront // closed once the HTTP front has drained
 	lns := opts.HTTPListeners
 	if opts.HTTPListen != "" {
 		ln, err := net.Listen("tcp", opts.HTTPListen)
@@ -178,7 +185,7 @@ func Run(ctx context.Context, hub client.Client, opts Options) error {
 			t.DialContext, t.MaxIdleConnsPerHost = opts.Dial, 256
 			fo.Transport = t
 		}
-		serveHTTP(ctx, &http.Server{Handler: front.New(b, fo), ReadHeaderTimeout: 10 * time.Second}, lns, errc, log)
+		drained = serveHTTP(ctx, &http.Server{Handler: front.New(b, fo), ReadHeaderTimeout: 10 * time.Second}, lns, errc, log)
 	}
 	addr, err := srv.Addr(ctx)
 	if err != nil {
@@ -188,12 +195,21 @@ func Run(ctx context.Context, hub client.Client, opts Options) error {
 	if opts.Ready != nil {
 		opts.Ready <- addr.String()
 	}
-	return <-errc
+	err = <-errc
+	// Stopping: requests in flight through the front finish, and the last
+	// window of demand reaches the hub, before Run returns.
+	cancel()
+	<-drained
+	<-reported
+	return err
 }
 
-// serveHTTP serves hs on every listener until ctx ends, then drains it.
-func serveHTTP(ctx context.Context, hs *http.Server, lns []net.Listener, errc chan<- error, log *slog.Logger) {
+// serveHTTP serves hs on every listener until ctx ends, then drains it
+// (up to 10 s); the channel it returns is closed once drained.
+func serveHTTP(ctx context.Context, hs *http.Server, lns []net.Listener, errc chan<- error, log *slog.Logger) <-chan struct{} {
+	drained := make(chan struct{})
 	go func() {
+		defer close(drained)
 		<-ctx.Done()
 		sctx, c := context.WithTimeout(context.Background(), 10*time.Second)
 		defer c()
@@ -207,6 +223,7 @@ func serveHTTP(ctx context.Context, hs *http.Server, lns []net.Listener, errc ch
 		}()
 		log.Info("glb serving HTTP", "addr", ln.Addr().String())
 	}
+	return drained
 }
 
 func firstKey(m map[string][]netip.Addr) string {
