@@ -16,6 +16,7 @@ import (
 	"meridian.dev/meridian/agent/gossip"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/glb/steer"
+	"meridian.dev/meridian/internal/metrictest"
 )
 
 // gossipTiming is memberlist's Local preset, as the agent/gossip tests use
@@ -179,32 +180,15 @@ func (r *gossipRig) first(model string) string {
 	return c.Targets[0].Cluster
 }
 
-// readMetric reads the first series of name in reg whose labels include
+// readMetric reads the series of name in reg whose labels include
 // labels, -1 if there is none.
 func readMetric(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	v, ok := metrictest.Sum(t, reg, name, labels)
+	if !ok {
+		return -1
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
-					continue next
-				}
-			}
-			if m.Counter != nil {
-				return m.GetCounter().GetValue()
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	return -1
+	return v
 }
 
 // waitUntil polls cond until it holds, failing the test after timeout.

@@ -22,6 +22,7 @@ import (
 
 	"meridian.dev/meridian/glb/front"
 	"meridian.dev/meridian/inference"
+	"meridian.dev/meridian/internal/metrictest"
 )
 
 // cluster is one member cluster in a test: a real HTTP server on loopback
@@ -200,36 +201,11 @@ func infer(t *testing.T, base string, header map[string]string) answer {
 // (name, value pairs).
 func metric(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
 	t.Helper()
-	var sum float64
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	want := map[string]string{}
+	for i := 0; i+1 < len(labels); i += 2 {
+		want[labels[i]] = labels[i+1]
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			got := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				got[lp.GetName()] = lp.GetValue()
-			}
-			for i := 0; i+1 < len(labels); i += 2 {
-				if got[labels[i]] != labels[i+1] {
-					continue next
-				}
-			}
-			switch {
-			case m.Counter != nil:
-				sum += m.GetCounter().GetValue()
-			case m.Gauge != nil:
-				sum += m.GetGauge().GetValue()
-			case m.Histogram != nil:
-				sum += float64(m.GetHistogram().GetSampleCount())
-			}
-		}
-	}
+	sum, _ := metrictest.Sum(t, reg, name, want)
 	return sum
 }
 
