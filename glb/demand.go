@@ -132,12 +132,9 @@ const finalWriteTimeout = 3 * time.Second
 // client, "" when the client or no cluster has a location.
 func nearestRegion(snap *Snapshot, lat, lon float64) string {
 	best, region := 0.0, ""
-	for _, c := range snap.Clusters {
-		if !c.HasLocation || c.Region == "" {
-			continue
-		}
-		if d := geo.Haversine(lat, lon, c.Lat, c.Lon); region == "" || d < best {
-			best, region = d, c.Region
+	for _, st := range snap.sites {
+		if d := geo.Haversine(lat, lon, st.lat, st.lon); region == "" || d < best {
+			best, region = d, st.region
 		}
 	}
 	return region

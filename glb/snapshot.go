@@ -31,6 +31,16 @@ type Snapshot struct {
 	Endpoints []Endpoint `json:"endpoints"`
 	// Clusters are the members, sorted by name.
 	Clusters []Cluster `json:"clusters"`
+
+	// sites are the distinct located places of the clusters with their
+	// region (prepare): what nearestRegion searches per query, a few
+	// dozen where the clusters may be thousands.
+	sites []site
+}
+
+type site struct {
+	region   string
+	lat, lon float64
 }
 
 // Endpoint is one GlobalEndpoint.
@@ -74,9 +84,16 @@ type ModelTarget struct {
 	probe string // probeKey of this target
 }
 
-// prepare parses every endpoint once, before the snapshot is published.
+// prepare parses every endpoint once, and gathers the clusters' sites,
+// before the snapshot is published.
 func (s *Snapshot) prepare() {
+	seen := map[site]bool{}
+	s.sites = nil
 	for _, c := range s.Clusters {
+		if st := (site{c.Region, c.Lat, c.Lon}); c.HasLocation && c.Region != "" && !seen[st] {
+			seen[st] = true
+			s.sites = append(s.sites, st)
+		}
 		for name, m := range c.Models {
 			if u, err := url.Parse(m.Endpoint); err == nil && m.Endpoint != "" {
 				m.url, m.addrs = u, hostAddrs(u)
