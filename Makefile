@@ -121,6 +121,53 @@ verify-generate: generate ## fail when generated files differ from what is commi
 	@git diff --exit-code -- crds models || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- crds models)" || { git status --porcelain -- crds models; echo "untracked generated files: run 'make generate' and commit"; exit 1; }
 
+# The OCI images, built without Docker (tools/buildimage, internal/image):
+# meridian (a Debian 12 base pinned in scripts/image-base.lock, ONNX Runtime,
+# the models, bin/meridian) and the sandbox image pause (tools/pause), in one
+# OCI image layout. Reproducible: time stamps are SOURCE_DATE_EPOCH, else the
+# commit time of HEAD. Rebuilt only when an input changed.
+IMAGE_DIR     := $(CACHE)/image
+IMAGE_LAYOUT  := $(IMAGE_DIR)/meridian
+IMAGE_DIGEST  := $(IMAGE_DIR)/meridian.digest
+IMAGE_BASE    := $(IMAGE_DIR)/base
+IMAGE_STAMP   := $(IMAGE_DIR)/base.stamp
+IMAGE_BINSUM  := $(IMAGE_DIR)/meridian-bin.sha256
+IMAGE_LOCK    := scripts/image-base.lock
+PAUSE_BIN     := $(IMAGE_DIR)/pause
+IMAGE_SOURCE  ?= https://meridian.dev/meridian
+IMAGE_REV     := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+IMAGE_INPUTS  := $(shell find models -type f 2>/dev/null) $(filter-out %_test.go,$(wildcard internal/image/*.go tools/buildimage/*.go))
+
+.PHONY: image image-lock
+image: bin $(IMAGE_STAMP) $(PAUSE_BIN) ## build the meridian and pause OCI images into .cache/image/meridian, print their digests (re-pin the Debian base: make image-lock)
+	@# go build rewrites bin/meridian every time; the image depends on its content.
+	@sha256sum $(BIN) | cmp -s - $(IMAGE_BINSUM) 2>/dev/null || sha256sum $(BIN) >$(IMAGE_BINSUM)
+	@if $(MAKE) --no-print-directory -q $(IMAGE_DIGEST) 2>/dev/null; then \
+	  echo "image: inputs unchanged, keeping $(IMAGE_LAYOUT) (rm -rf $(IMAGE_LAYOUT) to force a rebuild)"; \
+	  echo "image meridian@$$(cat $(IMAGE_DIGEST))"; \
+	  echo "image pause@$$(cat $(IMAGE_DIR)/pause.digest)"; \
+	else \
+	  $(MAKE) --no-print-directory $(IMAGE_DIGEST); \
+	fi
+
+$(IMAGE_DIGEST): $(IMAGE_BINSUM) $(ORT_LIB) $(TEXTDIR) $(IMAGE_INPUTS) $(IMAGE_STAMP) $(PAUSE_BIN) $(IMAGE_LAYOUT)/index.json
+	$(GO) run ./tools/buildimage -out $(IMAGE_DIR) -base $(IMAGE_BASE) -pause $(PAUSE_BIN) \
+	  -version '$(VERSION)' -revision '$(IMAGE_REV)' -source '$(IMAGE_SOURCE)'
+
+# A deleted layout is rebuilt (the empty recipe makes the digest out of date).
+$(IMAGE_LAYOUT)/index.json: ;
+
+$(IMAGE_STAMP): $(IMAGE_LOCK) scripts/fetch-debs.sh
+	scripts/fetch-debs.sh $(IMAGE_BASE)
+	touch $@
+
+$(PAUSE_BIN): tools/pause/main.go
+	@mkdir -p $(@D)
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags '-s -w' -o $@ ./tools/pause
+
+image-lock: ## re-pin the image's Debian packages to apt's current candidates; check the diff, then commit scripts/image-base.lock
+	scripts/fetch-debs.sh --update-lock
+
 $(CONTROLLER_GEN): tools/controller-gen/go.mod
 	@mkdir -p $(CACHE)/bin
 	cd tools/controller-gen && GOFLAGS=-mod=mod $(GO) build -o $(abspath $@) sigs.k8s.io/controller-tools/cmd/controller-gen
