@@ -33,9 +33,14 @@ type Layer struct {
 type Spec struct {
 	Config Config
 	Layers []Layer
-	// Created is the image's creation time and every file's time stamp;
-	// fix it (SOURCE_DATE_EPOCH, the commit time) for reproducible digests.
+	// Created is the image's creation time, in its configuration and
+	// history; fix it (SOURCE_DATE_EPOCH, the commit time) for reproducible
+	// digests.
 	Created time.Time
+	// FileTime is every file's time stamp in the layers; the zero value
+	// means Created. A time that stays put across builds (the Unix epoch)
+	// keeps the digests of layers whose files did not change.
+	FileTime time.Time
 	// Log receives a line per layer built; nil discards them.
 	Log *slog.Logger
 }
@@ -48,6 +53,10 @@ func Build(spec Spec) (v1.Image, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	created := v1.Time{Time: spec.Created.UTC().Truncate(time.Second)}
+	fileTime := spec.FileTime
+	if fileTime.IsZero() {
+		fileTime = created.Time
+	}
 	cf := &v1.ConfigFile{
 		Architecture: "amd64",
 		OS:           "linux",
@@ -64,7 +73,7 @@ func Build(spec Spec) (v1.Image, error) {
 	adds := make([]mutate.Addendum, 0, len(spec.Layers))
 	for _, l := range spec.Layers {
 		start := time.Now()
-		layer, err := NewLayer(l.Entries, created.Time)
+		layer, err := NewLayer(l.Entries, fileTime)
 		if err != nil {
 			return nil, fmt.Errorf("building the image layer %q: %w", l.Comment, err)
 		}

@@ -97,8 +97,9 @@ func TestBuildIsReproducible(t *testing.T) {
 				t.Fatal(err)
 			}
 		},
-		"time":    func(in *MeridianInputs) { in.Created = in.Created.Add(time.Second) },
-		"version": func(in *MeridianInputs) { in.Version = "v0.0.2" },
+		"time":      func(in *MeridianInputs) { in.Created = in.Created.Add(time.Second) },
+		"file time": func(in *MeridianInputs) { in.FileTime = time.Unix(1, 0) },
+		"version":   func(in *MeridianInputs) { in.Version = "v0.0.2" },
 	}
 	for what, change := range changes {
 		changed := synthetic(t)
@@ -107,6 +108,39 @@ func TestBuildIsReproducible(t *testing.T) {
 			t.Errorf("changing the %s did not change the digest %s", what, got)
 		}
 	}
+}
+
+// A new binary and time with a fixed file time leave the other layers as
+// they were, so nodes need not pull them again.
+func TestUnchangedLayersKeepTheirDigests(t *testing.T) {
+	in := synthetic(t)
+	in.FileTime = time.Unix(0, 0)
+	before := layerDigests(t, build(t, in))
+	if err := os.WriteFile(in.Binary, []byte("#!/bin/sh\necho v2\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	in.Created, in.Version = in.Created.Add(time.Hour), "v0.0.2"
+	after := layerDigests(t, build(t, in))
+	if !slices.Equal(before[:3], after[:3]) || before[3] == after[3] {
+		t.Errorf("layers before %v, after a new binary %v: want the first three equal, the binary's changed", before, after)
+	}
+}
+
+func layerDigests(t *testing.T, img v1.Image) []v1.Hash {
+	t.Helper()
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ds []v1.Hash
+	for _, l := range layers {
+		d, err := l.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds = append(ds, d)
+	}
+	return ds
 }
 
 func TestMeridianImageConfig(t *testing.T) {
@@ -201,7 +235,7 @@ func contents(t *testing.T, img v1.Image) map[string]file {
 				t.Errorf("%s has owner names %q/%q", h.Name, h.Uname, h.Gname)
 			}
 		}
-		rc.Close()
+		_ = rc.Close()
 		if !slices.IsSorted(names) {
 			t.Errorf("layer entries are not sorted: %q", names)
 		}
@@ -265,7 +299,7 @@ func TestPauseImage(t *testing.T) {
 	if err := os.WriteFile(bin, []byte("pause"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	img, err := Build(PauseSpec(bin, time.Unix(0, 0)))
+	img, err := Build(PauseSpec(bin, time.Unix(0, 0), time.Time{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +334,7 @@ func TestLayoutLoad(t *testing.T) {
 	if err := os.WriteFile(bin, []byte("pause"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	pause, err := Build(PauseSpec(bin, time.Unix(0, 0)))
+	pause, err := Build(PauseSpec(bin, time.Unix(0, 0), time.Time{}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -208,7 +208,7 @@ func writeEntry(tw *tar.Writer, e Entry, mtime time.Time) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	st, err := f.Stat()
 	if err != nil {
 		return err

@@ -23,15 +23,17 @@ const (
 // MeridianInputs are the host files the meridian image is made of.
 type MeridianInputs struct {
 	// Base is the root of the extracted Debian packages (libc6, libstdc++6,
-	// libgcc-s1) that meridian and ONNX Runtime link against.
+	// libgcc-s1, gcc-12-base: scripts/image-base.lock) that meridian and
+	// ONNX Runtime link against.
 	Base string
 	// Binary is bin/meridian, ORTLib libonnxruntime.so.1, Models the model
 	// repository (models/).
 	Binary, ORTLib, Models string
 	// Version, Revision and Source become the OCI labels.
 	Version, Revision, Source string
-	// Created is the image time and every file's time stamp.
-	Created time.Time
+	// Created is the image's creation time; FileTime every file's time
+	// stamp (zero: Created).
+	Created, FileTime time.Time
 }
 
 // MeridianSpec is the meridian image: the Debian base with /etc/passwd,
@@ -52,7 +54,8 @@ func MeridianSpec(in MeridianInputs) (Spec, error) {
 		return Spec{}, fmt.Errorf("reading the model repository: %w", err)
 	}
 	return Spec{
-		Created: in.Created,
+		Created:  in.Created,
+		FileTime: in.FileTime,
 		Config: Config{
 			User: fmt.Sprintf("%d:%d", UID, UID),
 			Env: []string{
@@ -71,7 +74,7 @@ func MeridianSpec(in MeridianInputs) (Spec, error) {
 			},
 		},
 		Layers: []Layer{
-			{Comment: "debian base: libc6 libstdc++6 libgcc-s1, passwd, group, /tmp", Entries: base},
+			{Comment: "debian base (scripts/image-base.lock), /etc/passwd, /etc/group, /tmp", Entries: base},
 			{Comment: "onnx runtime " + ORTLibPath, Entries: []Entry{File(ORTLibPath, in.ORTLib, 0o644)}},
 			{Comment: "models " + ModelsPath, Entries: models},
 			{Comment: "meridian " + in.Version, Entries: []Entry{File(BinaryPath, in.Binary, 0o755)}},
@@ -81,9 +84,10 @@ func MeridianSpec(in MeridianInputs) (Spec, error) {
 
 // PauseSpec is the Kubernetes sandbox ("pause") image: one layer holding
 // the static binary at /pause, run as 65535:65535.
-func PauseSpec(binary string, created time.Time) Spec {
+func PauseSpec(binary string, created, fileTime time.Time) Spec {
 	return Spec{
-		Created: created,
+		Created:  created,
+		FileTime: fileTime,
 		Config: Config{
 			User:       fmt.Sprintf("%d:%d", PauseUID, PauseUID),
 			WorkingDir: "/",

@@ -13,9 +13,12 @@
 // .cache/image/meridian.digest and .cache/image/pause.digest, and prints
 // "image meridian@sha256:…" and "image pause@sha256:…".
 //
-// The images are reproducible: every time stamp is SOURCE_DATE_EPOCH when it
-// is set, else the commit time of HEAD, else 0 (1970), so the same commit
-// and inputs give the same digests.
+// The images are reproducible: the same commit and inputs give the same
+// digests. When SOURCE_DATE_EPOCH is set, it is every time stamp. Otherwise
+// the images' creation time is the commit time of HEAD (else 0) and every
+// file is stamped 1970-01-01, so layers whose files did not change (the
+// Debian base, ONNX Runtime, the models) keep their digests from one commit
+// to the next and nodes do not pull them again.
 package main
 
 import (
@@ -82,15 +85,16 @@ func run(o options, log *slog.Logger) error {
 			return fmt.Errorf("finding the image's revision: %w; pass -revision", err)
 		}
 	}
-	created, from, err := epoch()
+	created, fileTime, from, err := epoch()
 	if err != nil {
 		return err
 	}
-	log.Info("building images", "version", o.version, "revision", o.revision, "time", created.Format(time.RFC3339), "time_from", from)
+	log.Info("building images", "version", o.version, "revision", o.revision,
+		"created", created.Format(time.RFC3339), "created_from", from, "file_time", fileTime.Format(time.RFC3339))
 
 	spec, err := image.MeridianSpec(image.MeridianInputs{
 		Base: o.base, Binary: o.binary, ORTLib: o.ort, Models: o.models,
-		Version: o.version, Revision: o.revision, Source: o.source, Created: created,
+		Version: o.version, Revision: o.revision, Source: o.source, Created: created, FileTime: fileTime,
 	})
 	if err != nil {
 		return err
@@ -100,7 +104,7 @@ func run(o options, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("building the meridian image: %w", err)
 	}
-	pauseSpec := image.PauseSpec(o.pause, created)
+	pauseSpec := image.PauseSpec(o.pause, created, fileTime)
 	pauseSpec.Log = log.With("image", "pause")
 	pause, err := image.Build(pauseSpec)
 	if err != nil {
@@ -136,22 +140,26 @@ func write(o options, log *slog.Logger, images map[string]v1.Image) error {
 	return nil
 }
 
-// epoch is the images' time: SOURCE_DATE_EPOCH, else the commit time of
-// HEAD, else the Unix epoch; from says which.
-func epoch() (t time.Time, from string, err error) {
+// epoch returns the images' creation time and the files' time stamp:
+// both SOURCE_DATE_EPOCH when it is set, else the commit time of HEAD (or
+// the Unix epoch without git) and the Unix epoch; from says where the
+// creation time came from.
+func epoch() (created, files time.Time, from string, err error) {
+	zero := time.Unix(0, 0).UTC()
 	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
 		sec, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
-			return time.Time{}, "", fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a number of seconds: %w", s, err)
+			return zero, zero, "", fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a number of seconds: %w", s, err)
 		}
-		return time.Unix(sec, 0).UTC(), "SOURCE_DATE_EPOCH", nil
+		t := time.Unix(sec, 0).UTC()
+		return t, t, "SOURCE_DATE_EPOCH", nil
 	}
 	if s, err := git("log", "-1", "--format=%ct", "HEAD"); err == nil {
 		if sec, err := strconv.ParseInt(s, 10, 64); err == nil {
-			return time.Unix(sec, 0).UTC(), "commit time of HEAD", nil
+			return time.Unix(sec, 0).UTC(), zero, "commit time of HEAD", nil
 		}
 	}
-	return time.Unix(0, 0).UTC(), "none (no SOURCE_DATE_EPOCH, no git)", nil
+	return zero, zero, "none (no SOURCE_DATE_EPOCH, no git)", nil
 }
 
 // git runs git with args and returns its trimmed output.
