@@ -9,9 +9,16 @@ package controlplane
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -151,6 +158,10 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 			return nil, fmt.Errorf("finding crds/manifests: %w", err)
 		}
 		env.CRDDirectoryPaths = []string{filepath.Join(root, "crds", "manifests")}
+	}
+	if err := configureAggregation(env, dir); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
 	}
 	cfg, err := env.Start()
 	if err != nil {
@@ -302,4 +313,84 @@ func (n Node) object() *corev1.Node {
 		},
 		Status: corev1.NodeStatus{Allocatable: alloc, Capacity: alloc},
 	}
+}
+
+// configureAggregation sets up the API server's aggregation layer, so that
+// extension API servers (the agent's custom.metrics.k8s.io and
+// external.metrics.k8s.io adapter) can be registered with APIServices: a
+// front-proxy CA and the client certificate the API server presents when it
+// proxies to them, written into dir, and the requestheader flags that it
+// publishes in kube-system/extension-apiserver-authentication for them to
+// authenticate it. With --enable-aggregator-routing the API server dials an
+// APIService's endpoint IPs directly: there is no kube-proxy to route a
+// Service's cluster IP. --kubelet-preferred-address-types=InternalIP is for
+// real kubelets, whose node names do not resolve here.
+func configureAggregation(env *envtest.Environment, dir string) error {
+	ca, caKey, err := newCert(pkix.Name{CommonName: "front-proxy-ca"}, nil, nil)
+	if err != nil {
+		return fmt.Errorf("front-proxy CA: %w", err)
+	}
+	client, clientKey, err := newCert(pkix.Name{CommonName: "front-proxy-client"}, ca, caKey)
+	if err != nil {
+		return fmt.Errorf("front-proxy client certificate: %w", err)
+	}
+	files := map[string][]byte{"front-proxy-ca.crt": ca.Raw, "front-proxy-client.crt": client.Raw}
+	for name, der := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+			return err
+		}
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(clientKey)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "front-proxy-client.key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		return err
+	}
+	env.ControlPlane.GetAPIServer().Configure().
+		Set("requestheader-client-ca-file", filepath.Join(dir, "front-proxy-ca.crt")).
+		Set("requestheader-allowed-names", "front-proxy-client").
+		Set("requestheader-extra-headers-prefix", "X-Remote-Extra-").
+		Set("requestheader-group-headers", "X-Remote-Group").
+		Set("requestheader-username-headers", "X-Remote-User").
+		Set("proxy-client-cert-file", filepath.Join(dir, "front-proxy-client.crt")).
+		Set("proxy-client-key-file", filepath.Join(dir, "front-proxy-client.key")).
+		Set("enable-aggregator-routing", "true").
+		Set("kubelet-preferred-address-types", "InternalIP")
+	return nil
+}
+
+// newCert makes an ECDSA certificate valid for a year: a CA when parent is
+// nil (self-signed), else a client certificate signed by parent.
+func newCert(subject pkix.Name, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      subject,
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(365 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	signer, signerKey := tmpl, key
+	if parent == nil {
+		tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
+		tmpl.KeyUsage |= x509.KeyUsageCertSign
+		tmpl.ExtKeyUsage = nil
+	} else {
+		signer, signerKey = parent, parentKey
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signerKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	return cert, key, err
 }
