@@ -29,6 +29,7 @@ import (
 
 	"meridian.dev/meridian/agent/gossip"
 	"meridian.dev/meridian/agent/kube"
+	"meridian.dev/meridian/agent/metricsapi"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/internal/scheme"
 )
@@ -73,6 +74,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Registry receives meridian_agent_* metrics; default a new one.
 	Registry *prometheus.Registry
+	// MetricsAPI, when set, serves custom.metrics.k8s.io and
+	// external.metrics.k8s.io from the replicas' own metrics, so the
+	// cluster's HPA scales the kubernetes runtime on them
+	// (agent/metricsapi). Its Logger and Registry default to the agent's.
+	MetricsAPI *metricsapi.Options
 }
 
 // ProcessOptions configure the process runtime.
@@ -166,6 +172,19 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	}
 	if err := mgr.Add(manager.RunnableFunc(a.report)); err != nil {
 		return err
+	}
+	if opts.MetricsAPI != nil {
+		mo := *opts.MetricsAPI
+		mo.Logger = cmp.Or(mo.Logger, opts.Logger)
+		if mo.Registry == nil {
+			mo.Registry = opts.Registry
+		}
+		err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+			return metricsapi.Run(ctx, cfg, mgr.GetClient(), mo)
+		}))
+		if err != nil {
+			return err
+		}
 	}
 	if opts.Gossip != nil {
 		if err := mgr.Add(manager.RunnableFunc(a.gossipLoop)); err != nil {

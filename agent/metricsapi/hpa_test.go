@@ -279,4 +279,3 @@ func TestRealHPAScalesOnAdapterMetrics(t *testing.T) {
 		t.Fatalf("ScalingActive %+v: want False while the adapter is down", c)
 	}
 }
-

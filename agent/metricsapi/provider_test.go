@@ -77,4 +77,6 @@ func TestProviderSelectsPodsAndSumsQueuesPerModelDeployment(t *testing.T) {
 	}
 }
 
-func nsName(ns, name string) types.NamespacedName { return types.NamespacedName{Namespace: ns, Name: name} }
+func nsName(ns, name string) types.NamespacedName {
+	return types.NamespacedName{Namespace: ns, Name: name}
+}

@@ -20,6 +20,7 @@ import (
 	"meridian.dev/meridian/agent"
 	"meridian.dev/meridian/agent/gossip"
 	"meridian.dev/meridian/agent/kube"
+	"meridian.dev/meridian/agent/metricsapi"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/inference"
 )
@@ -31,6 +32,7 @@ func agentCommand() *cobra.Command {
 		lat, lon, cpu, mem, ortLib string
 		gpus, nodeGroups           []string
 		metricsAddr                string
+		metricsAPI                 metricsapi.Options
 		gossipFlags                gossipFlags
 		logs                       logFlags
 	)
@@ -81,6 +83,9 @@ docs/agent.md explains the autoscaling maths, every knob and every metric.`,
 				return err
 			}
 			opts.Registry = prometheus.NewRegistry()
+			if metricsAPI.Listen != "" {
+				opts.MetricsAPI = &metricsAPI
+			}
 			if err := serveMetrics(metricsAddr, opts.Registry, log); err != nil {
 				return err
 			}
@@ -113,6 +118,10 @@ docs/agent.md explains the autoscaling maths, every knob and every metric.`,
 	fs.DurationVar(&opts.ReportPeriod, "report-period", 10*time.Second, "how often the ClusterReport heartbeat is written")
 	gossipFlags.register(fs, "host:port to gossip health and load on (UDP and TCP), e.g. 0.0.0.0:7946; empty turns gossip off", "agent")
 	fs.StringVar(&metricsAddr, "metrics-addr", "127.0.0.1:9090", "address serving the agent's /metrics; empty turns it off")
+	fs.StringVar(&metricsAPI.Listen, "metrics-api-addr", "", "host:port to serve custom.metrics.k8s.io and external.metrics.k8s.io on (HTTPS), for the cluster's HPA; the agent registers it with APIServices; empty turns it off, e.g. :6443")
+	fs.StringVar(&metricsAPI.Advertise, "metrics-api-advertise", "", "IP the API server dials the metrics API at, written into its EndpointSlice; not loopback (default: the --metrics-api-addr host, else this host's first global IPv4)")
+	fs.Int32Var(&metricsAPI.ServicePort, "metrics-api-service-port", metricsapi.DefaultServicePort, "port of the meridian-system/meridian-metrics Service the metrics APIServices point at")
+	fs.DurationVar(&metricsAPI.Period, "metrics-api-period", metricsapi.DefaultPeriod, "how often the metrics API scrapes each ready replica pod; a pod whose last good scrape is older than 3 periods is left out")
 	logs.register(fs)
 	_ = cmd.MarkFlagRequired("region")
 	return cmd
