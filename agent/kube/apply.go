@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -146,9 +147,18 @@ type Status struct {
 	// PendingReplicas are pods the scheduler found no node for (the pods a
 	// Cluster Autoscaler adds nodes for).
 	PendingReplicas int32
+	// PendingMessage explains PendingReplicas for the user: what the pods
+	// wait for (a GPU node, or room), with the scheduler's own words.
+	PendingMessage string
 	// Endpoint is the Service's in-cluster URL,
-	// http://<name>.<namespace>.svc:<port>.
+	// http://<name>.<namespace>.svc:<port>; empty for an adoption without
+	// a Service.
 	Endpoint string
+	// Adopted lists the objects taken over through spec.adopt.
+	Adopted []v1alpha1.AdoptedObject
+	// Diagnoses say why adopted objects cannot work as written (empty when
+	// they can, and without spec.adopt).
+	Diagnoses []Diagnosis
 }
 
 // Labels returns the labels Apply puts on the objects and pods of md.
@@ -185,8 +195,24 @@ func Endpoint(md *v1alpha1.ModelDeployment, opts Options) string {
 // at minReplicas itself (0 included).
 //
 // Objects of the same name that md does not control are left alone and
-// reported as an error: Apply does not adopt them.
+// reported as an error wrapping ErrNotControlled, which says how to adopt
+// them.
+//
+// With spec.adopt, Apply creates nothing: it takes over the named
+// Deployment, Service and HorizontalPodAutoscaler as they are (see
+// v1alpha1.Adoption), labels them with AdoptedByLabel and ModelLabel, sets
+// the HPA's replica range, and returns their state with Status.Adopted and
+// Status.Diagnoses. It sets no owner references: deleting md leaves them.
+// When it refuses the adoption it returns an *AdoptionError and changes
+// nothing. Objects md adopted before (md.Status.Adopted) that spec.adopt no
+// longer names lose the labels.
 func Apply(ctx context.Context, c client.Client, md *v1alpha1.ModelDeployment, opts Options) (Status, error) {
+	if err := release(ctx, c, md); err != nil {
+		return Status{}, err
+	}
+	if md.Spec.Adopt != nil {
+		return adopt(ctx, c, md)
+	}
 	st, _, err := apply(ctx, c, md, opts)
 	return st, err
 }
@@ -261,13 +287,19 @@ func apply(ctx context.Context, c client.Client, md *v1alpha1.ModelDeployment, o
 
 // ErrNotControlled is wrapped by the error Apply returns when an object of
 // the name it would use exists and the ModelDeployment does not control it.
-var ErrNotControlled = errors.New("exists and Meridian does not adopt it: it is not controlled by ModelDeployment")
+var ErrNotControlled = errors.New("exists and was not created by Meridian for this ModelDeployment, so Meridian leaves it alone")
+
+// adoptField is the spec.adopt field that names an object of kind.
+var adoptField = map[string]string{
+	KindDeployment: "deployment", KindService: "service", KindHorizontalPodAutoscaler: "horizontalPodAutoscaler",
+}
 
 // own makes md the controller of obj, refusing an existing object that md
 // does not control.
 func own(obj client.Object, kind string, md *v1alpha1.ModelDeployment, scheme *runtime.Scheme) error {
 	if ts := obj.GetCreationTimestamp(); !ts.IsZero() && !metav1.IsControlledBy(obj, md) {
-		return fmt.Errorf("%s %s/%s %w %s", kind, obj.GetNamespace(), obj.GetName(), ErrNotControlled, md.Name)
+		return fmt.Errorf("%s %s/%s %w. To run the model on your own objects instead, adopt them: set spec.runtime: kubernetes and spec.adopt.%s: %s on ModelDeployment %s, with your Deployment, Service and HorizontalPodAutoscaler in spec.adopt.deployment, .service and .horizontalPodAutoscaler (`kubectl explain modeldeployment.spec.adopt`); otherwise rename the ModelDeployment or delete the %s",
+			kind, obj.GetNamespace(), obj.GetName(), ErrNotControlled, adoptField[kind], obj.GetName(), md.Name, kind)
 	}
 	labels := obj.GetLabels()
 	if labels == nil {
@@ -434,10 +466,17 @@ func mutateService(svc *corev1.Service, md *v1alpha1.ModelDeployment, opts Optio
 }
 
 func readStatus(ctx context.Context, c client.Client, md *v1alpha1.ModelDeployment, dep *appsv1.Deployment, hpa *autoscalingv2.HorizontalPodAutoscaler, opts Options) (Status, error) {
+	st, _, err := readStatusOf(ctx, c, md.Namespace, dep, hpa, labels.SelectorFromSet(selectorLabels(md)))
+	st.Endpoint = Endpoint(md, opts)
+	return st, err
+}
+
+// readStatusOf reads the replicas of dep, whose pods in ns match selector,
+// and returns the pods too.
+func readStatusOf(ctx context.Context, c client.Client, ns string, dep *appsv1.Deployment, hpa *autoscalingv2.HorizontalPodAutoscaler, selector labels.Selector) (Status, []corev1.Pod, error) {
 	st := Status{
 		Replicas:      dep.Status.Replicas,
 		ReadyReplicas: dep.Status.ReadyReplicas,
-		Endpoint:      Endpoint(md, opts),
 	}
 	if dep.Spec.Replicas != nil {
 		st.DesiredReplicas = *dep.Spec.Replicas
@@ -446,15 +485,65 @@ func readStatus(ctx context.Context, c client.Client, md *v1alpha1.ModelDeployme
 		st.DesiredReplicas = hpa.Status.DesiredReplicas
 	}
 	var pods corev1.PodList
-	if err := c.List(ctx, &pods, client.InNamespace(md.Namespace), client.MatchingLabels(selectorLabels(md))); err != nil {
-		return Status{}, fmt.Errorf("listing pods: %w", err)
+	if err := c.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabelsSelector{Selector: selector}); err != nil {
+		return Status{}, nil, fmt.Errorf("listing pods: %w", err)
 	}
+	var pending []*corev1.Pod
 	for i := range pods.Items {
 		if Unschedulable(&pods.Items[i]) {
-			st.PendingReplicas++
+			pending = append(pending, &pods.Items[i])
 		}
 	}
-	return st, nil
+	st.PendingReplicas = int32(len(pending))
+	if len(pending) > 0 {
+		msg, err := pendingMessage(ctx, c, pending)
+		if err != nil {
+			return Status{}, nil, err
+		}
+		st.PendingMessage = msg
+	}
+	return st, pods.Items, nil
+}
+
+// pendingMessage says what the unschedulable pods wait for.
+func pendingMessage(ctx context.Context, c client.Client, pending []*corev1.Pod) (string, error) {
+	n := len(pending)
+	replicas := fmt.Sprintf("%d replicas wait", n)
+	if n == 1 {
+		replicas = "1 replica waits"
+	}
+	var gpus int64
+	for _, p := range pending {
+		if q, ok := PodRequests(p)[GPUResource]; ok && q.Value() > gpus {
+			gpus = q.Value()
+		}
+	}
+	scheduler := ""
+	for _, cond := range pending[0].Status.Conditions {
+		if cond.Type == corev1.PodScheduled && cond.Message != "" {
+			scheduler = " (scheduler: " + strings.TrimSpace(cond.Message) + ")"
+		}
+	}
+	if gpus == 0 {
+		return replicas + " for a node with room for their CPU and memory requests; the Cluster Autoscaler may add one" + scheduler, nil
+	}
+	var nodes corev1.NodeList
+	if err := c.List(ctx, &nodes); err != nil {
+		return "", fmt.Errorf("listing nodes: %w", err)
+	}
+	offered := 0
+	for i := range nodes.Items {
+		nd := &nodes.Items[i]
+		if q, ok := nd.Status.Allocatable[GPUResource]; ok && q.Value() > 0 && !nd.Spec.Unschedulable && nodeReady(nd) {
+			offered++
+		}
+	}
+	if offered == 0 {
+		return fmt.Sprintf("%s for a GPU node: each requests %s: %d and no schedulable node in the cluster offers %s; add a GPU node (with NVIDIA's device plugin), or a GPU node group the Cluster Autoscaler can grow%s",
+			replicas, GPUResource, gpus, GPUResource, scheduler), nil
+	}
+	return fmt.Sprintf("%s for a GPU node: each requests %s: %d and none of the %d GPU nodes has that many free that the pods may use (node selector, taints); the Cluster Autoscaler may add one%s",
+		replicas, GPUResource, gpus, offered, scheduler), nil
 }
 
 func hpaScalingActive(hpa *autoscalingv2.HorizontalPodAutoscaler) bool {

@@ -195,7 +195,7 @@ func TestApplyOnRealAPIServer(t *testing.T) {
 			{autoscalingv2.ResourceMetricSourceType, "cpu", autoscalingv2.UtilizationMetricType, "70"},
 			{autoscalingv2.ResourceMetricSourceType, "memory", autoscalingv2.UtilizationMetricType, "80"},
 			{autoscalingv2.PodsMetricSourceType, RequestsPerSecondMetric, autoscalingv2.AverageValueMetricType, "25"},
-			{autoscalingv2.PodsMetricSourceType, QueueDepthMetric, autoscalingv2.AverageValueMetricType, "4"},
+			{autoscalingv2.PodsMetricSourceType, QueueLengthMetric, autoscalingv2.AverageValueMetricType, "4"},
 			{autoscalingv2.PodsMetricSourceType, P95LatencyMetric, autoscalingv2.AverageValueMetricType, "50m"},
 		}
 		if !reflect.DeepEqual(got, want) {

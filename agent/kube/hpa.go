@@ -9,20 +9,40 @@ import (
 	"meridian.dev/meridian/crds/v1alpha1"
 )
 
-// Per-pod custom metrics the HorizontalPodAutoscaler scales on
-// (custom.metrics.k8s.io, metric type Pods, target type AverageValue). The
-// agent's custom-metrics adapter serves them for every pod of a model from
-// the replicas' own measurements.
+// Per-pod custom metrics (custom.metrics.k8s.io, metric type Pods) that
+// Meridian's custom-metrics adapter (agent/metricsapi) serves for every pod
+// of a model from the replicas' own measurements. The HPAs the agent
+// creates scale on the first three with AverageValue targets; an adopted
+// HPA may name any of them.
 const (
 	// RequestsPerSecondMetric is the requests a replica answers per second.
-	RequestsPerSecondMetric = "meridian_inference_requests_per_second"
-	// QueueDepthMetric is the requests waiting in a replica's queue (the
-	// replicas' meridian_inference_queue_depth gauge).
-	QueueDepthMetric = "meridian_inference_queue_depth"
+	RequestsPerSecondMetric = "requests_per_second"
 	// P95LatencyMetric is a replica's 95th-percentile request latency, in
 	// seconds.
-	P95LatencyMetric = "meridian_inference_request_duration_p95_seconds"
+	P95LatencyMetric = "p95_latency_seconds"
+	// QueueLengthMetric is the requests waiting in a replica's queue (the
+	// replicas' meridian_inference_queue_depth gauge).
+	QueueLengthMetric = "queue_length"
+	// GPUUtilizationMetric is the busy share of a replica's GPUs, in
+	// percent.
+	GPUUtilizationMetric = "gpu_utilization"
 )
+
+// ServedPodsMetrics returns the names of the per-pod metrics Meridian's
+// metrics adapter serves, in a fresh slice.
+func ServedPodsMetrics() []string {
+	return []string{RequestsPerSecondMetric, P95LatencyMetric, QueueLengthMetric, GPUUtilizationMetric}
+}
+
+// IsServedMetric reports whether Meridian's metrics adapter serves the
+// per-pod metric name.
+func IsServedMetric(name string) bool {
+	switch name {
+	case RequestsPerSecondMetric, P95LatencyMetric, QueueLengthMetric, GPUUtilizationMetric:
+		return true
+	}
+	return false
+}
 
 // DefaultMaxReplicas is the CRD's default for spec.autoscaling.maxReplicas,
 // used when a ModelDeployment reaches Apply without it.
@@ -94,7 +114,7 @@ func hpaMetrics(t v1alpha1.MetricTargets) []autoscalingv2.MetricSpec {
 		ms = append(ms, perPod(RequestsPerSecondMetric, t.RequestsPerSecond.DeepCopy()))
 	}
 	if t.QueueLength != nil {
-		ms = append(ms, perPod(QueueDepthMetric, *resource.NewQuantity(int64(*t.QueueLength), resource.DecimalSI)))
+		ms = append(ms, perPod(QueueLengthMetric, *resource.NewQuantity(int64(*t.QueueLength), resource.DecimalSI)))
 	}
 	if t.P95Latency != nil {
 		// Seconds, exact to the nanosecond: 50ms is "50m".

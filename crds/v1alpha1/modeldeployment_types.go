@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // Runtime is how an agent runs replicas.
@@ -19,6 +20,8 @@ const (
 
 // ModelDeploymentSpec is what the hub asks of one member cluster.
 // +kubebuilder:validation:XValidation:rule="!has(self.versions) || size(self.versions) == 0 || self.versions.map(v, v.weight).sum() == 100",message="version weights must add up to 100"
+// +kubebuilder:validation:XValidation:rule="!has(self.adopt) || (has(self.runtime) && self.runtime == 'kubernetes')",message="spec.adopt needs spec.runtime: kubernetes (only the kubernetes runtime adopts Deployments)"
+// +kubebuilder:validation:XValidation:rule="!has(self.adopt) || !has(self.autoscaling) || ((!has(self.autoscaling.targets) || (!has(self.autoscaling.targets.cpuUtilization) && !has(self.autoscaling.targets.memoryUtilization) && !has(self.autoscaling.targets.requestsPerSecond) && !has(self.autoscaling.targets.p95Latency) && !has(self.autoscaling.targets.queueLength))) && !has(self.autoscaling.behavior))",message="with spec.adopt the adopted HorizontalPodAutoscaler's own metrics and behavior apply: remove spec.autoscaling.targets and spec.autoscaling.behavior (minReplicas and maxReplicas still apply)"
 type ModelDeploymentSpec struct {
 	// Model is the model to serve.
 	// +required
@@ -39,6 +42,93 @@ type ModelDeploymentSpec struct {
 	// Runtime overrides the agent's default runtime for this model.
 	// +optional
 	Runtime Runtime `json:"runtime,omitempty"`
+	// Adopt, when set, makes the kubernetes runtime take over a Deployment
+	// (and optionally a Service and a HorizontalPodAutoscaler) that you
+	// created yourself in this ModelDeployment's namespace, instead of
+	// creating its own. The agent never rewrites the adopted Deployment's
+	// pod template (image, command, ports, resources stay yours) nor its
+	// replica count; it labels the objects, sets the adopted HPA's
+	// minReplicas and maxReplicas from spec.autoscaling (see
+	// Adoption.ReplicaRange), reads their state into status, lists them in
+	// status.adopted and explains, in the AdoptionHealthy condition and
+	// Warning Events, what keeps them from working as written. Adopted
+	// objects get no owner reference: deleting the ModelDeployment leaves
+	// them running as they are. Needs runtime: kubernetes; with it,
+	// spec.resources, spec.versions, spec.model.repository and
+	// spec.autoscaling.burst do not apply (the pod template is yours), and
+	// spec.autoscaling.targets and behavior must be empty (the adopted
+	// HPA's metrics and behavior apply).
+	// +optional
+	Adopt *Adoption `json:"adopt,omitempty"`
+}
+
+// AdoptionReplicaRange says whose minReplicas and maxReplicas an adopted
+// HorizontalPodAutoscaler keeps.
+// +kubebuilder:validation:Enum=ModelDeployment;HorizontalPodAutoscaler
+type AdoptionReplicaRange string
+
+// The replica ranges an adoption can keep.
+const (
+	// ReplicaRangeModelDeployment sets the adopted HPA's minReplicas and
+	// maxReplicas to spec.autoscaling's (minReplicas raised to 1).
+	ReplicaRangeModelDeployment AdoptionReplicaRange = "ModelDeployment"
+	// ReplicaRangeHorizontalPodAutoscaler leaves the adopted HPA's range as
+	// it is.
+	ReplicaRangeHorizontalPodAutoscaler AdoptionReplicaRange = "HorizontalPodAutoscaler"
+)
+
+// Adoption names objects that already exist in the ModelDeployment's
+// namespace and that the kubernetes runtime manages instead of creating
+// its own. Each must exist, must not be created by Meridian for another
+// ModelDeployment, and must not be adopted by another ModelDeployment.
+type Adoption struct {
+	// Deployment is the name of the apps/v1 Deployment that runs the
+	// model's replicas. Its pod template (image, command, ports, resources)
+	// and its replica count are left as they are.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Deployment string `json:"deployment"`
+	// Service is the name of a Service in front of the Deployment's pods.
+	// status.endpoint becomes http://<service>.<namespace>.svc:<port>, with
+	// the Service's port named "http", else its only or first port.
+	// Without it the model has no endpoint in this cluster, so the hub and
+	// the global balancer send it no traffic.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z]([-a-z0-9]*[a-z0-9])?$`
+	Service string `json:"service,omitempty"`
+	// HorizontalPodAutoscaler is the name of an HPA (autoscaling/v1 or v2)
+	// whose scaleTargetRef is the adopted Deployment; the agent refuses one
+	// that scales anything else. Its metrics stay as written; the agent
+	// reports metrics that cannot work (CPU or memory utilization of
+	// containers without requests, custom metrics no adapter of Meridian's
+	// serves) in the AdoptionHealthy condition.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	HorizontalPodAutoscaler string `json:"horizontalPodAutoscaler,omitempty"`
+	// ReplicaRange says whose minReplicas and maxReplicas the adopted HPA
+	// keeps: ModelDeployment (the default) writes spec.autoscaling's into
+	// it, so the hub's placement bounds the replicas in this cluster;
+	// HorizontalPodAutoscaler leaves the HPA's own.
+	// +kubebuilder:default=ModelDeployment
+	// +optional
+	ReplicaRange AdoptionReplicaRange `json:"replicaRange,omitempty"`
+}
+
+// AdoptedObject is one object a ModelDeployment adopted.
+type AdoptedObject struct {
+	// Kind is Deployment, Service or HorizontalPodAutoscaler.
+	Kind string `json:"kind"`
+	// APIVersion of the kind, e.g. apps/v1.
+	APIVersion string `json:"apiVersion"`
+	// Name of the object, in the ModelDeployment's namespace.
+	Name string `json:"name"`
+	// UID of the object adopted; an object deleted and created again under
+	// the same name is adopted anew.
+	UID types.UID `json:"uid"`
 }
 
 // ModelDeploymentStatus is written by the agent.
@@ -70,9 +160,16 @@ type ModelDeploymentStatus struct {
 	// LastScaleTime is when the replica count last changed.
 	// +optional
 	LastScaleTime *metav1.Time `json:"lastScaleTime,omitempty"`
+	// Adopted lists the objects taken over through spec.adopt.
+	// +optional
+	// +listType=map
+	// +listMapKey=kind
+	Adopted []AdoptedObject `json:"adopted,omitempty"`
 	// Conditions: Ready (serving with at least one ready replica),
 	// Progressing (replicas starting or scaling), Degraded (a model that
-	// fails to load or replicas that crash, with the reason).
+	// fails to load or replicas that crash, with the reason),
+	// AdoptionHealthy (with spec.adopt only: whether the adopted objects can
+	// work as written, and if not, what to change).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
