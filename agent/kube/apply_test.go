@@ -5,6 +5,7 @@ import (
 	"errors"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -335,8 +336,8 @@ func TestApplyOnRealAPIServer(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := Apply(ctx, c, m, opts)
-		if !errors.Is(err, ErrNotControlled) {
-			t.Fatalf("Apply over someone's Service: %v, want ErrNotControlled", err)
+		if !errors.Is(err, ErrNotControlled) || !strings.Contains(err.Error(), "spec.adopt.service: taken") {
+			t.Fatalf("Apply over someone's Service: %v, want ErrNotControlled saying how to adopt it", err)
 		}
 		t.Logf("refused as it should: %v", err)
 	})

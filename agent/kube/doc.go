@@ -12,6 +12,16 @@
 // returns the Status it read back: replicas, ready and desired replicas,
 // replicas no node can take yet, and the in-cluster endpoint.
 //
+// With spec.adopt, Apply creates nothing and takes over a Deployment (and
+// optionally a Service and a HorizontalPodAutoscaler) the user made: it
+// labels them (AdoptedByLabel), never rewrites the pod template, sets the
+// HPA's replica range, sets no owner references (deleting the
+// ModelDeployment leaves them), and returns Status.Adopted and
+// Status.Diagnoses: what keeps the objects from working as written, such as
+// a CPU-utilization HPA over containers without CPU requests (Diagnose).
+// ServedPodsMetrics are the per-pod metric names Meridian's metrics adapter
+// serves.
+//
 // GPU replicas request `nvidia.com/gpu`, select the GPU product with the node
 // label `nvidia.com/gpu.product`, and tolerate the `nvidia.com/gpu` NoSchedule
 // taint that GPU node pools usually carry, so that pods which fit nowhere
