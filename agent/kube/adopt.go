@@ -457,6 +457,12 @@ func diagnoseMetrics(hpa *autoscalingv2.HorizontalPodAutoscaler) []Diagnosis {
 		if IsServedMetric(name) {
 			continue
 		}
+		if name == GPUUtilizationMetric {
+			ds = append(ds, Diagnosis{Reason: ReasonUnservedMetric, Message: fmt.Sprintf(
+				"HorizontalPodAutoscaler %s scales on the %s metric %q, which Meridian's metrics adapter does not serve yet (meridian serve exports no GPU metric): the HPA cannot read it and will not scale on it. Fix: scale on %s instead for now",
+				hpa.Name, kind, name, strings.Join(ServedPodsMetrics(), ", "))})
+			continue
+		}
 		ds = append(ds, Diagnosis{Reason: ReasonUnservedMetric, Message: fmt.Sprintf(
 			"HorizontalPodAutoscaler %s scales on the %s metric %q, which Meridian's metrics adapter does not serve (it serves %s): the HPA cannot read it and will not scale on it. Fix: use one of those names, or install an adapter that serves %q",
 			hpa.Name, kind, name, strings.Join(ServedPodsMetrics(), ", "), name)})

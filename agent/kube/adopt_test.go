@@ -109,9 +109,11 @@ func TestDiagnose(t *testing.T) {
 				Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr.To[int32](50)}},
 		})},
 		{name: "served custom metrics", dep: usersDeployment("d", app), hpa: usersHPA("h", "d",
-			podsMetric(RequestsPerSecondMetric), podsMetric(P95LatencyMetric), podsMetric(QueueLengthMetric), podsMetric(GPUUtilizationMetric))},
+			podsMetric(RequestsPerSecondMetric), podsMetric(P95LatencyMetric), podsMetric(QueueLengthMetric))},
+		{name: "gpu_utilization is not served yet", dep: usersDeployment("d", app), hpa: usersHPA("h", "d", podsMetric(GPUUtilizationMetric)),
+			reasons: []string{ReasonUnservedMetric}, says: []string{"does not serve yet"}},
 		{name: "an unserved Pods metric", dep: usersDeployment("d", app), hpa: usersHPA("h", "d", podsMetric("http_requests")),
-			reasons: []string{ReasonUnservedMetric}, says: []string{`Pods metric "http_requests"`, "requests_per_second, p95_latency_seconds, queue_length, gpu_utilization"}},
+			reasons: []string{ReasonUnservedMetric}, says: []string{`Pods metric "http_requests"`, "requests_per_second, p95_latency_seconds, queue_length)"}},
 		{name: "an unserved Object metric", dep: usersDeployment("d", app), hpa: usersHPA("h", "d", autoscalingv2.MetricSpec{
 			Type: autoscalingv2.ObjectMetricSourceType, Object: &autoscalingv2.ObjectMetricSource{Metric: autoscalingv2.MetricIdentifier{Name: "hits"}},
 		}), reasons: []string{ReasonUnservedMetric}, says: []string{`Object metric "hits"`}},

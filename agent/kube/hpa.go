@@ -24,21 +24,23 @@ const (
 	// replicas' meridian_inference_queue_depth gauge).
 	QueueLengthMetric = "queue_length"
 	// GPUUtilizationMetric is the busy share of a replica's GPUs, in
-	// percent.
+	// percent. The name is reserved: the adapter does not serve it yet,
+	// because `meridian serve` exports no GPU metric, so it is not in
+	// ServedPodsMetrics and Diagnose reports an HPA that uses it.
 	GPUUtilizationMetric = "gpu_utilization"
 )
 
 // ServedPodsMetrics returns the names of the per-pod metrics Meridian's
-// metrics adapter serves, in a fresh slice.
+// metrics adapter serves now, in a fresh slice.
 func ServedPodsMetrics() []string {
-	return []string{RequestsPerSecondMetric, P95LatencyMetric, QueueLengthMetric, GPUUtilizationMetric}
+	return []string{RequestsPerSecondMetric, P95LatencyMetric, QueueLengthMetric}
 }
 
 // IsServedMetric reports whether Meridian's metrics adapter serves the
 // per-pod metric name.
 func IsServedMetric(name string) bool {
 	switch name {
-	case RequestsPerSecondMetric, P95LatencyMetric, QueueLengthMetric, GPUUtilizationMetric:
+	case RequestsPerSecondMetric, P95LatencyMetric, QueueLengthMetric:
 		return true
 	}
 	return false
