@@ -75,7 +75,7 @@ build: bin controlplane ## build bin/meridian and everything it runs (models, ON
 bin: deps ## build bin/meridian only
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/meridian
 
-test: deps controlplane ## run every test, fuzz seed corpora included
+test: deps controlplane image ## run every test, fuzz seed corpora included (real-node tests need root, as .ci/run runs)
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -tags dnsv2 ./glb/dns/
 

@@ -58,6 +58,12 @@ type Options struct {
 	ControllerManager bool
 	// Scheduler starts kube-scheduler.
 	Scheduler bool
+	// NodeLifecycle adds the controllers that watch real nodes (see
+	// internal/node) to kube-controller-manager: node lifecycle (a node
+	// whose kubelet stops reporting turns NotReady and is tainted), taint
+	// eviction (its pods are evicted and replaced elsewhere) and pod
+	// garbage collection. Their timings are Kubernetes' defaults.
+	NodeLifecycle bool
 	// Nodes are fake nodes, run by kwok, which is started when any is set.
 	Nodes []Node
 	// Logs receives the output of the processes started here (not of etcd
@@ -198,7 +204,7 @@ func (cp *ControlPlane) setup(ctx context.Context, bin string, opts Options) err
 	if opts.ControllerManager {
 		cp.run(pctx, opts.Logs, filepath.Join(bin, "kube-controller-manager"),
 			"--kubeconfig="+cp.Kubeconfig, "--leader-elect=false", "--secure-port=0",
-			"--controllers=deployment-controller,replicaset-controller,horizontal-pod-autoscaler-controller,garbage-collector-controller",
+			"--controllers="+strings.Join(controllers(opts), ","),
 			"--horizontal-pod-autoscaler-sync-period=5s", "--concurrent-deployment-syncs=2")
 	}
 	if opts.Scheduler {
@@ -237,6 +243,16 @@ func (cp *ControlPlane) setup(ctx context.Context, bin string, opts Options) err
 		}
 	}
 	return nil
+}
+
+// controllers are the kube-controller-manager controllers opts ask for.
+func controllers(opts Options) []string {
+	c := []string{"deployment-controller", "replicaset-controller", "horizontal-pod-autoscaler-controller",
+		"garbage-collector-controller", "endpointslice-controller"}
+	if opts.NodeLifecycle {
+		c = append(c, "node-lifecycle-controller", "taint-eviction-controller", "pod-garbage-collector-controller")
+	}
+	return c
 }
 
 // run starts a control-plane process that lives until Stop.

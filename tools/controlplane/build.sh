@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # build.sh OUT_DIR — builds the pinned control-plane binaries into OUT_DIR:
-# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl
-# (Kubernetes v1.36.3), etcd (v3.6.8) and kwok (v0.8.0), all from the Go
+# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and
+# kubelet (Kubernetes v1.36.3; the kubelet runs the real nodes of
+# internal/node), etcd (v3.6.8) and kwok (v0.8.0), all from the Go
 # module proxy through the pinning modules beside this script. A binary
 # already built for the same pin is skipped; a cold build takes about
 # fifteen minutes on two cores, a warm one under a minute.
@@ -25,6 +26,7 @@ targets=(
   "kube-controller-manager kubernetes k8s.io/kubernetes/cmd/kube-controller-manager $K8S_VERSION"
   "kube-scheduler kubernetes k8s.io/kubernetes/cmd/kube-scheduler $K8S_VERSION"
   "kubectl kubernetes k8s.io/kubernetes/cmd/kubectl $K8S_VERSION"
+  "kubelet kubernetes k8s.io/kubernetes/cmd/kubelet $K8S_VERSION"
   "etcd etcd go.etcd.io/etcd/server/v3 $ETCD_VERSION"
   "kwok kwok sigs.k8s.io/kwok/cmd/kwok $KWOK_VERSION"
 )
