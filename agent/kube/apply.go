@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -62,6 +63,12 @@ type Options struct {
 	// the ONNX Runtime library it loads, and the model repository at
 	// ModelRepository. Default "meridian:dev", the image the build produces.
 	Image string
+	// ServiceType of each ModelDeployment's Service. Default
+	// LoadBalancer: its address (status.loadBalancer.ingress, where a cloud
+	// or MetalLB or the local fleet's load balancer writes it) is the
+	// endpoint the global balancer steers clients to, on Port. ClusterIP
+	// keeps replicas reachable only inside the cluster.
+	ServiceType corev1.ServiceType
 	// ImagePullPolicy of the container. Default: Always for an image
 	// without a tag or tagged "latest", IfNotPresent otherwise, as
 	// Kubernetes itself defaults it.
@@ -108,6 +115,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ImagePullPolicy == "" {
 		o.ImagePullPolicy = defaultPullPolicy(o.Image)
+	}
+	if o.ServiceType == "" {
+		o.ServiceType = corev1.ServiceTypeLoadBalancer
 	}
 	if o.ModelRepository == "" {
 		o.ModelRepository = DefaultModelRepository
@@ -180,6 +190,21 @@ func selectorLabels(md *v1alpha1.ModelDeployment) map[string]string {
 func Endpoint(md *v1alpha1.ModelDeployment, opts Options) string {
 	opts = opts.withDefaults()
 	return fmt.Sprintf("http://%s.%s.svc:%d", md.Name, md.Namespace, opts.Port)
+}
+
+// PublicEndpoint is the URL of svc's load balancer address (an IP, or a
+// hostname as cloud load balancers give) on port, or "" while it has none.
+func PublicEndpoint(svc *corev1.Service, port int32) string {
+	for _, in := range svc.Status.LoadBalancer.Ingress {
+		host := in.IP
+		if host == "" {
+			host = in.Hostname
+		}
+		if host != "" {
+			return "http://" + net.JoinHostPort(host, strconv.Itoa(int(port)))
+		}
+	}
+	return ""
 }
 
 // Apply creates or updates md's Deployment, Service and
@@ -282,6 +307,9 @@ func apply(ctx context.Context, c client.Client, md *v1alpha1.ModelDeployment, o
 	if err != nil {
 		return Status{}, did, fmt.Errorf("reading the status of ModelDeployment %s: %w", key, err)
 	}
+	if pub := PublicEndpoint(svc, opts.Port); pub != "" {
+		st.Endpoint = pub
+	}
 	return st, did, nil
 }
 
@@ -354,6 +382,13 @@ func mutateDeployment(dep *appsv1.Deployment, md *v1alpha1.ModelDeployment, opts
 	}
 	ps := &tpl.Spec
 	ps.TerminationGracePeriodSeconds = ptr.To(int64((opts.DrainTimeout + gracePadding + time.Second - 1) / time.Second))
+	// The restricted Pod Security profile: the image's user is non-root
+	// (65532), the server needs no privilege and no API token.
+	ps.AutomountServiceAccountToken = ptr.To(false)
+	ps.SecurityContext = &corev1.PodSecurityContext{
+		RunAsNonRoot:   ptr.To(true),
+		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
 
 	gpu := md.Spec.Resources.GPU
 	var nodeSelector map[string]string
@@ -387,6 +422,10 @@ func mutateDeployment(dep *appsv1.Deployment, md *v1alpha1.ModelDeployment, opts
 	ctr.Args = serverArgs(md, opts)
 	ctr.Ports = []corev1.ContainerPort{{Name: PortName, ContainerPort: opts.Port, Protocol: corev1.ProtocolTCP}}
 	ctr.Resources = resourceRequirements(md)
+	ctr.SecurityContext = &corev1.SecurityContext{
+		AllowPrivilegeEscalation: ptr.To(false),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+	}
 	// Readiness turns off while a replica drains or its queue is full.
 	ctr.ReadinessProbe = httpProbe(ReadinessPath, 5, 1, 3)
 	ctr.LivenessProbe = httpProbe(LivenessPath, 10, 5, 3)
@@ -458,10 +497,18 @@ func httpProbe(path string, period, timeout, failures int32) *corev1.Probe {
 }
 
 func mutateService(svc *corev1.Service, md *v1alpha1.ModelDeployment, opts Options) {
-	svc.Spec.Type = corev1.ServiceTypeClusterIP
+	svc.Spec.Type = opts.ServiceType
 	svc.Spec.Selector = selectorLabels(md)
+	// The API server allocates a LoadBalancer's node port; keep it, or
+	// every Apply would write the Service again.
+	var nodePort int32
+	for _, p := range svc.Spec.Ports {
+		if p.Name == PortName && opts.ServiceType != corev1.ServiceTypeClusterIP {
+			nodePort = p.NodePort
+		}
+	}
 	svc.Spec.Ports = []corev1.ServicePort{{
-		Name: PortName, Protocol: corev1.ProtocolTCP, Port: opts.Port, TargetPort: intstr.FromString(PortName),
+		Name: PortName, Protocol: corev1.ProtocolTCP, Port: opts.Port, TargetPort: intstr.FromString(PortName), NodePort: nodePort,
 	}}
 }
 

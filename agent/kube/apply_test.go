@@ -156,8 +156,13 @@ func TestApplyOnRealAPIServer(t *testing.T) {
 	})
 
 	t.Run("service", func(t *testing.T) {
-		if svc.Spec.Type != corev1.ServiceTypeClusterIP || svc.Spec.ClusterIP == "" {
-			t.Errorf("type %s, cluster IP %q", svc.Spec.Type, svc.Spec.ClusterIP)
+		// LoadBalancer by default: its address is the endpoint the global
+		// balancer steers to. The node port the API server gave it stays.
+		if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || svc.Spec.ClusterIP == "" || svc.Spec.Ports[0].NodePort == 0 {
+			t.Errorf("type %s, cluster IP %q, ports %+v", svc.Spec.Type, svc.Spec.ClusterIP, svc.Spec.Ports)
+		}
+		if st.Endpoint != "http://sentiment-gpu.default.svc:8000" {
+			t.Errorf("endpoint before the load balancer gives an address: %s", st.Endpoint)
 		}
 		if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 8000 || svc.Spec.Ports[0].TargetPort.StrVal != "http" {
 			t.Errorf("ports %+v", svc.Spec.Ports)
@@ -218,6 +223,30 @@ func TestApplyOnRealAPIServer(t *testing.T) {
 		}
 		if after := resourceVersions(t, c, key); !reflect.DeepEqual(after, rvs) {
 			t.Errorf("resource versions changed: %v → %v", rvs, after)
+		}
+	})
+
+	t.Run("the load balancer's address is the endpoint", func(t *testing.T) {
+		got := &corev1.Service{}
+		if err := c.Get(ctx, key, got); err != nil {
+			t.Fatal(err)
+		}
+		base := got.DeepCopy()
+		got.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "203.0.113.7"}}
+		if err := c.Status().Patch(ctx, got, client.MergeFrom(base)); err != nil {
+			t.Fatal(err)
+		}
+		st, _, err := apply(ctx, c, getModelDeployment(t, c, "sentiment-gpu"), opts)
+		if err != nil || st.Endpoint != "http://203.0.113.7:8000" {
+			t.Errorf("endpoint %q, %v; want the load balancer's address", st.Endpoint, err)
+		}
+		base = got.DeepCopy()
+		got.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{Hostname: "lb-1.elb.example"}}
+		if err := c.Status().Patch(ctx, got, client.MergeFrom(base)); err != nil {
+			t.Fatal(err)
+		}
+		if st, _, _ := apply(ctx, c, getModelDeployment(t, c, "sentiment-gpu"), opts); st.Endpoint != "http://lb-1.elb.example:8000" {
+			t.Errorf("endpoint %q; want the load balancer's hostname", st.Endpoint)
 		}
 	})
 

@@ -5,13 +5,10 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	ggcrv1 "github.com/google/go-containerregistry/pkg/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -21,58 +18,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"meridian.dev/meridian/internal/controlplane"
-	"meridian.dev/meridian/internal/image"
 )
 
 // Meridian's own image, pulled by digest from a registry this test serves,
 // runs as a real Pod (restricted security context) on a real node — kubelet,
 // containerd, runc, CNI — and answers /analyze on its pod address.
 func TestMeridianImageRunsOnARealNode(t *testing.T) {
-	bin, err := controlplane.FindBinDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubelet := filepath.Join(bin, "kubelet")
-	if why := Available(kubelet); why != "" {
-		t.Skip(why) // as root with the Debian packages (.ci/run) it runs
-	}
-	root, err := controlplane.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	layout := filepath.Join(root, ".cache", "image", "meridian")
-	meridian, err := image.Load(layout, "meridian")
-	if err != nil {
-		t.Fatalf("%v: run `make image`", err)
-	}
-	pause, err := image.Load(layout, "pause")
-	if err != nil {
-		t.Fatalf("%v: run `make image`", err)
-	}
-	digest, err := meridian.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		_ = image.ServeRegistry(ctx, ln, map[string]ggcrv1.Image{"meridian:test": meridian, "pause:3.10": pause})
-	}()
-
-	cp := controlplane.ForTest(t, controlplane.Options{ControllerManager: true, Scheduler: true, NodeLifecycle: true, Logs: testLogs(t)})
-	n, err := Start(ctx, Options{
-		Name: "worker-1", Kubeconfig: cp.Kubeconfig, KubeletPath: kubelet,
-		PauseImage: "meridian.local/pause:3.10", Mirrors: map[string]string{"meridian.local": ln.Addr().String()},
-		Logs: testLogs(t),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(n.Stop)
+	cp := controlplane.ForTest(t, controlplane.Options{ControllerManager: true, Scheduler: true, NodeLifecycle: true})
+	n, ref := ForTest(t, "worker-1", cp.Kubeconfig)
+	ctx := context.Background()
 
 	labels := map[string]string{"app": "sentiment-inference"}
 	dep := &appsv1.Deployment{
@@ -87,7 +41,7 @@ func TestMeridianImageRunsOnARealNode(t *testing.T) {
 					SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true),
 						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
 					Containers: []corev1.Container{{
-						Name: "server", Image: "meridian.local/meridian@" + digest.String(),
+						Name: "server", Image: ref,
 						Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8000}},
 						SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: ptr.To(false),
 							Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
@@ -136,18 +90,3 @@ func TestMeridianImageRunsOnARealNode(t *testing.T) {
 	}
 }
 
-// testLogs sends the processes' output to the test log when
-// MERIDIAN_TEST_LOGS is set.
-func testLogs(t *testing.T) io.Writer {
-	if os.Getenv("MERIDIAN_TEST_LOGS") == "" {
-		return nil
-	}
-	return tWriter{t}
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(b), "\n"))
-	return len(b), nil
-}
