@@ -89,4 +89,3 @@ func TestMeridianImageRunsOnARealNode(t *testing.T) {
 		t.Fatalf("/analyze on the pod: %d %s", resp.StatusCode, body)
 	}
 }
-
