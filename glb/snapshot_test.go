@@ -64,9 +64,8 @@ func TestSourceKeepsLastKnownGoodThroughHubLossAndRestart(t *testing.T) {
 		got.Models["sentiment"].Endpoint != "http://127.0.1.2:8000" || got.Models["sentiment"].Ready != 2 {
 		t.Fatalf("cluster: %+v", got)
 	}
-	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("no last-known-good file: %v", err)
-	}
+	// The snapshot is served first and written to disk just after.
+	waitFor(t, "the last-known-good file", func() bool { _, err := os.Stat(path); return err == nil })
 
 	// The hub goes away: the source keeps its snapshot.
 	if err := cp.Stop(); err != nil {
