@@ -11,9 +11,11 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/glb/geo"
 	"meridian.dev/meridian/inference"
 	"meridian.dev/meridian/internal/controlplane"
@@ -26,7 +28,7 @@ func upCommand() *cobra.Command {
 		stateDir, ortLib string
 		listen           []string
 		dnsListen, zone  string
-		models           string
+		models, runtime  string
 		logs             logFlags
 	)
 	cmd := &cobra.Command{
@@ -39,11 +41,21 @@ the hub through kubeconfig Secrets, as in production; applies the bundled
 InferenceModels (sentiment, textdir); waits until both answer in every
 region; and prints what to try. Ctrl-C stops everything.
 
+With --runtime kubernetes each region also gets a controller-manager and a
+scheduler, one real worker node (kubelet + containerd + runc + CNI; needs
+root and 'apt-get install containerd runc containernetworking-plugins'),
+Meridian's image served to it by digest ('make image'), and a LoadBalancer
+implementation giving the region addresses of its own (127.0.<100+i>.x);
+the replicas run as real Pods, scaled by the real HPA on the metrics the
+agent's adapter serves, and each model answers on port 8000 of its
+Service's address, which is what the balancer's DNS answers with.
+
 Kubeconfigs for the hub and each member are written to --state-dir. The
 control planes start fresh each time; the binaries, downloads and models
 are reused.`,
 		Example: `  meridian up
   meridian up --regions us-east,eu-west,ap-south,ap-northeast
+  sudo meridian up --runtime kubernetes
   meridian up --member eu-west=/path/to/eu-west.kubeconfig`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -51,7 +63,8 @@ are reused.`,
 			if err != nil {
 				return err
 			}
-			opts := fleet.Options{StateDir: stateDir, Progress: cmd.OutOrStdout(), Logger: log}
+			began := time.Now()
+			opts := fleet.Options{StateDir: stateDir, Progress: cmd.OutOrStdout(), Logger: log, Runtime: v1.Runtime(runtime)}
 			if opts.Regions, err = parseRegions(regions, members); err != nil {
 				return err
 			}
@@ -99,6 +112,7 @@ are reused.`,
 			if err := f.WaitReady(ctx); err != nil {
 				return err
 			}
+			fmt.Fprintf(cmd.OutOrStdout(), "==> the fleet is up in %.0fs (%s runtime)\n", time.Since(began).Seconds(), opts.Runtime)
 			printTryLines(cmd, f, opts.HTTPListeners[0].Addr().String())
 			select {
 			case <-ctx.Done():
@@ -116,6 +130,7 @@ are reused.`,
 	fs.StringVar(&zone, "zone", "infer.meridian.local", "the balancer's DNS zone; each model answers at <model>.<zone>")
 	fs.StringVar(&stateDir, "state-dir", ".meridian", "directory for the fleet's kubeconfigs")
 	fs.StringVar(&models, "models", "", "model repository the agents serve (default ./models, else the checkout's)")
+	fs.StringVar(&runtime, "runtime", string(v1.RuntimeProcess), "how the local regions run replicas: process (local processes, needs nothing more) or kubernetes (real Pods of Meridian's image on one real node per region; needs root, containerd, runc, the CNI plugins and 'make image')")
 	fs.StringVar(&ortLib, "ort-lib", "", "ONNX Runtime library for the replicas (default as for 'meridian serve')")
 	logs.registerLevel(fs, "warn")
 	return cmd
@@ -160,6 +175,13 @@ func printTryLines(cmd *cobra.Command, f *fleet.Fleet, front string) {
 	kubectl := filepath.Join(bin, "kubectl")
 	fmt.Fprintf(out, "\nThe fleet is up. Try, from another shell:\n\n")
 	fmt.Fprintf(out, "  %s --kubeconfig %s get clusters,inferencemodels\n", kubectl, f.HubKubeconfig)
+	if lines := f.KubectlLines(); len(lines) > 0 {
+		fmt.Fprintf(out, "\nEach region's real node, its pods, their HPAs (live values from the agent's metrics adapter)\nand the LoadBalancer addresses the models answer on:\n\n")
+		for _, l := range lines {
+			fmt.Fprintf(out, "  %s\n", l)
+		}
+		fmt.Fprintln(out)
+	}
 	fmt.Fprintf(out, "  curl -si %s/analyze -d '{\"text\":\"I love this, it is amazing\"}'   # through the balancer; X-Meridian-Cluster names the region\n", "http://"+front)
 	fmt.Fprintf(out, "  scripts/textdir-request.sh | curl -s %s/v2/models/textdir/infer -d @-\n", "http://"+front)
 	regions := make([]string, 0, len(endpoints))

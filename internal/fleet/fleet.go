@@ -1,7 +1,9 @@
 // Package fleet starts a whole Meridian fleet on one machine — a hub
-// control plane, one control plane per member region with an agent on the
-// process runtime, and the hub — and applies the bundled models. It is
-// `meridian up`, and the end-to-end tests' fixture.
+// control plane, one control plane per member region with an agent (on the
+// process runtime, or on the kubernetes runtime with a real node and a
+// LoadBalancer implementation per region), the hub and the global
+// balancer — and applies the bundled models. It is `meridian up`, and the
+// end-to-end tests' fixture.
 package fleet
 
 import (
@@ -11,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,11 +33,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"meridian.dev/meridian/agent"
+	"meridian.dev/meridian/agent/kube"
+	"meridian.dev/meridian/agent/metricsapi"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/glb"
 	"meridian.dev/meridian/hub"
 	"meridian.dev/meridian/internal/controlplane"
 	"meridian.dev/meridian/internal/netfault"
+	"meridian.dev/meridian/internal/node"
 )
 
 // Region is one member region of a local fleet.
@@ -92,6 +98,15 @@ type Options struct {
 	// HTTPListeners, when set, serve the balancer's HTTP front: the
 	// fleet's entry point.
 	HTTPListeners []net.Listener
+	// Runtime runs the local regions' replicas: v1.RuntimeProcess (the
+	// default) as local processes, or v1.RuntimeKubernetes as real Pods of
+	// Meridian's image on one real node per region (root, containerd, runc
+	// and the CNI plugins needed; see internal/node).
+	Runtime v1.Runtime
+	// ImageLayout is the OCI layout holding Meridian's image for the
+	// kubernetes runtime; default .cache/image/meridian of the checkout
+	// (`make image`).
+	ImageLayout string
 }
 
 // Fleet is a running local fleet.
@@ -121,6 +136,11 @@ type Fleet struct {
 	// member's API server.
 	hubLink     *netfault.Proxy
 	memberLinks map[string]*netfault.Proxy
+	// nodes are the local regions' real nodes (kubernetes runtime).
+	nodes map[string]*node.Node
+	// images serve Meridian's image to the nodes; kubelet is their binary.
+	images  node.Images
+	kubelet string
 	// regionHosts are the local regions' loopback addresses.
 	regionHosts map[string]string
 	// gossipPort is the port every agent, and the balancer, gossip on,
@@ -158,12 +178,19 @@ func Up(ctx context.Context, opts Options) (*Fleet, error) {
 	if opts.DNSListen == "" {
 		opts.DNSListen = "127.0.0.1:5353"
 	}
+	if opts.Runtime == "" {
+		opts.Runtime = v1.RuntimeProcess
+	}
+	if opts.Runtime != v1.RuntimeProcess && opts.Runtime != v1.RuntimeKubernetes {
+		return nil, fmt.Errorf("runtime %q: use %s or %s", opts.Runtime, v1.RuntimeProcess, v1.RuntimeKubernetes)
+	}
 	if err := os.MkdirAll(opts.StateDir, 0o755); err != nil {
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	f := &Fleet{opts: opts, Members: map[string]*controlplane.ControlPlane{}, cancel: cancel, runCtx: runCtx, errs: make(chan error, 16),
-		stopAgent: map[string]context.CancelFunc{}, memberLinks: map[string]*netfault.Proxy{}, regionHosts: map[string]string{}}
+		stopAgent: map[string]context.CancelFunc{}, memberLinks: map[string]*netfault.Proxy{}, regionHosts: map[string]string{},
+		nodes: map[string]*node.Node{}}
 	if err := f.start(ctx, runCtx); err != nil {
 		f.Stop()
 		return nil, err
@@ -173,6 +200,12 @@ func Up(ctx context.Context, opts Options) (*Fleet, error) {
 
 func (f *Fleet) start(ctx, runCtx context.Context) error {
 	opts := f.opts
+	if f.kubernetesRuntime() {
+		// Say what is missing before minutes of start-up.
+		if err := f.startImages(runCtx); err != nil {
+			return err
+		}
+	}
 	f.step("starting the hub control plane (etcd + kube-apiserver)")
 	var err error
 	if f.Hub, err = controlplane.Start(ctx, controlplane.Options{}); err != nil {
@@ -191,12 +224,23 @@ func (f *Fleet) start(ctx, runCtx context.Context) error {
 	for i, r := range opts.Regions {
 		kubeconfig := r.Kubeconfig
 		if kubeconfig == "" {
-			f.step("starting member %s (etcd + kube-apiserver) and its agent", r.Name)
-			cp, err := controlplane.Start(ctx, controlplane.Options{})
+			cpOpts := controlplane.Options{}
+			if f.kubernetesRuntime() {
+				f.step("starting member %s (etcd, kube-apiserver, controller-manager, scheduler), a real node (kubelet, containerd), its load balancer and its agent", r.Name)
+				cpOpts = controlplane.Options{ControllerManager: true, Scheduler: true, NodeLifecycle: true}
+			} else {
+				f.step("starting member %s (etcd + kube-apiserver) and its agent", r.Name)
+			}
+			cp, err := controlplane.Start(ctx, cpOpts)
 			if err != nil {
 				return fmt.Errorf("member %s: %w", r.Name, err)
 			}
 			f.Members[r.Name] = cp
+			if f.kubernetesRuntime() {
+				if err := f.startNode(ctx, runCtx, i, r, cp); err != nil {
+					return err
+				}
+			}
 			kubeconfig = filepath.Join(opts.StateDir, r.Name+".kubeconfig")
 			if err := copyFile(cp.Kubeconfig, kubeconfig); err != nil {
 				return err
@@ -287,21 +331,26 @@ func (f *Fleet) join(ctx context.Context, name, kubeconfig string) error {
 func (f *Fleet) runAgent(ctx context.Context, r Region, cp *controlplane.ControlPlane, host string) {
 	ctx, cancel := context.WithCancel(ctx)
 	f.stopAgent[r.Name] = cancel
-	f.goRun(func() error {
-		return agent.Run(ctx, cp.Config, agent.Options{
-			ClusterName: r.Name,
-			Identity: v1.ClusterIdentity{Region: v1.RegionName(r.Name), Zone: r.Name + "-a",
-				Location: &v1.GeoLocation{Latitude: r.Latitude, Longitude: r.Longitude}},
-			Process: agent.ProcessOptions{Binary: f.opts.Binary, ModelRepository: f.opts.ModelRepository, ServeArgs: f.opts.ServeArgs, FrontHost: host,
-				Capacity: v1.Capacity{CPU: resource.MustParse("4"), Memory: resource.MustParse("8Gi")}},
-			ReportPeriod: 2 * time.Second,
-			Gossip:       f.gossipConfig(host, "agent-"+r.Name),
-			// A killed region must be detected, not announced.
-			GossipCrashOnStop: true,
-			Logger:            f.opts.Logger.With("cluster", r.Name),
-			Registry:          prometheus.NewRegistry(),
-		})
-	})
+	opts := agent.Options{
+		ClusterName: r.Name,
+		Identity: v1.ClusterIdentity{Region: v1.RegionName(r.Name), Zone: r.Name + "-a",
+			Location: &v1.GeoLocation{Latitude: r.Latitude, Longitude: r.Longitude}},
+		Runtime:      f.opts.Runtime,
+		ReportPeriod: 2 * time.Second,
+		Gossip:       f.gossipConfig(host, "agent-"+r.Name),
+		// A killed region must be detected, not announced.
+		GossipCrashOnStop: true,
+		Logger:            f.opts.Logger.With("cluster", r.Name),
+		Registry:          prometheus.NewRegistry(),
+	}
+	if f.kubernetesRuntime() {
+		opts.Kube = kube.Options{Image: f.images.Meridian}
+		opts.MetricsAPI = &metricsapi.Options{Listen: f.metricsAPIListen(r.Name)}
+	} else {
+		opts.Process = agent.ProcessOptions{Binary: f.opts.Binary, ModelRepository: f.opts.ModelRepository, ServeArgs: f.opts.ServeArgs, FrontHost: host,
+			Capacity: v1.Capacity{CPU: resource.MustParse("4"), Memory: resource.MustParse("8Gi")}}
+	}
+	f.goRun(func() error { return agent.Run(ctx, cp.Config, opts) })
 }
 
 func (f *Fleet) goRun(run func() error) {
@@ -318,10 +367,14 @@ func (f *Fleet) goRun(run func() error) {
 func (f *Fleet) Errors() <-chan error { return f.errs }
 
 // bundledModels are the objects `meridian up` applies: both models in
-// every region, one replica each, up to two, each with a GlobalEndpoint
+// every region, one replica each, up to two on load, each with a GlobalEndpoint
 // <model>.<zone>.
 func bundledModels(regions int, zone string) []client.Object {
 	var out []client.Object
+	// Each scales on its request rate per replica (the HPA's Pods metric
+	// requests_per_second on the kubernetes runtime, the same maths in
+	// process): a rate one replica serves well within its latency here.
+	perReplica := map[string]string{"sentiment": "50", "textdir": "10"}
 	for _, name := range []string{"sentiment", "textdir"} {
 		out = append(out, &v1.GlobalEndpoint{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
@@ -333,10 +386,11 @@ func bundledModels(regions int, zone string) []client.Object {
 		out = append(out, &v1.InferenceModel{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
 			Spec: v1.InferenceModelSpec{
-				Model:       v1.ModelSource{Name: name},
-				Resources:   v1.Resources{CPU: resource.MustParse("250m"), Memory: resource.MustParse("256Mi")},
-				Autoscaling: v1.Autoscaling{MinReplicas: ptr.To[int32](1), MaxReplicas: 2},
-				Placement:   v1.Placement{MinRegions: int32(regions)},
+				Model:     v1.ModelSource{Name: name},
+				Resources: v1.Resources{CPU: resource.MustParse("250m"), Memory: resource.MustParse("256Mi")},
+				Autoscaling: v1.Autoscaling{MinReplicas: ptr.To[int32](1), MaxReplicas: 2,
+					Targets: v1.MetricTargets{RequestsPerSecond: ptr.To(resource.MustParse(perReplica[name]))}},
+				Placement: v1.Placement{MinRegions: int32(regions)},
 			},
 		})
 	}
@@ -373,7 +427,7 @@ func (f *Fleet) WaitReady(ctx context.Context) error {
 			}
 			for _, im := range list.Items {
 				for _, r := range f.opts.Regions {
-					done = done && endpoints[r.Name][im.Spec.Model.Name] != ""
+					done = done && answers(ctx, endpoints[r.Name][im.Spec.Model.Name])
 				}
 			}
 		}
@@ -392,6 +446,27 @@ func (f *Fleet) WaitReady(ctx context.Context) error {
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// answers says whether a model endpoint answers its readiness check: the
+// endpoint a region reports may be an address its load balancer has not
+// opened yet.
+func answers(ctx context.Context, endpoint string) bool {
+	if endpoint == "" {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint+"/v2/health/ready", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 // Endpoints returns, per region, each model's endpoint there, from the
@@ -423,6 +498,11 @@ func (f *Fleet) Stop() {
 		f.hubLink.Cut()
 	}
 	var errs []error
+	// Nodes go before their control planes: their pods' containers are
+	// stopped and swept while the kubelet can still be told.
+	for _, n := range f.nodes {
+		n.Stop()
+	}
 	for _, cp := range f.Members {
 		errs = append(errs, cp.Stop())
 	}

@@ -2,20 +2,12 @@ package node
 
 import (
 	"context"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
 
-	ggcrv1 "github.com/google/go-containerregistry/pkg/v1"
-
 	"meridian.dev/meridian/internal/controlplane"
-	"meridian.dev/meridian/internal/image"
 )
-
-// ImageDomain is the registry name the test nodes pull Meridian's images
-// under; a registry served by the test stands behind it.
-const ImageDomain = "meridian.local"
 
 // ForTest starts one real node named name for the control plane behind
 // kubeconfig, with Meridian's image (built by `make image`) and the pause
@@ -39,29 +31,15 @@ func ForTest(t testing.TB, name, kubeconfig string) (*Node, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	layout := filepath.Join(root, ".cache", "image", "meridian")
-	images := map[string]ggcrv1.Image{}
-	for ref, as := range map[string]string{"meridian": "meridian:test", "pause": "pause:3.10"} {
-		img, err := image.Load(layout, ref)
-		if err != nil {
-			t.Fatalf("%v: run `make image`", err)
-		}
-		images[as] = img
-	}
-	digest, err := images["meridian:test"].Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	images, err := ServeImages(ctx, filepath.Join(root, ".cache", "image", "meridian"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = image.ServeRegistry(ctx, ln, images) }()
 	opts := Options{
 		Name: name, Kubeconfig: kubeconfig, KubeletPath: kubelet,
-		PauseImage: ImageDomain + "/pause:3.10", Mirrors: map[string]string{ImageDomain: ln.Addr().String()},
+		PauseImage: images.Pause, Mirrors: images.Mirrors,
 	}
 	if os.Getenv("MERIDIAN_CONTROLPLANE_LOGS") != "" {
 		opts.Logs = os.Stderr
@@ -71,5 +49,5 @@ func ForTest(t testing.TB, name, kubeconfig string) (*Node, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(n.Stop)
-	return n, ImageDomain + "/meridian@" + digest.String()
+	return n, images.Meridian
 }
