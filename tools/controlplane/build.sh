@@ -2,8 +2,9 @@
 # build.sh OUT_DIR — builds the pinned control-plane binaries into OUT_DIR:
 # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and
 # kubelet (Kubernetes v1.36.3; the kubelet runs the real nodes of
-# internal/node), etcd (v3.6.8) and kwok (v0.8.0), all from the Go
-# module proxy through the pinning modules beside this script. A binary
+# internal/node), etcd (v3.6.8), kwok (v0.8.0) and metrics-server
+# (v0.8.0; CPU and memory for the HPAs), all from the Go module proxy
+# through the pinning modules beside this script. A binary
 # already built for the same pin is skipped; a cold build takes about
 # fifteen minutes on two cores, a warm one under a minute.
 set -euo pipefail
@@ -13,6 +14,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 K8S_VERSION=v1.36.3
 ETCD_VERSION=v3.6.8
 KWOK_VERSION=v0.8.0
+METRICS_SERVER_VERSION=v0.8.0
 
 k8s_ldflags="-s -w"
 for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
@@ -29,6 +31,7 @@ targets=(
   "kubelet kubernetes k8s.io/kubernetes/cmd/kubelet $K8S_VERSION"
   "etcd etcd go.etcd.io/etcd/server/v3 $ETCD_VERSION"
   "kwok kwok sigs.k8s.io/kwok/cmd/kwok $KWOK_VERSION"
+  "metrics-server metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server $METRICS_SERVER_VERSION"
 )
 
 i=0
@@ -42,6 +45,8 @@ for t in "${targets[@]}"; do
   fi
   ldflags="-s -w"
   [ "$module" = kubernetes ] && ldflags=$k8s_ldflags
+  # metrics-server reports client-go's version as its own (its Makefile does so).
+  [ "$module" = metrics-server ] && ldflags+=" -X k8s.io/client-go/pkg/version.gitVersion=$version"
   echo "controlplane: [$i/${#targets[@]}] building $name $version (the first build takes minutes) ..."
   start=$(date +%s)
   (cd "$here/$module" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "$ldflags" -o "$out/$name.tmp" "$pkg")
@@ -64,4 +69,15 @@ if [ ! -f "$stages/.version" ] || [ "$(cat "$stages/.version")" != "$KWOK_VERSIO
   chmod u+w "$stages"/*.yaml
   echo "$KWOK_VERSION" >"$stages/.version"
   echo "controlplane: kwok stage configs in ${stages#"$PWD"/}"
+fi
+
+# metrics-server's ServiceAccount and roles, from its own manifests in the
+# pinned module; internal/controlplane applies them before starting it.
+rbac="$out/metrics-server-rbac.yaml"
+if [ "$(cat "$out/.metrics-server-rbac.version" 2>/dev/null)" != "$METRICS_SERVER_VERSION" ] || [ ! -f "$rbac" ]; then
+  src=$(cd "$here/metrics-server" && GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' sigs.k8s.io/metrics-server)
+  cp "$src/manifests/base/rbac.yaml" "$rbac"
+  chmod u+w "$rbac"
+  echo "$METRICS_SERVER_VERSION" >"$out/.metrics-server-rbac.version"
+  echo "controlplane: metrics-server RBAC in ${rbac#"$PWD"/}"
 fi
