@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -95,6 +96,20 @@ type Options struct {
 	// ServerArgs are extra flags appended to `meridian serve`, e.g.
 	// "--cache-size=0".
 	ServerArgs []string
+	// NodeLossToleration is how long a replica stays bound to a node that
+	// has stopped reporting (taint node.kubernetes.io/unreachable) or says
+	// it is not ready (node.kubernetes.io/not-ready) before Kubernetes
+	// evicts it and the Deployment starts a replacement on a healthy node:
+	// every replica tolerates those NoExecute taints for this long. The
+	// replica leaves its Service's endpoints as soon as the node turns
+	// NotReady (the controller manager's node-monitor grace period, 50s by
+	// default), whatever this is; this bounds how long its capacity is
+	// missing after that. Default 30s (DefaultNodeLossToleration), where
+	// Kubernetes gives pods 300s, too long for a real-time endpoint.
+	// Rounded up to whole seconds. Negative: no such toleration is set and
+	// the cluster's default applies. A toleration of the same taint in
+	// Tolerations takes its place.
+	NodeLossToleration time.Duration
 }
 
 // Defaults of Options.
@@ -103,6 +118,8 @@ const (
 	DefaultModelRepository = "/models"
 	DefaultPort            = int32(8000)
 	DefaultDrainTimeout    = 30 * time.Second
+	// DefaultNodeLossToleration is Options.NodeLossToleration's default.
+	DefaultNodeLossToleration = 30 * time.Second
 )
 
 // gracePadding is how much longer than the drain the kubelet waits before
@@ -127,6 +144,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.DrainTimeout <= 0 {
 		o.DrainTimeout = DefaultDrainTimeout
+	}
+	if o.NodeLossToleration == 0 {
+		o.NodeLossToleration = DefaultNodeLossToleration
 	}
 	return o
 }
@@ -408,7 +428,19 @@ func mutateDeployment(dep *appsv1.Deployment, md *v1alpha1.ModelDeployment, opts
 			Key: string(GPUResource), Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule,
 		})
 	}
-	ps.Tolerations = tolerations
+	ps.Tolerations = append(tolerations, nodeLossTolerations(tolerations, opts.NodeLossToleration)...)
+	// Replicas on different nodes, so that losing one node loses only its
+	// share. Soft (ScheduleAnyway): a hard constraint would keep the
+	// replacements of a lost node's replicas off the surviving nodes, as
+	// the lost node still counts, holding none. pod-template-hash spreads
+	// each rollout's replicas on their own.
+	ps.TopologySpreadConstraints = []corev1.TopologySpreadConstraint{{
+		MaxSkew:           1,
+		TopologyKey:       corev1.LabelHostname,
+		WhenUnsatisfiable: corev1.ScheduleAnyway,
+		LabelSelector:     &metav1.LabelSelector{MatchLabels: selectorLabels(md)},
+		MatchLabelKeys:    []string{appsv1.DefaultDeploymentUniqueLabelKey},
+	}}
 
 	i := containerIndex(ps.Containers, ContainerName)
 	if i < 0 {
@@ -431,6 +463,34 @@ func mutateDeployment(dep *appsv1.Deployment, md *v1alpha1.ModelDeployment, opts
 	ctr.LivenessProbe = httpProbe(LivenessPath, 10, 5, 3)
 	// Loading large models may take minutes; liveness waits for start-up.
 	ctr.StartupProbe = httpProbe(LivenessPath, 5, 1, 120)
+}
+
+// nodeLossTaints are the NoExecute taints the node lifecycle controller
+// puts on a node that stops reporting or reports not ready.
+var nodeLossTaints = []string{corev1.TaintNodeUnreachable, corev1.TaintNodeNotReady}
+
+// nodeLossTolerations tolerate the node-loss taints for d (see
+// Options.NodeLossToleration), leaving out a taint that have already
+// tolerates in any way (the shortest toleration of a taint is the one that
+// counts, so adding ours would cut theirs short).
+func nodeLossTolerations(have []corev1.Toleration, d time.Duration) []corev1.Toleration {
+	if d < 0 {
+		return nil
+	}
+	secs := int64((d + time.Second - 1) / time.Second)
+	var out []corev1.Toleration
+	for _, key := range nodeLossTaints {
+		if slices.ContainsFunc(have, func(t corev1.Toleration) bool {
+			return (t.Key == key || (t.Key == "" && t.Operator == corev1.TolerationOpExists)) &&
+				(t.Effect == "" || t.Effect == corev1.TaintEffectNoExecute)
+		}) {
+			continue
+		}
+		out = append(out, corev1.Toleration{
+			Key: key, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To(secs),
+		})
+	}
+	return out
 }
 
 func containerIndex(cs []corev1.Container, name string) int {

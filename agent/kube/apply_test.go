@@ -124,6 +124,19 @@ func TestApplyOnRealAPIServer(t *testing.T) {
 		}) {
 			t.Errorf("no toleration of the nvidia.com/gpu NoSchedule taint: %+v", ps.Tolerations)
 		}
+		for _, key := range []string{"node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready"} {
+			if !slices.ContainsFunc(ps.Tolerations, func(tl corev1.Toleration) bool {
+				return tl.Key == key && tl.Operator == corev1.TolerationOpExists && tl.Effect == corev1.TaintEffectNoExecute &&
+					ptr.Deref(tl.TolerationSeconds, 0) == 30
+			}) {
+				t.Errorf("no 30s toleration of the %s NoExecute taint (pods would wait Kubernetes' 300s on a lost node): %+v", key, ps.Tolerations)
+			}
+		}
+		if tsc := ps.TopologySpreadConstraints; len(tsc) != 1 || tsc[0].TopologyKey != corev1.LabelHostname ||
+			tsc[0].WhenUnsatisfiable != corev1.ScheduleAnyway || tsc[0].MaxSkew != 1 ||
+			!reflect.DeepEqual(tsc[0].LabelSelector.MatchLabels, dep.Spec.Selector.MatchLabels) {
+			t.Errorf("topology spread %+v, want a soft spread of the replicas over nodes", tsc)
+		}
 		if ps.TerminationGracePeriodSeconds == nil || *ps.TerminationGracePeriodSeconds != 35 {
 			t.Errorf("termination grace %v, want 35s", ps.TerminationGracePeriodSeconds)
 		}
@@ -417,4 +430,52 @@ func scaleDeployment(ctx context.Context, c client.Client, key client.ObjectKey,
 	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace}}
 	scale := &autoscalingv1.Scale{Spec: autoscalingv1.ScaleSpec{Replicas: replicas}}
 	return c.SubResource("scale").Update(ctx, dep, client.WithSubResourceBody(scale))
+}
+
+// A replica on a lost node is evicted after Options.NodeLossToleration, not
+// Kubernetes' 300s; the user's own toleration of those taints wins.
+func TestNodeLossTolerations(t *testing.T) {
+	md := &v1alpha1.ModelDeployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "m", Namespace: "default"},
+		Spec:       v1alpha1.ModelDeploymentSpec{Model: v1alpha1.ModelSource{Name: "sentiment"}},
+	}
+	tolerated := func(opts Options) map[string]string {
+		dep := &appsv1.Deployment{}
+		mutateDeployment(dep, md, opts.withDefaults(), false)
+		out := map[string]string{}
+		for _, tl := range dep.Spec.Template.Spec.Tolerations {
+			secs := "forever"
+			if tl.TolerationSeconds != nil {
+				secs = time.Duration(*tl.TolerationSeconds * int64(time.Second)).String()
+			}
+			out[tl.Key+":"+string(tl.Effect)] = secs
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		opts Options
+		want map[string]string
+	}{
+		{"default", Options{}, map[string]string{
+			"node.kubernetes.io/unreachable:NoExecute": "30s", "node.kubernetes.io/not-ready:NoExecute": "30s",
+		}},
+		{"rounded up to whole seconds", Options{NodeLossToleration: 1500 * time.Millisecond}, map[string]string{
+			"node.kubernetes.io/unreachable:NoExecute": "2s", "node.kubernetes.io/not-ready:NoExecute": "2s",
+		}},
+		{"negative leaves the cluster's default", Options{NodeLossToleration: -1}, map[string]string{}},
+		{"the user's own toleration wins", Options{Tolerations: []corev1.Toleration{{
+			Key: "node.kubernetes.io/unreachable", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To[int64](600),
+		}}}, map[string]string{
+			"node.kubernetes.io/unreachable:NoExecute": "10m0s", "node.kubernetes.io/not-ready:NoExecute": "30s",
+		}},
+		{"a toleration of every taint is not cut short", Options{Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}}},
+			map[string]string{":": "forever"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tolerated(tc.opts); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("tolerations %v, want %v", got, tc.want)
+			}
+		})
+	}
 }
