@@ -12,8 +12,10 @@ import (
 // containerdConfig is the node's containerd configuration (version 2, as
 // containerd 1.6 and 1.7 read it): its own root, state, sockets and runc
 // root, the CRI plugin with the slot's CNI network, the sandbox image from
-// the mirrors, and out-of-memory score adjustment restricted to what this
-// host's bounding set allows.
+// the mirrors, out-of-memory score adjustment restricted to what this
+// host's bounding set allows, and the pods' network namespaces mounted
+// under the slot's state directory rather than the host's /run/netns, so
+// that the slot's sweep removes those a killed node never tore down.
 func (n *Node) containerdConfig() string {
 	s := n.slot
 	q := func(v string) string { b, _ := json.Marshal(v); return string(b) }
@@ -34,6 +36,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = %s
   restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   enable_selinux = false
