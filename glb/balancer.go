@@ -223,13 +223,13 @@ func clientKey(a netip.Addr) uint64 {
 	return h.Sum64()
 }
 
-// hostAddrs are the IP addresses of an endpoint URL's host: a literal
-// IP, or none for a name (DNS answers carry addresses only).
-func hostAddrs(u *url.URL) []netip.Addr {
+// hostAddrs are the IP addresses of an endpoint URL's host: a literal IP,
+// or for a name the addresses the source resolved it to.
+func hostAddrs(u *url.URL, resolved []netip.Addr) []netip.Addr {
 	if a, err := netip.ParseAddr(u.Hostname()); err == nil {
 		return []netip.Addr{a.Unmap()}
 	}
-	return nil
+	return resolved
 }
 
 // Probe turns every interval until ctx ends, probing each model endpoint

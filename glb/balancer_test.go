@@ -54,8 +54,11 @@ func TestDNSSteersClientsToTheirRegion(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { _ = srv.ListenAndServe(ctx, "127.0.0.1:0") }()
+	served := make(chan struct{})
+	go func() { _ = srv.ListenAndServe(ctx, "127.0.0.1:0"); close(served) }()
+	// The server stops before the geo database closes (cleanups run last
+	// registered first).
+	t.Cleanup(func() { cancel(); <-served })
 	addr, err := srv.Addr(ctx)
 	if err != nil {
 		t.Fatal(err)

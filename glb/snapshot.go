@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
@@ -76,6 +77,10 @@ type Cluster struct {
 type ModelTarget struct {
 	Endpoint string `json:"endpoint"`
 	Ready    int32  `json:"ready"`
+	// Addrs are the addresses of Endpoint's host when it is a name, as
+	// cloud load balancers publish (e.g. an ELB's hostname): the balancer
+	// resolves it on each refresh and answers DNS with them.
+	Addrs []netip.Addr `json:"addrs,omitempty"`
 
 	// url and addrs are Endpoint parsed once when the snapshot is
 	// published (prepare), so no query or request parses it again.
@@ -96,7 +101,7 @@ func (s *Snapshot) prepare() {
 		}
 		for name, m := range c.Models {
 			if u, err := url.Parse(m.Endpoint); err == nil && m.Endpoint != "" {
-				m.url, m.addrs = u, hostAddrs(u)
+				m.url, m.addrs = u, hostAddrs(u, m.Addrs)
 			}
 			m.probe = probeKey(c.Name, name, m.Endpoint)
 			c.Models[name] = m
@@ -202,6 +207,9 @@ type Source struct {
 	period time.Duration
 	log    *slog.Logger
 
+	// lookup resolves endpoint host names; net.DefaultResolver's.
+	lookup func(ctx context.Context, network, host string) ([]netip.Addr, error)
+
 	mu      sync.RWMutex
 	current *Snapshot
 	hubDown bool
@@ -215,7 +223,7 @@ func NewSource(hub client.Reader, path string, period time.Duration, log *slog.L
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Source{hub: hub, path: path, period: period, log: log}
+	return &Source{hub: hub, path: path, period: period, log: log, lookup: net.DefaultResolver.LookupNetIP}
 }
 
 // Current is the snapshot to answer from; nil before the first one.
@@ -269,10 +277,59 @@ func (s *Source) refresh(ctx context.Context) {
 	}
 	s.hubDown = false
 	s.mu.Unlock()
+	s.resolveNames(rctx, snap)
 	s.set(snap)
 	if err := snap.Save(s.path); err != nil {
 		s.log.Warn("saving the last-known-good config", "path", s.path, "err", err)
 	}
+}
+
+// resolveNames fills the addresses of endpoints whose host is a name. A
+// name that does not resolve now keeps the addresses it had in the
+// current snapshot (a resolver's hiccup must not empty the answers); with
+// none, the target has no address to answer with, and DNS skips it.
+func (s *Source) resolveNames(ctx context.Context, snap *Snapshot) {
+	prev := s.Current()
+	for ci := range snap.Clusters {
+		c := &snap.Clusters[ci]
+		for name, m := range c.Models {
+			u, err := url.Parse(m.Endpoint)
+			if err != nil || m.Endpoint == "" {
+				continue
+			}
+			host := u.Hostname()
+			if _, err := netip.ParseAddr(host); err == nil || host == "" {
+				continue
+			}
+			addrs, err := s.lookup(ctx, "ip", host)
+			if err != nil || len(addrs) == 0 {
+				old := prev.target(c.Name, name)
+				s.log.Warn("cannot resolve a model endpoint's host; answering with its last addresses", "cluster", c.Name, "model", name,
+					"host", host, "last", old.Addrs, "err", err)
+				if old.Endpoint == m.Endpoint {
+					addrs = old.Addrs
+				}
+			}
+			m.Addrs = make([]netip.Addr, len(addrs))
+			for i, a := range addrs {
+				m.Addrs[i] = a.Unmap()
+			}
+			c.Models[name] = m
+		}
+	}
+}
+
+// target is model's target in cluster; zero when there is none.
+func (s *Snapshot) target(cluster, model string) ModelTarget {
+	if s == nil {
+		return ModelTarget{}
+	}
+	for _, c := range s.Clusters {
+		if c.Name == cluster {
+			return c.Models[model]
+		}
+	}
+	return ModelTarget{}
 }
 
 func (s *Source) set(snap *Snapshot) {
