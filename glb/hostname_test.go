@@ -40,7 +40,9 @@ func TestHostnameEndpointsAreAnsweredWithTheirAddresses(t *testing.T) {
 
 	// The name stops resolving (its owner broke DNS): the next refresh
 	// keeps what it had.
-	src.lookup = func(context.Context, string, string) ([]netip.Addr, error) { return nil, &net.DNSError{Err: "no such host", Name: "localhost", IsNotFound: true} }
+	src.lookup = func(context.Context, string, string) ([]netip.Addr, error) {
+		return nil, &net.DNSError{Err: "no such host", Name: "localhost", IsNotFound: true}
+	}
 	next := fleetSnapshot()
 	next.Clusters[1].Models["sentiment"] = ModelTarget{Endpoint: "http://localhost:8000", Ready: 1}
 	src.resolveNames(context.Background(), next)
