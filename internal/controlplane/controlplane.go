@@ -1,9 +1,9 @@
 // Package controlplane starts real Kubernetes control planes on this
 // machine — etcd and kube-apiserver through controller-runtime's envtest,
-// optionally kube-controller-manager, kube-scheduler and kwok fake nodes
-// (GPU nodes included) — from the pinned binaries that `make controlplane`
-// builds into .cache/controlplane/bin. Tests use it through ForTest;
-// `meridian up` uses Start.
+// optionally kube-controller-manager, kube-scheduler, metrics-server and
+// kwok fake nodes (GPU nodes included) — from the pinned binaries that
+// `make controlplane` builds into .cache/controlplane/bin. Tests use it
+// through ForTest; `meridian up` uses Start.
 package controlplane
 
 import (
@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,6 +65,18 @@ type Options struct {
 	// eviction (its pods are evicted and replaced elsewhere) and pod
 	// garbage collection. Their timings are Kubernetes' defaults.
 	NodeLifecycle bool
+	// MetricsServer starts metrics-server, which serves metrics.k8s.io —
+	// the CPU and memory of pods and nodes, scraped from the kubelets of
+	// real nodes (internal/node; kwok nodes have none) every
+	// MetricsServerResolution — to the HPAs' Resource metrics and `kubectl
+	// top`. Start returns once its APIService is Available.
+	MetricsServer bool
+	// HPADownscaleStabilization, when set, is kube-controller-manager's
+	// --horizontal-pod-autoscaler-downscale-stabilization: how long an HPA
+	// keeps the highest recommendation of the window before scaling down.
+	// Kubernetes' default (zero here) is 5m; tests that watch a scale-down
+	// shorten it.
+	HPADownscaleStabilization time.Duration
 	// Nodes are fake nodes, run by kwok, which is started when any is set.
 	Nodes []Node
 	// Logs receives the output of the processes started here (not of etcd
@@ -202,14 +215,22 @@ func (cp *ControlPlane) setup(ctx context.Context, bin string, opts Options) err
 	pctx, cancel := context.WithCancel(context.Background())
 	cp.cancel = cancel
 	if opts.ControllerManager {
-		cp.run(pctx, opts.Logs, filepath.Join(bin, "kube-controller-manager"),
-			"--kubeconfig="+cp.Kubeconfig, "--leader-elect=false", "--secure-port=0",
-			"--controllers="+strings.Join(controllers(opts), ","),
-			"--horizontal-pod-autoscaler-sync-period=5s", "--concurrent-deployment-syncs=2")
+		args := []string{"--kubeconfig=" + cp.Kubeconfig, "--leader-elect=false", "--secure-port=0",
+			"--controllers=" + strings.Join(controllers(opts), ","),
+			"--horizontal-pod-autoscaler-sync-period=5s", "--concurrent-deployment-syncs=2"}
+		if opts.HPADownscaleStabilization > 0 {
+			args = append(args, "--horizontal-pod-autoscaler-downscale-stabilization="+opts.HPADownscaleStabilization.String())
+		}
+		cp.run(pctx, opts.Logs, filepath.Join(bin, "kube-controller-manager"), args...)
 	}
 	if opts.Scheduler {
 		cp.run(pctx, opts.Logs, filepath.Join(bin, "kube-scheduler"),
 			"--kubeconfig="+cp.Kubeconfig, "--leader-elect=false", "--secure-port=0")
+	}
+	if opts.MetricsServer {
+		if err := cp.startMetricsServer(ctx, pctx, bin, opts.Logs); err != nil {
+			return err
+		}
 	}
 	if len(opts.Nodes) > 0 {
 		stages, _ := filepath.Glob(filepath.Join(bin, "kwok-stages", "*.yaml"))
@@ -255,8 +276,9 @@ func controllers(opts Options) []string {
 	return c
 }
 
-// run starts a control-plane process that lives until Stop.
-func (cp *ControlPlane) run(ctx context.Context, logs io.Writer, path string, args ...string) {
+// run starts a control-plane process that lives until Stop; the channel
+// is closed when it has exited.
+func (cp *ControlPlane) run(ctx context.Context, logs io.Writer, path string, args ...string) <-chan struct{} {
 	name := filepath.Base(path)
 	cmd := exec.CommandContext(ctx, path, args...)
 	cmd.WaitDelay = 5 * time.Second
@@ -285,6 +307,7 @@ func (cp *ControlPlane) run(ctx context.Context, logs io.Writer, path string, ar
 	}
 	cp.procs = append(cp.procs, cmd)
 	cp.done = append(cp.done, done)
+	return done
 }
 
 // Stop ends every process and removes the control plane's files.
@@ -377,8 +400,9 @@ func configureAggregation(env *envtest.Environment, dir string) error {
 }
 
 // newCert makes an ECDSA certificate valid for a year: a CA when parent is
-// nil (self-signed), else a client certificate signed by parent.
-func newCert(subject pkix.Name, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+// nil (self-signed), else one signed by parent — a serving certificate for
+// hosts (DNS names and IPs) when any is given, else a client certificate.
+func newCert(subject pkix.Name, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, hosts ...string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
@@ -394,6 +418,16 @@ func newCert(subject pkix.Name, parent *x509.Certificate, parentKey *ecdsa.Priva
 		NotAfter:     time.Now().Add(365 * 24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	if len(hosts) > 0 {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 	}
 	signer, signerKey := tmpl, key
 	if parent == nil {
