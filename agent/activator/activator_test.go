@@ -1,0 +1,315 @@
+package activator
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// replica is a real HTTP server that stands in for a model's pod: its
+// readiness endpoint answers 503 until ready is set, as `meridian serve`
+// does while it loads its models.
+type replica struct {
+	srv      *httptest.Server
+	ready    atomic.Bool
+	requests atomic.Int64
+}
+
+func newReplica(t *testing.T) *replica {
+	r := &replica{}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path == DefaultReadyPath {
+			if !r.ready.Load() {
+				http.Error(w, "loading", http.StatusServiceUnavailable)
+			}
+			return
+		}
+		r.requests.Add(1)
+		body, _ := io.ReadAll(req.Body)
+		_, _ = io.WriteString(w, "answer to "+string(body))
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *replica) addr() string { return strings.TrimPrefix(r.srv.URL, "http://") }
+
+func newActivator(t *testing.T, o Options) (*Activator, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	o.Host = netip.MustParseAddr("127.0.0.1") // the unit tests reach it on loopback
+	o.Registry = reg
+	a, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	return a, reg
+}
+
+func post(t *testing.T, at netip.AddrPort, body string) (int, http.Header, string) {
+	t.Helper()
+	resp, err := http.Post("http://"+at.String()+"/analyze", "text/plain", strings.NewReader(body))
+	if err != nil {
+		t.Errorf("POST to the activator: %v", err)
+		return 0, nil, ""
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A request to a model at zero is held, a replica is asked for at once,
+// and the request is answered by the replica once its own readiness
+// endpoint says ready — before Kubernetes would count it ready.
+func TestHeldRequestIsAnsweredOnceAReplicaIsReady(t *testing.T) {
+	rep := newReplica(t)
+	a, reg := newActivator(t, Options{})
+	var activations atomic.Int32
+	var mu sync.Mutex
+	var pods []Backend // no pod until a replica is asked for
+	addr, err := a.Register("default", "sentiment", Target{
+		Activate: func(context.Context) error {
+			activations.Add(1)
+			mu.Lock()
+			pods = []Backend{{Addr: rep.addr()}} // scheduled, loading, not ready
+			mu.Unlock()
+			return nil
+		},
+		Backends: func(context.Context) ([]Backend, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return append([]Backend(nil), pods...), nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		code int
+		hdr  http.Header
+		body string
+	}
+	done := make(chan result, 1)
+	sent := time.Now()
+	go func() {
+		c, h, b := post(t, addr, "hello")
+		done <- result{c, h, b}
+	}()
+	waitFor(t, "the request to be held and a replica asked for", func() bool {
+		return a.Held("default", "sentiment") == 1 && activations.Load() == 1
+	})
+	if got := testutil.ToFloat64(a.metrics.heldRequests.WithLabelValues("default", "sentiment")); got != 1 {
+		t.Errorf("meridian_agent_activator_held_requests = %v, want 1", got)
+	}
+	time.Sleep(300 * time.Millisecond) // the replica is still loading
+	select {
+	case r := <-done:
+		t.Fatalf("answered before any replica was ready: %d %s", r.code, r.body)
+	default:
+	}
+	rep.ready.Store(true)
+	r := <-done
+	if r.code != http.StatusOK || r.body != "answer to hello" {
+		t.Fatalf("held request: %d %q; want the replica's answer", r.code, r.body)
+	}
+	if r.hdr.Get("X-Meridian-Activator-Held") == "" {
+		t.Errorf("a held request carries no X-Meridian-Activator-Held header")
+	}
+	t.Logf("held %s, answered %s after it was sent", r.hdr.Get("X-Meridian-Activator-Held"), time.Since(sent).Round(time.Millisecond))
+	if n := activations.Load(); n != 1 {
+		t.Errorf("Activate called %d times, want once", n)
+	}
+	if a.Held("default", "sentiment") != 0 {
+		t.Errorf("still holding %d requests", a.Held("default", "sentiment"))
+	}
+	if got := testutil.ToFloat64(a.metrics.coldStarts.WithLabelValues("default", "sentiment")); got != 1 {
+		t.Errorf("meridian_agent_activator_cold_starts_total = %v, want 1", got)
+	}
+	if n := testutil.CollectAndCount(reg, "meridian_agent_activator_cold_start_seconds"); n != 1 {
+		t.Errorf("cold_start_seconds series: %d, want 1", n)
+	}
+
+	// The replica now counts: the next request goes straight to it.
+	if code, hdr, body := post(t, addr, "again"); code != http.StatusOK || body != "answer to again" || hdr.Get("X-Meridian-Activator-Held") != "" {
+		t.Errorf("request to a warm model: %d %q held=%q; want it proxied without holding", code, body, hdr.Get("X-Meridian-Activator-Held"))
+	}
+	if n := activations.Load(); n != 1 {
+		t.Errorf("a warm model was activated again (%d)", n)
+	}
+	if got := a.LastRequest("default", "sentiment"); time.Since(got) > 10*time.Second {
+		t.Errorf("LastRequest = %v", got)
+	}
+}
+
+// A ready replica is used at once: no hold, no activation.
+func TestReadyReplicaIsProxiedWithoutHolding(t *testing.T) {
+	rep := newReplica(t)
+	a, _ := newActivator(t, Options{})
+	var activations atomic.Int32
+	addr, err := a.Register("default", "m", Target{
+		Activate: func(context.Context) error { activations.Add(1); return nil },
+		Backends: func(context.Context) ([]Backend, error) { return []Backend{{Addr: rep.addr(), Ready: true}}, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if code, _, body := post(t, addr, "x"); code != http.StatusOK || body != "answer to x" {
+			t.Fatalf("request %d: %d %q", i, code, body)
+		}
+	}
+	if activations.Load() != 0 || rep.requests.Load() != 5 {
+		t.Errorf("activations %d, replica requests %d; want 0 and 5", activations.Load(), rep.requests.Load())
+	}
+}
+
+// Holding is bounded: beyond QueueLimit a request is refused at once, and
+// a held request is refused after HoldTimeout when no replica turns ready,
+// both 503 with Retry-After and a message that says which limit it was.
+func TestHeldRequestsAreBounded(t *testing.T) {
+	rep := newReplica(t) // never ready
+	a, _ := newActivator(t, Options{QueueLimit: 2, HoldTimeout: 1500 * time.Millisecond, RetryAfter: 3 * time.Second})
+	var activations atomic.Int32
+	addr, err := a.Register("ns", "slow", Target{
+		Activate: func(context.Context) error { activations.Add(1); return nil },
+		Backends: func(context.Context) ([]Backend, error) { return []Backend{{Addr: rep.addr()}}, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		code  int
+		retry string
+		body  string
+		took  time.Duration
+	}
+	results := make(chan result, 2)
+	for range 2 {
+		go func() {
+			start := time.Now()
+			c, h, b := post(t, addr, "x")
+			results <- result{c, h.Get("Retry-After"), b, time.Since(start)}
+		}()
+	}
+	waitFor(t, "two held requests", func() bool { return a.Held("ns", "slow") == 2 })
+
+	start := time.Now()
+	code, hdr, body := post(t, addr, "third")
+	if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") != "3" || !strings.Contains(body, "already holds 2 requests") {
+		t.Errorf("request beyond the queue limit: %d Retry-After=%q %s; want 503, Retry-After 3 and the limit named", code, hdr.Get("Retry-After"), body)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("the request beyond the limit waited %s; it should be refused at once", took)
+	}
+	for range 2 {
+		r := <-results
+		if r.code != http.StatusServiceUnavailable || r.retry != "3" || !strings.Contains(r.body, "none became ready within 1.5s") {
+			t.Errorf("held request with no ready replica: %d Retry-After=%q %s; want 503 after the hold timeout", r.code, r.retry, r.body)
+		}
+		if r.took < 1400*time.Millisecond {
+			t.Errorf("held request refused after %s, before the 1.5s hold timeout", r.took)
+		}
+	}
+	if got := testutil.ToFloat64(a.metrics.rejectedReqs.WithLabelValues("ns", "slow", "queue_full")); got != 1 {
+		t.Errorf("rejected{queue_full} = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(a.metrics.rejectedReqs.WithLabelValues("ns", "slow", "timeout")); got != 2 {
+		t.Errorf("rejected{timeout} = %v, want 2", got)
+	}
+	if rep.requests.Load() != 0 {
+		t.Errorf("a replica that never turned ready got %d requests", rep.requests.Load())
+	}
+	if activations.Load() != 1 {
+		t.Errorf("Activate called %d times for one cold start, want 1", activations.Load())
+	}
+	waitFor(t, "the held count back at 0", func() bool { return a.Held("ns", "slow") == 0 })
+
+	// A later request starts a new cold start; this time the replica turns
+	// ready and answers it.
+	rep.ready.Store(true)
+	if code, _, body := post(t, addr, "late"); code != http.StatusOK || body != "answer to late" {
+		t.Errorf("after the replica turned ready: %d %q", code, body)
+	}
+}
+
+// Activate failing is retried while requests are held.
+func TestActivateIsRetried(t *testing.T) {
+	rep := newReplica(t)
+	rep.ready.Store(true)
+	a, _ := newActivator(t, Options{})
+	var calls atomic.Int32
+	var up atomic.Bool
+	addr, err := a.Register("ns", "m", Target{
+		Activate: func(context.Context) error {
+			if calls.Add(1) < 3 {
+				return io.ErrUnexpectedEOF // e.g. the API server is briefly unreachable
+			}
+			up.Store(true)
+			return nil
+		},
+		Backends: func(context.Context) ([]Backend, error) {
+			if !up.Load() {
+				return nil, nil
+			}
+			return []Backend{{Addr: rep.addr()}}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _, body := post(t, addr, "x"); code != http.StatusOK || body != "answer to x" {
+		t.Fatalf("%d %q", code, body)
+	}
+	if calls.Load() != 3 {
+		t.Errorf("Activate called %d times, want 3 (two failures, then success)", calls.Load())
+	}
+}
+
+// Unregistering a model answers what it holds and closes its listener.
+func TestUnregisterReleasesHeldRequests(t *testing.T) {
+	a, _ := newActivator(t, Options{})
+	addr, err := a.Register("ns", "gone", Target{
+		Activate: func(context.Context) error { return nil },
+		Backends: func(context.Context) ([]Backend, error) { return nil, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan int, 1)
+	go func() { c, _, _ := post(t, addr, "x"); done <- c }()
+	waitFor(t, "a held request", func() bool { return a.Held("ns", "gone") == 1 })
+	a.Unregister("ns", "gone")
+	select {
+	case c := <-done:
+		if c != http.StatusServiceUnavailable {
+			t.Errorf("held request of an unregistered model: %d, want 503", c)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a held request outlived its model")
+	}
+	if _, err := http.Get("http://" + addr.String() + "/"); err == nil {
+		t.Errorf("the listener of an unregistered model still accepts")
+	}
+}
