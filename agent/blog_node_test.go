@@ -326,8 +326,10 @@ func TestBlogManifestsScaleOnARealNode(t *testing.T) {
 			t.Errorf("AdoptionHealthy %s %s: %s; requests_per_second is served", cd.Status, cd.Reason, cd.Message)
 		}
 		load.rate.Store(0)
+		stopped := time.Now()
 		eventually(t, "the scale-down to one replica once the load stopped", 3*time.Minute, func() bool { return replicas() == 1 })
-		t.Logf("scaled down to 1; load offered %d requests, %d answered 200 OK", load.sent.Load(), load.ok.Load())
+		t.Logf("scaled down to 1 replica %s after the load stopped; load offered %d requests, %d answered 200 OK",
+			time.Since(stopped).Round(time.Second), load.sent.Load(), load.ok.Load())
 	})
 	t.Logf("whole test %s", time.Since(start).Round(time.Second))
 }
