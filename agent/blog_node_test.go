@@ -33,6 +33,7 @@ import (
 	"meridian.dev/meridian/agent/metricsapi"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/internal/controlplane"
+	"meridian.dev/meridian/internal/hostip"
 	"meridian.dev/meridian/internal/node"
 )
 
@@ -59,7 +60,7 @@ import (
 // The downscale stabilization window is 15s here (Kubernetes' default is
 // 5m), so that (c) sees the scale-down in seconds.
 func TestBlogManifestsScaleOnARealNode(t *testing.T) {
-	ip, err := controlplane.HostIPv4()
+	ip, err := hostip.IPv4()
 	if err != nil {
 		t.Skipf("the API server cannot dial metrics-server or the adapter: %v (it rejects loopback endpoints)", err)
 	}

@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
+	"meridian.dev/meridian/internal/hostip"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	basecmd "sigs.k8s.io/custom-metrics-apiserver/pkg/cmd"
 	"sigs.k8s.io/custom-metrics-apiserver/pkg/cmd/options"
@@ -222,34 +223,9 @@ func advertiseIP(advertise string, listen net.IP) (net.IP, error) {
 	if listen.IsLoopback() {
 		return nil, fmt.Errorf("metrics API: listening on loopback %s; the API server cannot dial a loopback endpoint: listen on all interfaces or a host IP", listen)
 	}
-	ip, err := HostIPv4()
+	ip, err := hostip.IPv4()
 	if err != nil {
 		return nil, fmt.Errorf("metrics API: %w; set the advertise address", err)
 	}
 	return ip, nil
-}
-
-// HostIPv4 returns the first global-unicast IPv4 address of this host's
-// interfaces that are up: an address an API server on this host (or
-// beside it) can dial, unlike loopback.
-func HostIPv4() (net.IP, error) {
-	ifs, err := net.Interfaces()
-	if err != nil {
-		return nil, err
-	}
-	for _, i := range ifs {
-		if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 {
-			continue
-		}
-		addrs, err := i.Addrs()
-		if err != nil {
-			continue
-		}
-		for _, a := range addrs {
-			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && n.IP.IsGlobalUnicast() {
-				return n.IP.To4(), nil
-			}
-		}
-	}
-	return nil, errors.New("no global-unicast IPv4 address on any interface")
 }

@@ -22,6 +22,7 @@ import (
 
 	"meridian.dev/meridian/agent/kube"
 	"meridian.dev/meridian/internal/controlplane"
+	"meridian.dev/meridian/internal/hostip"
 	"meridian.dev/meridian/internal/metrictest"
 )
 
@@ -163,7 +164,7 @@ func condition(hpa *autoscalingv2.HorizontalPodAutoscaler, typ autoscalingv2.Hor
 // adapter goes down: a second HPA on pods with the same load reports
 // ScalingActive=False (FailedGetPodsMetric) and holds its count.
 func TestRealHPAScalesOnAdapterMetrics(t *testing.T) {
-	ip, err := HostIPv4()
+	ip, err := hostip.IPv4()
 	if err != nil {
 		t.Skipf("the API server cannot dial the adapter: %v (it rejects loopback endpoints, so the test needs a non-loopback IPv4 on this host)", err)
 	}

@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
+	"meridian.dev/meridian/internal/hostip"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -70,7 +71,7 @@ func (cp *ControlPlane) startMetricsServer(ctx, pctx context.Context, bin string
 	if _, err := os.Stat(path); err != nil {
 		return fmt.Errorf("metrics-server missing in %s; run `make controlplane`", bin)
 	}
-	ip, err := HostIPv4()
+	ip, err := hostip.IPv4()
 	if err != nil {
 		return fmt.Errorf("metrics-server: the API server needs a non-loopback address to dial it: %w", err)
 	}
@@ -253,29 +254,4 @@ func freePort(ip net.IP) (int, error) {
 	}
 	defer func() { _ = ln.Close() }()
 	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// HostIPv4 returns the first global-unicast IPv4 address of this host's
-// interfaces that are up: an address the API server can dial an extension
-// API server at, unlike loopback, which it rejects as an endpoint.
-func HostIPv4() (net.IP, error) {
-	ifs, err := net.Interfaces()
-	if err != nil {
-		return nil, err
-	}
-	for _, i := range ifs {
-		if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 {
-			continue
-		}
-		addrs, err := i.Addrs()
-		if err != nil {
-			continue
-		}
-		for _, a := range addrs {
-			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && n.IP.IsGlobalUnicast() {
-				return n.IP.To4(), nil
-			}
-		}
-	}
-	return nil, errors.New("no global-unicast IPv4 address on any interface")
 }

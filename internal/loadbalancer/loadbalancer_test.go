@@ -17,8 +17,8 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"meridian.dev/meridian/agent/metricsapi"
 	"meridian.dev/meridian/internal/controlplane"
+	"meridian.dev/meridian/internal/hostip"
 )
 
 // backend is a real HTTP server on its own loopback address that says
@@ -90,7 +90,7 @@ func TestLoadBalancerServesServices(t *testing.T) {
 
 	// The API server refuses loopback endpoints, as it would in a
 	// cluster: the backends listen on this host's own address.
-	ip, err := metricsapi.HostIPv4()
+	ip, err := hostip.IPv4()
 	if err != nil {
 		t.Skipf("no global IPv4 address on this host for endpoints: %v", err)
 	}
