@@ -11,13 +11,16 @@ import (
 	"sync"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"meridian.dev/meridian/agent/kube"
 	"meridian.dev/meridian/agent/process"
+	"meridian.dev/meridian/crds/v1alpha1"
 )
 
 // ScraperOptions configure a Scraper.
@@ -26,6 +29,9 @@ type ScraperOptions struct {
 	Pods client.Reader
 	// Selector picks the pods to scrape, in every namespace. Default the
 	// pods of Meridian model replicas (app.kubernetes.io/name=meridian-model).
+	// The pods of Deployments that ModelDeployments adopt (spec.adopt) are
+	// scraped too, found by each Deployment's own selector: a user's pods
+	// carry the user's labels, not Meridian's.
 	Selector labels.Selector
 	// Period between scrapes. Default 5s.
 	Period time.Duration
@@ -114,11 +120,54 @@ func (s *Scraper) Run(ctx context.Context) error {
 	}
 }
 
+// selectedPods are the pods Selector picks and those of adopted
+// Deployments, each once.
+func (s *Scraper) selectedPods(ctx context.Context) (corev1.PodList, error) {
+	var list corev1.PodList
+	if err := s.opts.Pods.List(ctx, &list, client.MatchingLabelsSelector{Selector: s.opts.Selector}); err != nil {
+		return list, err
+	}
+	var mds v1alpha1.ModelDeploymentList
+	if err := s.opts.Pods.List(ctx, &mds); err != nil {
+		// Meridian's own replicas are still scraped.
+		s.opts.Logger.Warn("metrics adapter: listing ModelDeployments to find adopted Deployments' pods", "err", err)
+		return list, nil
+	}
+	seen := make(map[types.UID]bool, len(list.Items))
+	for _, p := range list.Items {
+		seen[p.UID] = true
+	}
+	for _, md := range mds.Items {
+		if md.Spec.Adopt == nil || md.Spec.Adopt.Deployment == "" {
+			continue
+		}
+		var dep appsv1.Deployment
+		if err := s.opts.Pods.Get(ctx, types.NamespacedName{Namespace: md.Namespace, Name: md.Spec.Adopt.Deployment}, &dep); err != nil {
+			continue // the ModelDeployment's status says what is missing
+		}
+		sel, err := metav1.LabelSelectorAsSelector(dep.Spec.Selector)
+		if err != nil || sel.Empty() {
+			continue
+		}
+		var pods corev1.PodList
+		if err := s.opts.Pods.List(ctx, &pods, client.InNamespace(md.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+			return list, err
+		}
+		for _, p := range pods.Items {
+			if !seen[p.UID] {
+				seen[p.UID] = true
+				list.Items = append(list.Items, p)
+			}
+		}
+	}
+	return list, nil
+}
+
 // ScrapeOnce lists the selected pods and scrapes the ready ones.
 func (s *Scraper) ScrapeOnce(ctx context.Context) {
 	start := time.Now()
-	var list corev1.PodList
-	if err := s.opts.Pods.List(ctx, &list, client.MatchingLabelsSelector{Selector: s.opts.Selector}); err != nil {
+	list, err := s.selectedPods(ctx)
+	if err != nil {
 		if ctx.Err() == nil {
 			s.opts.Logger.Warn("metrics adapter: listing pods", "err", err)
 		}

@@ -18,11 +18,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"meridian.dev/meridian/agent/kube"
+	"meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/internal/metrictest"
 	"meridian.dev/meridian/internal/scheme"
 	"meridian.dev/meridian/internal/testbin"
@@ -234,5 +236,50 @@ func TestScraperOnRealReplica(t *testing.T) {
 	}
 	if q, ok := v[MetricQueueLength]; !ok || q != 0 {
 		t.Errorf("queue = %v (present %v), want 0 with no request in flight", q, ok)
+	}
+}
+
+// The pods of a Deployment a ModelDeployment adopts carry the user's
+// labels, not Meridian's; the scraper finds them by the Deployment's own
+// selector, so an HPA on requests_per_second works for them too. A pod of
+// another, unadopted Deployment with the same labels elsewhere is not
+// scraped. (A fake client stands in for the API server here: the real one
+// is in TestBlogManifestsScaleOnARealNode.)
+func TestScraperFindsAdoptedDeploymentsPods(t *testing.T) {
+	r := startReplica(t)
+	userPod := func(ns, name string) *corev1.Pod {
+		return &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{"app": "sentiment-inference"}},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.8",
+				Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}},
+		}
+	}
+	dep := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "sentiment-inference-deployment"},
+		Spec:       appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "sentiment-inference"}}},
+	}
+	md := &v1alpha1.ModelDeployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "sentiment"},
+		Spec: v1alpha1.ModelDeploymentSpec{Model: v1alpha1.ModelSource{Name: "sentiment"},
+			Adopt: &v1alpha1.Adoption{Deployment: "sentiment-inference-deployment"}},
+	}
+	pods := fake.NewClientBuilder().WithScheme(scheme.Scheme).
+		WithObjects(dep, md, userPod("default", "user-0"), userPod("other", "stranger-0")).Build()
+	s := NewScraper(ScraperOptions{Pods: pods, Logger: quiet(),
+		Address: func(*corev1.Pod) (string, bool) { return r.addr, true }})
+	s.ScrapeOnce(context.Background())
+	if err := r.analyze("a good day"); err != nil {
+		t.Fatal(err)
+	}
+	s.ScrapeOnce(context.Background())
+	got := s.PodMetrics("default")
+	if len(got) != 1 || got[0].Name != "user-0" {
+		t.Fatalf("pod metrics in default: %+v, want the adopted Deployment's pod user-0", got)
+	}
+	if rps := got[0].Values[MetricRequestsPerSecond]; rps <= 0 {
+		t.Errorf("requests/s of the adopted pod = %v, want above 0 after a request", rps)
+	}
+	if other := s.PodMetrics("other"); len(other) != 0 {
+		t.Errorf("a pod no ModelDeployment adopts was scraped: %+v", other)
 	}
 }

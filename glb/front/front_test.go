@@ -36,10 +36,16 @@ type cluster struct {
 	hold   func(r *http.Request)
 }
 
-func newCluster(t *testing.T, name string) *cluster {
+// newCluster starts a cluster's server, set up by configure first (a
+// started server's settings must not change while it serves).
+func newCluster(t *testing.T, name string, configure ...func(*http.Server)) *cluster {
 	t.Helper()
 	c := &cluster{name: name}
-	c.srv = httptest.NewServer(http.HandlerFunc(c.serve))
+	c.srv = httptest.NewUnstartedServer(http.HandlerFunc(c.serve))
+	for _, f := range configure {
+		f(c.srv.Config)
+	}
+	c.srv.Start()
 	t.Cleanup(c.kill)
 	c.url, _ = url.Parse(c.srv.URL)
 	return c
@@ -684,13 +690,14 @@ func TestClientDisconnectCancelsUpstream(t *testing.T) {
 // being torn down and dialled again for every request (what made the
 // front 4x slower than HAProxy in P3).
 func TestUpstreamConnectionsAreReused(t *testing.T) {
-	c := newCluster(t, "eu-west")
 	var conns atomic.Int64
-	c.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
+	c := newCluster(t, "eu-west", func(s *http.Server) {
+		s.ConnState = func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				conns.Add(1)
+			}
 		}
-	}
+	})
 	base, _ := serveFront(t, tiered{c}, front.Options{})
 	for range 50 {
 		if a := infer(t, base, nil); a.code != http.StatusOK {
