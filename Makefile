@@ -75,9 +75,15 @@ build: bin controlplane ## build bin/meridian and everything it runs (models, ON
 bin: deps ## build bin/meridian only
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/meridian
 
-test: deps controlplane image ## run every test, fuzz seed corpora included (real-node tests need root, as .ci/run runs)
-	$(GO) test -count=1 ./...
-	$(GO) test -count=1 -tags dnsv2 ./glb/dns/
+# Whole-fleet and real-node packages run without the race detector (it
+# slows their many processes' start-up several-fold on two cores); every
+# other package runs with it.
+SYSTEM_PKGS_RE := ^meridian\.dev/meridian/(e2e|hub|agent|internal/node|internal/karpenter)$$
+
+test: deps controlplane image ## run every test, fuzz seed corpora included; the race detector on for all but whole-fleet and real-node packages (those need root, as .ci/run runs)
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -Ev '$(SYSTEM_PKGS_RE)')
+	$(GO) test -count=1 $$($(GO) list ./... | grep -E '$(SYSTEM_PKGS_RE)')
+	$(GO) test -race -count=1 -tags dnsv2 ./glb/dns/
 
 fuzz: deps ## fuzz the request decoder for a while (FUZZTIME=1m)
 	$(GO) test ./inference -run '^$$' -fuzz FuzzDecodeInferRequest -fuzztime $${FUZZTIME:-1m}

@@ -26,7 +26,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -140,9 +139,9 @@ func TestBlogManifestsScaleOnARealNode(t *testing.T) {
 	}
 
 	// The agent adopts the user's objects (keeping the HPA's own range)
-	// and runs its metrics adapter. The adapter scrapes Meridian's own
-	// replica pods by default (app.kubernetes.io/name=meridian-model);
-	// the user's pods carry only their own label, so it is given theirs.
+	// and runs its metrics adapter, which finds the user's pods through
+	// the adopted Deployment's selector (they carry none of Meridian's
+	// labels).
 	agentCtx, stopAgent := context.WithCancel(ctx)
 	agentDone := make(chan error, 1)
 	adapterReady := make(chan struct{})
@@ -151,9 +150,8 @@ func TestBlogManifestsScaleOnARealNode(t *testing.T) {
 			ClusterName: "k8s", Identity: v1.ClusterIdentity{Region: "us-east"}, Runtime: v1.RuntimeKubernetes,
 			SyncPeriod: time.Second, ReportPeriod: time.Second,
 			MetricsAPI: &metricsapi.Options{
-				Listen:   net.JoinHostPort(ip.String(), "0"),
-				Selector: labels.SelectorFromSet(labels.Set{"app": "sentiment-inference"}),
-				Ready:    adapterReady,
+				Listen: net.JoinHostPort(ip.String(), "0"),
+				Ready:  adapterReady,
 			},
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry(),
 		})
