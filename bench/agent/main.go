@@ -1,14 +1,17 @@
-// Command agent is benchmark P6: a 5x step in offered load on textdir,
-// served by the agent's process runtime on a real control plane, and the
-// seconds until the clients' p95 is back under its target — once with
-// Meridian's autoscaling settings and once with the Kubernetes HPA's
-// defaults (15s sync, no burst mode, default policies), side by side.
+// Command agent is benchmarks P6 and P7. P6: a 5x step in offered load on
+// textdir, served by the agent's process runtime on a real control plane,
+// and the seconds until the clients' p95 is back under its target — once
+// with Meridian's autoscaling settings and once with the Kubernetes HPA's
+// defaults (15s sync, no burst mode, default policies), side by side. P7:
+// the same step through the real Kubernetes path (real node, the agent's
+// metrics adapter, the real HPA) against the process runtime (p7.go).
 //
 //	go run ./bench/agent   (make bench runs it after `make build`)
 package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"flag"
@@ -44,6 +47,8 @@ var (
 	stepFor     = flag.Duration("step", 45*time.Second, "time at 5x the base load")
 	maxReps     = flag.Int("max-replicas", 4, "maxReplicas of the ModelDeployment")
 	hpaCheck    = flag.Bool("hpa-defaults", true, "also run with the Kubernetes HPA's defaults, for comparison")
+	p7Run       = flag.Bool("p7", true, "also run P7: the same step through the real HPA on a real node (needs root; skipped with the reason otherwise)")
+	p6Run       = flag.Bool("p6", true, "run P6")
 )
 
 func main() {
@@ -62,7 +67,10 @@ func run() error {
 	if _, err := os.Stat(bin); err != nil {
 		return fmt.Errorf("%w; run `make build` first", err)
 	}
-	fmt.Printf("P6: machine %d cores, %s\n", runtime.NumCPU(), runtime.Version())
+	fmt.Printf("P6/P7: machine %d cores, %s\n", runtime.NumCPU(), runtime.Version())
+	if !*p6Run {
+		return p7(bin, textdirBody(), 25*time.Millisecond)
+	}
 	repo, err := textdirRepo()
 	if err != nil {
 		return err
@@ -101,9 +109,13 @@ func run() error {
 	}
 	fmt.Printf("P6 recovery=%s target<=15s %s (replicas %d -> %d)\n", res.String(), verdict, res.startReplicas, res.endReplicas)
 	fmt.Printf("P6 scale_reaction=%s (step to more replicas, all ready)\n", res.reactionString())
+	fmt.Printf("P6 requests: %d sent, %d failed, %d dropped (failed and dropped ones are not in the p95)\n", res.sent, res.failed, res.dropped)
 	if hpa != nil {
 		fmt.Printf("P6 hpa_defaults_recovery=%s (replicas %d -> %d; sync 15s, no burst mode, default policies)\n", hpa.String(), hpa.startReplicas, hpa.endReplicas)
-		fmt.Printf("P6 hpa_defaults_scale_reaction=%s\n", hpa.reactionString())
+		fmt.Printf("P6 hpa_defaults_scale_reaction=%s; %d sent, %d failed, %d dropped\n", hpa.reactionString(), hpa.sent, hpa.failed, hpa.dropped)
+	}
+	if *p7Run {
+		return p7(bin, img, target)
 	}
 	return nil
 }
@@ -237,9 +249,16 @@ type scenario struct {
 	name         string
 	sync, window time.Duration
 	burst        bool
+	// kube runs the replicas as Pods on a real node, scaled by the real
+	// HPA on the agent's metrics adapter (P7); otherwise the process
+	// runtime's autoscaler scales local processes.
+	kube bool
+	// cpu is each replica's CPU request; default 1.
+	cpu string
 }
 
 type result struct {
+	sent, failed, dropped      int64
 	recovered                  bool
 	recovery                   time.Duration
 	reacted                    bool
@@ -264,20 +283,30 @@ func (r result) String() string {
 func (s scenario) run(bin, repo string, img []byte, base float64, target time.Duration) (*result, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cp, err := controlplane.Start(ctx, controlplane.Options{})
+	cpOpts := controlplane.Options{}
+	if s.kube {
+		cpOpts = controlplane.Options{ControllerManager: true, Scheduler: true, NodeLifecycle: true}
+	}
+	cp, err := controlplane.Start(ctx, cpOpts)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = cp.Stop() }()
+	opts := agent.Options{
+		ClusterName: "bench", Identity: v1.ClusterIdentity{Region: "local"},
+		Process:    agent.ProcessOptions{Binary: bin, ModelRepository: repo, ServeArgs: serveArgs(repo)[2:]},
+		SyncPeriod: s.sync, MetricsWindow: s.window, ReportPeriod: 10 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if s.kube {
+		stopNode, err := startNode(ctx, cp, &opts)
+		if err != nil {
+			return nil, err
+		}
+		defer stopNode()
+	}
 	agentDone := make(chan error, 1)
-	go func() {
-		agentDone <- agent.Run(ctx, cp.Config, agent.Options{
-			ClusterName: "p6", Identity: v1.ClusterIdentity{Region: "local"},
-			Process:    agent.ProcessOptions{Binary: bin, ModelRepository: repo, ServeArgs: serveArgs(repo)[2:]},
-			SyncPeriod: s.sync, MetricsWindow: s.window, ReportPeriod: 10 * time.Second,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		})
-	}()
+	go func() { agentDone <- agent.Run(ctx, cp.Config, opts) }()
 	defer func() {
 		cancel()
 		if err := <-agentDone; err != nil {
@@ -299,7 +328,7 @@ func (s scenario) run(bin, repo string, img []byte, base float64, target time.Du
 	md := &v1.ModelDeployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "textdir", Namespace: "default"},
 		Spec: v1.ModelDeploymentSpec{Model: v1.ModelSource{Name: "textdir"}, Autoscaling: as,
-			Resources: v1.Resources{CPU: resource.MustParse("1"), Memory: resource.MustParse("512Mi")}},
+			Resources: v1.Resources{CPU: resource.MustParse(cmp.Or(s.cpu, "1")), Memory: resource.MustParse("512Mi")}},
 	}
 	if err := cp.Client.Create(ctx, md); err != nil {
 		return nil, err
@@ -309,15 +338,17 @@ func (s scenario) run(bin, repo string, img []byte, base float64, target time.Du
 		_ = cp.Client.Get(ctx, client.ObjectKeyFromObject(md), got)
 		return got.Status
 	}
-	for i := 0; status().ReadyReplicas < 1; i++ {
-		if i > 600 {
-			return nil, fmt.Errorf("%s: no ready replica", s.name)
+	// Ready and reachable: on the kubernetes runtime the endpoint is the
+	// load balancer's address once it has one.
+	for i := 0; status().ReadyReplicas < 1 || !ready(status().Endpoint); i++ {
+		if i > 1800 {
+			return nil, fmt.Errorf("%s: no ready replica at a reachable endpoint", s.name)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	url := status().Endpoint
 
-	fmt.Printf("\nP6 scenario %s: sync %s, window %s, burst %v\n", s.name, s.sync, s.window, s.burst)
+	fmt.Printf("\n%s scenario %s: sync %s, window %s, burst %v, endpoint %s\n", s.bench(), s.name, s.sync, s.window, s.burst, url)
 	fmt.Println("   t(s)  offered/s  answered/s  p95(ms)  desired  ready  queue")
 	gen := &openLoop{url: url, body: img}
 	gen.start(base)
@@ -352,7 +383,28 @@ func (s scenario) run(bin, repo string, img []byte, base float64, target time.Du
 	}
 	gen.stop()
 	res.endReplicas = status().DesiredReplicas
+	res.sent, res.failed, res.dropped = gen.sent.Load(), gen.failed.Load(), gen.dropped.Load()
 	return res, nil
+}
+
+func (s scenario) bench() string {
+	if s.kube {
+		return "P7"
+	}
+	return "P6"
+}
+
+// ready says whether a model endpoint answers its readiness check.
+func ready(endpoint string) bool {
+	if endpoint == "" {
+		return false
+	}
+	resp, err := http.Get(endpoint + "/v2/health/ready")
+	if err != nil {
+		return false
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 // openLoop offers requests at a fixed rate whatever the answers take, as
@@ -361,6 +413,10 @@ type openLoop struct {
 	url     string
 	body    []byte
 	stepped bool
+
+	// sent, failed and dropped count every request the generator was due
+	// to send: dropped ones found 256 already in flight.
+	sent, failed, dropped atomic.Int64
 
 	mu      sync.Mutex
 	perSec  float64
@@ -385,18 +441,25 @@ func (g *openLoop) start(rate float64) {
 			select {
 			case <-g.quit:
 				return
+			default:
+			}
+			g.sent.Add(1)
+			select {
 			case g.slots <- struct{}{}:
 				go func() {
 					start := time.Now()
 					err := infer(g.url, g.body)
 					<-g.slots
-					if err == nil {
-						g.mu.Lock()
-						g.lat = append(g.lat, time.Since(start))
-						g.mu.Unlock()
+					if err != nil {
+						g.failed.Add(1)
+						return
 					}
+					g.mu.Lock()
+					g.lat = append(g.lat, time.Since(start))
+					g.mu.Unlock()
 				}()
 			default: // 256 in flight: the request is dropped, as a timed-out user would give up
+				g.dropped.Add(1)
 			}
 		}
 	}()
