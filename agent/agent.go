@@ -27,6 +27,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
+	"meridian.dev/meridian/agent/activator"
 	"meridian.dev/meridian/agent/gossip"
 	"meridian.dev/meridian/agent/kube"
 	"meridian.dev/meridian/agent/metricsapi"
@@ -47,8 +48,14 @@ type Options struct {
 	Runtime v1.Runtime
 	// Process configures the process runtime.
 	Process ProcessOptions
-	// Kube configures the kubernetes runtime's Deployments.
+	// Kube configures the kubernetes runtime's Deployments. Its
+	// IdleWindow defaults to kube.DefaultIdleWindow (5 minutes); negative
+	// turns scale to zero off.
 	Kube kube.Options
+	// Activator configures the activator that answers for kubernetes
+	// runtime models scaled to zero (agent/activator); its Logger and
+	// Registry default to the agent's.
+	Activator activator.Options
 	// Capacity says which Cluster Autoscaler node groups carry which GPUs,
 	// for the kubernetes runtime's capacity report.
 	Capacity kube.CapacityOptions
@@ -105,6 +112,9 @@ func (o *Options) setDefaults() {
 	o.MetricsWindow = cmp.Or(o.MetricsWindow, 10*time.Second)
 	o.ReportPeriod = cmp.Or(o.ReportPeriod, 10*time.Second)
 	o.Process.FrontHost = cmp.Or(o.Process.FrontHost, "127.0.0.1")
+	if o.Kube.IdleWindow == 0 {
+		o.Kube.IdleWindow = kube.DefaultIdleWindow
+	}
 	if o.Process.Binary == "" {
 		o.Process.Binary, _ = os.Executable()
 	}
@@ -125,6 +135,9 @@ type Agent struct {
 	events  events.EventRecorder
 	metrics *metrics
 	wake    chan event.GenericEvent
+	// zero scales idle kubernetes runtime models with minReplicas 0 to
+	// zero; nil when scale to zero is off.
+	zero *kube.Zero
 
 	mu        sync.Mutex
 	locals    map[types.NamespacedName]*local       // process runtime
@@ -173,6 +186,11 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if err := mgr.Add(manager.RunnableFunc(a.report)); err != nil {
 		return err
 	}
+	if opts.Kube.IdleWindow > 0 {
+		if err := a.startZero(mgr); err != nil {
+			return err
+		}
+	}
 	if opts.MetricsAPI != nil {
 		mo := *opts.MetricsAPI
 		mo.Logger = cmp.Or(mo.Logger, opts.Logger)
@@ -212,6 +230,7 @@ func (a *Agent) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, e
 	err := a.client.Get(ctx, req.NamespacedName, md)
 	if apierrors.IsNotFound(err) || (err == nil && !md.DeletionTimestamp.IsZero()) {
 		a.stop(req.NamespacedName)
+		a.forgetZero(ctx, req.NamespacedName)
 		a.mu.Lock()
 		delete(a.kubeLoads, req.NamespacedName)
 		a.mu.Unlock()
@@ -224,6 +243,7 @@ func (a *Agent) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, e
 		a.stop(req.NamespacedName) // in case it ran as processes before
 		return a.reconcileKubernetes(ctx, md)
 	}
+	a.forgetZero(ctx, req.NamespacedName) // in case it ran on the kubernetes runtime before
 	a.mu.Lock()
 	l := a.locals[req.NamespacedName]
 	a.mu.Unlock()

@@ -1,19 +1,25 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"meridian.dev/meridian/agent/activator"
 	"meridian.dev/meridian/agent/kube"
+	"meridian.dev/meridian/agent/metricsapi"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 )
 
@@ -72,6 +78,12 @@ func (a *Agent) reconcileKubernetes(ctx context.Context, md *v1.ModelDeployment)
 		}
 		return ctrl.Result{}, err
 	}
+	var zs kube.ZeroState
+	if a.zero != nil {
+		if zs, err = a.zero.Sync(ctx, md); err != nil {
+			a.log.Warn("scale to zero", "modeldeployment", key, "err", err)
+		}
+	}
 	md.Status.ObservedGeneration = gen
 	md.Status.Replicas, md.Status.ReadyReplicas, md.Status.DesiredReplicas = st.Replicas, st.ReadyReplicas, st.DesiredReplicas
 	md.Status.Endpoint = st.Endpoint
@@ -101,6 +113,11 @@ func (a *Agent) reconcileKubernetes(ctx context.Context, md *v1.ModelDeployment)
 	cond("Ready", st.ReadyReplicas > 0, readyReason, fmt.Sprintf("%d of %d replicas ready", st.ReadyReplicas, st.DesiredReplicas))
 	cond("Progressing", st.ReadyReplicas < st.DesiredReplicas, "Scaling",
 		fmt.Sprintf("%d replicas, %d ready, %d wanted", st.Replicas, st.ReadyReplicas, st.DesiredReplicas))
+	if zs.AtZero {
+		msg := fmt.Sprintf("scaled to zero after %s without a request; the activator at %s answers for the model: it holds the next request and asks for a replica", a.opts.Kube.IdleWindow, zs.Activator)
+		cond("Ready", false, "ScaledToZero", msg)
+		cond("Progressing", st.Replicas > 0, "ScaledToZero", msg)
+	}
 	if st.PendingReplicas > 0 {
 		cond("Degraded", true, "ReplicasPending", st.PendingMessage)
 	} else {
@@ -116,4 +133,85 @@ func (a *Agent) reconcileKubernetes(ctx context.Context, md *v1.ModelDeployment)
 	// The Deployment's changes wake us; the requeue catches pods turning
 	// unschedulable, which change no owned object.
 	return ctrl.Result{RequeueAfter: a.opts.SyncPeriod}, nil
+}
+
+// startZero sets up scale to zero for the kubernetes runtime: the
+// activator, and a scraper of the replicas of models that may scale to
+// zero (agent/metricsapi's, reused) that says when they last served a
+// request.
+func (a *Agent) startZero(mgr manager.Manager) error {
+	ao := a.opts.Activator
+	ao.Logger = cmp.Or(ao.Logger, a.log)
+	if ao.Registry == nil {
+		ao.Registry = a.opts.Registry
+	}
+	act, err := activator.New(ao)
+	if err != nil {
+		// Without an address the cluster can reach, nothing could answer
+		// for a model at zero: keep every model's replicas.
+		a.log.Warn("scale to zero is off", "err", err)
+		a.opts.Kube.IdleWindow = -1
+		return nil
+	}
+	var zero *kube.Zero
+	scraper := metricsapi.NewScraper(metricsapi.ScraperOptions{
+		Pods:   mgr.GetClient(),
+		Logger: a.log,
+		Address: func(p *corev1.Pod) (string, bool) {
+			if !zero.Tracks(p.Namespace, p.Labels[kube.InstanceLabel]) {
+				return "", false
+			}
+			return metricsapi.PodAddress(p)
+		},
+	})
+	zero = kube.NewZero(kube.ZeroOptions{
+		Client:    mgr.GetClient(),
+		Reader:    mgr.GetAPIReader(),
+		Activator: act,
+		Options:   a.opts.Kube,
+		Logger:    a.log,
+		Activity: func(namespace, name string) (busy, known bool) {
+			for _, pm := range scraper.PodMetrics(namespace) {
+				if pm.Labels[kube.InstanceLabel] != name || pm.Labels[kube.NameLabel] != kube.NameValue {
+					continue
+				}
+				if rps, ok := pm.Values[metricsapi.MetricRequestsPerSecond]; ok {
+					known = true
+					busy = busy || rps > 0
+				}
+				busy = busy || pm.Values[metricsapi.MetricQueueLength] > 0
+			}
+			return busy, known
+		},
+		Event: func(key types.NamespacedName, reason, msg string) {
+			a.event(context.Background(), key, reason, msg)
+			a.notify(key)
+		},
+	})
+	a.zero = zero
+	return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		defer act.Close()
+		t := time.NewTicker(metricsapi.DefaultPeriod)
+		defer t.Stop()
+		for {
+			if zero.TracksAny() { // no pod watch until a model may scale to zero
+				scraper.ScrapeOnce(ctx)
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+			}
+		}
+	}))
+}
+
+// forgetZero withdraws key from scale to zero, if it was in it.
+func (a *Agent) forgetZero(ctx context.Context, key types.NamespacedName) {
+	if a.zero == nil {
+		return
+	}
+	if err := a.zero.Forget(ctx, key); err != nil {
+		a.log.Warn("withdrawing the activator", "modeldeployment", key, "err", err)
+	}
 }

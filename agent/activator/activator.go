@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"meridian.dev/meridian/internal/hostip"
 )
 
 // Defaults of Options.
@@ -106,11 +108,11 @@ type Activator struct {
 // New returns an Activator; Register starts serving a model.
 func New(opts Options) (*Activator, error) {
 	if !opts.Host.IsValid() {
-		ip, err := hostIPv4()
+		ip, err := hostip.IPv4()
 		if err != nil {
 			return nil, fmt.Errorf("activator: %w; set its host address", err)
 		}
-		opts.Host = ip
+		opts.Host, _ = netip.AddrFromSlice(ip.To4())
 	}
 	opts.QueueLimit = cmp.Or(opts.QueueLimit, DefaultQueueLimit)
 	opts.HoldTimeout = cmp.Or(opts.HoldTimeout, DefaultHoldTimeout)
@@ -468,35 +470,10 @@ func (m *model) close() {
 	m.mu.Lock()
 	m.closed = true
 	m.mu.Unlock()
-	_ = m.ln.Close()
+	// Shutdown closes the listener, then waits a moment for the handlers.
 	// Held requests see closed at their wake-up (the cold start ends at
 	// its next round) or their timeout.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = m.srv.Shutdown(ctx)
-}
-
-// hostIPv4 is this host's first global-unicast IPv4 address on an
-// interface that is up and not loopback.
-func hostIPv4() (netip.Addr, error) {
-	ifs, err := net.Interfaces()
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	for _, i := range ifs {
-		if i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 {
-			continue
-		}
-		addrs, err := i.Addrs()
-		if err != nil {
-			continue
-		}
-		for _, a := range addrs {
-			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && n.IP.IsGlobalUnicast() {
-				ip, _ := netip.AddrFromSlice(n.IP.To4())
-				return ip, nil
-			}
-		}
-	}
-	return netip.Addr{}, errors.New("no global-unicast IPv4 address on any interface")
 }

@@ -110,6 +110,13 @@ type Options struct {
 	// the cluster's default applies. A toleration of the same taint in
 	// Tolerations takes its place.
 	NodeLossToleration time.Duration
+	// IdleWindow is how long a ModelDeployment with minReplicas 0 serves
+	// no request before the agent scales it to zero replicas; the agent's
+	// activator wakes it on the next request (see Zero). Zero or negative:
+	// no scale to zero (Apply then pins a model without metric targets to
+	// minReplicas, 0 included, as before). The agent defaults it to
+	// DefaultIdleWindow (5 minutes).
+	IdleWindow time.Duration
 }
 
 // Defaults of Options.
@@ -389,7 +396,9 @@ func mutateDeployment(dep *appsv1.Deployment, md *v1alpha1.ModelDeployment, opts
 		dep.Spec.Selector = &metav1.LabelSelector{MatchLabels: selectorLabels(md)}
 		dep.Spec.Replicas = ptr.To(hpaMinReplicas(md))
 	}
-	if !autoscaled {
+	if !autoscaled && !ScalesToZero(md, opts) {
+		// With scale to zero, Zero sets the count (0 when idle, 1 when a
+		// request comes).
 		dep.Spec.Replicas = ptr.To(minReplicas(md))
 	}
 

@@ -57,8 +57,9 @@ func hasTargets(t v1alpha1.MetricTargets) bool {
 
 // hpaMinReplicas is spec.autoscaling.minReplicas raised to 1: autoscaling/v2
 // accepts 0 only with the alpha HPAScaleToZero feature gate, and then only
-// for Object or External metrics, which Meridian does not use. Scale to zero
-// is therefore not available while an HPA owns the replica count.
+// for Object or External metrics, which Meridian does not use. The agent
+// scales such a model to zero itself (zero.go): the HPA stops acting while
+// its target has 0 replicas and resumes once it has one again.
 func hpaMinReplicas(md *v1alpha1.ModelDeployment) int32 {
 	return max(minReplicas(md), 1)
 }

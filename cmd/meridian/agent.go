@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"meridian.dev/meridian/agent"
+	"meridian.dev/meridian/agent/activator"
 	"meridian.dev/meridian/agent/gossip"
 	"meridian.dev/meridian/agent/kube"
 	"meridian.dev/meridian/agent/metricsapi"
@@ -31,7 +33,7 @@ func agentCommand() *cobra.Command {
 		kubeconfig, runtime        string
 		lat, lon, cpu, mem, ortLib string
 		gpus, nodeGroups           []string
-		metricsAddr                string
+		metricsAddr, activatorHost string
 		metricsAPI                 metricsapi.Options
 		gossipFlags                gossipFlags
 		logs                       logFlags
@@ -47,6 +49,13 @@ ClusterReport (identity, heartbeat, capacity, per-model load) current.
 With --runtime process (the default, for embedded, edge and bare-metal
 sites) replicas are local 'meridian serve' processes behind one front per
 model, whose address is the model's endpoint in this cluster.
+
+With --runtime kubernetes, a model with minReplicas 0 that serves no
+request for --idle-window is scaled to zero replicas; its Service then
+reaches the agent's activator (--activator-host), which holds requests
+(at most --activator-queue per model, each for at most
+--activator-timeout, then 503 with Retry-After), asks for a replica at
+once and answers them through it (docs/kubernetes.md, "Scale to zero").
 docs/agent.md explains the autoscaling maths, every knob and every metric.`,
 		Example: `  meridian agent --kubeconfig member.kubeconfig --cluster-name eu-west-1 --region eu-west \
     --latitude 53.35 --longitude -6.26 --capacity-cpu 16 --capacity-memory 64Gi`,
@@ -58,6 +67,14 @@ docs/agent.md explains the autoscaling maths, every knob and every metric.`,
 			}
 			opts.Logger = log
 			opts.Runtime = v1.Runtime(runtime)
+			if opts.Kube.IdleWindow == 0 {
+				opts.Kube.IdleWindow = -1 // off (agent.Options reads 0 as the default)
+			}
+			if activatorHost != "" {
+				if opts.Activator.Host, err = netip.ParseAddr(activatorHost); err != nil {
+					return fmt.Errorf("--activator-host: %w", err)
+				}
+			}
 			if lat != "" || lon != "" {
 				opts.Identity.Location = &v1.GeoLocation{Latitude: lat, Longitude: lon}
 			}
@@ -100,6 +117,10 @@ docs/agent.md explains the autoscaling maths, every knob and every metric.`,
 	fs.StringVar(&opts.Kube.Image, "image", kube.DefaultImage, "kubernetes runtime: container image holding meridian, ONNX Runtime and the models")
 	fs.StringVar(&opts.Kube.ModelRepository, "image-models", kube.DefaultModelRepository, "kubernetes runtime: model repository path inside the image")
 	fs.StringSliceVar(&nodeGroups, "node-group", nil, "kubernetes runtime: a Cluster Autoscaler node group and the GPUs of its nodes, as NAME=PRODUCT:COUNT (repeatable), to report addable GPUs")
+	fs.DurationVar(&opts.Kube.IdleWindow, "idle-window", kube.DefaultIdleWindow, "kubernetes runtime: a model with minReplicas 0 that serves no request for this long is scaled to zero replicas; the activator answers for it and wakes it on the next request; 0 or negative turns scale to zero off")
+	fs.StringVar(&activatorHost, "activator-host", "", "kubernetes runtime: IP the activator listens on for models at zero (a port per model), written into their Services' EndpointSlices; must be reachable from the cluster's Service implementation, not loopback (default: this host's first global IPv4)")
+	fs.IntVar(&opts.Activator.QueueLimit, "activator-queue", activator.DefaultQueueLimit, "kubernetes runtime: requests the activator holds per model at zero; more are answered 503 with Retry-After")
+	fs.DurationVar(&opts.Activator.HoldTimeout, "activator-timeout", activator.DefaultHoldTimeout, "kubernetes runtime: how long the activator holds a request for a model at zero before it answers 503 with Retry-After")
 	fs.StringVar(&opts.ClusterName, "cluster-name", "", "this cluster's name in the fleet")
 	fs.StringVar((*string)(&opts.Identity.Region), "region", "", "region this cluster is in, e.g. eu-west (required)")
 	fs.StringVar(&opts.Identity.Zone, "zone", "", "zone within the region")
