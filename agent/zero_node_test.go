@@ -157,7 +157,7 @@ func TestScaleToZeroHoldsTheFirstRequestUntilAReplicaIsReady(t *testing.T) {
 	if err != nil || code != http.StatusOK || !strings.Contains(body, `"POSITIVE"`) {
 		t.Fatalf("the first request at zero replicas: %d %s %v (after %s); want it held until a replica answers", code, body, err, coldStart)
 	}
-	t.Logf("COLD START: request sent → answer %s through the load balancer (activator held it %ss); machine: shared 2-vCPU VM",
+	t.Logf("P8 cold start %s, target ≤ 5 s: request sent → answer through the load balancer (the activator held it %ss); machine: shared 2-vCPU VM",
 		coldStart.Round(time.Millisecond), hdr.Get("X-Meridian-Activator-Held"))
 	var pods corev1.PodList
 	if err := cp.Client.List(ctx, &pods, client.InNamespace("default"), client.MatchingLabels(kube.Labels(md))); err != nil || len(pods.Items) != 1 {
