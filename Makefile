@@ -80,7 +80,7 @@ bin: deps ## build bin/meridian only
 # other package runs with it.
 SYSTEM_PKGS_RE := ^meridian\.dev/meridian/(e2e|hub|agent|internal/node|internal/karpenter)$$
 
-test: deps controlplane image ## run every test, fuzz seed corpora included; the race detector on for all but whole-fleet and real-node packages (those need root, as .ci/run runs)
+test: deps controlplane image kdig ## run every test, fuzz seed corpora included; the race detector on for all but whole-fleet and real-node packages (those need root, as .ci/run runs)
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -Ev '$(SYSTEM_PKGS_RE)')
 	$(GO) test -count=1 $$($(GO) list ./... | grep -E '$(SYSTEM_PKGS_RE)')
 	$(GO) test -race -count=1 -tags dnsv2 ./glb/dns/
@@ -173,6 +173,36 @@ $(PAUSE_BIN): tools/pause/main.go
 
 image-lock: ## re-pin the image's Debian packages to apt's current candidates; check the diff, then commit scripts/image-base.lock
 	scripts/fetch-debs.sh --update-lock
+
+# Knot's kdig, the independent DNS client some tests query with: Debian 12
+# packages pinned in scripts/kdig.lock (knot-dnsutils and the libraries kdig
+# links against, libc aside), fetched and unpacked into .cache/kdig/root the
+# way the image base is; .cache/bin/kdig runs it with LD_LIBRARY_PATH set to
+# the unpacked libraries. Tests find it with internal/testbin.Kdig.
+KDIG          := $(CACHE)/bin/kdig
+KDIG_ROOT     := $(CACHE)/kdig/root
+KDIG_LOCK     := scripts/kdig.lock
+KDIG_FETCH    := scripts/fetch-debs.sh --lock $(KDIG_LOCK) --cache $(CACHE)/kdig/debs
+
+.PHONY: kdig kdig-lock
+kdig: $(KDIG) ## fetch Knot's kdig for the tests into .cache/bin/kdig (pinned Debian 12 packages, skipped when there)
+
+$(KDIG): $(KDIG_LOCK) scripts/fetch-debs.sh
+	$(KDIG_FETCH) $(KDIG_ROOT)
+	@mkdir -p $(@D)
+	@printf '%s\n' '#!/bin/sh' \
+	  '# Knot'\''s kdig unpacked from the Debian packages pinned in scripts/kdig.lock (make kdig).' \
+	  'root=$$(cd "$$(dirname "$$(readlink -f "$$0")")/../kdig/root" && pwd) || exit 1' \
+	  'LD_LIBRARY_PATH=$$root/usr/lib/x86_64-linux-gnu:$$root/lib/x86_64-linux-gnu$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}' \
+	  'export LD_LIBRARY_PATH' \
+	  'exec "$$root/usr/bin/kdig" "$$@"' >$@.tmp
+	@chmod +x $@.tmp
+	@$@.tmp -V >/dev/null || { rm -f $@.tmp; echo "kdig: the unpacked kdig does not run (above); check $(KDIG_LOCK) against ldd $(KDIG_ROOT)/usr/bin/kdig"; exit 1; }
+	@mv $@.tmp $@
+	@echo "kdig: $$($@ -V)"
+
+kdig-lock: ## re-pin kdig's Debian packages to apt's current candidates; check the diff, then commit scripts/kdig.lock
+	$(KDIG_FETCH) --update-lock
 
 $(CONTROLLER_GEN): tools/controller-gen/go.mod
 	@mkdir -p $(CACHE)/bin

@@ -134,13 +134,17 @@ func TestFleetPlacementResidencyFailoverAndReturn(t *testing.T) {
 				}
 			}
 		}
+		kdig, err := testbin.Kdig()
+		if err != nil {
+			t.Fatal(err)
+		}
 		for subnet, want := range map[string]string{"193.0.0.0/24": "eu-west", "3.80.0.0/24": "us-east", "13.126.0.0/24": "ap-south"} {
 			// The balancer reads the hub every 2s: wait for it to converge.
 			var got string
 			eventually(t, want+" in the DNS answer for "+subnet, 30*time.Second, func() bool {
-				out, err := exec.Command("kdig", "@"+hostOf(f.DNSAddr), "-p", portOf(f.DNSAddr), "+short", "+subnet="+subnet, "sentiment."+f.Zone).Output()
+				out, err := exec.Command(kdig, "@"+hostOf(f.DNSAddr), "-p", portOf(f.DNSAddr), "+short", "+subnet="+subnet, "sentiment."+f.Zone).Output()
 				if err != nil {
-					t.Fatalf("kdig (apt-get install knot-dnsutils): %v", err)
+					t.Fatalf("kdig: %v", err)
 				}
 				got = regionOf[strings.TrimSpace(string(out))]
 				return got == want

@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
-# fetch-debs.sh DEST             fetch, verify and extract the image base into DEST
-# fetch-debs.sh --update-lock    pin the current apt candidates in the lock file
+# fetch-debs.sh [--lock LOCK --cache DIR] DEST    fetch, verify and extract LOCK's packages into DEST
+# fetch-debs.sh [--lock LOCK --cache DIR] --update-lock
+#                                                pin the current apt candidates in LOCK
 #
-# The meridian image's base is a handful of Debian 12 (amd64) packages, the
-# libraries bin/meridian and ONNX Runtime link against, pinned by version and
-# sha256 in scripts/image-base.lock. Each is fetched with the ordinary apt
-# client (`apt-get download PKG:amd64=VERSION`, which also checks apt's own
-# signed indexes), checked against the lock, kept in .cache/image/debs so a
-# second run does no network work, and unpacked with `dpkg-deb -x` into DEST
-# (replaced as a whole). Nothing is installed on this machine.
+# LOCK defaults to scripts/image-base.lock and DIR to .cache/image/debs: the
+# meridian image's base, a handful of Debian 12 (amd64) packages, the
+# libraries bin/meridian and ONNX Runtime link against. Other locks use the
+# same way (scripts/kdig.lock: Knot's kdig for the tests, `make kdig`).
+# A lock pins each package by version and sha256. Each is fetched with the
+# ordinary apt client (`apt-get download PKG:amd64=VERSION`, which also
+# checks apt's own signed indexes; no root needed), checked against the lock,
+# kept in DIR so a second run does no network work, and unpacked with
+# `dpkg-deb -x` into DEST (replaced as a whole). Nothing is installed on this
+# machine.
 #
 # When Debian stops serving a pinned version (a point release or security
 # update replaced it), run `make image-lock` (this script with --update-lock,
-# after `apt-get update`), check the diff and commit scripts/image-base.lock.
+# after `apt-get update`; `make kdig-lock` for scripts/kdig.lock), check the
+# diff and commit the lock file.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,8 +26,24 @@ cache="$root/.cache/image/debs"
 arch=amd64
 
 die() { echo "fetch-debs: $*" >&2; exit 1; }
+usage="usage: fetch-debs.sh [--lock LOCK --cache DIR] DEST | [--lock LOCK --cache DIR] --update-lock"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --lock) [ $# -ge 2 ] || die "$usage"; lock=$(realpath -m "$2"); shift 2 ;;
+    --cache) [ $# -ge 2 ] || die "$usage"; cache=$(realpath -m "$2"); shift 2 ;;
+    *) break ;;
+  esac
+done
+[ -f "$lock" ] || die "no lock file $lock"
+lockname=${lock#"$root"/}
+# the command that refreshes this lock's pins
+case "$lockname" in
+  scripts/image-base.lock) relock="make image-lock" ;;
+  scripts/kdig.lock) relock="make kdig-lock" ;;
+  *) relock="scripts/fetch-debs.sh --lock $lockname --cache ${cache#"$root"/} --update-lock" ;;
+esac
 need() { command -v "$1" >/dev/null || die "$1 is needed ($2)"; }
-need apt-get "a Debian or Ubuntu machine's apt; the image base is made of Debian 12 packages"
+need apt-get "a Debian or Ubuntu machine's apt; $lockname pins Debian 12 packages"
 need dpkg-deb "apt-get install dpkg"
 need sha256sum "apt-get install coreutils"
 
@@ -34,7 +55,7 @@ download() {
   if ! (cd "$tmp" && apt-get download -q=2 "$pkg:$arch=$version" >&2); then
     rm -rf "$tmp"
     die "apt cannot download $pkg $version ($arch): Debian may no longer serve that version, or apt's lists are stale.
-  Run 'apt-get update' and retry; if $pkg was updated, refresh the pins with 'make image-lock' and commit scripts/image-base.lock."
+  Run 'apt-get update' and retry; if $pkg was updated, refresh the pins with '$relock' and commit $lockname."
   fi
   mv "$tmp"/*.deb "$out"
   rm -rf "$tmp"
@@ -56,7 +77,7 @@ update_lock() {
     done < <(grep -v '^#' "$lock" | grep -v '^$')
   } >"$out"
   mv "$out" "$lock"
-  echo "fetch-debs: pinned in ${lock#"$root"/}:" >&2
+  echo "fetch-debs: pinned in $lockname:" >&2
   grep -v '^#' "$lock" >&2
 }
 
@@ -73,8 +94,8 @@ fetch() {
       got=$(sha256sum "$file" | cut -d' ' -f1)
       if [ "$got" != "$sum" ]; then
         rm -f "$file"
-        die "$pkg $version has sha256 $got, but scripts/image-base.lock pins $sum; refusing to use it.
-  If Debian rebuilt the package, check why, then refresh the pins with 'make image-lock' and commit scripts/image-base.lock."
+        die "$pkg $version has sha256 $got, but $lockname pins $sum; refusing to use it.
+  If Debian rebuilt the package, check why, then refresh the pins with '$relock' and commit $lockname."
       fi
     fi
     debs+=("$file")
@@ -93,6 +114,6 @@ fetch() {
 
 case "${1:-}" in
   --update-lock) update_lock ;;
-  "" | -*) die "usage: fetch-debs.sh DEST | --update-lock" ;;
-  *) fetch "$1" ;;
+  "" | -*) die "$usage" ;;
+  *) [ $# -eq 1 ] || die "$usage"; fetch "$1" ;;
 esac

@@ -13,6 +13,8 @@ import (
 
 	mdns "github.com/miekg/dns"
 	dto "github.com/prometheus/client_model/go"
+
+	"meridian.dev/meridian/internal/testbin"
 )
 
 // startServer runs a Server on 127.0.0.1:0 until the test ends and returns
@@ -265,9 +267,9 @@ func TestShutdownStopsServing(t *testing.T) {
 // an ECS option, and checks the answer and the echoed CLIENT-SUBNET scope.
 func TestKdig(t *testing.T) {
 	t.Parallel()
-	kdig, err := exec.LookPath("kdig")
+	kdig, err := testbin.Kdig()
 	if err != nil {
-		t.Fatal("kdig not found: install it with `apt-get install knot-dnsutils`")
+		t.Fatal(err)
 	}
 	_, addr := startServer(t, testConfig())
 	ap := netip.MustParseAddrPort(addr)
