@@ -309,7 +309,8 @@ func TestUnregisterReleasesHeldRequests(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("a held request outlived its model")
 	}
-	if _, err := http.Get("http://" + addr.String() + "/"); err == nil {
+	if resp, err := http.Get("http://" + addr.String() + "/"); err == nil {
+		_ = resp.Body.Close()
 		t.Errorf("the listener of an unregistered model still accepts")
 	}
 }

@@ -437,7 +437,8 @@ func mutateDeployment(dep *appsv1.Deployment, md *v1alpha1.ModelDeployment, opts
 			Key: string(GPUResource), Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule,
 		})
 	}
-	ps.Tolerations = append(tolerations, nodeLossTolerations(tolerations, opts.NodeLossToleration)...)
+	tolerations = append(tolerations, nodeLossTolerations(tolerations, opts.NodeLossToleration)...)
+	ps.Tolerations = tolerations
 	// Replicas on different nodes, so that losing one node loses only its
 	// share. Soft (ScheduleAnyway): a hard constraint would keep the
 	// replacements of a lost node's replicas off the surviving nodes, as

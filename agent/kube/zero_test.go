@@ -198,7 +198,8 @@ func TestZeroScalesIdleModelsAndWakesThemOnARequest(t *testing.T) {
 	if st, err = z.Sync(ctx, md); err != nil || st.Enabled || z.Tracks("default", "idle") {
 		t.Fatalf("minReplicas 1: %+v %v; want scale to zero off", st, err)
 	}
-	if _, err := http.Get("http://" + actAddr.String()); err == nil {
+	if resp, err := http.Get("http://" + actAddr.String()); err == nil {
+		_ = resp.Body.Close()
 		t.Errorf("the activator still serves a model that no longer scales to zero")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -95,5 +96,11 @@ func startNode(ctx context.Context, cp *controlplane.ControlPlane, opts *agent.O
 	opts.Runtime = v1.RuntimeKubernetes
 	opts.Kube = kube.Options{Image: images.Meridian, ServerArgs: []string{"--cache-size=0", "--log-level=warn"}}
 	opts.MetricsAPI = &metricsapi.Options{Listen: net.JoinHostPort(n.IP, "0")}
-	return func() { cancel(); <-lbDone; n.Stop() }, nil
+	return func() {
+		cancel()
+		if err := <-lbDone; err != nil {
+			fmt.Fprintln(os.Stderr, "load balancer:", err)
+		}
+		n.Stop()
+	}, nil
 }
