@@ -67,12 +67,18 @@ type NodeGroup struct {
 //     ConfigMap. Groups the status calls Unhealthy or whose scale-up is in
 //     Backoff add nothing, as the Cluster Autoscaler will not grow them
 //     now. Its cluster-wide limits (--max-nodes-total, --gpu-total) are not
-//     in the status and are not accounted for.
+//     in the status and are not accounted for. Plus what Karpenter can
+//     still add: for each Ready NodePool that limits nvidia.com/gpu, its
+//     limit minus what its nodes hold (NodePool.AddableGPUs), under the
+//     product its template gives its nodes; Provisioning, the GPUs of
+//     Karpenter NodeClaims launched but not yet Ready (whose node is not a
+//     Ready node counted above).
 //
 // A missing status ConfigMap (no Cluster Autoscaler) means nothing is
 // addable; one that cannot be read as a Cluster Autoscaler status is an
-// error that names it. c may be a cached reader; MeasureCapacity lists all
-// nodes and pods.
+// error that names it. Likewise without Karpenter's CRDs; NodePools or
+// NodeClaims that cannot be listed are an error. c may be a cached reader;
+// MeasureCapacity lists all nodes and pods.
 func MeasureCapacity(ctx context.Context, c client.Reader, opts CapacityOptions) (v1alpha1.Capacity, error) {
 	var nodes corev1.NodeList
 	if err := c.List(ctx, &nodes); err != nil {
@@ -152,6 +158,23 @@ func MeasureCapacity(ctx context.Context, c client.Reader, opts CapacityOptions)
 	for product, n := range addable {
 		if n > 0 {
 			gpu(product).Addable += n
+		}
+	}
+	karpenter, err := ReadKarpenter(ctx, c)
+	if err != nil {
+		return v1alpha1.Capacity{}, fmt.Errorf("measuring capacity: %w", err)
+	}
+	if karpenter != nil {
+		for _, p := range karpenter.NodePools {
+			if n := p.AddableGPUs(); n > 0 {
+				gpu(p.GPUType).Addable += n
+			}
+		}
+		for _, nc := range karpenter.NodeClaims {
+			if nc.Ready || nc.Deleting || nc.GPUs <= 0 || usable[nc.NodeName] != nil {
+				continue
+			}
+			gpu(nc.GPUType).Provisioning += nc.GPUs
 		}
 	}
 

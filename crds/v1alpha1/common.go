@@ -170,9 +170,15 @@ type GPUCapacity struct {
 	// +optional
 	Pending int32 `json:"pending,omitempty"`
 	// Addable is how many more GPUs of this type the cluster autoscaler can
-	// still add (node-group maxima minus current size).
+	// still add (node-group maxima minus current size, or Karpenter NodePool
+	// limits minus use).
 	// +optional
 	Addable int32 `json:"addable,omitempty"`
+	// Provisioning is the GPUs on nodes the node autoscaler is adding now
+	// (Karpenter NodeClaims launched but not yet Ready): not Allocatable
+	// yet, and no longer Addable.
+	// +optional
+	Provisioning int32 `json:"provisioning,omitempty"`
 }
 
 // Capacity is what a cluster can run.

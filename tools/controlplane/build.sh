@@ -2,11 +2,12 @@
 # build.sh OUT_DIR — builds the pinned control-plane binaries into OUT_DIR:
 # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and
 # kubelet (Kubernetes v1.36.3; the kubelet runs the real nodes of
-# internal/node), etcd (v3.6.8), kwok (v0.8.0) and metrics-server
-# (v0.8.0; CPU and memory for the HPAs), all from the Go module proxy
-# through the pinning modules beside this script. A binary
+# internal/node), etcd (v3.6.8), kwok (v0.8.0), karpenter-kwok
+# (Karpenter v1.14.1 with its kwok cloud provider; internal/karpenter) and
+# metrics-server (v0.8.0; CPU and memory for the HPAs), all from the Go
+# module proxy through the pinning modules beside this script. A binary
 # already built for the same pin is skipped; a cold build takes about
-# fifteen minutes on two cores, a warm one under a minute.
+# half an hour on two cores, a warm one under a minute.
 set -euo pipefail
 out=$(mkdir -p "$1" && cd "$1" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
@@ -14,6 +15,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 K8S_VERSION=v1.36.3
 ETCD_VERSION=v3.6.8
 KWOK_VERSION=v0.8.0
+KARPENTER_VERSION=v1.14.1
 METRICS_SERVER_VERSION=v0.8.0
 
 k8s_ldflags="-s -w"
@@ -31,6 +33,7 @@ targets=(
   "kubelet kubernetes k8s.io/kubernetes/cmd/kubelet $K8S_VERSION"
   "etcd etcd go.etcd.io/etcd/server/v3 $ETCD_VERSION"
   "kwok kwok sigs.k8s.io/kwok/cmd/kwok $KWOK_VERSION"
+  "karpenter-kwok karpenter sigs.k8s.io/karpenter/kwok $KARPENTER_VERSION"
   "metrics-server metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server $METRICS_SERVER_VERSION"
 )
 
@@ -45,6 +48,7 @@ for t in "${targets[@]}"; do
   fi
   ldflags="-s -w"
   [ "$module" = kubernetes ] && ldflags=$k8s_ldflags
+  [ "$module" = karpenter ] && ldflags+=" -X sigs.k8s.io/karpenter/pkg/operator.Version=$version"
   # metrics-server reports client-go's version as its own (its Makefile does so).
   [ "$module" = metrics-server ] && ldflags+=" -X k8s.io/client-go/pkg/version.gitVersion=$version"
   echo "controlplane: [$i/${#targets[@]}] building $name $version (the first build takes minutes) ..."
@@ -80,4 +84,16 @@ if [ "$(cat "$out/.metrics-server-rbac.version" 2>/dev/null)" != "$METRICS_SERVE
   chmod u+w "$rbac"
   echo "$METRICS_SERVER_VERSION" >"$out/.metrics-server-rbac.version"
   echo "controlplane: metrics-server RBAC in ${rbac#"$PWD"/}"
+fi
+
+# Karpenter needs its CRDs (NodePool, NodeClaim, NodeOverlay, the kwok
+# provider's KWOKNodeClass); take them from the pinned module itself.
+crds="$out/karpenter-crds"
+if [ ! -f "$crds/.version" ] || [ "$(cat "$crds/.version")" != "$KARPENTER_VERSION" ]; then
+  src=$(cd "$here/karpenter" && GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' sigs.k8s.io/karpenter)
+  rm -rf "$crds" && mkdir -p "$crds"
+  cp "$src"/pkg/apis/crds/karpenter.sh_*.yaml "$src"/kwok/apis/crds/karpenter.kwok.sh_*.yaml "$crds/"
+  chmod u+w "$crds"/*.yaml
+  echo "$KARPENTER_VERSION" >"$crds/.version"
+  echo "controlplane: Karpenter CRDs in ${crds#"$PWD"/}"
 fi
