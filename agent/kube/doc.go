@@ -37,7 +37,10 @@
 // Permissions the agent needs for this package: get, list, watch, create,
 // update and delete on deployments (apps), services, and
 // horizontalpodautoscalers (autoscaling); get, list and watch on pods and
-// nodes; get on configmaps in kube-system; and update on
+// nodes; get on configmaps in kube-system; list on nodepools and
+// nodeclaims (karpenter.sh) where Karpenter is installed; create, update
+// and delete on endpointslices (discovery.k8s.io) for the activator of
+// models that scale to zero; and update on
 // modeldeployments/finalizers (meridian.dev), because the owner references
 // set blockOwnerDeletion.
 package kube
