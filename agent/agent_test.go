@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -251,9 +252,13 @@ func TestAgentKeepsServingWithoutItsAPIServerAndCatchesUp(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	// Meanwhile the hub asks for two replicas.
-	changed := get()
-	changed.Spec.Autoscaling.MinReplicas = ptr.To[int32](2)
-	if err := cp.Client.Update(ctx, changed); err != nil {
+	// The agent writes status meanwhile: retry on a conflict.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		changed := get()
+		changed.Spec.Autoscaling.MinReplicas = ptr.To[int32](2)
+		return cp.Client.Update(ctx, changed)
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)

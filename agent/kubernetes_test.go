@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -250,12 +251,31 @@ func TestKubernetesRuntimeAdoptsUsersObjects(t *testing.T) {
 	}
 	setRequests := func(t *testing.T, reqs corev1.ResourceList) {
 		t.Helper()
-		d := &appsv1.Deployment{}
-		if err := c.Get(ctx, key(depName), d); err != nil {
+		// The HPA controller and the agent write these objects too:
+		// read, change and write again on a conflict.
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			d := &appsv1.Deployment{}
+			if err := c.Get(ctx, key(depName), d); err != nil {
+				return err
+			}
+			d.Spec.Template.Spec.Containers[0].Resources.Requests = reqs
+			return c.Update(ctx, d)
+		})
+		if err != nil {
 			t.Fatal(err)
 		}
-		d.Spec.Template.Spec.Containers[0].Resources.Requests = reqs
-		if err := c.Update(ctx, d); err != nil {
+	}
+	editHPA := func(t *testing.T, edit func(*autoscalingv2.HorizontalPodAutoscaler)) {
+		t.Helper()
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			h := &autoscalingv2.HorizontalPodAutoscaler{}
+			if err := c.Get(ctx, key(hpaName), h); err != nil {
+				return err
+			}
+			edit(h)
+			return c.Update(ctx, h)
+		})
+		if err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -361,7 +381,7 @@ func TestKubernetesRuntimeAdoptsUsersObjects(t *testing.T) {
 	t.Run("HPA (c): a served custom metric needs no requests", func(t *testing.T) {
 		setRequests(t, nil)
 		replaceHPA(t, "hpa-requests-per-second.yaml")
-		h := adoptedHPA()
+		adoptedHPA()
 		checkRange(t) // the new HPA said 1..20
 		// The status above may be one sync old: wait for a sync that
 		// read the Deployment without requests.
@@ -375,13 +395,7 @@ func TestKubernetesRuntimeAdoptsUsersObjects(t *testing.T) {
 		}
 
 		// A metric name Meridian's adapter does not serve.
-		if err := c.Get(ctx, key(hpaName), h); err != nil {
-			t.Fatal(err)
-		}
-		h.Spec.Metrics[0].Pods.Metric.Name = "http_requests"
-		if err := c.Update(ctx, h); err != nil {
-			t.Fatal(err)
-		}
+		editHPA(t, func(h *autoscalingv2.HorizontalPodAutoscaler) { h.Spec.Metrics[0].Pods.Metric.Name = "http_requests" })
 		eventually(t, "AdoptionHealthy=False UnservedMetric", 30*time.Second, func() bool {
 			cd := condition(mdName, "AdoptionHealthy")
 			return cd.Reason == "UnservedMetric" && strings.Contains(cd.Message, `"http_requests"`) && strings.Contains(cd.Message, "requests_per_second")
@@ -391,27 +405,17 @@ func TestKubernetesRuntimeAdoptsUsersObjects(t *testing.T) {
 		})
 
 		// An HPA that scales another Deployment is refused.
-		if err := c.Get(ctx, key(hpaName), h); err != nil {
-			t.Fatal(err)
-		}
-		h.Spec.Metrics[0].Pods.Metric.Name = "requests_per_second"
-		h.Spec.ScaleTargetRef.Name = "another-deployment"
-		if err := c.Update(ctx, h); err != nil {
-			t.Fatal(err)
-		}
+		editHPA(t, func(h *autoscalingv2.HorizontalPodAutoscaler) {
+			h.Spec.Metrics[0].Pods.Metric.Name = "requests_per_second"
+			h.Spec.ScaleTargetRef.Name = "another-deployment"
+		})
 		eventually(t, "the adoption refused: ScaleTargetMismatch", 30*time.Second, func() bool {
 			cd, d := condition(mdName, "AdoptionHealthy"), condition(mdName, "Degraded")
 			return cd.Reason == "ScaleTargetMismatch" && d.Reason == "AdoptionRefused" &&
 				strings.Contains(d.Message, "not the adopted Deployment "+depName) && strings.Contains(d.Message, `"another-deployment"`)
 		})
 		t.Logf("refusal: %s", condition(mdName, "Degraded").Message)
-		if err := c.Get(ctx, key(hpaName), h); err != nil {
-			t.Fatal(err)
-		}
-		h.Spec.ScaleTargetRef.Name = depName
-		if err := c.Update(ctx, h); err != nil {
-			t.Fatal(err)
-		}
+		editHPA(t, func(h *autoscalingv2.HorizontalPodAutoscaler) { h.Spec.ScaleTargetRef.Name = depName })
 		eventually(t, "adopted again", 30*time.Second, func() bool {
 			return meta.IsStatusConditionTrue(getMD(mdName).Status.Conditions, "AdoptionHealthy") &&
 				condition(mdName, "Degraded").Reason != "AdoptionRefused"
