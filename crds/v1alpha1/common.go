@@ -226,4 +226,11 @@ type ModelLoad struct {
 	// QueueLength is the requests waiting, all replicas.
 	// +optional
 	QueueLength int32 `json:"queueLength,omitempty"`
+	// ScaledToZero says the model has no replica here on purpose (idle
+	// for the idle window) and the agent's activator answers for it: it
+	// holds each request until a replica is ready (a cold start, seconds
+	// on a warm node). The global balancer keeps such a cluster in its
+	// answers, after every cluster with a ready replica.
+	// +optional
+	ScaledToZero bool `json:"scaledToZero,omitempty"`
 }

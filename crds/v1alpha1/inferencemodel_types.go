@@ -65,6 +65,16 @@ type Placement struct {
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	MaxClusters int32 `json:"maxClusters,omitempty"`
+	// WarmRegions keep replicas running in the regions listed even when
+	// autoscaling.minReplicas is 0 and the model is idle: scale to zero
+	// everywhere else, while the first users in these regions never wait
+	// for a cold start. A region listed is one the model runs in when it
+	// is placed there; the listed count goes to its best cluster.
+	// +optional
+	// +listType=map
+	// +listMapKey=region
+	// +kubebuilder:validation:MaxItems=64
+	WarmRegions []WarmRegion `json:"warmRegions,omitempty"`
 	// Preferences weigh proximity to demand, cost and free capacity.
 	// +optional
 	Preferences PlacementPreferences `json:"preferences,omitempty"`
@@ -74,6 +84,40 @@ type Placement struct {
 	// +listType=map
 	// +listMapKey=region
 	Demand []RegionDemand `json:"demand,omitempty"`
+}
+
+// WarmRegion is a warm minimum of replicas in one region.
+type WarmRegion struct {
+	// Region to keep warm.
+	// +required
+	Region RegionName `json:"region"`
+	// Replicas kept running there, at least 1.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:default=1
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+}
+
+// WarmBufferPolicy sizes the placeholder pods that keep nodes ready for a
+// model's next replicas in every cluster it runs in (ModelDeployment
+// spec.warmBuffer).
+type WarmBufferPolicy struct {
+	// Percent of the replicas a cluster needs for its share of its
+	// region's demand, held as placeholders (rounded up, at least 1 while
+	// the cluster runs the model). The replicas needed are the demand's
+	// requests per second over autoscaling.targets.requestsPerSecond, or
+	// the replicas placed there when that target is unset or the region
+	// reports no demand.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +required
+	Percent int32 `json:"percent"`
+	// MaxReplicas caps the placeholders per cluster.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=64
+	// +kubebuilder:default=8
+	// +optional
+	MaxReplicas int32 `json:"maxReplicas,omitempty"`
 }
 
 // SessionAffinity keeps a client on one cluster.
@@ -122,6 +166,10 @@ type InferenceModelSpec struct {
 	// Placement says where the model may and should run.
 	// +optional
 	Placement Placement `json:"placement,omitempty"`
+	// WarmBuffer keeps spare nodes ready for the model's next replicas
+	// (placeholder pods at the lowest priority); unset keeps none.
+	// +optional
+	WarmBuffer *WarmBufferPolicy `json:"warmBuffer,omitempty"`
 	// Traffic splits requests between versions.
 	// +optional
 	Traffic Traffic `json:"traffic,omitempty"`

@@ -60,6 +60,19 @@ type ModelDeploymentSpec struct {
 	// HPA's metrics and behavior apply).
 	// +optional
 	Adopt *Adoption `json:"adopt,omitempty"`
+	// WarmBuffer is how many placeholder pods, each requesting what one
+	// replica requests (GPUs included) and scheduled where a replica would
+	// be, the kubernetes runtime keeps at the lowest priority
+	// (PriorityClass meridian-warm-buffer, value -1000, which never
+	// preempts). They hold nodes ready: a new replica preempts a
+	// placeholder and starts on its node at once instead of waiting
+	// minutes for the node autoscaler, which then adds a node for the
+	// evicted placeholder. The hub sizes it from demand (InferenceModel
+	// spec.warmBuffer); 0 keeps none. The process runtime ignores it.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=64
+	// +optional
+	WarmBuffer int32 `json:"warmBuffer,omitempty"`
 }
 
 // AdoptionReplicaRange says whose minReplicas and maxReplicas an adopted
