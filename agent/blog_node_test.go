@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -17,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -29,11 +26,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"meridian.dev/meridian/agent/kube"
 	"meridian.dev/meridian/agent/metricsapi"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/internal/controlplane"
 	"meridian.dev/meridian/internal/hostip"
-	"meridian.dev/meridian/internal/node"
 )
 
 // The blog's own manifests (kube/testdata/adopt: the sentiment Deployment
@@ -64,12 +61,26 @@ func TestBlogManifestsScaleOnARealNode(t *testing.T) {
 		t.Skipf("the API server cannot dial metrics-server or the adapter: %v (it rejects loopback endpoints)", err)
 	}
 	start := time.Now()
-	cp := controlplane.ForTest(t, controlplane.Options{
-		ControllerManager: true, Scheduler: true, NodeLifecycle: true, MetricsServer: true,
-		HPADownscaleStabilization: 15 * time.Second,
+	// The agent adopts the user's objects (keeping the HPA's own range)
+	// and runs its metrics adapter, which finds the user's pods through
+	// the adopted Deployment's selector (they carry none of Meridian's
+	// labels).
+	adapterReady := make(chan struct{})
+	r := startRealRegion(t, realRegionOptions{
+		Nodes: []string{"blog-node"},
+		ControlPlane: controlplane.Options{
+			MetricsServer: true, HPADownscaleStabilization: 15 * time.Second,
+		},
+		Agent: func(o *Options) {
+			o.Kube = kube.Options{} // it deploys no image of its own
+			o.SyncPeriod = time.Second
+			o.MetricsAPI = &metricsapi.Options{
+				Listen: net.JoinHostPort(ip.String(), "0"),
+				Ready:  adapterReady,
+			}
+		},
 	})
-	_, ref := node.ForTest(t, "blog-node", cp.Kubeconfig)
-	ctx := context.Background()
+	cp, ref, ctx := r.cp, r.ref, r.ctx
 	c := cp.Client
 	cs := kubernetes.NewForConfigOrDie(cp.Config)
 	bin, err := controlplane.FindBinDir()
@@ -138,34 +149,10 @@ func TestBlogManifestsScaleOnARealNode(t *testing.T) {
 		})
 	}
 
-	// The agent adopts the user's objects (keeping the HPA's own range)
-	// and runs its metrics adapter, which finds the user's pods through
-	// the adopted Deployment's selector (they carry none of Meridian's
-	// labels).
-	agentCtx, stopAgent := context.WithCancel(ctx)
-	agentDone := make(chan error, 1)
-	adapterReady := make(chan struct{})
-	go func() {
-		agentDone <- Run(agentCtx, cp.Config, Options{
-			ClusterName: "k8s", Identity: v1.ClusterIdentity{Region: "us-east"}, Runtime: v1.RuntimeKubernetes,
-			SyncPeriod: time.Second, ReportPeriod: time.Second,
-			MetricsAPI: &metricsapi.Options{
-				Listen: net.JoinHostPort(ip.String(), "0"),
-				Ready:  adapterReady,
-			},
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry(),
-		})
-	}()
 	load := &blogLoad{c: c, service: svcName}
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	go load.run(loadCtx)
-	t.Cleanup(func() {
-		stopLoad()
-		stopAgent()
-		if err := <-agentDone; err != nil {
-			t.Errorf("agent: %v", err)
-		}
-	})
+	t.Cleanup(stopLoad)
 
 	apply(t, "deployment-service.yaml")
 	apply(t, "hpa-cpu-v1.yaml")
@@ -201,7 +188,7 @@ func TestBlogManifestsScaleOnARealNode(t *testing.T) {
 	t.Run("(a) CPU HPA without requests: <unknown>, and the adoption says why", func(t *testing.T) {
 		var msg string
 		eventually(t, "ScalingActive=False FailedGetResourceMetric (missing request for cpu)", 3*time.Minute, func() bool {
-			cd := blogHPACondition(hpa(), autoscalingv2.ScalingActive)
+			cd := hpaCondition(hpa(), autoscalingv2.ScalingActive)
 			if cd == nil {
 				return false
 			}
@@ -333,15 +320,6 @@ func TestBlogManifestsScaleOnARealNode(t *testing.T) {
 	t.Logf("whole test %s", time.Since(start).Round(time.Second))
 }
 
-func blogHPACondition(h *autoscalingv2.HorizontalPodAutoscaler, typ autoscalingv2.HorizontalPodAutoscalerConditionType) *autoscalingv2.HorizontalPodAutoscalerCondition {
-	for i := range h.Status.Conditions {
-		if h.Status.Conditions[i].Type == typ {
-			return &h.Status.Conditions[i]
-		}
-	}
-	return nil
-}
-
 // blogLoad offers /analyze requests at rate per second, round-robin over
 // the ready endpoints of the Service's EndpointSlices (the pods' IPs,
 // reachable from the host; no kube-proxy routes the ClusterIP), each with
@@ -418,14 +396,7 @@ func (l *blogLoad) run(ctx context.Context) {
 				l.sent.Add(1)
 				go func(i int64) {
 					defer func() { <-inflight }()
-					body := fmt.Sprintf(`{"text":"review %d: what a lovely day, I really enjoyed it"}`, i)
-					resp, err := hc.Post("http://"+addr+"/analyze", "application/json", strings.NewReader(body))
-					if err != nil {
-						return
-					}
-					_, _ = io.Copy(io.Discard, resp.Body)
-					_ = resp.Body.Close()
-					if resp.StatusCode == http.StatusOK {
+					if code, _, _, err := analyze(hc, "http://"+addr, fmt.Sprintf("review %d: what a lovely day, I really enjoyed it", i)); err == nil && code == http.StatusOK {
 						l.ok.Add(1)
 					}
 				}(n)

@@ -1,15 +1,11 @@
 package agent
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -17,9 +13,6 @@ import (
 
 	"meridian.dev/meridian/agent/kube"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
-	"meridian.dev/meridian/internal/controlplane"
-	"meridian.dev/meridian/internal/loadbalancer"
-	"meridian.dev/meridian/internal/node"
 )
 
 // The kubernetes runtime end to end on a real node: the agent's
@@ -28,30 +21,8 @@ import (
 // address, the ModelDeployment's endpoint is that address, and /analyze
 // answers there — what a client that follows a DNS answer reaches.
 func TestKubernetesRuntimeServesOnARealNode(t *testing.T) {
-	cp := controlplane.ForTest(t, controlplane.Options{ControllerManager: true, Scheduler: true, NodeLifecycle: true})
-	_, ref := node.ForTest(t, "region-node", cp.Kubeconfig)
-	ctx, cancel := context.WithCancel(context.Background())
-	pool := loadbalancer.PoolFor(91, 4)
-	lbDone := make(chan error, 1)
-	go func() { lbDone <- loadbalancer.Run(ctx, cp.Config, loadbalancer.Options{Pool: pool}) }()
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, cp.Config, Options{
-			ClusterName: "k8s", Identity: v1.ClusterIdentity{Region: "us-east"}, Runtime: v1.RuntimeKubernetes,
-			Kube:       kube.Options{Image: ref, ServerArgs: []string{"--cache-size=0"}},
-			SyncPeriod: 500 * time.Millisecond, ReportPeriod: time.Second,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry(),
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("agent: %v", err)
-		}
-		if err := <-lbDone; err != nil {
-			t.Errorf("load balancer: %v", err)
-		}
-	})
+	r := startRealRegion(t, realRegionOptions{Nodes: []string{"region-node"}, Pool: 91})
+	cp, ref, ctx := r.cp, r.ref, r.ctx
 
 	md := &v1.ModelDeployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "sentiment", Namespace: "default"},
@@ -63,7 +34,7 @@ func TestKubernetesRuntimeServesOnARealNode(t *testing.T) {
 	if err := cp.Client.Create(ctx, md); err != nil {
 		t.Fatal(err)
 	}
-	want := "http://" + pool[0].String() + ":8000"
+	want := r.endpoint
 	eventually(t, "a ready replica and the load balancer's address as the endpoint", 3*time.Minute, func() bool {
 		got := &v1.ModelDeployment{}
 		return cp.Client.Get(ctx, client.ObjectKeyFromObject(md), got) == nil &&
@@ -80,13 +51,11 @@ func TestKubernetesRuntimeServesOnARealNode(t *testing.T) {
 	if sc := p.Spec.SecurityContext; sc == nil || !ptr.Deref(sc.RunAsNonRoot, false) {
 		t.Errorf("pod is not restricted to a non-root user: %+v", sc)
 	}
-	resp, err := http.Post(want+"/analyze", "application/json", strings.NewReader(`{"text":"I love this, it is amazing"}`))
+	code, _, body, err := analyze(http.DefaultClient, want, "I love this, it is amazing")
 	if err != nil {
 		t.Fatalf("the model does not answer at its endpoint: %v", err)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"POSITIVE"`) {
-		t.Fatalf("/analyze at %s: %d %s", want, resp.StatusCode, body)
+	if code != http.StatusOK || !strings.Contains(body, `"POSITIVE"`) {
+		t.Fatalf("/analyze at %s: %d %s", want, code, body)
 	}
 }

@@ -3,15 +3,12 @@ package agent
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
@@ -24,9 +21,6 @@ import (
 
 	"meridian.dev/meridian/agent/kube"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
-	"meridian.dev/meridian/internal/controlplane"
-	"meridian.dev/meridian/internal/loadbalancer"
-	"meridian.dev/meridian/internal/node"
 )
 
 // A node's kubelet dies (SIGKILL) under load, with the control plane's
@@ -51,36 +45,12 @@ import (
 // balancer's probe of the endpoint fails too, as the load balancer closes
 // connections it has no ready endpoint for.
 func TestNodeLossReschedulesReplicasAndEmptiesTheRegion(t *testing.T) {
-	cp := controlplane.ForTest(t, controlplane.Options{ControllerManager: true, Scheduler: true, NodeLifecycle: true})
-	nodes := map[string]*node.Node{}
-	var ref string
-	for _, name := range []string{"node-a", "node-b"} {
-		nodes[name], ref = node.ForTest(t, name, cp.Kubeconfig)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	pool := loadbalancer.PoolFor(93, 4)
-	lbDone := make(chan error, 1)
-	go func() { lbDone <- loadbalancer.Run(ctx, cp.Config, loadbalancer.Options{Pool: pool}) }()
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, cp.Config, Options{
-			ClusterName: "k8s", Identity: v1.ClusterIdentity{Region: "us-east"}, Runtime: v1.RuntimeKubernetes,
-			Kube:       kube.Options{Image: ref, ServerArgs: []string{"--cache-size=0"}},
-			SyncPeriod: 500 * time.Millisecond, ReportPeriod: time.Second,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry(),
-		})
-	}()
+	r := startRealRegion(t, realRegionOptions{Nodes: []string{"node-a", "node-b"}, Pool: 93})
+	cp, nodes, ctx := r.cp, r.nodes, r.ctx
 	var load *loadTally
 	t.Cleanup(func() {
-		cancel()
 		if load != nil {
 			load.wait()
-		}
-		if err := <-done; err != nil {
-			t.Errorf("agent: %v", err)
-		}
-		if err := <-lbDone; err != nil {
-			t.Errorf("load balancer: %v", err)
 		}
 	})
 
@@ -95,7 +65,7 @@ func TestNodeLossReschedulesReplicasAndEmptiesTheRegion(t *testing.T) {
 	if err := cp.Client.Create(ctx, md); err != nil {
 		t.Fatal(err)
 	}
-	endpoint := "http://" + pool[0].String() + ":8000"
+	endpoint := r.endpoint
 	getMD := func() *v1.ModelDeployment {
 		got := &v1.ModelDeployment{}
 		if err := cp.Client.Get(ctx, client.ObjectKeyFromObject(md), got); err != nil {
@@ -332,17 +302,12 @@ var noKeepAlive = &http.Client{Timeout: 15 * time.Second, Transport: &http.Trans
 
 // post sends one /analyze request and checks its answer.
 func post(endpoint string) error {
-	resp, err := noKeepAlive.Post(endpoint+"/analyze", "application/json", strings.NewReader(`{"text":"I love this, it is amazing"}`))
+	code, _, body, err := analyze(noKeepAlive, endpoint, "I love this, it is amazing")
 	if err != nil {
 		return err
 	}
-	body, err := io.ReadAll(resp.Body)
-	_ = resp.Body.Close()
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"POSITIVE"`) {
-		return fmt.Errorf("%d %s", resp.StatusCode, body)
+	if code != http.StatusOK || !strings.Contains(body, `"POSITIVE"`) {
+		return fmt.Errorf("%d %s", code, body)
 	}
 	return nil
 }

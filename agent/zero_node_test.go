@@ -1,9 +1,6 @@
 package agent
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -23,9 +20,6 @@ import (
 
 	"meridian.dev/meridian/agent/kube"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
-	"meridian.dev/meridian/internal/controlplane"
-	"meridian.dev/meridian/internal/loadbalancer"
-	"meridian.dev/meridian/internal/node"
 )
 
 // Scale to zero on a real node, through the region's load balancer: a
@@ -37,32 +31,13 @@ import (
 // request sent → its answer) is logged as a figure; its speed is not
 // asserted.
 func TestScaleToZeroHoldsTheFirstRequestUntilAReplicaIsReady(t *testing.T) {
-	cp := controlplane.ForTest(t, controlplane.Options{ControllerManager: true, Scheduler: true, NodeLifecycle: true})
-	_, ref := node.ForTest(t, "zero-node", cp.Kubeconfig)
-	ctx, cancel := context.WithCancel(context.Background())
-	pool := loadbalancer.PoolFor(94, 4)
-	lbDone := make(chan error, 1)
-	go func() { lbDone <- loadbalancer.Run(ctx, cp.Config, loadbalancer.Options{Pool: pool}) }()
 	reg := prometheus.NewRegistry()
 	const idle = 20 * time.Second
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, cp.Config, Options{
-			ClusterName: "k8s", Identity: v1.ClusterIdentity{Region: "us-east"}, Runtime: v1.RuntimeKubernetes,
-			Kube:       kube.Options{Image: ref, ServerArgs: []string{"--cache-size=0"}, IdleWindow: idle},
-			SyncPeriod: 500 * time.Millisecond, ReportPeriod: time.Second,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: reg,
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("agent: %v", err)
-		}
-		if err := <-lbDone; err != nil {
-			t.Errorf("load balancer: %v", err)
-		}
+	r := startRealRegion(t, realRegionOptions{
+		Nodes: []string{"zero-node"}, Pool: 94, Registry: reg,
+		Agent: func(o *Options) { o.Kube.IdleWindow = idle },
 	})
+	cp, ctx := r.cp, r.ctx
 
 	md := &v1.ModelDeployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "sentiment", Namespace: "default"},
@@ -80,26 +55,17 @@ func TestScaleToZeroHoldsTheFirstRequestUntilAReplicaIsReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := client.ObjectKeyFromObject(md)
-	endpoint := "http://" + pool[0].String() + ":8000"
+	endpoint := r.endpoint
 	eventually(t, "a ready replica behind the load balancer's address", 4*time.Minute, func() bool {
 		got := &v1.ModelDeployment{}
 		return cp.Client.Get(ctx, key, got) == nil && got.Status.ReadyReplicas == 1 && got.Status.Endpoint == endpoint
 	})
 
-	analyze := func(client *http.Client, text string) (int, http.Header, string, error) {
-		resp, err := client.Post(endpoint+"/analyze", "application/json", strings.NewReader(`{"text":"`+text+`"}`))
-		if err != nil {
-			return 0, nil, "", err
-		}
-		defer func() { _ = resp.Body.Close() }()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, resp.Header, string(b), nil
-	}
 	// Traffic while warm. The model's Service may still hold the
 	// activator's slice briefly after the replica turned ready; either
 	// way every request is answered.
 	for i := range 20 {
-		code, _, body, err := analyze(http.DefaultClient, "I love this, it is amazing")
+		code, _, body, err := analyze(http.DefaultClient, endpoint, "I love this, it is amazing")
 		if err != nil || code != http.StatusOK || !strings.Contains(body, `"POSITIVE"`) {
 			t.Fatalf("warm request %d: %d %s %v", i, code, body, err)
 		}
@@ -139,12 +105,8 @@ func TestScaleToZeroHoldsTheFirstRequestUntilAReplicaIsReady(t *testing.T) {
 		if cp.Client.Get(ctx, key, hpa) != nil {
 			return false
 		}
-		for _, c := range hpa.Status.Conditions {
-			if c.Type == autoscalingv2.ScalingActive {
-				return c.Status == corev1.ConditionFalse && c.Reason == "ScalingDisabled"
-			}
-		}
-		return false
+		c := hpaCondition(hpa, autoscalingv2.ScalingActive)
+		return c != nil && c.Status == corev1.ConditionFalse && c.Reason == "ScalingDisabled"
 	})
 	if err := cp.Client.Get(ctx, key, dep); err != nil || ptr.Deref(dep.Spec.Replicas, -1) != 0 {
 		t.Fatalf("the HPA (minReplicas %d) scaled the idle model back up: replicas %v %v", ptr.Deref(hpa.Spec.MinReplicas, 0), dep.Spec.Replicas, err)
@@ -152,7 +114,7 @@ func TestScaleToZeroHoldsTheFirstRequestUntilAReplicaIsReady(t *testing.T) {
 
 	// The first request after idle: held, not failed, then answered.
 	sent := time.Now()
-	code, hdr, body, err := analyze(&http.Client{Timeout: 4 * time.Minute}, "I love this, it is amazing")
+	code, hdr, body, err := analyze(&http.Client{Timeout: 4 * time.Minute}, endpoint, "I love this, it is amazing")
 	coldStart := time.Since(sent)
 	if err != nil || code != http.StatusOK || !strings.Contains(body, `"POSITIVE"`) {
 		t.Fatalf("the first request at zero replicas: %d %s %v (after %s); want it held until a replica answers", code, body, err, coldStart)
@@ -189,7 +151,7 @@ func TestScaleToZeroHoldsTheFirstRequestUntilAReplicaIsReady(t *testing.T) {
 		return c != nil && c.Status == metav1.ConditionTrue
 	})
 	for i := range 5 {
-		code, hdr, body, err := analyze(http.DefaultClient, "this is terrible")
+		code, hdr, body, err := analyze(http.DefaultClient, endpoint, "this is terrible")
 		if err != nil || code != http.StatusOK || !strings.Contains(body, `"NEGATIVE"`) || hdr.Get("X-Meridian-Activator-Held") != "" {
 			t.Fatalf("warm request %d after the cold start: %d %s %v held=%q", i, code, body, err, hdr.Get("X-Meridian-Activator-Held"))
 		}
