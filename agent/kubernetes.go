@@ -128,7 +128,8 @@ func (a *Agent) reconcileKubernetes(ctx context.Context, md *v1.ModelDeployment)
 	}
 	a.mu.Lock()
 	a.kubeLoads[key] = v1.ModelLoad{Namespace: key.Namespace, Name: key.Name, Model: md.Spec.Model.Name,
-		Endpoint: st.Endpoint, DesiredReplicas: st.DesiredReplicas, ReadyReplicas: st.ReadyReplicas}
+		Endpoint: st.Endpoint, DesiredReplicas: st.DesiredReplicas, ReadyReplicas: st.ReadyReplicas,
+		ScaledToZero: zs.AtZero && st.ReadyReplicas == 0}
 	a.mu.Unlock()
 	// The Deployment's changes wake us; the requeue catches pods turning
 	// unschedulable, which change no owned object.
