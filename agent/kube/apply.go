@@ -110,6 +110,11 @@ type Options struct {
 	// the cluster's default applies. A toleration of the same taint in
 	// Tolerations takes its place.
 	NodeLossToleration time.Duration
+	// PlaceholderImage runs the warm buffer's placeholder pods: it must
+	// do nothing until stopped, as the pause image does. Default
+	// DefaultPlaceholderImage, which every node running containerd
+	// already holds as its sandbox image.
+	PlaceholderImage string
 	// IdleWindow is how long a ModelDeployment with minReplicas 0 serves
 	// no request before the agent scales it to zero replicas; the agent's
 	// activator wakes it on the next request (see Zero). Zero or negative:
@@ -152,6 +157,9 @@ func (o Options) withDefaults() Options {
 	if o.DrainTimeout <= 0 {
 		o.DrainTimeout = DefaultDrainTimeout
 	}
+	if o.PlaceholderImage == "" {
+		o.PlaceholderImage = DefaultPlaceholderImage
+	}
 	if o.NodeLossToleration == 0 {
 		o.NodeLossToleration = DefaultNodeLossToleration
 	}
@@ -191,6 +199,9 @@ type Status struct {
 	// http://<name>.<namespace>.svc:<port>; empty for an adoption without
 	// a Service.
 	Endpoint string
+	// WarmBuffer is how many of spec.warmBuffer's placeholders run, each
+	// holding a replica's worth of a node.
+	WarmBuffer int32
 	// Adopted lists the objects taken over through spec.adopt.
 	Adopted []v1alpha1.AdoptedObject
 	// Diagnoses say why adopted objects cannot work as written (empty when
@@ -330,10 +341,16 @@ func apply(ctx context.Context, c client.Client, md *v1alpha1.ModelDeployment, o
 		hpa = nil
 	}
 
+	warm, err := applyWarmBuffer(ctx, c, md, opts)
+	if err != nil {
+		return Status{}, did, fmt.Errorf("applying the warm buffer of ModelDeployment %s: %w", key, err)
+	}
+
 	st, err := readStatus(ctx, c, md, dep, hpa, opts)
 	if err != nil {
 		return Status{}, did, fmt.Errorf("reading the status of ModelDeployment %s: %w", key, err)
 	}
+	st.WarmBuffer = warm
 	if pub := PublicEndpoint(svc, opts.Port); pub != "" {
 		st.Endpoint = pub
 	}
@@ -419,24 +436,8 @@ func mutateDeployment(dep *appsv1.Deployment, md *v1alpha1.ModelDeployment, opts
 		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 	}
 
-	gpu := md.Spec.Resources.GPU
-	var nodeSelector map[string]string
-	if len(opts.NodeSelector) > 0 || (gpu != nil && gpu.Type != "") {
-		nodeSelector = map[string]string{}
-		for k, v := range opts.NodeSelector {
-			nodeSelector[k] = v
-		}
-		if gpu != nil && gpu.Type != "" {
-			nodeSelector[GPUProductLabel] = gpu.Type
-		}
-	}
-	ps.NodeSelector = nodeSelector
-	tolerations := append([]corev1.Toleration(nil), opts.Tolerations...)
-	if gpu != nil {
-		tolerations = append(tolerations, corev1.Toleration{
-			Key: string(GPUResource), Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule,
-		})
-	}
+	var tolerations []corev1.Toleration
+	ps.NodeSelector, tolerations = nodeChoice(md, opts)
 	tolerations = append(tolerations, nodeLossTolerations(tolerations, opts.NodeLossToleration)...)
 	ps.Tolerations = tolerations
 	// Replicas on different nodes, so that losing one node loses only its
@@ -473,6 +474,30 @@ func mutateDeployment(dep *appsv1.Deployment, md *v1alpha1.ModelDeployment, opts
 	ctr.LivenessProbe = httpProbe(LivenessPath, 10, 5, 3)
 	// Loading large models may take minutes; liveness waits for start-up.
 	ctr.StartupProbe = httpProbe(LivenessPath, 5, 1, 120)
+}
+
+// nodeChoice is where md's replicas (and its warm buffer's placeholders)
+// may run: opts' node selector and tolerations, plus the GPU product's
+// label and a toleration of GPU nodes' taint for a GPU model.
+func nodeChoice(md *v1alpha1.ModelDeployment, opts Options) (map[string]string, []corev1.Toleration) {
+	gpu := md.Spec.Resources.GPU
+	var nodeSelector map[string]string
+	if len(opts.NodeSelector) > 0 || (gpu != nil && gpu.Type != "") {
+		nodeSelector = map[string]string{}
+		for k, v := range opts.NodeSelector {
+			nodeSelector[k] = v
+		}
+		if gpu != nil && gpu.Type != "" {
+			nodeSelector[GPUProductLabel] = gpu.Type
+		}
+	}
+	tolerations := append([]corev1.Toleration(nil), opts.Tolerations...)
+	if gpu != nil {
+		tolerations = append(tolerations, corev1.Toleration{
+			Key: string(GPUResource), Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule,
+		})
+	}
+	return nodeSelector, tolerations
 }
 
 // nodeLossTaints are the NoExecute taints the node lifecycle controller

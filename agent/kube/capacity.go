@@ -57,7 +57,8 @@ type NodeGroup struct {
 //
 //   - CPU and Memory: the allocatable of nodes that are Ready and not
 //     cordoned; FreeCPU and FreeMemory: that minus the requests of the
-//     pods bound to those nodes that have not terminated.
+//     pods bound to those nodes that have not terminated, warm-buffer
+//     placeholders left out (what they hold is free to any replica).
 //   - GPUs by product (node label nvidia.com/gpu.product, UnknownGPUProduct
 //     without it): Allocatable and Free as above for nvidia.com/gpu;
 //     Pending, the GPUs that unschedulable pods request, by the product
@@ -119,7 +120,9 @@ func MeasureCapacity(ctx context.Context, c client.Reader, opts CapacityOptions)
 
 	for i := range pods.Items {
 		p := &pods.Items[i]
-		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed || IsPlaceholder(p) {
+			// A warm-buffer placeholder's room is free: any replica
+			// preempts it.
 			continue
 		}
 		if p.Spec.NodeName != "" {

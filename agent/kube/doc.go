@@ -40,7 +40,8 @@
 // nodes; get on configmaps in kube-system; list on nodepools and
 // nodeclaims (karpenter.sh) where Karpenter is installed; create, update
 // and delete on endpointslices (discovery.k8s.io) for the activator of
-// models that scale to zero; and update on
+// models that scale to zero; get and create on priorityclasses
+// (scheduling.k8s.io) for the warm buffer's PriorityClass; and update on
 // modeldeployments/finalizers (meridian.dev), because the owner references
 // set blockOwnerDeletion.
 package kube
