@@ -77,7 +77,9 @@ func toClusters(items []v1.Cluster) []placement.Cluster {
 		}
 		for _, g := range c.Status.Capacity.GPUs {
 			pc.Free.GPUs[g.Type] += int(g.Free)
-			pc.Addable[g.Type] += int(g.Addable)
+			// Pods already pending for a GPU and not yet covered by a
+			// node being provisioned will take what is addable first.
+			pc.Addable[g.Type] += int(max(g.Addable-max(g.Pending-g.Provisioning, 0), 0))
 		}
 		out = append(out, pc)
 	}

@@ -237,6 +237,32 @@ func TestFleetPlacementResidencyFailoverAndReturn(t *testing.T) {
 		}
 	})
 
+	t.Run("scale to zero with a warm region, and warm buffers, as written to the members", func(t *testing.T) {
+		im := place(t, &v1.InferenceModel{
+			ObjectMeta: metav1.ObjectMeta{Name: "zero", Namespace: "default"},
+			Spec: v1.InferenceModelSpec{Model: v1.ModelSource{Name: "sentiment"},
+				Autoscaling: v1.Autoscaling{MinReplicas: ptr.To[int32](0), MaxReplicas: 2},
+				Placement:   v1.Placement{MinRegions: 3, WarmRegions: []v1.WarmRegion{{Region: "eu-west", Replicas: 1}}},
+				WarmBuffer:  &v1.WarmBufferPolicy{Percent: 50}},
+		}, func(im *v1.InferenceModel) bool { return len(im.Status.Clusters) == 3 })
+		for region, cp := range f.Members {
+			md := &v1.ModelDeployment{}
+			if err := cp.Client.Get(ctx, client.ObjectKeyFromObject(im), md); err != nil {
+				t.Fatal(err)
+			}
+			want := int32(0)
+			if region == "eu-west" {
+				want = 1
+			}
+			if got := ptr.Deref(md.Spec.Autoscaling.MinReplicas, -1); got != want || md.Spec.WarmBuffer != 1 {
+				t.Errorf("%s: minReplicas %d, warmBuffer %d; want %d (warm only in eu-west) and 1", region, got, md.Spec.WarmBuffer, want)
+			}
+		}
+		if err := c.Delete(ctx, im); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("failover when a member is cut off, return without duplicates or flapping", func(t *testing.T) {
 		// The hub reaches ap-south through a proxy from now on.
 		victim := "ap-south"

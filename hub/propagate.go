@@ -53,9 +53,10 @@ func (h *Hub) Reconcile(ctx context.Context, req mcreconcileRequest) (ctrl.Resul
 	if err := h.client.List(ctx, &clusters); err != nil {
 		return ctrl.Result{}, err
 	}
-	previous := map[string]int32{}
+	previous, pending := map[string]int32{}, map[string]int32{}
 	for _, a := range im.Status.Clusters {
 		previous[a.Cluster] = a.DesiredReplicas
+		pending[a.Cluster] = a.DesiredReplicas - a.ReadyReplicas
 	}
 	model := toModel(im)
 	var reports v1.DemandReportList
@@ -78,11 +79,13 @@ func (h *Hub) Reconcile(ctx context.Context, req mcreconcileRequest) (ctrl.Resul
 			c.Free.MilliCPU += n * r.MilliCPU
 			c.Free.MemoryBytes += n * r.MemoryBytes
 			if r.GPUs > 0 {
-				c.Free.GPUs[r.GPUType] += int(n) * r.GPUs
+				c.Free.GPUs[r.GPUType] += int(gpuRoomForPrevious(&clusters.Items[i], r.GPUType, int32(n), pending[c.Name], int32(r.GPUs)))
 			}
 		}
 	}
 	result := placement.Place(model, candidates, previous)
+	warmMinimum(result.Assignments, im.Spec.Placement.WarmRegions)
+	buffers := warmBuffers(im, result.Assignments, demand)
 
 	base := im.DeepCopy()
 	st := &im.Status
@@ -105,7 +108,7 @@ func (h *Hub) Reconcile(ctx context.Context, req mcreconcileRequest) (ctrl.Resul
 	allReady := true
 	for _, a := range result.Assignments {
 		chosen[a.Cluster] = true
-		n, err := h.propagate(ctx, a.Cluster, im, a.Replicas)
+		n, err := h.propagate(ctx, a.Cluster, im, a.Replicas, buffers[a.Cluster])
 		if err != nil {
 			h.log.Warn("writing ModelDeployment", "cluster", a.Cluster, "inferencemodel", req.NamespacedName, "err", err)
 			allReady = false
@@ -168,8 +171,9 @@ func (h *Hub) Reconcile(ctx context.Context, req mcreconcileRequest) (ctrl.Resul
 }
 
 // propagate writes the ModelDeployment for im into one member and returns
-// its ready replicas.
-func (h *Hub) propagate(ctx context.Context, cluster string, im *v1.InferenceModel, replicas int32) (int32, error) {
+// its ready replicas: replicas is its minReplicas there, warmBuffer its
+// spec.warmBuffer.
+func (h *Hub) propagate(ctx context.Context, cluster string, im *v1.InferenceModel, replicas, warmBuffer int32) (int32, error) {
 	m, ok := h.members.get(cluster)
 	if !ok {
 		return 0, fmt.Errorf("cluster %s is not engaged", cluster)
@@ -193,6 +197,7 @@ func (h *Hub) propagate(ctx context.Context, cluster string, im *v1.InferenceMod
 		md.Spec.Autoscaling = *im.Spec.Autoscaling.DeepCopy()
 		md.Spec.Autoscaling.MinReplicas = ptr.To(replicas)
 		md.Spec.Autoscaling.MaxReplicas = max(im.Spec.Autoscaling.MaxReplicas, replicas)
+		md.Spec.WarmBuffer = warmBuffer
 		return nil
 	})
 	if err != nil {
