@@ -344,7 +344,7 @@ func (f *Fleet) runAgent(ctx context.Context, r Region, cp *controlplane.Control
 		Registry:          prometheus.NewRegistry(),
 	}
 	if f.kubernetesRuntime() {
-		opts.Kube = kube.Options{Image: f.images.Meridian}
+		opts.Kube = kube.Options{Image: f.images.Meridian, PlaceholderImage: f.images.Pause}
 		opts.MetricsAPI = &metricsapi.Options{Listen: f.metricsAPIListen(r.Name)}
 	} else {
 		opts.Process = agent.ProcessOptions{Binary: f.opts.Binary, ModelRepository: f.opts.ModelRepository, ServeArgs: f.opts.ServeArgs, FrontHost: host,
