@@ -35,7 +35,13 @@ const (
 	DefaultRetryAfter = 5 * time.Second
 	// DefaultReadyPath is `meridian serve`'s readiness endpoint.
 	DefaultReadyPath = "/v2/health/ready"
+	// LivePath is `meridian serve`'s liveness endpoint.
+	LivePath = "/v2/health/live"
 )
+
+// ScaledToZeroHeader marks the activator's own answer to a health probe of
+// a model with no ready replica: "true".
+const ScaledToZeroHeader = "X-Meridian-Scaled-To-Zero"
 
 // Options configure an Activator.
 type Options struct {
@@ -60,7 +66,8 @@ type Options struct {
 	RetryAfter time.Duration
 	// ReadyPath is probed on pods Kubernetes does not yet count as ready:
 	// a 200 there makes the pod a target before the kubelet's next
-	// readiness probe says so. Default DefaultReadyPath.
+	// readiness probe says so. Default DefaultReadyPath. Like LivePath,
+	// it is also a health path: see Activator.
 	ReadyPath string
 	// Registry receives the meridian_agent_activator_* series; nil
 	// records none.
@@ -94,6 +101,13 @@ type Target struct {
 // a listener of its own, so that it needs nothing but the connection to
 // know which model a request is for: L4 Service implementations (kube-proxy,
 // cloud and local TCP load balancers) pass no Host header that names it.
+//
+// A GET or HEAD of a health path (DefaultReadyPath, LivePath,
+// Options.ReadyPath) is a probe, not traffic: with a ready replica it is
+// proxied to it, and without one the activator answers it itself, 200 with
+// ScaledToZeroHeader, so that a global balancer's health probe keeps the
+// model's address in its answers. A probe never starts a cold start and
+// never counts as the model's last request.
 type Activator struct {
 	opts      Options
 	log       *slog.Logger
@@ -270,8 +284,11 @@ func (m *model) key() string { return m.namespace + "/" + m.name }
 
 func (m *model) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	probe := m.a.isHealthProbe(r)
 	m.mu.Lock()
-	m.last = start
+	if !probe {
+		m.last = start
+	}
 	t := m.target
 	m.mu.Unlock()
 	if addr := m.pick(r.Context(), t); addr != "" {
@@ -279,11 +296,16 @@ func (m *model) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// Hold the request until a replica answers.
+	// Hold the request until a replica answers; a probe is answered here.
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
 		m.refuse(w, http.StatusServiceUnavailable, fmt.Sprintf("model %s is no longer served here", m.key()))
+		return
+	}
+	if probe {
+		m.mu.Unlock()
+		m.answerProbe(w)
 		return
 	}
 	if m.held >= m.a.opts.QueueLimit {
@@ -327,6 +349,31 @@ func (m *model) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case <-r.Context().Done():
 		release()
 	}
+}
+
+// isHealthProbe says whether r is a health probe (GET or HEAD of a health
+// path) rather than traffic for the model.
+func (a *Activator) isHealthProbe(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	switch r.URL.Path {
+	case DefaultReadyPath, LivePath, a.opts.ReadyPath:
+		return true
+	}
+	return false
+}
+
+// answerProbe answers a health probe of a model with no ready replica:
+// reachable, because the activator holds its requests until a replica is
+// ready. It asks for no replica.
+func (m *model) answerProbe(w http.ResponseWriter) {
+	w.Header().Set(ScaledToZeroHeader, "true")
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = fmt.Fprintf(w, "{\"scaledToZero\":true,\"message\":%q}\n",
+		fmt.Sprintf("model %s has no ready replica (scaled to zero); the activator holds each request until a replica is ready", m.key()))
 }
 
 // pick returns a replica to send a request to now, or "".

@@ -314,3 +314,107 @@ func TestUnregisterReleasesHeldRequests(t *testing.T) {
 		t.Errorf("the listener of an unregistered model still accepts")
 	}
 }
+
+// probe sends a health probe to the activator.
+func probe(t *testing.T, method string, at netip.AddrPort, path string) (int, http.Header, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+at.String()+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+// A global balancer's health probes of a model at zero are answered by the
+// activator itself — reachable, scaled to zero — without asking for a
+// replica or counting as a request, so they neither wake the model nor
+// keep it awake; a real request still wakes it, and once a replica is
+// ready the probes reach the replica.
+func TestHealthProbesDoNotWakeAModelAtZero(t *testing.T) {
+	rep := newReplica(t)
+	a, _ := newActivator(t, Options{})
+	var activations atomic.Int32
+	var mu sync.Mutex
+	var pods []Backend // at zero: no pod
+	addr, err := a.Register("default", "sentiment", Target{
+		Activate: func(context.Context) error {
+			activations.Add(1)
+			mu.Lock()
+			pods = []Backend{{Addr: rep.addr()}}
+			mu.Unlock()
+			return nil
+		},
+		Backends: func(context.Context) ([]Backend, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return append([]Backend(nil), pods...), nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for range 3 {
+		for _, method := range []string{http.MethodGet, http.MethodHead} {
+			for _, path := range []string{DefaultReadyPath, LivePath} {
+				code, hdr, body := probe(t, method, addr, path)
+				if code != http.StatusOK || hdr.Get(ScaledToZeroHeader) != "true" {
+					t.Errorf("%s %s at zero: %d %s=%q; want 200 and %s: true", method, path, code, ScaledToZeroHeader, hdr.Get(ScaledToZeroHeader), ScaledToZeroHeader)
+				}
+				if method == http.MethodGet && (!strings.Contains(body, `"scaledToZero":true`) || !strings.Contains(body, "holds each request until a replica is ready")) {
+					t.Errorf("%s %s at zero: body %q does not say the model is scaled to zero and requests are held", method, path, body)
+				}
+			}
+		}
+	}
+	time.Sleep(3 * DefaultProbeInterval) // a cold start would have asked for a replica by now
+	if n := activations.Load(); n != 0 {
+		t.Errorf("health probes asked for a replica %d times, want none", n)
+	}
+	if got := a.LastRequest("default", "sentiment"); !got.IsZero() {
+		t.Errorf("health probes set LastRequest to %v; they must not keep the model awake", got)
+	}
+	if n := a.Held("default", "sentiment"); n != 0 {
+		t.Errorf("health probes are held: %d", n)
+	}
+	if got := testutil.ToFloat64(a.metrics.coldStarts.WithLabelValues("default", "sentiment")); got != 0 {
+		t.Errorf("cold_starts_total = %v after health probes only, want 0", got)
+	}
+
+	// Real traffic still wakes it.
+	done := make(chan string, 1)
+	go func() { _, _, b := post(t, addr, "hello"); done <- b }()
+	waitFor(t, "the request to be held and a replica asked for", func() bool { return activations.Load() == 1 && a.Held("default", "sentiment") == 1 })
+	woken := a.LastRequest("default", "sentiment")
+	if woken.IsZero() {
+		t.Error("a real request did not set LastRequest")
+	}
+	// While it starts, probes still get the activator's answer.
+	if code, hdr, _ := probe(t, http.MethodGet, addr, DefaultReadyPath); code != http.StatusOK || hdr.Get(ScaledToZeroHeader) != "true" {
+		t.Errorf("probe during a cold start: %d %s=%q", code, ScaledToZeroHeader, hdr.Get(ScaledToZeroHeader))
+	}
+	rep.ready.Store(true)
+	if b := <-done; b != "answer to hello" {
+		t.Fatalf("held request answered %q", b)
+	}
+
+	// A ready replica answers the probes itself; they still do not count.
+	mu.Lock()
+	pods[0].Ready = true
+	mu.Unlock()
+	if code, hdr, _ := probe(t, http.MethodGet, addr, DefaultReadyPath); code != http.StatusOK || hdr.Get(ScaledToZeroHeader) != "" {
+		t.Errorf("probe with a ready replica: %d %s=%q; want the replica's 200", code, ScaledToZeroHeader, hdr.Get(ScaledToZeroHeader))
+	}
+	if got := a.LastRequest("default", "sentiment"); !got.Equal(woken) {
+		t.Errorf("a probe proxied to the replica moved LastRequest from %v to %v", woken, got)
+	}
+	if n := activations.Load(); n != 1 {
+		t.Errorf("Activate called %d times, want once (for the real request)", n)
+	}
+}

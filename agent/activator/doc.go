@@ -29,6 +29,16 @@
 // request that was held carries the header X-Meridian-Activator-Held with
 // the seconds it waited.
 //
+// Health probes are not traffic. A GET or HEAD of `meridian serve`'s
+// health paths (/v2/health/ready, /v2/health/live, and Options.ReadyPath)
+// is proxied to a ready replica when there is one; without one the
+// activator answers it itself, 200 with the header
+// X-Meridian-Scaled-To-Zero: true and a JSON body that says requests are
+// held until a replica is ready. Such a probe starts no cold start and is
+// not the model's last request (LastRequest), so a global balancer that
+// probes the model's address keeps it in its answers without keeping it
+// awake.
+//
 // Metrics (labels namespace and name of the ModelDeployment):
 //
 //   - meridian_agent_activator_held_requests (gauge): requests held now;
