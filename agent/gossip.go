@@ -65,6 +65,10 @@ func (a *Agent) gossipLoop(ctx context.Context) error {
 	}
 }
 
+// gossipState is one digest per model. Healthy means the model can take
+// traffic here: a ready replica, or scaled to zero with the activator
+// holding requests until one is ready (ScaledToZero tells the balancers to
+// prefer clusters with a ready replica).
 func (a *Agent) gossipState() gossip.NodeState {
 	var digests []gossip.ModelDigest
 	for _, m := range a.models() {
@@ -74,7 +78,8 @@ func (a *Agent) gossipState() gossip.NodeState {
 			RequestsPerSecond: m.RequestsPerSecond.AsApproximateFloat64(),
 			P95Seconds:        math.Max(m.P95Latency.Seconds(), 0),
 			QueueLength:       m.QueueLength,
-			Healthy:           m.ReadyReplicas > 0,
+			Healthy:           m.ReadyReplicas > 0 || m.ScaledToZero,
+			ScaledToZero:      m.ScaledToZero,
 		})
 	}
 	return gossip.NodeState{Models: digests, Updated: time.Now()}

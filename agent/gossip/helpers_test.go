@@ -231,6 +231,7 @@ func digests(c string, k int) []ModelDigest {
 			Namespace: "team-" + c, Name: "sentiment-" + string(rune('a'+i%26)) + strings.Repeat("x", i%7),
 			Model: "sentiment", ReadyReplicas: int32(i + 1), DesiredReplicas: int32(i + 2),
 			RequestsPerSecond: 10.5 * float64(i+1), P95Seconds: 0.01 * float64(i+1), QueueLength: int32(i), Healthy: i%2 == 0,
+			ScaledToZero: i%3 == 2,
 		}
 	}
 	return out

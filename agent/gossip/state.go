@@ -23,8 +23,14 @@ type ModelDigest struct {
 	P95Seconds float64
 	// QueueLength is the number of requests waiting across the replicas.
 	QueueLength int32
-	// Healthy says the cluster can take more traffic for this model.
+	// Healthy says the cluster can take more traffic for this model: it
+	// has a ready replica, or it is ScaledToZero.
 	Healthy bool
+	// ScaledToZero says the model has no replica here on purpose and the
+	// agent's activator answers for it, holding each request until a
+	// replica is ready (a cold start): reachable, but slower than a
+	// cluster with a ready replica.
+	ScaledToZero bool
 }
 
 // NodeState is what a node publishes about itself with SetLocalState and

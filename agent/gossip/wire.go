@@ -19,8 +19,13 @@ import (
 // A node speaks exactly wireVersion and rejects other versions (counted as
 // meridian_agent_gossip_rejected_total{reason="version"}); memberlist's
 // delegate protocol version, set to the same number, additionally keeps
-// nodes that cannot understand each other from joining one pool.
-const wireVersion = 1
+// nodes that cannot understand each other from joining one pool. A change
+// to any message's layout takes a new version.
+//
+// Versions:
+//   - 1: the first.
+//   - 2: ModelDigest.ScaledToZero, a bool after Healthy.
+const wireVersion = 2
 
 // Message kinds.
 const (
@@ -118,6 +123,7 @@ func (e *encoder) stateBody(s NodeState) {
 		e.float(m.P95Seconds)
 		e.int32(m.QueueLength)
 		e.bool(m.Healthy)
+		e.bool(m.ScaledToZero)
 	}
 }
 
@@ -262,8 +268,8 @@ func (d *decoder) count(max, minSize int) int {
 }
 
 // minDigestBytes is the smallest encoded ModelDigest: three empty strings,
-// three one-byte varints, two floats and a bool.
-const minDigestBytes = 3 + 3 + 16 + 1
+// three one-byte varints, two floats and two bools.
+const minDigestBytes = 3 + 3 + 16 + 2
 
 func (d *decoder) stateBody() NodeState {
 	var s NodeState
@@ -286,6 +292,7 @@ func (d *decoder) stateBody() NodeState {
 		m.P95Seconds = d.float()
 		m.QueueLength = d.int32()
 		m.Healthy = d.bool()
+		m.ScaledToZero = d.bool()
 	}
 	if d.err == nil {
 		if err := s.validate(); err != nil {

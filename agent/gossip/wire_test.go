@@ -15,6 +15,12 @@ func TestStateRoundTrip(t *testing.T) {
 		{Cluster: "eu-1", Region: "eu-west-1", Endpoint: "https://eu-1.example.com", Updated: time.Unix(0, 1_700_000_000_123_456_789)},
 		{Cluster: "us", Models: digests("us", MaxModels), Updated: time.Unix(1, 0)},
 		{Models: []ModelDigest{{Namespace: strings.Repeat("n", maxString), ReadyReplicas: math.MaxInt32, RequestsPerSecond: math.MaxFloat64, Healthy: true}}},
+		// A model at zero whose activator answers for it, between two warm ones.
+		{Cluster: "eu", Models: []ModelDigest{
+			{Namespace: "default", Name: "a", Model: "a", ReadyReplicas: 2, DesiredReplicas: 2, Healthy: true},
+			{Namespace: "default", Name: "sentiment", Model: "sentiment", Healthy: true, ScaledToZero: true},
+			{Namespace: "default", Name: "z", Model: "z", ReadyReplicas: 1, DesiredReplicas: 1, Healthy: true},
+		}},
 	} {
 		in := stateEntry{origin: "node", version: math.MaxUint64, state: s}
 		kind, d, err := openMessage(encodeState(in))
@@ -75,6 +81,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"nil", nil, rejectMalformed},
 		{"header only", []byte{wireVersion}, rejectMalformed},
 		{"future version", []byte{wireVersion + 1, kindState}, rejectVersion},
+		{"version 1 (no ScaledToZero)", append([]byte{1}, state(NodeState{Models: []ModelDigest{{Healthy: true}}})[1:]...), rejectVersion},
 		{"version zero", []byte{0, kindState}, rejectVersion},
 		{"truncated", state(NodeState{Cluster: "abc"})[:6], rejectMalformed},
 		{"trailing", append(state(NodeState{}), 1), rejectMalformed},
@@ -100,11 +107,13 @@ func TestDecodeRejects(t *testing.T) {
 		})
 	}
 
-	// Booleans other than 0 and 1 are malformed.
-	b := state(NodeState{Models: []ModelDigest{{Healthy: true}}})
-	b[len(b)-1] = 2
-	if _, err := decodeStateMessage(b); rejectReason(err) != rejectMalformed {
-		t.Errorf("bool 2: %v", err)
+	// Booleans other than 0 and 1 are malformed: Healthy, then ScaledToZero.
+	for _, at := range []int{2, 1} {
+		b := state(NodeState{Models: []ModelDigest{{Healthy: true, ScaledToZero: true}}})
+		b[len(b)-at] = 2
+		if _, err := decodeStateMessage(b); rejectReason(err) != rejectMalformed {
+			t.Errorf("bool 2, %d bytes from the end: %v", at, err)
+		}
 	}
 	// A snapshot is not accepted where a state is expected, nor the reverse.
 	if _, err := decodeSnapshot(state(NodeState{})); err == nil {
