@@ -152,6 +152,8 @@ func (b *Balancer) rank(snap *Snapshot, e Endpoint, client netip.Addr) Choice {
 // targets are the clusters that serve the model, with what the hub, the
 // balancer's own probes and gossip say of them: healthy only while all of
 // them agree, so any one can take a target out and none can vouch alone.
+// A cluster whose model is scaled to zero is a cold target: its activator
+// answers the probes, and steer ranks it after every warm one.
 func (b *Balancer) targets(snap *Snapshot, model string, withRTT bool) []steer.Target {
 	now := time.Now()
 	var out []steer.Target
@@ -168,7 +170,7 @@ func (b *Balancer) targets(snap *Snapshot, model string, withRTT bool) []steer.T
 			Cluster: cl.Name, Region: cl.Region, Lat: cl.Lat, Lon: cl.Lon,
 			Healthy: (cl.Health == v1.HealthReady || cl.Health == v1.HealthDegraded) &&
 				b.health.Healthy(m.probe, now) && b.gossip.healthy(cl.Name, model, now),
-			ReadyReplicas: m.Ready, Headroom: headroom, Weight: 1,
+			ReadyReplicas: m.Ready, Cold: m.Cold, Headroom: headroom, Weight: 1,
 			Addrs: m.addrs,
 		}
 		if withRTT {

@@ -16,7 +16,7 @@ import (
 // meridian_glb_gossip_marked_down_total.
 const (
 	downDead    = "dead"    // the cluster's agent stopped answering
-	downUnready = "unready" // a model's digest says unhealthy or no ready replica
+	downUnready = "unready" // a model's digest says unhealthy, or neither a ready replica nor scaled to zero
 )
 
 // gossipHealth turns what the agents gossip into a verdict per cluster and
@@ -42,7 +42,9 @@ const (
 //   - alive: the cluster may serve again, but only after the hold-down of
 //     uninterrupted health (steer.Health), as for probes. Each model the
 //     digests list is ready while any digest of it is Healthy with a ready
-//     replica, and down at once otherwise. A model the digests do not list
+//     replica or scaled to zero (the agent's activator holds its requests
+//     until a replica starts; steer ranks such a cluster after the warm
+//     ones), and down at once otherwise. A model the digests do not list
 //     gets no gossip verdict (the hub and the probes decide): an agent that
 //     has published nothing yet, or an older agent, must not black-hole
 //     traffic.
@@ -81,7 +83,7 @@ func newGossipHealth(hc steer.HealthConfig, log *slog.Logger, next gossip.Observ
 		next:   next,
 		downs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meridian_glb_gossip_marked_down_total",
-			Help: "Times gossip took a target out of answers, by reason: dead (a cluster's agent; all its models) or unready (one model's digest said unhealthy or no ready replica).",
+			Help: "Times gossip took a target out of answers, by reason: dead (a cluster's agent; all its models) or unready (one model's digest said unhealthy, or neither a ready replica nor scaled to zero).",
 		}, []string{"reason"}),
 		nodes:  make(map[string]gossip.Peer),
 		models: make(map[string]map[string]bool),
@@ -181,6 +183,12 @@ func (g *gossipHealth) judge(cluster string, now time.Time) {
 	g.judgeModels(cluster, live, now)
 }
 
+// digestReady says a digest lets its model serve from its cluster: healthy,
+// with a ready replica or scaled to zero behind the agent's activator.
+func digestReady(m gossip.ModelDigest) bool {
+	return m.Healthy && (m.ReadyReplicas > 0 || m.ScaledToZero)
+}
+
 // judgeModels applies the live nodes' model digests. g.mu is held.
 func (g *gossipHealth) judgeModels(cluster string, live []gossip.Peer, now time.Time) {
 	ready := map[string]bool{}
@@ -189,14 +197,14 @@ func (g *gossipHealth) judgeModels(cluster string, live []gossip.Peer, now time.
 			continue
 		}
 		for _, m := range p.State.Models {
-			ready[m.Model] = ready[m.Model] || (m.Healthy && m.ReadyReplicas > 0)
+			ready[m.Model] = ready[m.Model] || digestReady(m)
 		}
 	}
 	for model, ok := range ready {
 		key := modelKey(cluster, model)
 		if !ok && g.health.Healthy(key, now) {
 			g.downs.WithLabelValues(downUnready).Inc()
-			g.log.Info("gossip: model not ready in cluster; out of answers", "cluster", cluster, "model", model)
+			g.log.Info("gossip: model neither ready nor scaled to zero in cluster; out of answers", "cluster", cluster, "model", model)
 		}
 		g.health.Observe(key, ok, now)
 	}

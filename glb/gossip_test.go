@@ -2,7 +2,9 @@ package glb
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -116,6 +118,61 @@ func TestGossipUnreadyDigestSkipsThatModel(t *testing.T) {
 	if took := time.Since(ready); took < testHoldDown {
 		t.Errorf("sentiment came back %s after its digest said ready, before the %s hold-down", took, testHoldDown)
 	}
+}
+
+// A digest of a model scaled to zero — healthy, no ready replica, its
+// activator answering — keeps that model in the answers (after the warm
+// clusters, as the hub's snapshot marks it cold); one with no replica that
+// is not at zero on purpose takes it out at once. The flag crosses a real
+// pool on the wire.
+func TestGossipScaledToZeroDigestKeepsTheModel(t *testing.T) {
+	t.Parallel()
+	r := newGossipRig(t)
+	eu := r.agents["eu-west"]
+	// The hub's snapshot says the same: eu-west's sentiment is cold. (A
+	// new snapshot, as the Source publishes: the current one is being read.)
+	snap := *r.b.src.Current()
+	snap.Clusters = append([]Cluster(nil), snap.Clusters...)
+	for i, c := range snap.Clusters {
+		snap.Clusters[i].Models = maps.Clone(c.Models)
+		if c.Name == "eu-west" {
+			snap.Clusters[i].Models["sentiment"] = ModelTarget{Endpoint: c.Models["sentiment"].Endpoint, Cold: true}
+		}
+	}
+	r.b.src.set(&snap)
+	textdir := gossip.ModelDigest{Namespace: "default", Name: "textdir", Model: "textdir", ReadyReplicas: 1, Healthy: true}
+	has := func(d gossip.ModelDigest) {
+		t.Helper()
+		waitUntil(t, 30*time.Second, fmt.Sprintf("the balancer has the digest %+v", d), func() bool {
+			p, _ := r.node.Peer("eu-west")
+			return len(p.State.Models) == 2 && p.State.Models[0] == d
+		})
+	}
+	ranked := func() []string {
+		var out []string
+		for _, t := range r.b.ByModel("sentiment", netip.Addr{}).Targets {
+			out = append(out, t.Cluster)
+		}
+		return out
+	}
+
+	zero := gossip.ModelDigest{Namespace: "default", Name: "sentiment", Model: "sentiment", Healthy: true, ScaledToZero: true}
+	eu.publish(t, zero, textdir)
+	has(zero)
+	for deadline := time.Now().Add(testHoldDown + time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if got := ranked(); len(got) != 3 || got[0] != "us-east" || got[2] != "eu-west" {
+			t.Fatalf("sentiment ranked %v with eu-west scaled to zero, want us-east first and eu-west last, still answered", got)
+		}
+	}
+	if got := readMetric(t, r.reg, "meridian_glb_gossip_marked_down_total", map[string]string{"reason": "unready"}); got > 0 {
+		t.Errorf("marked_down_total{unready} = %v for a model scaled to zero, want none", got)
+	}
+
+	// No replica, not on purpose (lost, or not scheduled): out at once.
+	lost := gossip.ModelDigest{Namespace: "default", Name: "sentiment", Model: "sentiment", DesiredReplicas: 1}
+	eu.publish(t, lost, textdir)
+	has(lost)
+	waitUntil(t, 5*time.Second, "eu-west out of sentiment's answers", func() bool { return !slices.Contains(ranked(), "eu-west") })
 }
 
 // Gossip saying alive and healthy never brings back a cluster whose

@@ -77,6 +77,11 @@ type Cluster struct {
 type ModelTarget struct {
 	Endpoint string `json:"endpoint"`
 	Ready    int32  `json:"ready"`
+	// Cold says the model has no ready replica here but is scaled to zero
+	// on purpose: the agent's activator answers at Endpoint and holds each
+	// request until a replica is ready. Such a cluster is answered after
+	// every cluster with a ready replica (steer.Target.Cold).
+	Cold bool `json:"cold,omitempty"`
 	// Addrs are the addresses of Endpoint's host when it is a name, as
 	// cloud load balancers publish (e.g. an ELB's hostname): the balancer
 	// resolves it on each refresh and answers DNS with them.
@@ -133,7 +138,7 @@ func Capture(ctx context.Context, hub client.Reader) (*Snapshot, error) {
 		s.Endpoints = append(s.Endpoints, e)
 	}
 	for _, c := range cls.Items {
-		sc := Cluster{Name: c.Name, Region: string(c.Spec.Region), Health: c.Status.Health, Models: map[string]ModelTarget{}}
+		sc := Cluster{Name: c.Name, Region: string(c.Spec.Region), Health: c.Status.Health}
 		if loc := c.Spec.Location; loc != nil {
 			lat, err1 := strconv.ParseFloat(loc.Latitude, 64)
 			lon, err2 := strconv.ParseFloat(loc.Longitude, 64)
@@ -142,19 +147,35 @@ func Capture(ctx context.Context, hub client.Reader) (*Snapshot, error) {
 		if total := c.Status.Capacity.CPU.AsApproximateFloat64(); total > 0 {
 			sc.Headroom = min(max(c.Status.Capacity.FreeCPU.AsApproximateFloat64()/total, 0), 1)
 		}
-		for _, m := range c.Status.Models {
-			t := sc.Models[m.Model]
-			t.Ready += m.ReadyReplicas
-			if t.Endpoint == "" {
-				t.Endpoint = m.Endpoint
-			}
-			sc.Models[m.Model] = t
-		}
+		sc.Models = modelTargets(c.Status.Models)
 		s.Clusters = append(s.Clusters, sc)
 	}
 	slices.SortFunc(s.Endpoints, func(a, b Endpoint) int { return strings.Compare(a.Hostname, b.Hostname) })
 	slices.SortFunc(s.Clusters, func(a, b Cluster) int { return strings.Compare(a.Name, b.Name) })
 	return s, nil
+}
+
+// modelTargets gathers a cluster's ModelLoads by model: the ready replicas
+// of every deployment of it, the first endpoint, and cold when none is
+// ready and at least one is scaled to zero (its activator answers).
+func modelTargets(loads []v1.ModelLoad) map[string]ModelTarget {
+	out := map[string]ModelTarget{}
+	for _, m := range loads {
+		t := out[m.Model]
+		t.Ready += m.ReadyReplicas
+		t.Cold = t.Cold || m.ScaledToZero
+		if t.Endpoint == "" {
+			t.Endpoint = m.Endpoint
+		}
+		out[m.Model] = t
+	}
+	for name, t := range out {
+		if t.Ready > 0 && t.Cold {
+			t.Cold = false // a ready replica serves: warm
+			out[name] = t
+		}
+	}
+	return out
 }
 
 // Save writes the snapshot atomically (a reader never sees half a file).

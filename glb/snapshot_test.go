@@ -116,3 +116,28 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A cluster's model is cold when none of its deployments has a ready
+// replica and one is scaled to zero; a ready replica anywhere makes it warm.
+func TestModelTargetsMarksAModelScaledToZeroCold(t *testing.T) {
+	got := modelTargets([]v1.ModelLoad{
+		{Namespace: "a", Name: "warm", Model: "warm", Endpoint: "http://10.0.0.1", ReadyReplicas: 2},
+		{Namespace: "a", Name: "zero", Model: "zero", Endpoint: "http://10.0.0.2", ScaledToZero: true},
+		{Namespace: "a", Name: "mixed-zero", Model: "mixed", Endpoint: "http://10.0.0.3", ScaledToZero: true},
+		{Namespace: "b", Name: "mixed-ready", Model: "mixed", Endpoint: "http://10.0.0.4", ReadyReplicas: 1},
+		{Namespace: "a", Name: "lost", Model: "lost", Endpoint: "http://10.0.0.5", DesiredReplicas: 1},
+	})
+	for model, want := range map[string]ModelTarget{
+		"warm":  {Endpoint: "http://10.0.0.1", Ready: 2},
+		"zero":  {Endpoint: "http://10.0.0.2", Cold: true},
+		"mixed": {Endpoint: "http://10.0.0.3", Ready: 1},
+		"lost":  {Endpoint: "http://10.0.0.5"},
+	} {
+		if g := got[model]; g.Endpoint != want.Endpoint || g.Ready != want.Ready || g.Cold != want.Cold {
+			t.Errorf("%s: %+v, want %+v", model, g, want)
+		}
+	}
+	if len(got) != 4 {
+		t.Errorf("%d models, want 4: %+v", len(got), got)
+	}
+}

@@ -10,8 +10,13 @@
 // answer on every balancer, so clients of one subnet land on one cluster
 // wherever they ask.
 //
-// Every policy skips targets that are unhealthy, have no ready replica or no
-// headroom. Geo ranks by great-circle distance, latency by the round-trip
+// Every policy skips targets that are unhealthy, have no headroom, or have
+// no ready replica and no activator to hold requests until one starts. A
+// target of the latter kind that has one ([Target].Cold: a model scaled to
+// zero) is usable but ranks after every warm one, whatever the policy: the
+// policy orders the warm targets, then the cold ones, so a cold target is
+// answered only when no warm one is usable, and spill never moves a client
+// to it. Geo ranks by great-circle distance, latency by the round-trip
 // time measured from this balancer's site, weighted by a weighted
 // rendezvous hash of the client key (stable canary splits that move only the
 // users they must when a target comes or goes), failover by the order of

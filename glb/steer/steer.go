@@ -73,8 +73,15 @@ type Target struct {
 	Addrs []netip.Addr
 	// Healthy is the balancer's current verdict (see Health).
 	Healthy bool
-	// ReadyReplicas serving the model; zero makes the target unusable.
+	// ReadyReplicas serving the model; zero makes the target unusable
+	// unless it is Cold.
 	ReadyReplicas int32
+	// Cold says the target has no ready replica, but an activator that
+	// holds each request until one starts (a model scaled to zero): it is
+	// usable, at the cost of a cold start, and ranks after every usable
+	// target with a ready replica (a warm one) under every policy. It
+	// matters only while ReadyReplicas is zero.
+	Cold bool
 	// Headroom is the free fraction of the target's capacity, 0 to 1; zero
 	// (full) makes the target unusable. Report 1 when it is not known.
 	Headroom float64
@@ -88,10 +95,14 @@ type Target struct {
 	RTT map[string]time.Duration
 }
 
-// Usable says whether any policy may send a client to t.
+// Usable says whether any policy may send a client to t: healthy, with
+// room, and with a ready replica or an activator (Cold).
 func (t *Target) Usable() bool {
-	return t.Healthy && t.ReadyReplicas > 0 && t.Headroom > 0
+	return t.Healthy && t.Headroom > 0 && (t.ReadyReplicas > 0 || t.Cold)
 }
+
+// cold says t would serve only after a cold start: no ready replica.
+func (t *Target) cold() bool { return t.ReadyReplicas <= 0 }
 
 // Client is who is asking, as the balancer sees it.
 type Client struct {
@@ -128,7 +139,7 @@ func Choose(p Policy, targets []Target, client Client, site string) (Target, boo
 	if best < 0 {
 		return Target{}, false
 	}
-	if next >= 0 && r.spills(targets[best].Headroom) {
+	if next >= 0 && !nextKey.cold && r.spills(targets[best].Headroom) {
 		return targets[next], true
 	}
 	return targets[best], true
@@ -147,7 +158,7 @@ func Rank(p Policy, targets []Target, client Client, site string) []Target {
 		}
 	}
 	slices.SortFunc(keys, rankKey.compare)
-	if len(keys) > 1 && r.spills(targets[keys[0].idx].Headroom) {
+	if len(keys) > 1 && !keys[1].cold && r.spills(targets[keys[0].idx].Headroom) {
 		keys[0], keys[1] = keys[1], keys[0]
 	}
 	out := make([]Target, len(keys))
@@ -157,10 +168,13 @@ func Rank(p Policy, targets []Target, client Client, site string) []Target {
 	return out
 }
 
-// rankKey orders targets: lower tier first, then lower primary, then lower
-// secondary, then cluster name and input position (a strict total order, so
-// every balancer agrees).
+// rankKey orders targets: warm before cold, then lower tier, then lower
+// primary, then lower secondary, then cluster name and input position (a
+// strict total order, so every balancer agrees).
 type rankKey struct {
+	// cold: no ready replica (Target.Cold). Every warm target ranks first,
+	// whatever the policy says of the rest.
+	cold      bool
 	tier      int
 	primary   float64
 	secondary float64
@@ -169,6 +183,12 @@ type rankKey struct {
 }
 
 func (a rankKey) compare(b rankKey) int {
+	if a.cold != b.cold {
+		if a.cold {
+			return 1
+		}
+		return -1
+	}
 	if c := cmp.Compare(a.tier, b.tier); c != 0 {
 		return c
 	}
@@ -215,7 +235,9 @@ func newRanker(p Policy, client Client, site string) ranker {
 // spills says whether this client leaves a best target with headroom h for
 // the next best: the share of clients that spill grows linearly from 0 at
 // the threshold to 1 at zero headroom, and a client that spills at some
-// headroom also spills at every lower one.
+// headroom also spills at every lower one. Callers spill only to a warm
+// next best: a cold start is no relief for a busy warm target, and spreading
+// clients over cold targets would wake several for one trickle of demand.
 func (r *ranker) spills(h float64) bool {
 	if r.threshold <= 0 || h >= r.threshold {
 		return false
@@ -225,6 +247,13 @@ func (r *ranker) spills(h float64) bool {
 }
 
 func (r *ranker) key(t *Target, idx int) rankKey {
+	k := r.policyKey(t, idx)
+	k.cold = t.cold()
+	return k
+}
+
+// policyKey orders t as the policy alone would.
+func (r *ranker) policyKey(t *Target, idx int) rankKey {
 	k := rankKey{name: t.Cluster, idx: idx}
 	switch r.kind {
 	case Latency:

@@ -59,6 +59,30 @@ func down(t *Target)      { t.Healthy = false }
 func noReplica(t *Target) { t.ReadyReplicas = 0 }
 func full(t *Target)      { t.Headroom = 0 }
 
+// cold is a target scaled to zero: no ready replica, an activator that
+// holds requests until one starts.
+func cold(t *Target) { t.ReadyReplicas, t.Cold = 0, true }
+
+// chain applies each fn in turn.
+func chain(fns ...func(*Target)) func(*Target) {
+	return func(t *Target) {
+		for _, fn := range fns {
+			fn(t)
+		}
+	}
+}
+
+// withAll returns fleet() changed by fn for every named cluster.
+func withAll(fn func(*Target), names ...string) []Target {
+	ts := fleet()
+	for i := range ts {
+		if slices.Contains(names, ts[i].Cluster) {
+			fn(&ts[i])
+		}
+	}
+	return ts
+}
+
 func TestKindsMatchAPI(t *testing.T) {
 	t.Parallel()
 	for kind, api := range map[Kind]v1alpha1.SteeringPolicy{
@@ -125,6 +149,27 @@ func TestChoose(t *testing.T) {
 		{"failover first full", Policy{Kind: Failover, FailoverOrder: []string{"eu-west", "us-east"}}, with("euw1", full), tokyo, "", "use1"},
 		{"failover listed all down, unlisted serves", Policy{Kind: Failover, FailoverOrder: []string{"eu-west"}}, with("euw1", down), tokyo, "", "aps1"},
 		{"failover no order is geo-like", Policy{Kind: Failover}, fleet(), tokyo, "", "aps1"},
+
+		// Cold targets (scaled to zero, an activator answering): usable, but
+		// only when no warm target is.
+		{"geo nearest warm beats nearer cold", Policy{Kind: Geo}, with("euw1", cold), amsterdam, "", "use1"},
+		{"geo far warm beats every cold", Policy{Kind: Geo}, withAll(cold, "euw1", "use1"), amsterdam, "", "aps1"},
+		{"geo cold when no warm is usable", Policy{Kind: Geo}, withAll(cold, "euw1", "use1", "aps1"), amsterdam, "", "euw1"},
+		{"geo cold when the warm one is down", noSpill, func() []Target {
+			ts := withAll(cold, "euw1", "use1")
+			ts[2].Healthy = false // aps1, the only warm one
+			return ts
+		}(), amsterdam, "", "euw1"},
+		{"cold without an activator is unusable", Policy{Kind: Geo}, with("euw1", chain(cold, func(t *Target) { t.Cold = false })), amsterdam, "", "use1"},
+		{"cold but unhealthy is unusable", Policy{Kind: Geo}, with("use1", chain(cold, down)), saoPaulo, "", "euw1"},
+		{"cold but full is unusable", Policy{Kind: Geo}, allOf(chain(cold, full)), saoPaulo, "", ""},
+		{"latency warm beats faster cold", Policy{Kind: Latency}, with("euw1", cold), unknown, "ams", "use1"},
+		{"latency all cold by round trip", Policy{Kind: Latency}, allOf(cold), unknown, "ams", "euw1"},
+		{"failover warm unlisted beats cold listed", Policy{Kind: Failover, FailoverOrder: []string{"eu-west", "us-east"}},
+			withAll(cold, "euw1", "use1"), tokyo, "", "aps1"},
+		{"failover all cold follows the order", Policy{Kind: Failover, FailoverOrder: []string{"us-east", "eu-west"}}, allOf(cold), tokyo, "", "use1"},
+		{"weighted heavy cold loses to zero-weight warm", Policy{Kind: Weighted}, withWeights(with("use1", cold), 100, 0, 0), amsterdam, "", "any"},
+		{"no location warm beats cold first in order", Policy{Kind: Geo, FailoverOrder: []string{"eu-west", "us-east"}}, with("euw1", cold), unknown, "", "use1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -198,6 +243,18 @@ func TestRank(t *testing.T) {
 		{"no location failover order", Policy{FailoverOrder: []string{"eu-west", "ap-south", "us-east"}}, fleet(), unknown, "", []string{"euw1", "aps1", "use1"}},
 		{"weighted weight before zero weight", Policy{Kind: Weighted}, weights(0, 0, 100), amsterdam, "", []string{"aps1", "*", "*"}},
 		{"none usable", Policy{}, allOf(down), amsterdam, "", []string{}},
+
+		// Every warm target, in the policy's order, then every cold one in it.
+		{"geo warm then cold", Policy{}, with("euw1", cold), amsterdam, "", []string{"use1", "aps1", "euw1"}},
+		{"geo cold in geo order", Policy{}, withAll(cold, "euw1", "use1"), amsterdam, "", []string{"aps1", "euw1", "use1"}},
+		{"latency warm then cold", Policy{Kind: Latency}, with("euw1", cold), unknown, "ams", []string{"use1", "aps1", "euw1"}},
+		{"failover tiers among warm, then cold", Policy{Kind: Failover, FailoverOrder: []string{"ap-south", "eu-west", "us-east"}},
+			with("euw1", cold), saoPaulo, "", []string{"aps1", "use1", "euw1"}},
+		{"failover cold in order", Policy{Kind: Failover, FailoverOrder: []string{"ap-south", "eu-west", "us-east"}},
+			withAll(cold, "aps1", "euw1"), saoPaulo, "", []string{"use1", "aps1", "euw1"}},
+		{"weighted heavy cold last", Policy{Kind: Weighted}, withWeights(with("use1", cold), 100, 0, 0), amsterdam, "", []string{"*", "*", "use1"}},
+		{"no location warm then cold", Policy{FailoverOrder: []string{"eu-west", "ap-south", "us-east"}}, with("euw1", cold), unknown, "",
+			[]string{"aps1", "use1", "euw1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -258,6 +315,10 @@ func TestWeightedSplit(t *testing.T) {
 		{"equal when all zero", []int32{0, 0, 0}, fleet, map[string]float64{"use1": 1.0 / 3, "euw1": 1.0 / 3, "aps1": 1.0 / 3}},
 		{"unusable target's share is re-split", []int32{50, 30, 20}, func() []Target { return with("use1", down) },
 			map[string]float64{"euw1": 0.6, "aps1": 0.4}},
+		{"cold target's share goes to the warm ones", []int32{50, 30, 20}, func() []Target { return with("use1", cold) },
+			map[string]float64{"euw1": 0.6, "aps1": 0.4}},
+		{"all cold split by weight", []int32{50, 30, 20}, func() []Target { return allOf(cold) },
+			map[string]float64{"use1": 0.5, "euw1": 0.3, "aps1": 0.2}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -367,6 +428,42 @@ func TestSpillMonotonicAndRanked(t *testing.T) {
 	}
 }
 
+// Spill moves clients only from a warm best target to another warm one: a
+// nearly full warm target keeps every client rather than send some to a
+// cold start, and cold targets spill to nothing.
+func TestSpillNeverMovesClientsToACold(t *testing.T) {
+	t.Parallel()
+	const n, tol = 10000, 0.03
+	p := Policy{Kind: Geo}
+
+	// euw1 (best for Amsterdam) is nearly full and the only warm target.
+	ts := withAll(cold, "use1", "aps1")
+	ts[1].Headroom = 0.01
+	if got := share(p, ts, amsterdam, n); got["euw1"] != 1 {
+		t.Errorf("with every other target cold, spill sent %v; want every client on euw1", got)
+	}
+
+	// aps1 is warm again: the spill goes there, past the nearer cold use1.
+	ts[2] = fleet()[2]
+	if got := share(p, ts, amsterdam, n); got["use1"] != 0 || math.Abs(got["aps1"]-0.9) > tol {
+		t.Errorf("spill from nearly full euw1 with use1 cold and aps1 warm: %v; want about 90%% to aps1, none to use1", got)
+	}
+	for k := range uint64(1000) {
+		c := amsterdam
+		c.Key = k
+		if r := clusters(Rank(p, ts, c, "")); r[2] != "use1" {
+			t.Fatalf("key %d: Rank = %v, want cold use1 last", k, r)
+		}
+	}
+
+	// Every target cold, the best nearly full: no spill, one cold start.
+	ts = allOf(cold)
+	ts[1].Headroom = 0.01
+	if got := share(p, ts, amsterdam, n); got["euw1"] != 1 {
+		t.Errorf("every target cold: spill sent %v; want every client on euw1", got)
+	}
+}
+
 func TestSpillNeedsSomewhereToGo(t *testing.T) {
 	t.Parallel()
 	ts := []Target{{Cluster: "only", Healthy: true, ReadyReplicas: 1, Headroom: 0.001}}
@@ -378,9 +475,10 @@ func TestSpillNeedsSomewhereToGo(t *testing.T) {
 }
 
 // Property: whatever the policy, the targets and the client, Choose and
-// Rank never answer an unhealthy, replica-less or full target; they answer
-// whenever one is usable; Rank holds every usable target once; and Choose
-// is Rank's first.
+// Rank never answer an unhealthy, full, or replica-less and not cold
+// target; they answer whenever one is usable; Rank holds every usable
+// target once, every warm one before every cold one; Choose answers a cold
+// target only when no warm one is usable; and Choose is Rank's first.
 func TestNeverChoosesUnusable(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -389,7 +487,7 @@ func TestNeverChoosesUnusable(t *testing.T) {
 	sites := []string{"", "ams", "nrt", "gru"}
 	for iter := range 20000 {
 		ts := make([]Target, rng.IntN(7))
-		usable := 0
+		usable, warm := 0, 0
 		for i := range ts {
 			ts[i] = Target{
 				Cluster:       fmt.Sprintf("c%d", i),
@@ -398,6 +496,7 @@ func TestNeverChoosesUnusable(t *testing.T) {
 				Lon:           rng.Float64()*360 - 180,
 				Healthy:       rng.IntN(3) > 0,
 				ReadyReplicas: int32(rng.IntN(3)),
+				Cold:          rng.IntN(3) == 0,
 				Headroom:      []float64{0, 0.01, 0.05, 0.09, 0.5, 1}[rng.IntN(6)],
 				Weight:        int32(rng.IntN(3) * 50),
 			}
@@ -406,6 +505,9 @@ func TestNeverChoosesUnusable(t *testing.T) {
 			}
 			if ts[i].Usable() {
 				usable++
+				if ts[i].ReadyReplicas > 0 {
+					warm++
+				}
 			}
 		}
 		p := Policy{Kind: kinds[rng.IntN(len(kinds))], SpillThreshold: []float64{-1, 0, 0.2, 1}[rng.IntN(4)]}
@@ -422,14 +524,20 @@ func TestNeverChoosesUnusable(t *testing.T) {
 		if ok && !got.Usable() {
 			t.Fatalf("iter %d: Choose answered unusable %+v (policy %+v)", iter, got, p)
 		}
+		if ok && warm > 0 && got.ReadyReplicas == 0 {
+			t.Fatalf("iter %d: Choose answered cold %s with %d warm usable targets (policy %+v)", iter, got.Cluster, warm, p)
+		}
 		ranked := Rank(p, ts, c, site)
 		if len(ranked) != usable {
 			t.Fatalf("iter %d: Rank holds %d targets, %d usable", iter, len(ranked), usable)
 		}
 		seen := map[string]bool{}
-		for _, r := range ranked {
+		for i, r := range ranked {
 			if !r.Usable() || seen[r.Cluster] {
 				t.Fatalf("iter %d: Rank = %+v", iter, ranked)
+			}
+			if (i < warm) != (r.ReadyReplicas > 0) {
+				t.Fatalf("iter %d: Rank = %v has a cold target before a warm one", iter, ranked)
 			}
 			seen[r.Cluster] = true
 		}
