@@ -40,7 +40,8 @@ import (
 // model's endpoint, but glb's steer.Target.Usable requires
 // ReadyReplicas > 0 (glb/balancer.go takes it from the hub's Cluster
 // status, which mirrors this ClusterReport), and the agent's gossip digest
-// says Healthy only with ReadyReplicas > 0 (agent/gossip.go), which
+// says Healthy only with ReadyReplicas > 0 or a deliberate scale to zero
+// (agent/gossip.go), which
 // glb/gossip.go's judgeModels reads to drop the model in seconds; the
 // balancer's probe of the endpoint fails too, as the load balancer closes
 // connections it has no ready endpoint for.
