@@ -28,7 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"meridian.dev/meridian/agent/activator"
-	"meridian.dev/meridian/agent/gossip"
+	"meridian.dev/meridian/gossip"
 	"meridian.dev/meridian/agent/kube"
 	"meridian.dev/meridian/agent/metricsapi"
 	v1 "meridian.dev/meridian/crds/v1alpha1"

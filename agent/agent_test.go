@@ -26,7 +26,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"meridian.dev/meridian/agent/gossip"
+	"meridian.dev/meridian/gossip"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/internal/controlplane"
 	"meridian.dev/meridian/internal/netfault"

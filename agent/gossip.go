@@ -7,7 +7,7 @@ import (
 	"math"
 	"time"
 
-	"meridian.dev/meridian/agent/gossip"
+	"meridian.dev/meridian/gossip"
 )
 
 // gossipLoop joins the gossip pool and publishes this cluster's model

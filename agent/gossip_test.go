@@ -5,7 +5,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 
-	"meridian.dev/meridian/agent/gossip"
+	"meridian.dev/meridian/gossip"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 )
 

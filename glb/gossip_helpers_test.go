@@ -13,13 +13,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"meridian.dev/meridian/agent/gossip"
+	"meridian.dev/meridian/gossip"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/glb/steer"
 	"meridian.dev/meridian/internal/metrictest"
 )
 
-// gossipTiming is memberlist's Local preset, as the agent/gossip tests use
+// gossipTiming is memberlist's Local preset, as the gossip package tests use
 // it: LAN's RetransmitMult of 4 instead of 2, so that a dead verdict
 // reaches every member of a small pool rather than waiting out a lone
 // suspicion timer (see gossip.Timing.DeadWithin), and push/pull every 2s

@@ -5,7 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"meridian.dev/meridian/agent/gossip"
+	"meridian.dev/meridian/gossip"
 )
 
 // healthCollector reports the balancer's health verdicts at scrape time:

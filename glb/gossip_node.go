@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"meridian.dev/meridian/agent/gossip"
+	"meridian.dev/meridian/gossip"
 	"meridian.dev/meridian/glb/steer"
 )
 

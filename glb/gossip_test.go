@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"meridian.dev/meridian/agent/gossip"
+	"meridian.dev/meridian/gossip"
 )
 
 // An agent that dies (no Leave) takes its cluster out of the answers as
@@ -82,7 +82,7 @@ func TestGossipUnreadyDigestSkipsThatModel(t *testing.T) {
 	textdir := gossip.ModelDigest{Namespace: "default", Name: "textdir", Model: "textdir", ReadyReplicas: 1, Healthy: true}
 
 	// has waits until the balancer's node holds the digest (gossip's
-	// dissemination, tested in agent/gossip); the verdict must follow at
+	// dissemination, tested in package gossip); the verdict must follow at
 	// once.
 	has := func(d gossip.ModelDigest) {
 		t.Helper()

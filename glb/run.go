@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"meridian.dev/meridian/agent/gossip"
+	"meridian.dev/meridian/gossip"
 	"meridian.dev/meridian/glb/dns"
 	"meridian.dev/meridian/glb/front"
 	"meridian.dev/meridian/glb/geo"
@@ -68,7 +68,7 @@ type Options struct {
 	// hold-down applies to gossip's verdicts too.
 	Health steer.HealthConfig
 	// Gossip, when set, joins the agents' gossip pool as an observer (no
-	// Cluster in its Meta, no state published; see agent/gossip.Config)
+	// Cluster in its Meta, no state published; see gossip.Config)
 	// so that a cluster whose agent dies or leaves is out of answers at
 	// once, and a model an agent reports unready is skipped there. Join
 	// lists agents' gossip addresses; the balancer keeps trying them while

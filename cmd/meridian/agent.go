@@ -20,7 +20,7 @@ import (
 
 	"meridian.dev/meridian/agent"
 	"meridian.dev/meridian/agent/activator"
-	"meridian.dev/meridian/agent/gossip"
+	"meridian.dev/meridian/gossip"
 	"meridian.dev/meridian/agent/kube"
 	"meridian.dev/meridian/agent/metricsapi"
 	v1 "meridian.dev/meridian/crds/v1alpha1"

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strconv"
 
-	"meridian.dev/meridian/agent/gossip"
+	"meridian.dev/meridian/gossip"
 )
 
 // gossipConfig joins a node on host to the fleet's gossip pool (the

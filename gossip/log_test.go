@@ -46,10 +46,10 @@ func TestSuspectClearsOnProbe(t *testing.T) {
 	if p, _ := a.Peer("clear-1"); p.Status != StatusSuspect {
 		t.Fatalf("after markSuspect, clear-1 is %s", p.Status)
 	}
-	if got := metric(t, a.reg, "meridian_agent_gossip_members", "state", "suspect"); got != 1 {
+	if got := metric(t, a.reg, "meridian_gossip_members", "state", "suspect"); got != 1 {
 		t.Errorf("members{suspect} = %v, want 1", got)
 	}
-	if got := metric(t, a.reg, "meridian_agent_gossip_events_total", "event", "suspect"); got != 1 {
+	if got := metric(t, a.reg, "meridian_gossip_events_total", "event", "suspect"); got != 1 {
 		t.Errorf("events{suspect} = %v, want 1", got)
 	}
 	// With one peer, every probe interval probes it.
@@ -57,7 +57,7 @@ func TestSuspectClearsOnProbe(t *testing.T) {
 		p, _ := a.Peer("clear-1")
 		return p.Status == StatusAlive && p.RTT > 0
 	})
-	if got := metric(t, a.reg, "meridian_agent_gossip_probe_rtt_seconds", "", ""); got == 0 {
+	if got := metric(t, a.reg, "meridian_gossip_probe_rtt_seconds", "", ""); got == 0 {
 		t.Error("no probe round trip was observed")
 	}
 }

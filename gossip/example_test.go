@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"meridian.dev/meridian/agent/gossip"
+	"meridian.dev/meridian/gossip"
 )
 
 // Two agents on loopback: the second joins the first, publishes its load,

@@ -108,7 +108,7 @@ func (s NodeState) clone() NodeState {
 }
 
 // Status is a member's state as this node sees it. Its values are also the
-// state label of meridian_agent_gossip_members.
+// state label of meridian_gossip_members.
 type Status string
 
 const (

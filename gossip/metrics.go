@@ -6,7 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Event label values of meridian_agent_gossip_events_total.
+// Event label values of meridian_gossip_events_total.
 const (
 	eventJoin    = "join"    // a member joined (or returned after failing or leaving)
 	eventLeave   = "leave"   // a member was declared dead or left
@@ -14,7 +14,7 @@ const (
 	eventSuspect = "suspect" // this node's probe of a member failed
 )
 
-// metrics are a node's meridian_agent_gossip_* series.
+// metrics are a node's meridian_gossip_* series.
 type metrics struct {
 	members  *prometheus.GaugeVec
 	events   *prometheus.CounterVec
@@ -27,19 +27,19 @@ type metrics struct {
 func newMetrics() *metrics {
 	m := &metrics{
 		members: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "meridian_agent_gossip_members",
+			Name: "meridian_gossip_members",
 			Help: "Members of the gossip pool by status as this node sees them (alive includes this node; dead and left members are remembered for GossipToTheDeadTime).",
 		}, []string{"state"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "meridian_agent_gossip_events_total",
+			Name: "meridian_gossip_events_total",
 			Help: "Membership events seen by this node: join, leave (dead or left), update (Meta or NodeState changed), suspect (this node's probe of a member failed).",
 		}, []string{"event"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "meridian_agent_gossip_rejected_total",
+			Name: "meridian_gossip_rejected_total",
 			Help: "Gossip payloads from other members rejected unread, by reason: malformed, version, too_large, invalid.",
 		}, []string{"reason"}),
 		rtt: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "meridian_agent_gossip_probe_rtt_seconds",
+			Name:    "meridian_gossip_probe_rtt_seconds",
 			Help:    "Round trip of this node's successful direct probes of other members.",
 			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16), // 50µs to ~1.6s
 		}),

@@ -41,13 +41,13 @@ func TestClusterSharesState(t *testing.T) {
 	}
 
 	for _, n := range nodes {
-		if got := metric(t, n.reg, "meridian_agent_gossip_members", "state", "alive"); got != 5 {
+		if got := metric(t, n.reg, "meridian_gossip_members", "state", "alive"); got != 5 {
 			t.Errorf("%s: members{alive} = %v, want 5", n.Name(), got)
 		}
-		if got := metric(t, n.reg, "meridian_agent_gossip_events_total", "event", "join"); got != 4 {
+		if got := metric(t, n.reg, "meridian_gossip_events_total", "event", "join"); got != 4 {
 			t.Errorf("%s: events{join} = %v, want 4", n.Name(), got)
 		}
-		if got := metric(t, n.reg, "meridian_agent_gossip_events_total", "event", "update"); got < 4 {
+		if got := metric(t, n.reg, "meridian_gossip_events_total", "event", "update"); got < 4 {
 			t.Errorf("%s: events{update} = %v, want ≥ 4", n.Name(), got)
 		}
 	}
@@ -181,13 +181,13 @@ func TestFailureDetectedWithinBound(t *testing.T) {
 		if got, _ := n.Peer(victim.Name()); got.Status != StatusDead {
 			t.Errorf("%s: Peers shows %s as %s, want dead", n.Name(), victim.Name(), got.Status)
 		}
-		if got := metric(t, n.reg, "meridian_agent_gossip_members", "state", "dead"); got != 1 {
+		if got := metric(t, n.reg, "meridian_gossip_members", "state", "dead"); got != 1 {
 			t.Errorf("%s: members{dead} = %v, want 1", n.Name(), got)
 		}
-		if got := metric(t, n.reg, "meridian_agent_gossip_events_total", "event", "leave"); got != 1 {
+		if got := metric(t, n.reg, "meridian_gossip_events_total", "event", "leave"); got != 1 {
 			t.Errorf("%s: events{leave} = %v, want 1", n.Name(), got)
 		}
-		suspects += metric(t, n.reg, "meridian_agent_gossip_events_total", "event", "suspect")
+		suspects += metric(t, n.reg, "meridian_gossip_events_total", "event", "suspect")
 	}
 	t.Logf("slowest detection %s; DeadWithin(%d) = %s, MaxDeadWithin = %s", slowest.Round(time.Millisecond), size, bound, timing.MaxDeadWithin(size))
 	// Whoever probed the victim first suspected it before it was declared

@@ -1,5 +1,5 @@
 // Package gossip carries cluster health and load between Meridian agents
-// (one per member cluster) and, later, the hub and the global balancers,
+// (one per member cluster) and the global balancers, which both import it,
 // over HashiCorp memberlist (SWIM failure detection plus gossip
 // dissemination). It is how the data plane learns within seconds that a
 // cluster died, without waiting for the hub.
@@ -36,9 +36,9 @@
 // safe order (install everywhere, use everywhere, remove everywhere), and
 // Node.ReloadKeyring applies the same steps from an edited keyring file.
 //
-// Metrics (on Config.Registerer): meridian_agent_gossip_members{state},
-// meridian_agent_gossip_events_total{event}, meridian_agent_gossip_rejected_total{reason}
-// and meridian_agent_gossip_probe_rtt_seconds.
+// Metrics (on Config.Registerer): meridian_gossip_members{state},
+// meridian_gossip_events_total{event}, meridian_gossip_rejected_total{reason}
+// and meridian_gossip_probe_rtt_seconds.
 //
 // Files: config.go (Config, Meta, Timing and the presets), state.go
 // (NodeState, ModelDigest, Peer, Status, Observer), node.go (Node, Start,

@@ -94,7 +94,7 @@ type Config struct {
 	// If nil, logs are discarded.
 	Logger *slog.Logger
 
-	// Registerer is where the node registers its meridian_agent_gossip_*
+	// Registerer is where the node registers its meridian_gossip_*
 	// metrics; Shutdown unregisters them. Use a registry per node when a
 	// process runs several. If nil, metrics are kept but not exported.
 	Registerer prometheus.Registerer

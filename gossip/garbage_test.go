@@ -76,7 +76,7 @@ func TestRejectsGarbage(t *testing.T) {
 	rejected := func() float64 {
 		total := 0.0
 		for _, reason := range rejectReasons {
-			total += metric(t, a.reg, "meridian_agent_gossip_rejected_total", "reason", reason)
+			total += metric(t, a.reg, "meridian_gossip_rejected_total", "reason", reason)
 		}
 		return total
 	}
@@ -116,7 +116,7 @@ func TestRejectsGarbage(t *testing.T) {
 		return rejected() >= before+float64(len(payloads))+2
 	})
 	for _, reason := range []string{rejectMalformed, rejectVersion, rejectTooLarge, rejectInvalid} {
-		if metric(t, a.reg, "meridian_agent_gossip_rejected_total", "reason", reason) == 0 {
+		if metric(t, a.reg, "meridian_gossip_rejected_total", "reason", reason) == 0 {
 			t.Errorf("no payload was rejected as %s", reason)
 		}
 	}

@@ -17,7 +17,7 @@ import (
 // or hostile payload costs an error, never a panic or a large allocation.
 //
 // A node speaks exactly wireVersion and rejects other versions (counted as
-// meridian_agent_gossip_rejected_total{reason="version"}); memberlist's
+// meridian_gossip_rejected_total{reason="version"}); memberlist's
 // delegate protocol version, set to the same number, additionally keeps
 // nodes that cannot understand each other from joining one pool. A change
 // to any message's layout takes a new version.
