@@ -26,8 +26,8 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"meridian.dev/meridian/gossip"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
+	"meridian.dev/meridian/gossip"
 	"meridian.dev/meridian/internal/controlplane"
 	"meridian.dev/meridian/internal/netfault"
 	"meridian.dev/meridian/internal/testbin"

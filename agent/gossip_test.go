@@ -5,8 +5,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 
-	"meridian.dev/meridian/gossip"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
+	"meridian.dev/meridian/gossip"
 )
 
 // The digests say a model can take traffic while it has a ready replica

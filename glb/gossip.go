@@ -8,8 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"meridian.dev/meridian/gossip"
 	"meridian.dev/meridian/glb/steer"
+	"meridian.dev/meridian/gossip"
 )
 
 // Reasons gossip took a target down: the reason label of

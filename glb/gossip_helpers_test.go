@@ -13,9 +13,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"meridian.dev/meridian/gossip"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/glb/steer"
+	"meridian.dev/meridian/gossip"
 	"meridian.dev/meridian/internal/metrictest"
 )
 

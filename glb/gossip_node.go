@@ -8,8 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"meridian.dev/meridian/gossip"
 	"meridian.dev/meridian/glb/steer"
+	"meridian.dev/meridian/gossip"
 )
 
 // gossipRejoinEvery is how often the balancer tries its seeds again while

@@ -16,11 +16,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"meridian.dev/meridian/gossip"
 	"meridian.dev/meridian/glb/dns"
 	"meridian.dev/meridian/glb/front"
 	"meridian.dev/meridian/glb/geo"
 	"meridian.dev/meridian/glb/steer"
+	"meridian.dev/meridian/gossip"
 )
 
 // Options configure a running balancer.
