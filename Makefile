@@ -80,7 +80,7 @@ bin: deps ## build bin/meridian only
 # other package runs with it.
 SYSTEM_PKGS_RE := ^meridian\.dev/meridian/(e2e|hub|agent|internal/node|internal/karpenter)$$
 
-test: deps controlplane image kdig ## run every test, fuzz seed corpora included; the race detector on for all but whole-fleet and real-node packages (those need root, as .ci/run runs)
+test: deps controlplane image kdig unbound ## run every test, fuzz seed corpora included; the race detector on for all but whole-fleet and real-node packages (those need root, as .ci/run runs)
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -Ev '$(SYSTEM_PKGS_RE)')
 	$(GO) test -count=1 $$($(GO) list ./... | grep -E '$(SYSTEM_PKGS_RE)')
 	$(GO) test -race -count=1 -tags dnsv2 ./glb/dns/
@@ -203,6 +203,38 @@ $(KDIG): $(KDIG_LOCK) scripts/fetch-debs.sh
 
 kdig-lock: ## re-pin kdig's Debian packages to apt's current candidates; check the diff, then commit scripts/kdig.lock
 	$(KDIG_FETCH) --update-lock
+
+# Unbound, the recursive resolver between drill clients and the global
+# balancer (internal/resolver: ECS forwarding and the subnet cache): Debian
+# 12 packages pinned in scripts/unbound.lock (unbound and the libraries
+# /usr/sbin/unbound links against, libc aside), fetched and unpacked into
+# .cache/unbound/root like kdig; .cache/bin/unbound runs it with
+# LD_LIBRARY_PATH set to the unpacked libraries. Tests find it with
+# internal/testbin.Unbound.
+UNBOUND       := $(CACHE)/bin/unbound
+UNBOUND_ROOT  := $(CACHE)/unbound/root
+UNBOUND_LOCK  := scripts/unbound.lock
+UNBOUND_FETCH := scripts/fetch-debs.sh --lock $(UNBOUND_LOCK) --cache $(CACHE)/unbound/debs
+
+.PHONY: unbound unbound-lock
+unbound: $(UNBOUND) ## fetch the Unbound recursive resolver for drills and tests into .cache/bin/unbound (pinned Debian 12 packages, skipped when there)
+
+$(UNBOUND): $(UNBOUND_LOCK) scripts/fetch-debs.sh
+	$(UNBOUND_FETCH) $(UNBOUND_ROOT)
+	@mkdir -p $(@D)
+	@printf '%s\n' '#!/bin/sh' \
+	  '# Unbound unpacked from the Debian packages pinned in scripts/unbound.lock (make unbound).' \
+	  'root=$$(cd "$$(dirname "$$(readlink -f "$$0")")/../unbound/root" && pwd) || exit 1' \
+	  'LD_LIBRARY_PATH=$$root/usr/lib/x86_64-linux-gnu:$$root/lib/x86_64-linux-gnu$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}' \
+	  'export LD_LIBRARY_PATH' \
+	  'exec "$$root/usr/sbin/unbound" "$$@"' >$@.tmp
+	@chmod +x $@.tmp
+	@$@.tmp -V >/dev/null || { rm -f $@.tmp; echo "unbound: the unpacked unbound does not run (above); check $(UNBOUND_LOCK) against ldd $(UNBOUND_ROOT)/usr/sbin/unbound"; exit 1; }
+	@mv $@.tmp $@
+	@echo "unbound: $$($@ -V | head -n 1)"
+
+unbound-lock: ## re-pin unbound's Debian packages to apt's current candidates; check the diff, then commit scripts/unbound.lock
+	$(UNBOUND_FETCH) --update-lock
 
 $(CONTROLLER_GEN): tools/controller-gen/go.mod
 	@mkdir -p $(CACHE)/bin
