@@ -28,10 +28,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"meridian.dev/meridian/agent/activator"
-	"meridian.dev/meridian/gossip"
 	"meridian.dev/meridian/agent/kube"
 	"meridian.dev/meridian/agent/metricsapi"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
+	"meridian.dev/meridian/gossip"
 	"meridian.dev/meridian/internal/scheme"
 )
 
@@ -101,6 +101,11 @@ type ProcessOptions struct {
 	// FrontHost is the interface the per-model fronts listen on. Default
 	// 127.0.0.1.
 	FrontHost string
+	// GatewayPort, when set, serves every model of this site on one port
+	// of FrontHost too (agent/gateway.go): the address clients that
+	// follow the global balancer's DNS answers connect to, the same port
+	// at every site. 0: off.
+	GatewayPort int
 	// Capacity is what this site offers (CPU, memory, GPUs by type), as
 	// the process runtime cannot discover it from Nodes.
 	Capacity v1.Capacity
@@ -201,6 +206,11 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 			return metricsapi.Run(ctx, cfg, mgr.GetClient(), mo)
 		}))
 		if err != nil {
+			return err
+		}
+	}
+	if opts.Runtime == v1.RuntimeProcess && opts.Process.GatewayPort > 0 {
+		if err := mgr.Add(manager.RunnableFunc(a.serveGateway)); err != nil {
 			return err
 		}
 	}

@@ -38,9 +38,10 @@ var meridian string // the real binary, run as replicas
 func TestMain(m *testing.M) { testbin.Main(m, &meridian) }
 
 // startAgent runs an agent with the process runtime against cp until the
-// test ends.
-func startAgent(t *testing.T, cp *controlplane.ControlPlane, reg *prometheus.Registry) {
+// test ends; it returns the address of the agent's gateway.
+func startAgent(t *testing.T, cp *controlplane.ControlPlane, reg *prometheus.Registry) string {
 	t.Helper()
+	gatewayPort := freeTCPAndUDPPort(t)
 	models, _ := filepath.Abs("../models")
 	lib, _ := filepath.Abs("../.cache/onnxruntime/libonnxruntime.so.1")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -50,7 +51,7 @@ func startAgent(t *testing.T, cp *controlplane.ControlPlane, reg *prometheus.Reg
 			ClusterName: "test",
 			Identity:    v1.ClusterIdentity{Region: "eu-west", Zone: "eu-west-1a", Endpoint: "http://127.0.0.1:9000"},
 			Process: ProcessOptions{Binary: meridian, ModelRepository: models, ServeArgs: []string{"--ort-lib", lib, "--cache-size", "0"},
-				Capacity: v1.Capacity{CPU: resource.MustParse("8"), Memory: resource.MustParse("16Gi")}},
+				GatewayPort: gatewayPort, Capacity: v1.Capacity{CPU: resource.MustParse("8"), Memory: resource.MustParse("16Gi")}},
 			SyncPeriod: 250 * time.Millisecond, MetricsWindow: time.Second, ReportPeriod: 500 * time.Millisecond,
 			Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 			Registry: reg,
@@ -62,6 +63,7 @@ func startAgent(t *testing.T, cp *controlplane.ControlPlane, reg *prometheus.Reg
 			t.Errorf("agent: %v", err)
 		}
 	})
+	return fmt.Sprintf("127.0.0.1:%d", gatewayPort)
 }
 
 func eventually(t *testing.T, what string, timeout time.Duration, cond func() bool) {
@@ -78,7 +80,7 @@ func eventually(t *testing.T, what string, timeout time.Duration, cond func() bo
 func TestModelDeploymentServesScalesAndReports(t *testing.T) {
 	cp := controlplane.ForTest(t, controlplane.Options{})
 	reg := prometheus.NewRegistry()
-	startAgent(t, cp, reg)
+	gateway := startAgent(t, cp, reg)
 	ctx := context.Background()
 	c := cp.Client
 
@@ -127,6 +129,7 @@ func TestModelDeploymentServesScalesAndReports(t *testing.T) {
 	if err := ask(); err != nil {
 		t.Fatalf("the model's endpoint: %v", err)
 	}
+	checkGateway(t, gateway)
 
 	// Load well above 20 requests/s per replica: the agent scales up.
 	stop := make(chan struct{})
@@ -381,4 +384,38 @@ func freeTCPAndUDPPort(t *testing.T) int {
 	}
 	t.Fatal("no port free for both TCP and UDP")
 	return 0
+}
+
+// checkGateway asks the site's gateway for sentiment the two ways a client
+// names it — by the Host of its DNS name, and by path — and for a model
+// the site does not serve.
+func checkGateway(t *testing.T, gateway string) {
+	t.Helper()
+	do := func(host, path, body string) (int, string) {
+		method := http.MethodPost
+		if body == "" {
+			method = http.MethodGet
+		}
+		req, err := http.NewRequest(method, "http://"+gateway+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("gateway %s%s: %v", host, path, err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := do("sentiment.infer.example.com:8000", "/analyze", `{"text":"I love this, it is amazing"}`); code != 200 || !strings.Contains(body, "POSITIVE") {
+		t.Errorf("gateway by Host: %d %s", code, body)
+	}
+	if code, body := do(gateway, "/v2/models/sentiment", ""); code != 200 || !strings.Contains(body, `"name":"sentiment"`) {
+		t.Errorf("gateway by path: %d %s", code, body)
+	}
+	if code, body := do("textdir.infer.example.com", "/v2/models/textdir", ""); code != 404 || !strings.Contains(body, "models served here: sentiment") {
+		t.Errorf("gateway for a model not served here: %d %s, want 404 naming sentiment", code, body)
+	}
 }

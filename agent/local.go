@@ -24,6 +24,7 @@ import (
 type local struct {
 	a      *Agent
 	key    types.NamespacedName
+	model  string // the model's name, fixed for this local's life
 	sup    *process.Supervisor
 	front  *process.Front
 	scaler *autoscaler.Autoscaler
@@ -52,7 +53,7 @@ func (a *Agent) startLocal(md *v1.ModelDeployment) (*local, error) {
 	}
 	args := append([]string{"--models", repo, "--analyze-model", md.Spec.Model.Name, "--log-format", "json"}, a.opts.Process.ServeArgs...)
 	l := &local{
-		a: a, key: key, spec: md.Spec,
+		a: a, key: key, model: md.Spec.Model.Name, spec: md.Spec,
 		scaler: autoscaler.New(),
 		scrape: process.NewScraper(),
 		done:   make(chan struct{}),

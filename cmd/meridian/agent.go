@@ -20,10 +20,10 @@ import (
 
 	"meridian.dev/meridian/agent"
 	"meridian.dev/meridian/agent/activator"
-	"meridian.dev/meridian/gossip"
 	"meridian.dev/meridian/agent/kube"
 	"meridian.dev/meridian/agent/metricsapi"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
+	"meridian.dev/meridian/gossip"
 	"meridian.dev/meridian/inference"
 )
 
@@ -132,6 +132,7 @@ docs/agent.md explains the autoscaling maths, every knob and every metric.`,
 	fs.StringVar(&ortLib, "ort-lib", "", "ONNX Runtime library passed to the replicas (default as for 'meridian serve')")
 	fs.StringSliceVar(&opts.Process.ServeArgs, "serve-arg", nil, "extra flag for every replica's 'meridian serve', e.g. --serve-arg=--cache-size=0 (repeatable)")
 	fs.StringVar(&opts.Process.FrontHost, "front-host", "127.0.0.1", "interface the per-model fronts listen on")
+	fs.IntVar(&opts.Process.GatewayPort, "gateway-port", 0, "process runtime: also serve every model on this one port of --front-host, routed by path (/v2/models/<name>/...) or by the Host header's first label; clients that follow the global balancer's DNS answers connect here, so every site of a fleet must use the same port; 0 turns it off")
 	fs.StringVar(&cpu, "capacity-cpu", "4", "CPU this site offers to replicas (process runtime)")
 	fs.StringVar(&mem, "capacity-memory", "8Gi", "memory this site offers to replicas (process runtime)")
 	fs.StringSliceVar(&gpus, "capacity-gpu", nil, "GPUs this site offers, as PRODUCT=COUNT (repeatable), e.g. NVIDIA-L4=2")
