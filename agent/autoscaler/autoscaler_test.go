@@ -513,21 +513,75 @@ func TestDecideOverTime(t *testing.T) {
 	}
 }
 
-// TestDecideConcurrent exercises the lock under the race detector.
+// TestDecideConcurrent checks that a Decide is atomic: the rate policy's
+// budget is read and spent under one lock. A scale-up policy of budget
+// replicas per period faces many concurrent calls, each at 4 replicas with
+// load that asks for a fifth, all at one instant. Whatever the
+// interleaving, exactly budget calls may add their replica and every other
+// call must be held at 4 by the policy: a call that read the events before
+// another stored its own would grant one too many. The calls also leave
+// exactly budget scale events behind, and one recommendation each.
 func TestDecideConcurrent(t *testing.T) {
 	t.Parallel()
+	const (
+		goroutines = 8
+		calls      = 50
+		budget     = 7
+	)
 	a := New()
-	spec := withBehavior(cpuSpec(60, 1, 10), &autoscalingv2.HorizontalPodAutoscalerBehavior{})
+	spec := withBehavior(cpuSpec(50, 1, 100), &autoscalingv2.HorizontalPodAutoscalerBehavior{
+		ScaleUp: &autoscalingv2.HPAScalingRules{
+			StabilizationWindowSeconds: ptr(int32(0)),
+			Policies:                   []autoscalingv2.HPAScalingPolicy{{Type: autoscalingv2.PodsScalingPolicy, Value: budget, PeriodSeconds: 600}},
+		},
+		ScaleDown: &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: ptr(int32(0))},
+	})
+	decisions := make([][]Decision, goroutines)
 	var wg sync.WaitGroup
-	for i := range 8 {
+	for g := range goroutines {
 		wg.Go(func() {
-			for j := range 50 {
-				a.Decide(Input{
-					Now: t0.Add(time.Duration(i*50+j) * time.Second), Spec: spec,
-					CurrentReplicas: 3, Samples: cpuN(3, float64(20+j)),
-				})
+			for range calls {
+				// 60% of a 50% target on 4 replicas asks for ceil(4.8) = 5.
+				decisions[g] = append(decisions[g], a.Decide(Input{
+					Now: t0, Spec: spec, CurrentReplicas: 4, Samples: cpuN(4, 60),
+				}))
 			}
 		})
 	}
 	wg.Wait()
+
+	granted, limited := 0, 0
+	for g, ds := range decisions {
+		if len(ds) != calls {
+			t.Fatalf("goroutine %d got %d decisions, want %d", g, len(ds), calls)
+		}
+		for _, d := range ds {
+			switch {
+			case d.DesiredReplicas == 5 && d.Reason == ReasonScaleUp:
+				granted++
+			case d.DesiredReplicas == 4 && d.Reason == ReasonScaleUpLimited:
+				limited++
+			default:
+				t.Errorf("decision %d %s (%s): want 5 ScaleUp or 4 ScaleUpLimited", d.DesiredReplicas, d.Reason, d.Message)
+			}
+		}
+	}
+	if granted != budget || granted+limited != goroutines*calls {
+		t.Fatalf("%d scale-ups granted and %d limited of %d calls; the policy allows exactly %d",
+			granted, limited, goroutines*calls, budget)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	added := int32(0)
+	for _, e := range a.scaleUpEvents {
+		added += e.change
+	}
+	if len(a.scaleUpEvents) != budget || added != budget || len(a.scaleDownEvents) != 0 {
+		t.Fatalf("history: %d scale-up events adding %d, %d scale-down events; want %d adding %d, none",
+			len(a.scaleUpEvents), added, len(a.scaleDownEvents), budget, budget)
+	}
+	// The seed plus one per call: none lost, none recorded twice.
+	if got, want := len(a.recommendations), goroutines*calls+1; got != want {
+		t.Fatalf("%d recommendations recorded, want %d", got, want)
+	}
 }

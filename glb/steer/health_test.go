@@ -107,18 +107,79 @@ func TestHealthTargetsAreSeparate(t *testing.T) {
 	}
 }
 
+// TestHealthConcurrent checks that concurrent observers lose no
+// observation and see each target's verdicts as if alone:
+//
+//   - each goroutine has a target of its own, with a mixed stream of
+//     observations, and must see exactly the verdicts a tracker fed the
+//     same stream by one goroutine gives;
+//   - all goroutines report failures of one shared target whose threshold
+//     is exactly the sum of their failures: it must be down at the end (a
+//     lost failure would leave it up) while its twin, whose threshold is
+//     one more, must still be up (a failure counted twice would take it
+//     down);
+//   - all goroutines report successes of another shared target, which
+//     must never be down.
 func TestHealthConcurrent(t *testing.T) {
 	t.Parallel()
-	h := NewHealth(HealthConfig{})
+	const (
+		goroutines = 8
+		rounds     = 1000
+	)
+	cfg := HealthConfig{HoldDown: 3 * time.Second}
+	// pattern is goroutine g's own stream, about 30% failures at
+	// pseudo-random places, so its target goes down, sits out hold-downs
+	// and comes back some sixty times.
+	pattern := func(g, i int) bool { return uint32(i*2654435761+g*40503)>>20%10 > 2 }
+	expected := func(g int) []bool {
+		ref := NewHealth(cfg)
+		out := make([]bool, rounds)
+		for i := range rounds {
+			ref.Observe("own", pattern(g, i), at(float64(i)))
+			out[i] = ref.Healthy("own", at(float64(i)))
+		}
+		return out
+	}
+
+	h := NewHealth(cfg)
+	total := goroutines * rounds
+	seen := make([][]bool, goroutines)
+	upDown := make([]int, goroutines) // times the always-ok target was down
 	var wg sync.WaitGroup
-	for g := range 8 {
+	for g := range goroutines {
 		wg.Go(func() {
-			name := fmt.Sprintf("t%d", g%3)
-			for i := range 1000 {
-				h.Observe(name, i%3 != 0, at(float64(i)))
-				h.Healthy(name, at(float64(i)))
+			own := fmt.Sprintf("own-%d", g)
+			for i := range rounds {
+				now := at(float64(i))
+				h.Observe(own, pattern(g, i), now)
+				seen[g] = append(seen[g], h.Healthy(own, now))
+				h.ObserveWith("failing", false, now, total)
+				h.ObserveWith("failing-twin", false, now, total+1)
+				h.Observe("always-ok", true, now)
+				if !h.Healthy("always-ok", now) {
+					upDown[g]++
+				}
 			}
 		})
 	}
 	wg.Wait()
+
+	for g := range goroutines {
+		want := expected(g)
+		for i := range rounds {
+			if seen[g][i] != want[i] {
+				t.Fatalf("goroutine %d, observation %d: Healthy = %v, want %v as with one observer", g, i, seen[g][i], want[i])
+			}
+		}
+		if upDown[g] != 0 {
+			t.Errorf("goroutine %d saw a target that only ever succeeded down %d times", g, upDown[g])
+		}
+	}
+	end := at(rounds)
+	if h.Healthy("failing", end) {
+		t.Errorf("%d failures against a threshold of %d left the target up: a failure was lost", total, total)
+	}
+	if !h.Healthy("failing-twin", end) {
+		t.Errorf("%d failures against a threshold of %d took the target down: a failure was counted twice", total, total+1)
+	}
 }
