@@ -34,6 +34,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"meridian.dev/meridian/internal/proc"
 	"meridian.dev/meridian/internal/scheme"
 )
 
@@ -308,6 +309,27 @@ func (cp *ControlPlane) run(ctx context.Context, logs io.Writer, path string, ar
 	cp.procs = append(cp.procs, cmd)
 	cp.done = append(cp.done, done)
 	return done
+}
+
+// Kill crashes the control plane — etcd, kube-apiserver and the processes
+// Options added — with SIGKILL and no warning, as a lost machine would;
+// Stop still cleans up after it.
+func (cp *ControlPlane) Kill() error {
+	var pids []int
+	for _, c := range cp.procs {
+		if c.Process != nil {
+			pids = append(pids, c.Process.Pid)
+		}
+	}
+	// envtest starts etcd and the API server itself; their own data and
+	// certificate directories name them.
+	if s := cp.env.ControlPlane.APIServer; s != nil && s.CertDir != "" {
+		pids = append(pids, proc.Matching("--cert-dir="+s.CertDir)...)
+	}
+	if e := cp.env.ControlPlane.Etcd; e != nil && e.DataDir != "" {
+		pids = append(pids, proc.Matching("--data-dir="+e.DataDir)...)
+	}
+	return proc.Kill(pids)
 }
 
 // Stop ends every process and removes the control plane's files.
