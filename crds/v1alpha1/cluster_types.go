@@ -19,7 +19,9 @@ type ClusterIdentity struct {
 	// +optional
 	Location *GeoLocation `json:"location,omitempty"`
 	// Endpoint is the base URL users reach the cluster's models at, e.g.
-	// "https://eu-west.infer.example.com".
+	// "https://eu-west.infer.example.com" (the agent's --endpoint). It is
+	// informational: the global balancer sends users to each model's own
+	// endpoint (status.models[].endpoint), not to this.
 	// +optional
 	// +kubebuilder:validation:Pattern=`^https?://`
 	// +kubebuilder:validation:MaxLength=2048
@@ -37,8 +39,11 @@ type ClusterSpec struct {
 	// currency used across the fleet, e.g. "2.50".
 	// +optional
 	CostPerGPUHour *resource.Quantity `json:"costPerGPUHour,omitempty"`
-	// KubeconfigSecret names the Secret (in the hub's meridian-system
-	// namespace) holding the kubeconfig the hub uses to reach the cluster.
+	// KubeconfigSecret is reserved and not read. The hub finds a member's
+	// kubeconfig by convention instead: the Secret in its meridian-system
+	// namespace named after the Cluster and labelled
+	// sigs.k8s.io/multicluster-runtime-kubeconfig, under the key
+	// "kubeconfig" (multicluster-runtime's kubeconfig provider).
 	// +optional
 	KubeconfigSecret string `json:"kubeconfigSecret,omitempty"`
 }
@@ -56,7 +61,9 @@ const (
 )
 
 // ClusterStatus is the hub's view of a member, mirrored from its
-// ClusterReport and from gossip.
+// ClusterReport, which the hub reads from the member's API server. (The
+// hub does not take part in gossip; the global balancers do, and judge
+// clusters by it on their own.)
 type ClusterStatus struct {
 	// Health is Ready, Degraded (saturated), Unreachable (heartbeat too old
 	// or API server unreachable) or Unknown.

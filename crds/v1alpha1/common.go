@@ -14,16 +14,19 @@ type ModelSource struct {
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$`
 	// +kubebuilder:validation:MaxLength=63
 	Name string `json:"name"`
-	// Repository is where replicas load models from: a directory path for
-	// the process runtime, or an OCI/HTTP location the kubernetes runtime's
-	// pods mount. Empty means the agent's default repository.
+	// Repository is the directory the process runtime's replicas load
+	// models from. Empty means the agent's default repository (its
+	// --models). The kubernetes runtime ignores it: its pods serve the
+	// models baked into the image (the agent's --image-models, default
+	// /models); nothing mounts or fetches a repository into them.
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
 	Repository string `json:"repository,omitempty"`
 }
 
-// VersionWeight is one model version and its share of traffic, for canary
-// and A/B splits.
+// VersionWeight is one model version and its share of traffic, meant for
+// canary and A/B splits. Validated and copied, but not acted on yet: see
+// InferenceModelSpec.Versions.
 type VersionWeight struct {
 	// Version is the model version (its directory number in the repository).
 	// +required
@@ -139,6 +142,8 @@ type Autoscaling struct {
 	// +optional
 	Behavior *autoscalingv2.HorizontalPodAutoscalerBehavior `json:"behavior,omitempty"`
 	// Burst, when set, enables burst (panic) mode for real-time spikes.
+	// The process runtime only: the kubernetes runtime's HPA has no burst
+	// mode and ignores it.
 	// +optional
 	Burst *BurstPolicy `json:"burst,omitempty"`
 }

@@ -14,7 +14,10 @@ const (
 	SteerGeo SteeringPolicy = "Geo"
 	// SteerLatency sends users to the cluster with the lowest measured latency.
 	SteerLatency SteeringPolicy = "Latency"
-	// SteerWeighted splits users by the model's placement weights.
+	// SteerWeighted splits users between the usable clusters by rendezvous
+	// hashing of their subnet. Every cluster weighs the same today: no
+	// field sets per-cluster weights yet (see EndpointTarget.Weight), so
+	// it is an even, stable split, not a canary or A/B split.
 	SteerWeighted SteeringPolicy = "Weighted"
 	// SteerFailover sends everyone to the first healthy region of FailoverOrder.
 	SteerFailover SteeringPolicy = "Failover"
@@ -75,7 +78,8 @@ type GlobalEndpointSpec struct {
 	HealthCheck HealthCheck `json:"healthCheck,omitempty"`
 }
 
-// EndpointTarget is one cluster behind a GlobalEndpoint.
+// EndpointTarget is one cluster behind a GlobalEndpoint. Reserved, like
+// GlobalEndpointStatus: nothing writes it yet.
 type EndpointTarget struct {
 	// Cluster name.
 	Cluster string `json:"cluster"`
@@ -85,12 +89,17 @@ type EndpointTarget struct {
 	Address string `json:"address"`
 	// Healthy as the balancer last saw it.
 	Healthy bool `json:"healthy"`
-	// Weight of the target for Weighted steering, 0 to 100.
+	// Weight of the target for Weighted steering, 0 to 100. Not read: the
+	// balancer gives every cluster the same weight.
 	// +optional
 	Weight int32 `json:"weight,omitempty"`
 }
 
-// GlobalEndpointStatus is written by the hub.
+// GlobalEndpointStatus is reserved for what the name resolves to. Nothing
+// writes it yet: neither the hub nor the global balancers, which decide
+// targets per query from the hub's Clusters and their own probes and
+// gossip and keep no shared record of it (each balancer's view is in its
+// meridian_glb_target_up metric). It stays empty.
 type GlobalEndpointStatus struct {
 	// ObservedGeneration is the spec generation this status describes.
 	// +optional
@@ -120,7 +129,7 @@ type GlobalEndpoint struct {
 	// Spec is the name and its steering.
 	// +required
 	Spec GlobalEndpointSpec `json:"spec"`
-	// Status is what the hub resolved.
+	// Status is reserved and stays empty: nothing writes it yet.
 	// +optional
 	Status GlobalEndpointStatus `json:"status,omitempty"`
 }

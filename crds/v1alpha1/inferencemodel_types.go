@@ -120,21 +120,30 @@ type WarmBufferPolicy struct {
 	MaxReplicas int32 `json:"maxReplicas,omitempty"`
 }
 
-// SessionAffinity keeps a client on one cluster.
+// SessionAffinity keeps a client on one cluster. Not read yet (see
+// Traffic.SessionAffinity).
 // +kubebuilder:validation:Enum=None;ClientIP
 type SessionAffinity string
 
-// Traffic splits requests between versions.
+// Traffic splits requests between versions. Not read yet: nothing splits
+// traffic between versions (see InferenceModelSpec.Versions).
 type Traffic struct {
-	// SessionAffinity keeps each client on the same cluster and version.
+	// SessionAffinity would keep each client on the same cluster and
+	// version. Accepted and stored, but nothing reads it yet. (The global
+	// balancer's DNS answers keep each client subnet on one cluster while
+	// the ranking holds, whatever this says.)
 	// +kubebuilder:default=None
 	// +optional
 	SessionAffinity SessionAffinity `json:"sessionAffinity,omitempty"`
 }
 
-// SLO is the service level the model must meet.
+// SLO is the service level the model must meet. Not enforced yet:
+// nothing reads it (placement, steering and autoscaling ignore it). To
+// scale on latency, set autoscaling.targets.p95Latency, which the agent
+// does act on.
 type SLO struct {
 	// P95Latency is the 95th-percentile latency users should see.
+	// Recorded only: nothing reads it yet.
 	// +optional
 	P95Latency *metav1.Duration `json:"p95Latency,omitempty"`
 }
@@ -146,8 +155,11 @@ type InferenceModelSpec struct {
 	// Model is the model to serve.
 	// +required
 	Model ModelSource `json:"model"`
-	// Versions with their traffic weights for canary and A/B splits.
-	// Empty serves the newest version.
+	// Versions with their traffic weights, meant for canary and A/B
+	// splits. The weights are validated (they add up to 100) and copied to
+	// every ModelDeployment, but nothing splits traffic by them yet: every
+	// replica loads every version in its repository, and requests without
+	// a version in their path get the newest.
 	// +optional
 	// +listType=map
 	// +listMapKey=version
@@ -170,10 +182,10 @@ type InferenceModelSpec struct {
 	// (placeholder pods at the lowest priority); unset keeps none.
 	// +optional
 	WarmBuffer *WarmBufferPolicy `json:"warmBuffer,omitempty"`
-	// Traffic splits requests between versions.
+	// Traffic splits requests between versions. Not read yet.
 	// +optional
 	Traffic Traffic `json:"traffic,omitempty"`
-	// SLO is the service level to meet.
+	// SLO is the service level to meet. Not enforced yet.
 	// +optional
 	SLO SLO `json:"slo,omitempty"`
 }

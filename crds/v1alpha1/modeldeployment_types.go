@@ -26,8 +26,10 @@ type ModelDeploymentSpec struct {
 	// Model is the model to serve.
 	// +required
 	Model ModelSource `json:"model"`
-	// Versions to serve with their traffic weights. Empty serves the
-	// newest version in the repository.
+	// Versions to serve with their traffic weights, as the hub copies them
+	// from the InferenceModel. The agent does not read them yet: every
+	// replica loads every version in its repository, and requests without
+	// a version in their path get the newest.
 	// +optional
 	// +listType=map
 	// +listMapKey=version
