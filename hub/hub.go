@@ -27,43 +27,51 @@ import (
 	"meridian.dev/meridian/internal/scheme"
 )
 
-// Options configure a Hub. Every duration has a default; docs/hub.md
-// explains how they bound failover time.
+// Options configure a Hub. The timing fields default to the preset Timing
+// names (Production when empty); a field set here replaces the preset's.
+// docs/hub.md explains how they bound failover time.
 type Options struct {
+	// Timing names the timing preset: TimingProduction (the default) or
+	// TimingWAN. See TimingPresets.
+	Timing string
 	// HealthPeriod is how often every member's ClusterReport is read.
-	// Default 2s.
 	HealthPeriod time.Duration
-	// ProbeTimeout bounds one read of a member's API server. Default 2s.
+	// ProbeTimeout bounds one read of a member's API server.
 	ProbeTimeout time.Duration
 	// FailureThreshold is how many probes in a row must fail before a
 	// member is Unreachable, so one lost request does not move replicas.
-	// Default 2.
 	FailureThreshold int
 	// HeartbeatGrace is how old an agent's heartbeat may be before its
-	// cluster is Unreachable even though its API server answers. Default
-	// 30s (three of the agent's default report periods).
+	// cluster is Unreachable even though its API server answers.
 	HeartbeatGrace time.Duration
-	// ResyncPeriod is how often every InferenceModel is placed again, so
-	// health and readiness changes are acted on. Default 3s.
+	// ResyncPeriod is how often every InferenceModel is placed again when
+	// nothing it watches changed.
 	ResyncPeriod time.Duration
+	// Workers is how many InferenceModels are placed at once. Default 16:
+	// each placement mostly waits for the API servers it writes to.
+	Workers int
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 	// Registry receives meridian_hub_* metrics; default a new one.
 	Registry *prometheus.Registry
 }
 
-func (o *Options) setDefaults() {
-	o.HealthPeriod = cmp.Or(o.HealthPeriod, 2*time.Second)
-	o.ProbeTimeout = cmp.Or(o.ProbeTimeout, 2*time.Second)
-	o.FailureThreshold = cmp.Or(o.FailureThreshold, 2)
-	o.HeartbeatGrace = cmp.Or(o.HeartbeatGrace, 30*time.Second)
-	o.ResyncPeriod = cmp.Or(o.ResyncPeriod, 3*time.Second)
+// setDefaults fills o from its timing preset and returns the timing.
+func (o *Options) setDefaults() (Timing, error) {
+	t, err := o.EffectiveTiming()
+	if err != nil {
+		return Timing{}, err
+	}
+	o.HealthPeriod, o.ProbeTimeout, o.FailureThreshold = t.HealthPeriod, t.ProbeTimeout, t.FailureThreshold
+	o.HeartbeatGrace, o.ResyncPeriod = t.HeartbeatGrace, t.ResyncPeriod
+	o.Workers = cmp.Or(o.Workers, 16)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 	}
+	return t, nil
 }
 
 // Hub places InferenceModels on member clusters and keeps them placed.
@@ -80,7 +88,10 @@ type Hub struct {
 // clusters the provider finds, until ctx ends. Production uses
 // NewProvider: member kubeconfigs in labelled Secrets on the hub.
 func Run(ctx context.Context, cfg *rest.Config, provider multicluster.Provider, opts Options) error {
-	opts.setDefaults()
+	timing, err := opts.setDefaults()
+	if err != nil {
+		return err
+	}
 	log := logr.FromSlogHandler(opts.Logger.Handler())
 	ctrl.SetLogger(log)
 	mgr, err := mcmanager.New(cfg, provider, manager.Options{
@@ -110,13 +121,16 @@ func Run(ctx context.Context, cfg *rest.Config, provider multicluster.Provider, 
 	}
 	err = mcbuilder.ControllerManagedBy(mgr).
 		Named("inferencemodel").
-		WithOptions(controller.TypedOptions[mcreconcileRequest]{SkipNameValidation: ptr.To(true)}).
+		WithOptions(controller.TypedOptions[mcreconcileRequest]{SkipNameValidation: ptr.To(true), MaxConcurrentReconciles: opts.Workers}).
 		For(&v1.InferenceModel{}, mcbuilder.WithEngageWithLocalCluster(true), mcbuilder.WithEngageWithProviderClusters(false)).
+		Watches(&v1.Cluster{}, h.onClusterHealth(), mcbuilder.WithEngageWithLocalCluster(true), mcbuilder.WithEngageWithProviderClusters(false)).
+		Watches(&v1.ModelDeployment{}, h.onMemberModelDeployment(), mcbuilder.WithEngageWithLocalCluster(false), mcbuilder.WithEngageWithProviderClusters(true)).
 		Complete(h)
 	if err != nil {
 		return err
 	}
-	h.log.Info("hub starting")
+	h.log.Info("hub starting", "timing", timing.Name, "healthPeriod", timing.HealthPeriod, "probeTimeout", timing.ProbeTimeout,
+		"failureThreshold", timing.FailureThreshold, "unreachableWithin", timing.UnreachableWithin(), "resyncPeriod", timing.ResyncPeriod)
 	return mgr.Start(ctx)
 }
 

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -189,5 +190,8 @@ func (h *Hub) writeCluster(ctx context.Context, name string, rep *v1.ClusterRepo
 		status = metav1.ConditionFalse
 	}
 	meta.SetStatusCondition(&c.Status.Conditions, metav1.Condition{Type: "Ready", Status: status, Reason: reason, Message: msg, ObservedGeneration: c.Generation})
+	if equality.Semantic.DeepEqual(base.Status, c.Status) {
+		return nil // most probes: nothing to tell the hub's API server
+	}
 	return h.client.Status().Patch(ctx, c, client.MergeFrom(base))
 }

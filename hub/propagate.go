@@ -14,6 +14,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/multicluster-runtime/pkg/multicluster"
 	mcreconcile "sigs.k8s.io/multicluster-runtime/pkg/reconcile"
 
 	v1 "meridian.dev/meridian/crds/v1alpha1"
@@ -174,48 +175,63 @@ func (h *Hub) Reconcile(ctx context.Context, req mcreconcileRequest) (ctrl.Resul
 // its ready replicas: replicas is its minReplicas there, warmBuffer its
 // spec.warmBuffer.
 func (h *Hub) propagate(ctx context.Context, cluster string, im *v1.InferenceModel, replicas, warmBuffer int32) (int32, error) {
-	m, ok := h.members.get(cluster)
-	if !ok {
-		return 0, fmt.Errorf("cluster %s is not engaged", cluster)
+	cl, err := h.mgr.GetCluster(ctx, multicluster.ClusterName(cluster))
+	if err != nil {
+		return 0, fmt.Errorf("cluster %s is not engaged: %w", cluster, err)
 	}
-	c := m.cluster.GetClient()
-	ctx, cancel := context.WithTimeout(ctx, h.opts.ProbeTimeout)
+	c := cl.GetClient()
+	ctx, cancel := context.WithTimeout(ctx, h.writeTimeout())
 	defer cancel()
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: im.Namespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return 0, err
-	}
 	md := &v1.ModelDeployment{ObjectMeta: metav1.ObjectMeta{Name: im.Name, Namespace: im.Namespace}}
-	_, err := controllerutil.CreateOrUpdate(ctx, c, md, func() error {
-		if md.Labels == nil {
-			md.Labels = map[string]string{}
+	write := func() error {
+		_, err := controllerutil.CreateOrUpdate(ctx, c, md, func() error {
+			if md.Labels == nil {
+				md.Labels = map[string]string{}
+			}
+			md.Labels[ManagedByLabel] = ManagedByValue
+			md.Labels[InferenceModelLabel] = im.Name
+			md.Spec.Model = im.Spec.Model
+			md.Spec.Versions = im.Spec.Versions
+			md.Spec.Resources = im.Spec.Resources
+			md.Spec.Autoscaling = *im.Spec.Autoscaling.DeepCopy()
+			md.Spec.Autoscaling.MinReplicas = ptr.To(replicas)
+			md.Spec.Autoscaling.MaxReplicas = max(im.Spec.Autoscaling.MaxReplicas, replicas)
+			md.Spec.WarmBuffer = warmBuffer
+			return nil
+		})
+		return err
+	}
+	err = write()
+	if apierrors.IsNotFound(err) {
+		// The first model of its namespace there: create the namespace
+		// once, rather than on every placement.
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: im.Namespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return 0, fmt.Errorf("creating namespace %s: %w", im.Namespace, err)
 		}
-		md.Labels[ManagedByLabel] = ManagedByValue
-		md.Labels[InferenceModelLabel] = im.Name
-		md.Spec.Model = im.Spec.Model
-		md.Spec.Versions = im.Spec.Versions
-		md.Spec.Resources = im.Spec.Resources
-		md.Spec.Autoscaling = *im.Spec.Autoscaling.DeepCopy()
-		md.Spec.Autoscaling.MinReplicas = ptr.To(replicas)
-		md.Spec.Autoscaling.MaxReplicas = max(im.Spec.Autoscaling.MaxReplicas, replicas)
-		md.Spec.WarmBuffer = warmBuffer
-		return nil
-	})
+		err = write()
+	}
 	if err != nil {
 		return 0, err
 	}
 	return md.Status.ReadyReplicas, nil
 }
 
+// writeTimeout bounds one write into a member: longer than a probe, since
+// a write is not retried for another 30s when the model's placement does
+// not change, but short enough that a member not yet found Unreachable
+// holds a worker briefly.
+func (h *Hub) writeTimeout() time.Duration { return max(4*h.opts.ProbeTimeout, 2*time.Second) }
+
 // remove deletes im's ModelDeployment from one member.
 func (h *Hub) remove(ctx context.Context, cluster string, im *v1.InferenceModel) error {
-	m, ok := h.members.get(cluster)
-	if !ok {
-		return nil // not a member any more: nothing to reach
+	cl, err := h.mgr.GetCluster(ctx, multicluster.ClusterName(cluster))
+	if err != nil {
+		return nil //nolint:nilerr // not a member any more: nothing to reach
 	}
-	ctx, cancel := context.WithTimeout(ctx, h.opts.ProbeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, h.writeTimeout())
 	defer cancel()
 	md := &v1.ModelDeployment{ObjectMeta: metav1.ObjectMeta{Name: im.Name, Namespace: im.Namespace}}
-	return client.IgnoreNotFound(m.cluster.GetClient().Delete(ctx, md))
+	return client.IgnoreNotFound(cl.GetClient().Delete(ctx, md))
 }
 
 // unplace removes a deleted InferenceModel from every reachable member,

@@ -1,9 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"os/signal"
+	"strings"
 	"syscall"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
@@ -52,12 +53,23 @@ docs/hub.md explains membership, health, the placement maths and failover.`,
 	fs := cmd.Flags()
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the hub cluster (default: $KUBECONFIG, in-cluster config, or ~/.kube/config)")
 	fs.StringVar(&namespace, "members-namespace", hub.MembersNamespace, "namespace of the member kubeconfig Secrets")
-	fs.DurationVar(&opts.HealthPeriod, "health-period", 2*time.Second, "how often every member's ClusterReport is read")
-	fs.DurationVar(&opts.ProbeTimeout, "probe-timeout", 2*time.Second, "timeout of one read of a member's API server")
-	fs.IntVar(&opts.FailureThreshold, "failure-threshold", 2, "failed reads in a row before a member is Unreachable")
-	fs.DurationVar(&opts.HeartbeatGrace, "heartbeat-grace", 30*time.Second, "age of an agent's heartbeat after which its member is Unreachable")
-	fs.DurationVar(&opts.ResyncPeriod, "resync-period", 3*time.Second, "how often every InferenceModel is placed again")
+	fs.StringVar(&opts.Timing, "timing", hub.TimingProduction, "timing preset: how fast an unreachable member is detected, and its probe traffic:\n"+timingHelp())
+	fs.DurationVar(&opts.HealthPeriod, "health-period", 0, "how often every member's ClusterReport is read (default: the preset's)")
+	fs.DurationVar(&opts.ProbeTimeout, "probe-timeout", 0, "timeout of one read of a member's API server (default: the preset's)")
+	fs.IntVar(&opts.FailureThreshold, "failure-threshold", 0, "failed reads in a row before a member is Unreachable (default: the preset's)")
+	fs.DurationVar(&opts.HeartbeatGrace, "heartbeat-grace", 0, "age of an agent's heartbeat after which its member is Unreachable (default: the preset's)")
+	fs.DurationVar(&opts.ResyncPeriod, "resync-period", 0, "how often every InferenceModel is placed again when nothing changed (default: the preset's)")
 	fs.StringVar(&metricsAddr, "metrics-addr", "127.0.0.1:9091", "address serving the hub's /metrics; empty turns it off")
 	logs.register(fs)
 	return cmd
+}
+
+// timingHelp is one line per hub timing preset, for --help.
+func timingHelp() string {
+	var b strings.Builder
+	for _, t := range hub.TimingPresets() {
+		fmt.Fprintf(&b, "  %s: probe every %s, timeout %s, %d failures: a member that refuses or drops connections is Unreachable within %s; %.1f reads/s per member; heartbeat grace %s, resync %s\n",
+			t.Name, t.HealthPeriod, t.ProbeTimeout, t.FailureThreshold, t.UnreachableWithin(), t.ProbeReadsPerSecond(), t.HeartbeatGrace, t.ResyncPeriod)
+	}
+	return strings.TrimSuffix(b.String(), "\n")
 }
