@@ -22,7 +22,7 @@ import (
 // HPA in kube-controller-manager, a LoadBalancer address — and through the
 // process runtime's autoscaler, with the same ModelDeployment, the
 // bundled textdir model and its own configuration on both sides.
-func p7(bin string, img []byte, target time.Duration) error {
+func p7(bin string, img []byte) error {
 	cpBin, err := controlplane.FindBinDir()
 	if err != nil {
 		return err
@@ -35,27 +35,25 @@ func p7(bin string, img []byte, target time.Duration) error {
 	if err != nil {
 		return err
 	}
-	capacity, unloaded, err := calibrate(bin, repo, img)
+	fmt.Println()
+	base, err := sizeLoad("P7: one bundled textdir replica", bin, repo, img)
 	if err != nil {
 		return err
 	}
-	base := 0.19 * capacity
-	target = max(target, 3*unloaded)
-	fmt.Printf("\nP7: one bundled textdir replica serves %.0f img/s, p95 %.1fms unloaded; base load %.0f/s, step to %.0f/s; p95 target %s\n",
-		capacity, ms(unloaded), base, 5*base, target)
 	// The same settings on both paths; the HPA has no burst mode.
 	proc := scenario{name: "process", sync: time.Second, window: 5 * time.Second, cpu: "500m"}
 	kub := scenario{name: "kubernetes", sync: time.Second, window: 5 * time.Second, cpu: "500m", kube: true}
-	pr, err := proc.run(bin, repo, img, base, target)
+	pr, err := proc.run(bin, repo, img, base, *p95Target)
 	if err != nil {
 		return err
 	}
-	kr, err := kub.run(bin, repo, img, base, target)
+	kr, err := kub.run(bin, repo, img, base, *p95Target)
 	if err != nil {
 		return err
 	}
 	verdict := "short"
-	if kr.recovered && pr.recovered && kr.recovery <= 2*pr.recovery && kr.failed == 0 && kr.dropped == 0 {
+	if kr.recovered && pr.recovered && kr.recovery <= 2*pr.recovery && kr.load.Failed == 0 && kr.load.Dropped == 0 &&
+		kr.load.LoadOffered && pr.load.LoadOffered {
 		verdict = "ok"
 	}
 	ratio := "n/a"
@@ -63,11 +61,12 @@ func p7(bin string, img []byte, target time.Duration) error {
 		ratio = fmt.Sprintf("%.2fx", kr.recovery.Seconds()/pr.recovery.Seconds())
 	}
 	fmt.Println()
-	fmt.Printf("P7 kubernetes_recovery=%s process_recovery=%s ratio=%s target<=2x and 0 failed %s\n", kr.String(), pr.String(), ratio, verdict)
-	fmt.Printf("P7 kubernetes: %d sent, %d failed, %d dropped, replicas %d -> %d, scale_reaction=%s (HPA sync 5s and adapter scrape 5s: kinder than the 15s HPA default)\n",
-		kr.sent, kr.failed, kr.dropped, kr.startReplicas, kr.endReplicas, kr.reactionString())
-	fmt.Printf("P7 process:    %d sent, %d failed, %d dropped, replicas %d -> %d, scale_reaction=%s\n",
-		pr.sent, pr.failed, pr.dropped, pr.startReplicas, pr.endReplicas, pr.reactionString())
+	fmt.Printf("P7 kubernetes_recovery=%s process_recovery=%s ratio=%s target<=2x and 0 failed %s\n", kr, pr, ratio, verdict)
+	fmt.Printf("P7 kubernetes: %s; replicas %d -> %d, scale_reaction=%s (HPA sync 5s and adapter scrape 5s: kinder than the 15s HPA default)\n",
+		kr.loadString(), kr.startReplicas, kr.endReplicas, kr.reactionString())
+	fmt.Printf("P7 kubernetes requests: %s\n", kr.countString())
+	fmt.Printf("P7 process:    %s; replicas %d -> %d, scale_reaction=%s\n", pr.loadString(), pr.startReplicas, pr.endReplicas, pr.reactionString())
+	fmt.Printf("P7 process requests: %s\n", pr.countString())
 	return nil
 }
 
