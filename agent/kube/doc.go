@@ -2,15 +2,19 @@
 // the cluster's capacity.
 //
 // Apply turns one ModelDeployment into the Kubernetes objects that serve it:
-// an apps/v1 Deployment whose pods run `meridian serve`, a ClusterIP Service
-// in front of them, and an autoscaling/v2 HorizontalPodAutoscaler that the
-// cluster's own HPA controller acts on. All three are named after the
+// an apps/v1 Deployment whose pods run `meridian serve`, a Service in front
+// of them (type LoadBalancer by default, whose address is the model's
+// endpoint; Options.ServiceType), and an autoscaling/v2
+// HorizontalPodAutoscaler that the cluster's own HPA controller acts on,
+// on CPU and memory (metrics-server) and on ServedPodsMetrics (the
+// agent's metrics adapter, agent/metricsapi). All three are named after the
 // ModelDeployment, carry the labels in Labels, and are controlled by it
 // (owner references), so deleting the ModelDeployment lets the garbage
 // collector delete them. Apply is idempotent: it reads what exists, changes
 // only the fields it owns, and writes nothing when they already match. It
 // returns the Status it read back: replicas, ready and desired replicas,
-// replicas no node can take yet, and the in-cluster endpoint.
+// replicas no node can take yet, and the endpoint (the load balancer's
+// address once it has one, the in-cluster URL until then).
 //
 // With spec.adopt, Apply creates nothing and takes over a Deployment (and
 // optionally a Service and a HorizontalPodAutoscaler) the user made: it
@@ -20,7 +24,7 @@
 // Status.Diagnoses: what keeps the objects from working as written, such as
 // a CPU-utilization HPA over containers without CPU requests (Diagnose).
 // ServedPodsMetrics are the per-pod metric names Meridian's metrics adapter
-// serves.
+// serves, and all that the agent's own HPAs ask for.
 //
 // GPU replicas request `nvidia.com/gpu`, select the GPU product with the node
 // label `nvidia.com/gpu.product`, and tolerate the `nvidia.com/gpu` NoSchedule

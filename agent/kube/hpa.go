@@ -9,11 +9,12 @@ import (
 	"meridian.dev/meridian/crds/v1alpha1"
 )
 
-// Per-pod custom metrics (custom.metrics.k8s.io, metric type Pods) that
-// Meridian's custom-metrics adapter (agent/metricsapi) serves for every pod
-// of a model from the replicas' own measurements. The HPAs the agent
-// creates scale on the first three with AverageValue targets; an adopted
-// HPA may name any of them.
+// Per-pod custom metrics (custom.metrics.k8s.io, metric type Pods) for
+// the HPAs. The first three are what Meridian's metrics adapter
+// (agent/metricsapi, run by the agent with --metrics-api-addr) serves for
+// every replica pod from the replicas' own /metrics; the HPAs the agent
+// creates scale on them with AverageValue targets, and an adopted HPA may
+// name them too. The fourth is reserved and not served.
 const (
 	// RequestsPerSecondMetric is the requests a replica answers per second.
 	RequestsPerSecondMetric = "requests_per_second"

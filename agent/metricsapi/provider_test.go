@@ -80,3 +80,37 @@ func TestProviderSelectsPodsAndSumsQueuesPerModelDeployment(t *testing.T) {
 func nsName(ns, name string) types.NamespacedName {
 	return types.NamespacedName{Namespace: ns, Name: name}
 }
+
+// TestProviderServesWhatTheHPAsAskFor holds the other side of agent/kube's
+// promise that the adapter serves every per-pod metric the agent's HPAs
+// name: each is listed by the provider and answered for a pod that has
+// it, and the reserved gpu_utilization is neither.
+func TestProviderServesWhatTheHPAsAskFor(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	values := map[string]float64{}
+	for i, name := range kube.ServedPodsMetrics() {
+		values[name] = float64(i + 1)
+	}
+	p := &metricsProvider{src: staticSource{pm("a", "s-1", "sentiment", values)}}
+	listed := map[string]bool{}
+	for _, info := range p.ListAllMetrics() {
+		if info.GroupResource != podsResource || !info.Namespaced {
+			t.Errorf("listed %+v: want namespaced pods metrics", info)
+		}
+		listed[info.Metric] = true
+	}
+	for _, name := range kube.ServedPodsMetrics() {
+		if !listed[name] {
+			t.Errorf("%s is not listed by the adapter", name)
+		}
+		info := provider.CustomMetricInfo{GroupResource: podsResource, Namespaced: true, Metric: name}
+		v, err := p.GetMetricByName(ctx, nsName("a", "s-1"), info, labels.Everything())
+		if err != nil || v.Value.MilliValue() != int64(values[name]*1000) {
+			t.Errorf("%s of a pod that has it: %+v, %v", name, v, err)
+		}
+	}
+	if listed[kube.GPUUtilizationMetric] || len(listed) != len(kube.ServedPodsMetrics()) {
+		t.Errorf("listed %v, want exactly %v", listed, kube.ServedPodsMetrics())
+	}
+}
