@@ -1,7 +1,8 @@
-// Package front is the global balancer's HTTP front, served at anycast
-// points of presence: a reverse proxy that sends each inference request to
-// a member cluster and, when that cluster fails, to the next one, so that a
-// cluster or a whole region dying costs no request.
+// Package front is the global balancer's HTTP front, served by each
+// balancer site (point of presence) on its own address: a reverse proxy
+// that sends each inference request to a member cluster and, when that
+// cluster fails, to the next one, so that a cluster or a whole region
+// dying costs no request.
 //
 // Which clusters can serve a request, best first, is decided by a [Router]
 // (the balancer implements it with its steering policies); the front owns
