@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -40,10 +41,12 @@ var _ multicluster.Aware = (*members)(nil)
 // Engage is called by the multicluster manager for each member cluster
 // its provider finds; ctx ends when the cluster is disengaged.
 func (ms *members) Engage(ctx context.Context, name multicluster.ClusterName, cl cluster.Cluster) error {
+	m := &member{name: string(name), cluster: cl, health: v1.HealthUnknown}
+	ms.seed(ctx, m)
 	ms.mu.Lock()
-	ms.m[string(name)] = &member{name: string(name), cluster: cl, health: v1.HealthUnknown}
+	ms.m[string(name)] = m
 	ms.mu.Unlock()
-	ms.h.log.Info("member cluster engaged", "cluster", name)
+	ms.h.log.Info("member cluster engaged", "cluster", name, "health", m.health)
 	go func() {
 		<-ctx.Done()
 		ms.mu.Lock()
@@ -56,11 +59,22 @@ func (ms *members) Engage(ctx context.Context, name multicluster.ClusterName, cl
 	return nil
 }
 
-func (ms *members) get(name string) (*member, bool) {
-	ms.mu.Lock()
-	defer ms.mu.Unlock()
-	m, ok := ms.m[name]
-	return m, ok
+// seed starts a member's health where its Cluster status left it, so a
+// restarted hub needs as many failed probes as a running one to call a
+// Ready member Unreachable, and keeps an Unreachable one so until a probe
+// succeeds.
+func (ms *members) seed(ctx context.Context, m *member) {
+	c := &v1.Cluster{}
+	if err := ms.h.mgr.GetLocalManager().GetAPIReader().Get(ctx, client.ObjectKey{Name: m.name}, c); err != nil {
+		if !apierrors.IsNotFound(err) {
+			ms.h.log.Warn("reading the Cluster of a member to seed its health; starting from Unknown", "cluster", m.name, "err", err)
+		}
+		return
+	}
+	m.health = cmp.Or(c.Status.Health, v1.HealthUnknown)
+	if m.health == v1.HealthUnreachable {
+		m.failures = ms.h.opts.FailureThreshold
+	}
 }
 
 func (ms *members) list() []*member {
