@@ -207,6 +207,18 @@ func WAN() Timing { return timingFrom(memberlist.DefaultWANConfig()) }
 // 26.2s and 129s).
 func Local() Timing { return timingFrom(memberlist.DefaultLocalConfig()) }
 
+// Presets are the named timings: lan, wan and local.
+var Presets = map[string]func() Timing{"lan": LAN, "wan": WAN, "local": Local}
+
+// PresetTiming is the timing a preset names.
+func PresetTiming(name string) (Timing, error) {
+	p, ok := Presets[name]
+	if !ok {
+		return Timing{}, fmt.Errorf("gossip preset %q: use lan (one region), wan (across regions) or local (one machine)", name)
+	}
+	return p(), nil
+}
+
 func timingFrom(c *memberlist.Config) Timing {
 	return Timing{
 		ProbeInterval:           c.ProbeInterval,

@@ -231,15 +231,8 @@ func (g *gossipFlags) config() (*gossip.Config, error) {
 		return nil, fmt.Errorf("--gossip-bind %q: bad port", g.bind)
 	}
 	c.BindAddr = host
-	switch g.preset {
-	case "lan":
-		c.Timing = gossip.LAN()
-	case "wan":
-		c.Timing = gossip.WAN()
-	case "local":
-		c.Timing = gossip.Local()
-	default:
-		return nil, fmt.Errorf("--gossip-preset %q: use lan, wan or local", g.preset)
+	if c.Timing, err = gossip.PresetTiming(g.preset); err != nil {
+		return nil, fmt.Errorf("--gossip-preset: %w", err)
 	}
 	return &c, nil
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"meridian.dev/meridian/glb/geo"
-	"meridian.dev/meridian/hub"
 	"meridian.dev/meridian/inference"
 	"meridian.dev/meridian/internal/controlplane"
 	"meridian.dev/meridian/internal/drill"
@@ -34,10 +33,12 @@ control planes, agents, replicas, hub and global balancer, and reports what
 users would have seen. docs/drills.md explains each drill and its figures.`
 	cmd.AddCommand(
 		drillSubcommand(drill.RegionLoss, "Kill a region under load and measure detection, DNS re-steering, failed requests and replacement",
-			`kills the region — its agent, replicas and API server — and measures how
-long the hub took to mark it Unreachable, how long DNS kept sending the
-region's clients there, how long until the lost capacity was Ready
-elsewhere, and how many requests failed (P4).`),
+			`crashes the region without warning — SIGKILL of its agent, every
+replica, its API server and etcd; nothing drains — or, with --blackhole,
+drops every packet to and from it so connections hang until their
+timeouts (root: nftables). It measures how long the hub took to mark it
+Unreachable, how long DNS kept answering with it, how long until the lost
+capacity was Ready elsewhere, and what each kind of client met (P4).`),
 		drillSubcommand(drill.HubLoss, "Take the hub away under load for a while, then bring it back",
 			`stops the hub's controllers and cuts the balancer off from the hub's API
 server for --for, while DNS is asked as every region's clients; then the
@@ -46,9 +47,10 @@ region's clients to their region during the outage (both should be 0: the
 balancer steers from its last-known-good copy and its own probes), and how
 long the returned hub took to read every member again.`),
 		drillSubcommand(drill.Partition, "Partition a region away from the hub and the balancer, then heal it",
-			`cuts the network between the region and the rest of the fleet (the hub's
-link to its API server, and the balancer's probes and HTTP front) for
---for, while the region keeps running; then heals it. It measures
+			`cuts the network between the region and the rest of the fleet for --for
+while the region keeps running — as root every packet of the region is
+dropped, gossip included; otherwise the hub's link and the balancer's
+connections are closed and refused — then heals it. It measures
 detection, DNS re-steering and failed requests during the partition, and
 after the heal how long until the hub saw the region Ready and DNS sent its
 clients back — with no operator.`),
@@ -66,12 +68,16 @@ func drillSubcommand(name, short, what string) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   name,
 		Short: short,
-		Long: name + ` starts a local fleet (as 'meridian up' does, with the hub
-probing members every 500 ms), offers steady load through the global
-balancer's HTTP front as clients near --region and queries its DNS the same
-way, then ` + what + `
-It prints the figures and writes them as JSON and as an SVG timeline into
---out.`,
+		Long: name + ` starts a local fleet (as 'meridian up' does, every component
+on the production timing preset, which it prints), and offers load at a
+fixed rate (--rate, open loop, achieved rate checked) from two kinds of
+users near --region: clients of the global balancer's HTTP front, and
+clients that resolve the model's name through a real recursive resolver
+(Unbound, with ECS; ` + "`make unbound`" + `), keep the answer for its TTL and
+connect straight to the answered region's gateway. Then it ` + what + `
+It prints one line per figure with its target and ok or short, and writes
+the figures as JSON and an SVG timeline into --out. docs/drills.md explains
+each figure.`,
 		Example: "  meridian drill " + name + " --region eu-west",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -99,7 +105,8 @@ It prints the figures and writes them as JSON and as an SVG timeline into
 			}
 			defer f.Stop()
 			opts.Front = front
-			fmt.Fprintf(p, "==> load through the front at %d/s; the %s drill starts after %s\n", opts.Rate, name, opts.Before)
+			fmt.Fprintf(p, "==> timing preset %s\n", f.Timing())
+			fmt.Fprintf(p, "==> load at %d/s through the front and %d/s from DNS-following clients; the %s drill starts after %s\n", opts.Rate, opts.Rate, name, opts.Before)
 			res, err := drill.Run(ctx, f, name, opts)
 			if err != nil {
 				return err
@@ -110,7 +117,10 @@ It prints the figures and writes them as JSON and as an SVG timeline into
 	fs := cmd.Flags()
 	fs.StringVar(&opts.Region, "region", "eu-west", "the region to kill or partition, and the one the load's clients are near: us-east, eu-west or ap-south")
 	fs.StringVar(&subnet, "subnet", "", "the clients' network, e.g. 193.0.0.0/24 (default: one near the region)")
-	fs.IntVar(&opts.Rate, "rate", 50, "requests per second offered through the balancer's HTTP front")
+	fs.IntVar(&opts.Rate, "rate", 50, "requests per second offered by each kind of client: through the balancer's HTTP front, and following DNS to a region")
+	if name == drill.RegionLoss {
+		fs.BoolVar(&opts.Blackhole, "blackhole", false, "lose the region by dropping every packet to and from it (connections hang) instead of crashing it; needs root (nftables)")
+	}
 	fs.DurationVar(&opts.Before, "before", 5*time.Second, "load before the fault")
 	if name != drill.RegionLoss {
 		fs.DurationVar(&opts.For, "for", 15*time.Second, "how long the fault lasts before the fleet is healed")
@@ -148,7 +158,6 @@ func drillFleet(ctx context.Context, stateDir string, progress io.Writer, log *s
 		StateDir: stateDir, Binary: bin, ModelRepository: models, ServeArgs: []string{"--ort-lib", lib},
 		Progress: progress, Logger: log, DNSListen: "127.0.0.1:0", HTTPListeners: []net.Listener{ln},
 		GeoIPv4: filepath.Join(root, geo.DefaultIPv4Path), GeoIPv6: filepath.Join(root, geo.DefaultIPv6Path),
-		Hub: hub.Options{HealthPeriod: 500 * time.Millisecond, ProbeTimeout: time.Second, ResyncPeriod: time.Second},
 	})
 	if err != nil {
 		return nil, "", err
@@ -179,7 +188,11 @@ func report(w io.Writer, out string, r *drill.Result) error {
 	if err != nil {
 		return err
 	}
-	jsonPath, svgPath := filepath.Join(out, r.Drill+".json"), filepath.Join(out, r.Drill+".svg")
+	name := r.Drill
+	if r.Fault == "blackhole" {
+		name += "-blackhole"
+	}
+	jsonPath, svgPath := filepath.Join(out, name+".json"), filepath.Join(out, name+".svg")
 	if err := os.WriteFile(jsonPath, b, 0o644); err != nil {
 		return err
 	}
@@ -194,7 +207,8 @@ func report(w io.Writer, out string, r *drill.Result) error {
 	if err := svg.Close(); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\n%d requests through the HTTP front, %d failed; the timeline is %s, the figures %s\n", r.Requests, r.Failed, svgPath, jsonPath)
+	fmt.Fprintf(w, "\nthrough the HTTP front %d requests, %d failed; following DNS %d requests, %d failed; the timeline is %s, the figures %s\n",
+		r.Front.Sent, r.Front.Failed, r.DNS.Sent, r.DNS.Failed, svgPath, jsonPath)
 	for _, l := range r.Verdicts() {
 		fmt.Fprintln(w, l)
 	}

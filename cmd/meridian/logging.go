@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"github.com/go-logr/logr"
 	"log/slog"
 	"os"
+	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/spf13/pflag"
 )
@@ -41,5 +43,7 @@ func (l *logFlags) logger() (*slog.Logger, error) {
 	}
 	log := slog.New(h)
 	slog.SetDefault(log)
+	// controller-runtime's own logs (envtest, managers) go the same way.
+	ctrl.SetLogger(logr.FromSlogHandler(h))
 	return log, nil
 }

@@ -113,6 +113,7 @@ are reused.`,
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "==> the fleet is up in %.0fs (%s runtime)\n", time.Since(began).Seconds(), opts.Runtime)
+			fmt.Fprintf(cmd.OutOrStdout(), "==> timing preset %s\n", f.Timing())
 			printTryLines(cmd, f, opts.HTTPListeners[0].Addr().String())
 			select {
 			case <-ctx.Done():
@@ -213,6 +214,9 @@ func printTryLines(cmd *cobra.Command, f *fleet.Fleet, front string) {
 	} {
 		fmt.Fprintf(out, "  %s @%s -p %s +short +subnet=%s sentiment.%s   # %s\n", dig, host, port, c.subnet, f.Zone, c.who)
 	}
+	fmt.Fprintf(out, "\nEvery region serves every model on port %d of that address (its gateway), so a client can follow the answer:\n\n", fleet.GatewayPort)
+	fmt.Fprintf(out, "  curl -s http://$(%s @%s -p %s +short +subnet=193.0.0.0/24 sentiment.%s):%d/analyze -H 'Host: sentiment.%s' -d '{\"text\":\"ok\"}'   # Amsterdam, straight to eu-west\n\n",
+		dig, host, port, f.Zone, fleet.GatewayPort, f.Zone)
 	for _, c := range []struct{ ip, who string }{{"193.0.0.1", "Amsterdam"}, {"3.80.0.1", "Ashburn"}, {"13.126.0.1", "Mumbai"}} {
 		fmt.Fprintf(out, "  curl -s -o /dev/null -w '%%header{x-meridian-cluster}\\n' -H 'X-Forwarded-For: %s' %s/analyze -d '{\"text\":\"ok\"}'   # %s\n", c.ip, "http://"+front, c.who)
 	}

@@ -1,12 +1,18 @@
-// Package drill runs failover drills against a local fleet: steady load
-// through the global balancer's HTTP front and steady DNS queries, then
-// something breaks — a region dies, the hub dies, a region is partitioned
-// away and comes back — and the drill reports what users saw and how long
-// the fleet took to notice and heal: as JSON and as an SVG timeline.
+// Package drill runs failover drills against a local fleet: load offered
+// at a fixed rate by two kinds of users — clients of the global balancer's
+// HTTP front, and clients that follow DNS through a real recursive
+// resolver straight to a region — then something breaks, the way it
+// breaks in production: a region crashes (SIGKILL of everything serving
+// it) or goes silent (every packet dropped), the hub dies, a region is
+// partitioned away (gossip included) and comes back. The drill reports
+// what each kind of user saw and how long the fleet took to notice and
+// heal, with the timing preset it ran under: as JSON and as an SVG
+// timeline.
 package drill
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -15,6 +21,7 @@ import (
 
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/internal/fleet"
+	"meridian.dev/meridian/internal/resolver"
 )
 
 // The drills.
@@ -33,9 +40,12 @@ type Options struct {
 	// X-Forwarded-For, so they are steered to Region first; default one
 	// that geolocates near Region's centre.
 	Subnet netip.Prefix
-	// Rate is the requests per second offered through the HTTP front.
-	// Default 50.
+	// Rate is the requests per second offered by each kind of client
+	// (through the HTTP front, and following DNS). Default 50.
 	Rate int
+	// Blackhole makes a region loss silent instead of a crash: every
+	// packet to and from the region is dropped (root only).
+	Blackhole bool
 	// Before is how long the load runs before the fault (default 5s);
 	// For how long a hub loss or partition lasts (default 15s); After how
 	// long the drill watches after the kill, the hub's return or the
@@ -51,6 +61,12 @@ type Options struct {
 type Result struct {
 	Drill  string `json:"drill"`
 	Region string `json:"region"`
+	// Fault is how the region was lost: "crash" (SIGKILL) or "blackhole"
+	// (packets dropped); Timing the fleet's timing preset.
+	Fault  string `json:"fault,omitempty"`
+	Timing string `json:"timing"`
+	// GossipCut says whether a partition dropped gossip too (root).
+	GossipCut bool `json:"gossipCut,omitempty"`
 	// Detected is when the hub marked the region Unreachable.
 	Detected *Seconds `json:"detectedAfter,omitempty"`
 	// DNSResteered is when DNS stopped answering the region's clients
@@ -70,15 +86,9 @@ type Result struct {
 	// DNSReturned (after the heal) is when DNS sent the region's clients
 	// back to it.
 	DNSReturned *Seconds `json:"dnsReturnedAfterHeal,omitempty"`
-	// Requests and Failed count what went through the HTTP front.
-	Requests int64 `json:"requests"`
-	Failed   int64 `json:"failedRequests"`
-	// FromCutRegion counts answers that came from the partitioned region
-	// while it was cut off (after a second's grace for answers already on
-	// their way): a partition that leaks shows here.
-	FromCutRegion int64 `json:"answersFromCutRegion,omitempty"`
-	// Timeline has one bin per 250ms: answers and failures.
-	Timeline []Bin `json:"timeline"`
+	// Front and DNS are what each kind of client saw.
+	Front Clients `json:"frontClients"`
+	DNS   Clients `json:"dnsClients"`
 	// FaultAt and HealAt are the bins of the fault and of the heal (0:
 	// none).
 	FaultAt int `json:"faultAtBin"`
@@ -132,7 +142,7 @@ func (o *Options) defaults() error {
 
 // Run runs one drill (RegionLoss, HubLoss or Partition) on a running
 // fleet under load and measures what the fleet did.
-func Run(ctx context.Context, f *fleet.Fleet, drill string, opts Options) (*Result, error) {
+func Run(ctx context.Context, f *fleet.Fleet, drill string, opts Options) (_ *Result, err error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
@@ -140,19 +150,36 @@ func Run(ctx context.Context, f *fleet.Fleet, drill string, opts Options) (*Resu
 	if err != nil {
 		return nil, err
 	}
+	res, err := resolver.Start(ctx, resolver.Options{Zone: f.Zone, Upstream: f.DNSAddr})
+	if err != nil {
+		return nil, fmt.Errorf("drill: the DNS clients' resolver: %w", err)
+	}
+	defer res.Stop()
 	d := &run{f: f, opts: opts, addrs: addrs, start: time.Now(),
-		res:  &Result{Drill: drill, Region: opts.Region, DNSTTL: ttl},
-		bins: make([]Bin, int((opts.Before+opts.For+opts.After+settleTail)/binWidth)+1)}
+		res: &Result{Drill: drill, Region: opts.Region, DNSTTL: ttl, Timing: f.Timing().String(), GossipCut: f.CutsGossip()}}
+	regionOf := map[netip.Addr]string{}
+	for region, a := range addrs {
+		regionOf[a] = region
+	}
+	dnsDo, closeDNS, err := dnsRequest(f, res, opts, regionOf)
+	if err != nil {
+		return nil, err
+	}
+	defer closeDNS()
+	front, dns := d.newClients(FrontClients), d.newClients(DNSClients)
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() { load(loadCtx, opts, d.record) })
+	var loadErrs [2]error
+	wg.Go(func() { loadErrs[0] = front.run(loadCtx, float64(opts.Rate), frontRequest(opts)) })
+	wg.Go(func() { loadErrs[1] = dns.run(loadCtx, float64(opts.Rate), dnsDo) })
 	defer func() {
 		stopLoad()
 		wg.Wait()
-		d.res.Requests, d.res.Failed, d.res.FromCutRegion = d.requests.Load(), d.failed.Load(), d.fromCut.Load()
-		d.mu.Lock()
-		d.res.Timeline = d.bins[:min(len(d.bins), int(time.Since(d.start)/binWidth)+1)]
-		d.mu.Unlock()
+		end := time.Now()
+		d.res.Front, d.res.DNS = front.result(d.faulted, end), dns.result(d.faulted, end)
+		if e := errors.Join(loadErrs[:]...); e != nil && err == nil {
+			err = e
+		}
 	}()
 	if err := sleep(ctx, opts.Before); err != nil {
 		return d.res, err
@@ -183,34 +210,13 @@ type run struct {
 	res   *Result
 	start time.Time
 
-	mu                sync.Mutex
-	bins              []Bin
-	requests, failed  atomic.Int64
-	fromCut           atomic.Int64
 	faulted, healed   time.Time
 	cutFrom, cutUntil atomic.Int64 // unix nanos of a partition, 0: none
 }
 
-func (d *run) record(ok bool, cluster string) {
-	d.requests.Add(1)
-	if !ok {
-		d.failed.Add(1)
-	}
-	if from, now := d.cutFrom.Load(), time.Now().UnixNano(); ok && cluster == d.opts.Region && from != 0 &&
-		now > from+int64(time.Second) && (d.cutUntil.Load() == 0 || now < d.cutUntil.Load()) {
-		d.fromCut.Add(1)
-	}
-	i := int(time.Since(d.start) / binWidth)
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if i >= len(d.bins) {
-		return
-	}
-	if ok {
-		d.bins[i].OK++
-	} else {
-		d.bins[i].Failed++
-	}
+// binsTemplate is the timeline's length: the whole drill and a margin.
+func (d *run) binsTemplate() []Bin {
+	return make([]Bin, int((d.opts.Before+d.opts.For+d.opts.After+settleTail)/binWidth)+1)
 }
 
 func (d *run) fault() {
@@ -264,10 +270,15 @@ func (d *run) leftRegion(ctx context.Context) bool {
 	return r.Detected != nil && r.DNSResteered != nil && r.Replaced != nil
 }
 
-// regionLoss kills the region for good.
+// regionLoss loses the region for good: a crash, or a blackhole.
 func (d *run) regionLoss(ctx context.Context) error {
 	d.fault()
-	if err := d.f.KillRegion(d.opts.Region); err != nil {
+	lose, how := d.f.KillRegion, "crash"
+	if d.opts.Blackhole {
+		lose, how = d.f.BlackholeRegion, "blackhole"
+	}
+	d.res.Fault = how
+	if err := lose(d.opts.Region); err != nil {
 		return err
 	}
 	watch(ctx, d.opts.After, func() bool { return d.leftRegion(ctx) })

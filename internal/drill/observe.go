@@ -3,11 +3,7 @@ package drill
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"net/netip"
-	"strings"
-	"sync"
 	"time"
 
 	mdns "github.com/miekg/dns"
@@ -15,48 +11,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "meridian.dev/meridian/crds/v1alpha1"
-	"meridian.dev/meridian/glb/front"
 	"meridian.dev/meridian/internal/fleet"
 )
 
 // This file is how a drill sees the fleet: as users do (requests through
 // the front, DNS questions) and as an operator does (the hub's objects).
-
-// load offers opts.Rate requests per second through the front, as clients
-// from opts.Subnet, and reports each outcome and the cluster that answered.
-func load(ctx context.Context, opts Options, done func(ok bool, cluster string)) {
-	client := &http.Client{Timeout: 10 * time.Second}
-	client.Transport = &http.Transport{MaxIdleConnsPerHost: 64}
-	t := time.NewTicker(time.Second / time.Duration(opts.Rate))
-	defer t.Stop()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req, err := http.NewRequest(http.MethodPost, "http://"+opts.Front+"/analyze", strings.NewReader(`{"text":"I love this, it is amazing"}`))
-			if err != nil {
-				done(false, "")
-				return
-			}
-			req.Header.Set("X-Forwarded-For", opts.Subnet.Addr().String())
-			resp, err := client.Do(req)
-			if err != nil {
-				done(false, "")
-				return
-			}
-			body, _ := io.ReadAll(resp.Body)
-			_ = resp.Body.Close()
-			done(resp.StatusCode == http.StatusOK && strings.Contains(string(body), "POSITIVE"), resp.Header.Get(front.ClusterHeader))
-		}()
-	}
-}
 
 // resolve asks the fleet's DNS for sentiment as a client of subnet.
 func resolve(f *fleet.Fleet, subnet netip.Prefix) (netip.Addr, error) {

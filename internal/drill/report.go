@@ -24,15 +24,31 @@ func (r *Result) Verdicts() []string {
 	}
 	var out []string
 	line := func(format string, args ...any) { out = append(out, id+" "+fmt.Sprintf(format, args...)) }
+	if r.Fault != "" {
+		id += "-" + r.Fault
+	}
+	line("timing=%q (informational: the preset every component ran with)", r.Timing)
 	det, detV := secs(r.Detected)
 	dnsS, dnsV := secs(r.DNSResteered)
+	// Each kind of client: the load really offered, and what it met.
+	clients := func(c Clients, failedTarget string, failedOK bool, gapTarget string, gapOK bool) {
+		line("%s_clients offered=%d (%.1f/s) sent=%d achieved=%.1f/s target=offered %s%s", c.Kind, c.Offered, c.OfferedRate,
+			c.Sent, c.AchievedRate, verdict(c.LoadOffered), map[bool]string{true: "", false: " (" + c.Shortfall + ")"}[c.LoadOffered])
+		line("%s_clients failed=%d dropped=%d target%s %s", c.Kind, c.Failed, c.Dropped, failedTarget, verdict(failedOK))
+		line("%s_clients longest_gap=%.2fs target%s %s", c.Kind, float64(c.LongestGap), gapTarget, verdict(gapOK))
+		line("%s_clients p50=%.1fms p99=%.1fms (informational: every sent request, failed ones included)", c.Kind, 1000*float64(c.P50), 1000*float64(c.P99))
+	}
+	ttlBound := float64(r.DNSTTL) + 2
+	dnsGap := fmt.Sprintf("<=ttl+2s(%.0fs)", ttlBound)
 	switch r.Drill {
 	case RegionLoss, Partition:
 		line("detection=%s target<=2s %s", det, verdict(detV <= 2))
-		line("dns_resteer=%s target<=2s+ttl(%ds) %s", dnsS, r.DNSTTL, verdict(dnsV <= 2+float64(r.DNSTTL)))
-		line("lost_requests=%d target=0 %s", r.Failed, verdict(r.Failed == 0))
+		line("dns_resteer=%s target<=2s %s", dnsS, verdict(dnsV <= 2))
+		clients(r.Front, "=0", r.Front.Failed+r.Front.Dropped == 0, "=none", true)
+		clients(r.DNS, "=none", true, dnsGap, float64(r.DNS.LongestGap) <= ttlBound)
 	case HubLoss:
-		line("lost_requests=%d target=0 %s", r.Failed, verdict(r.Failed == 0))
+		clients(r.Front, "=0", r.Front.Failed+r.Front.Dropped == 0, "=none", true)
+		clients(r.DNS, "=0", r.DNS.Failed+r.DNS.Dropped == 0, "=none", true)
 		line("dns_wrong=%d/%d target=0 %s", r.DNSWrong, r.DNSQueries, verdict(r.DNSWrong == 0 && r.DNSQueries > 0))
 	}
 	switch r.Drill {
@@ -40,7 +56,9 @@ func (r *Result) Verdicts() []string {
 		rep, _ := secs(r.Replaced)
 		line("capacity_replaced=%s (informational)", rep)
 	case Partition:
-		line("answers_from_cut_region=%d target=0 %s", r.FromCutRegion, verdict(r.FromCutRegion == 0))
+		line("gossip_cut=%t (informational: as root every packet of the region is dropped, gossip included)", r.GossipCut)
+		cut := r.Front.FromCutRegion + r.DNS.FromCutRegion
+		line("answers_from_cut_region=%d target=0 %s", cut, verdict(cut == 0))
 		rej, rejV := secs(r.Rejoined)
 		ret, retV := secs(r.DNSReturned)
 		line("rejoined_after_heal=%s target=without-operator %s", rej, verdict(rejV < 1e9))

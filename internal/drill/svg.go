@@ -11,20 +11,30 @@ import (
 func (r *Result) WriteSVG(w io.Writer) error {
 	const width, height, left, bottom = 900, 300, 50, 40
 	plotW, plotH := float64(width-left-20), float64(height-bottom-40)
+	// Both kinds of client in one timeline.
+	timeline := make([]Bin, max(len(r.Front.Timeline), len(r.DNS.Timeline)))
+	for _, c := range []Clients{r.Front, r.DNS} {
+		for i, b := range c.Timeline {
+			timeline[i].OK += b.OK
+			timeline[i].Failed += b.Failed
+		}
+	}
 	maxN := int64(1)
-	for _, b := range r.Timeline {
+	for _, b := range timeline {
 		maxN = max(maxN, b.OK+b.Failed)
 	}
-	n := max(len(r.Timeline), 1)
+	n := max(len(timeline), 1)
 	bw := plotW / float64(n)
 	x := func(bin float64) float64 { return float64(left) + bin*bw }
 	y := func(v int64) float64 { return 20 + plotH*(1-float64(v)/float64(maxN)) }
 	if _, err := fmt.Fprintf(w, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", width, height); err != nil {
 		return err
 	}
-	what := map[string]string{RegionLoss: r.Region + " killed", HubLoss: "the hub lost", Partition: r.Region + " partitioned"}[r.Drill]
-	fmt.Fprintf(w, `<text x="%d" y="14">%s drill: %s — %d requests, %d failed (bins of 250 ms)</text>`+"\n", left, r.Drill, what, r.Requests, r.Failed)
-	for i, b := range r.Timeline {
+	lost := map[string]string{"": "killed", "crash": "killed", "blackhole": "blackholed"}[r.Fault]
+	what := map[string]string{RegionLoss: r.Region + " " + lost, HubLoss: "the hub lost", Partition: r.Region + " partitioned"}[r.Drill]
+	fmt.Fprintf(w, `<text x="%d" y="14">%s drill: %s — front %d sent, %d failed; DNS-following %d sent, %d failed (bins of 250 ms)</text>`+"\n",
+		left, r.Drill, what, r.Front.Sent, r.Front.Failed, r.DNS.Sent, r.DNS.Failed)
+	for i, b := range timeline {
 		fmt.Fprintf(w, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="#3a3"/>`+"\n", x(float64(i)), y(b.OK), bw*0.9, 20+plotH-y(b.OK))
 		if b.Failed > 0 {
 			fmt.Fprintf(w, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="#d33"/>`+"\n", x(float64(i)), y(b.OK+b.Failed), bw*0.9, y(b.OK)-y(b.OK+b.Failed))
@@ -39,7 +49,7 @@ func (r *Result) WriteSVG(w io.Writer) error {
 		fmt.Fprintf(w, `<text x="%.1f" y="%.1f" fill="%s">%s +%.1fs</text>`+"\n", x(bin)+3, 34+float64(row)*14, color, label, float64(*after))
 	}
 	zero := Seconds(0)
-	mark(r.FaultAt, &zero, map[string]string{RegionLoss: "killed", HubLoss: "hub lost", Partition: "partitioned"}[r.Drill], "#000", 0)
+	mark(r.FaultAt, &zero, map[string]string{RegionLoss: lost, HubLoss: "hub lost", Partition: "partitioned"}[r.Drill], "#000", 0)
 	mark(r.FaultAt, r.Detected, "detected", "#a50", 1)
 	mark(r.FaultAt, r.DNSResteered, "DNS re-steered", "#05a", 2)
 	mark(r.FaultAt, r.Replaced, "capacity replaced", "#080", 3)

@@ -20,32 +20,53 @@ import (
 // the hub dies, a region is partitioned from the rest. Nothing is told;
 // every component must notice by itself.
 
-// KillRegion takes a local region down as a whole: its agent (whose fronts
-// stop taking connections at once, and whose replicas stop) and its API
-// server, as a lost data centre would.
+// KillRegion crashes a local region as a lost data centre does, with no
+// warning to anything in it: its agent and every replica (one SIGKILL of
+// the whole process tree), its etcd and its API server (SIGKILL). Nothing
+// drains; open connections are reset by the kernel and new ones refused.
 func (f *Fleet) KillRegion(name string) error {
 	f.faultMu.Lock()
 	defer f.faultMu.Unlock()
-	stop, ok := f.stopAgent[name]
-	cp := f.Members[name]
-	if !ok || cp == nil {
+	a, cp := f.agents[name], f.Members[name]
+	if a == nil || cp == nil {
 		return fmt.Errorf("no local region %q", name)
 	}
-	stop()
-	delete(f.stopAgent, name)
-	delete(f.Members, name)
+	errs := []error{a.kill(), cp.Kill()}
 	f.memberLinks[name].Cut()
-	// The API server goes down in the background: it can take its full
-	// shutdown timeout, and clients see it refuse connections at once.
+	delete(f.agents, name)
+	delete(f.Members, name)
+	// Stop only cleans up now: the processes are gone.
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
-		if err := cp.Stop(); err != nil {
-			f.opts.Logger.Warn("stopping a killed region's control plane", "region", name, "err", err)
-		}
+		<-a.done
+		_ = cp.Stop()
 	}()
-	return nil
+	return errors.Join(errs...)
 }
+
+// BlackholeRegion loses a local region the other way a data centre is
+// lost: its network goes silent. Every packet to or from its address is
+// dropped (the region's processes run on, unreachable), so the hub's
+// probes, the balancer's probes and front, gossip and clients all hang
+// until their own timeouts. It needs root (nftables); Heal ends it.
+func (f *Fleet) BlackholeRegion(name string) error {
+	f.faultMu.Lock()
+	defer f.faultMu.Unlock()
+	host := f.regionHosts[name]
+	if host == "" || f.Members[name] == nil {
+		return fmt.Errorf("no local region %q", name)
+	}
+	if f.firewall == nil {
+		return fmt.Errorf("blackholing region %s: %s", name, firewallAvailable())
+	}
+	return f.firewall.cut(host)
+}
+
+// CutsGossip says whether Partition and BlackholeRegion drop every packet
+// (gossip included), which needs root; without it a partition cuts the
+// TCP links to the region only.
+func (f *Fleet) CutsGossip() bool { return f.firewall != nil }
 
 // KillHub takes the hub down: its controllers stop and its API server
 // becomes unreachable to the balancer. The regions, their agents and
@@ -96,13 +117,12 @@ func (f *Fleet) startHubLocked() {
 	})
 }
 
-// Partition cuts a local region off from the hub and from the balancer
-// (its probes and the HTTP front), while it keeps running: its agent, API
-// server and replicas go on as if nothing happened. Heal ends it.
-//
-// The region's agent still gossips: the partition is of TCP, the links
-// to its API server and its front. The balancer's gossip verdict for the
-// region therefore stays "alive", and its probes take it out.
+// Partition cuts a local region off from the hub, the balancer and the
+// other regions while it keeps running: as root every packet to or from
+// its address is dropped (gossip, probes, the front, the hub's link), as a
+// cut link does; without root the hub's link and the balancer's
+// connections to it are closed and refused instead, and gossip goes on.
+// Heal ends it.
 func (f *Fleet) Partition(name string) error {
 	f.faultMu.Lock()
 	defer f.faultMu.Unlock()
@@ -111,18 +131,24 @@ func (f *Fleet) Partition(name string) error {
 	if !ok || host == "" || f.Members[name] == nil {
 		return fmt.Errorf("no local region %q", name)
 	}
+	if f.firewall != nil {
+		return f.firewall.cut(host)
+	}
 	link.Cut()
 	f.conns.cut(host)
 	return nil
 }
 
-// Heal ends a partition.
+// Heal ends a partition or a blackhole.
 func (f *Fleet) Heal(name string) error {
 	f.faultMu.Lock()
 	defer f.faultMu.Unlock()
 	link, ok := f.memberLinks[name]
 	if !ok {
 		return fmt.Errorf("no local region %q", name)
+	}
+	if f.firewall != nil {
+		return f.firewall.heal(f.regionHosts[name])
 	}
 	f.conns.heal(f.regionHosts[name])
 	return link.Heal()
@@ -228,6 +254,11 @@ func (f *Fleet) relink(kubeconfig string, link *netfault.Proxy) (string, error) 
 		return "", err
 	}
 	for _, c := range cfg.Clusters {
+		// The link listens on the region's address; the API server's
+		// certificate names the address it listens on.
+		if u, err := url.Parse(c.Server); err == nil && c.TLSServerName == "" {
+			c.TLSServerName = u.Hostname()
+		}
 		c.Server = "https://" + link.Addr()
 	}
 	dir := filepath.Join(f.opts.StateDir, "links")

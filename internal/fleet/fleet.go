@@ -7,6 +7,7 @@
 package fleet
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,7 +22,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -32,9 +32,6 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"meridian.dev/meridian/agent"
-	"meridian.dev/meridian/agent/kube"
-	"meridian.dev/meridian/agent/metricsapi"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/glb"
 	"meridian.dev/meridian/hub"
@@ -107,6 +104,9 @@ type Options struct {
 	// kubernetes runtime; default .cache/image/meridian of the checkout
 	// (`make image`).
 	ImageLayout string
+	// Timing names the timing preset of every component (Timings);
+	// default "production". Hub fields set explicitly win over it.
+	Timing string
 }
 
 // Fleet is a running local fleet.
@@ -125,8 +125,12 @@ type Fleet struct {
 	opts   Options
 	cancel context.CancelFunc
 	runCtx context.Context
-	// stopAgent ends one region's agent (and with it its replicas).
-	stopAgent map[string]context.CancelFunc
+	// agents are the local regions' agents, each its own process.
+	agents map[string]*agentProc
+	// timing is the preset in use; firewall drops a region's packets
+	// (root only; nil otherwise).
+	timing   Timing
+	firewall *firewall
 	// stopHub ends the hub's controllers, nil while the hub is down;
 	// hubDone is closed when they have.
 	stopHub context.CancelFunc
@@ -150,7 +154,7 @@ type Fleet struct {
 	// conns are the balancer's open connections and the region hosts it
 	// cannot reach (partitions).
 	conns   connSet
-	faultMu sync.Mutex // stopHub, hubDone, stopAgent, Members, memberLinks
+	faultMu sync.Mutex // stopHub, hubDone, agents, Members, memberLinks
 	wg      sync.WaitGroup
 	errs    chan error
 }
@@ -184,12 +188,20 @@ func Up(ctx context.Context, opts Options) (*Fleet, error) {
 	if opts.Runtime != v1.RuntimeProcess && opts.Runtime != v1.RuntimeKubernetes {
 		return nil, fmt.Errorf("runtime %q: use %s or %s", opts.Runtime, v1.RuntimeProcess, v1.RuntimeKubernetes)
 	}
+	timing, ok := Timings[cmp.Or(opts.Timing, "production")]
+	if !ok {
+		return nil, fmt.Errorf("timing preset %q: use production", opts.Timing)
+	}
+	opts.Hub.Timing = cmp.Or(opts.Hub.Timing, timing().Hub)
+	if opts.Binary == "" {
+		return nil, errors.New("fleet: Options.Binary (the meridian executable the regions' agents run) is required")
+	}
 	if err := os.MkdirAll(opts.StateDir, 0o755); err != nil {
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	f := &Fleet{opts: opts, Members: map[string]*controlplane.ControlPlane{}, cancel: cancel, runCtx: runCtx, errs: make(chan error, 16),
-		stopAgent: map[string]context.CancelFunc{}, memberLinks: map[string]*netfault.Proxy{}, regionHosts: map[string]string{},
+		agents: map[string]*agentProc{}, timing: timing(), memberLinks: map[string]*netfault.Proxy{}, regionHosts: map[string]string{},
 		nodes: map[string]*node.Node{}}
 	if err := f.start(ctx, runCtx); err != nil {
 		f.Stop()
@@ -217,6 +229,11 @@ func (f *Fleet) start(ctx, runCtx context.Context) error {
 	}
 	if err := f.Hub.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: hub.MembersNamespace}}); err != nil {
 		return err
+	}
+	if firewallAvailable() == "" {
+		if f.firewall, err = newFirewall(); err != nil {
+			return err
+		}
 	}
 	if f.gossipPort, err = freeGossipPort(len(opts.Regions)); err != nil {
 		return err
@@ -246,9 +263,13 @@ func (f *Fleet) start(ctx, runCtx context.Context) error {
 				return err
 			}
 			f.regionHosts[r.Name] = regionAddr(i)
-			f.runAgent(runCtx, r, cp, regionAddr(i))
-			// The hub reaches the member through a link a drill can cut.
-			link, err := netfault.NewProxy(hostPort(cp.Config.Host))
+			if err := f.runAgent(runCtx, r, cp, regionAddr(i)); err != nil {
+				return err
+			}
+			// The hub reaches the member through a link a drill can cut,
+			// on the region's own address, where its packets can be
+			// dropped.
+			link, err := netfault.NewProxyOn(regionAddr(i), hostPort(cp.Config.Host))
 			if err != nil {
 				return err
 			}
@@ -267,7 +288,7 @@ func (f *Fleet) start(ctx, runCtx context.Context) error {
 	f.startHub()
 	f.step("applying the bundled InferenceModels and their GlobalEndpoints: sentiment, textdir")
 	f.Zone = opts.Zone
-	for _, o := range bundledModels(len(opts.Regions), opts.Zone) {
+	for _, o := range bundledModels(len(opts.Regions), opts.Zone, f.timing) {
 		if err := f.Hub.Client.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
 			return err
 		}
@@ -284,6 +305,10 @@ func (f *Fleet) start(ctx, runCtx context.Context) error {
 	if err != nil {
 		return err
 	}
+	glbGossip, err := f.gossipConfig("127.0.0.1", "glb-local")
+	if err != nil {
+		return err
+	}
 	f.goRun(func() error {
 		return glb.Run(runCtx, glbHub, glb.Options{
 			Zone: opts.Zone, DNSListen: opts.DNSListen, StateFile: filepath.Join(opts.StateDir, "glb-snapshot.json"),
@@ -292,9 +317,11 @@ func (f *Fleet) start(ctx, runCtx context.Context) error {
 			// Local clients may say where they are from (drills do).
 			TrustForwardedFor: true,
 			// Partition drills cut the balancer off from regions.
-			Dial:         f.dial,
-			Gossip:       f.gossipConfig("127.0.0.1", "glb-local"),
-			DemandPeriod: 2 * time.Second,
+			Dial:          f.dial,
+			Gossip:        glbGossip,
+			DemandPeriod:  2 * time.Second,
+			ProbeInterval: f.timing.ProbeInterval,
+			ProbeTimeout:  f.timing.ProbeTimeout,
 		})
 	})
 	select {
@@ -328,31 +355,6 @@ func (f *Fleet) join(ctx context.Context, name, kubeconfig string) error {
 	})
 }
 
-func (f *Fleet) runAgent(ctx context.Context, r Region, cp *controlplane.ControlPlane, host string) {
-	ctx, cancel := context.WithCancel(ctx)
-	f.stopAgent[r.Name] = cancel
-	opts := agent.Options{
-		ClusterName: r.Name,
-		Identity: v1.ClusterIdentity{Region: v1.RegionName(r.Name), Zone: r.Name + "-a",
-			Location: &v1.GeoLocation{Latitude: r.Latitude, Longitude: r.Longitude}},
-		Runtime:      f.opts.Runtime,
-		ReportPeriod: 2 * time.Second,
-		Gossip:       f.gossipConfig(host, "agent-"+r.Name),
-		// A killed region must be detected, not announced.
-		GossipCrashOnStop: true,
-		Logger:            f.opts.Logger.With("cluster", r.Name),
-		Registry:          prometheus.NewRegistry(),
-	}
-	if f.kubernetesRuntime() {
-		opts.Kube = kube.Options{Image: f.images.Meridian, PlaceholderImage: f.images.Pause}
-		opts.MetricsAPI = &metricsapi.Options{Listen: f.metricsAPIListen(r.Name)}
-	} else {
-		opts.Process = agent.ProcessOptions{Binary: f.opts.Binary, ModelRepository: f.opts.ModelRepository, ServeArgs: f.opts.ServeArgs, FrontHost: host,
-			Capacity: v1.Capacity{CPU: resource.MustParse("4"), Memory: resource.MustParse("8Gi")}}
-	}
-	f.goRun(func() error { return agent.Run(ctx, cp.Config, opts) })
-}
-
 func (f *Fleet) goRun(run func() error) {
 	f.wg.Add(1)
 	go func() {
@@ -369,7 +371,7 @@ func (f *Fleet) Errors() <-chan error { return f.errs }
 // bundledModels are the objects `meridian up` applies: both models in
 // every region, one replica each, up to two on load, each with a GlobalEndpoint
 // <model>.<zone>.
-func bundledModels(regions int, zone string) []client.Object {
+func bundledModels(regions int, zone string, t Timing) []client.Object {
 	var out []client.Object
 	// Each scales on its request rate per replica (the HPA's Pods metric
 	// requests_per_second on the kubernetes runtime, the same maths in
@@ -378,10 +380,10 @@ func bundledModels(regions int, zone string) []client.Object {
 	for _, name := range []string{"sentiment", "textdir"} {
 		out = append(out, &v1.GlobalEndpoint{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
-			// Probed every second (the API's default is 5 s), so local
-			// drills see failures as fast as the hub does.
+			// Probed as the timing preset says.
 			Spec: v1.GlobalEndpointSpec{Hostname: name + "." + zone, Model: name, TTL: 5,
-				HealthCheck: v1.HealthCheck{Interval: metav1.Duration{Duration: time.Second}}},
+				HealthCheck: v1.HealthCheck{Interval: metav1.Duration{Duration: t.ProbeInterval},
+					Timeout: metav1.Duration{Duration: t.ProbeTimeout}, FailureThreshold: t.ProbeFailures}},
 		})
 		out = append(out, &v1.InferenceModel{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
@@ -489,8 +491,21 @@ func (f *Fleet) Endpoints(ctx context.Context) (map[string]map[string]string, er
 // Stop ends the agents (and their replicas), the hub and every control
 // plane.
 func (f *Fleet) Stop() {
+	// The agents first, together: each stops its replicas.
+	f.faultMu.Lock()
+	var stopping sync.WaitGroup
+	for _, a := range f.agents {
+		stopping.Go(func() { a.stop(30 * time.Second) })
+	}
+	f.faultMu.Unlock()
+	stopping.Wait()
 	f.cancel()
 	f.wg.Wait()
+	if f.firewall != nil {
+		if err := f.firewall.close(); err != nil {
+			f.opts.Logger.Warn("removing the fleet's nftables table", "err", err)
+		}
+	}
 	for _, link := range f.memberLinks {
 		link.Cut()
 	}

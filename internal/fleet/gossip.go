@@ -6,18 +6,34 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 
 	"meridian.dev/meridian/gossip"
 )
 
-// gossipConfig joins a node on host to the fleet's gossip pool (the
-// agents' health and load; the balancer listens), with memberlist's
-// loopback timing.
-func (f *Fleet) gossipConfig(host, name string) *gossip.Config {
-	c := &gossip.Config{NodeName: name, BindAddr: host, BindPort: f.gossipPort, Timing: gossip.Local(),
+// gossipConfig joins the balancer, on host, to the fleet's gossip pool
+// (the agents' health and load; the balancer listens), with the timing
+// preset's gossip timing.
+func (f *Fleet) gossipConfig(host, name string) (*gossip.Config, error) {
+	t, err := gossip.PresetTiming(f.timing.Gossip)
+	if err != nil {
+		return nil, err
+	}
+	c := &gossip.Config{NodeName: name, BindAddr: host, BindPort: f.gossipPort, Timing: t,
 		Join: slices.Clone(f.gossipPeers), Logger: f.opts.Logger.With("component", "gossip")}
 	f.gossipPeers = append(f.gossipPeers, net.JoinHostPort(host, strconv.Itoa(f.gossipPort)))
-	return c
+	return c, nil
+}
+
+// gossipArgs are the `meridian agent` flags that join an agent on host
+// to the pool the same way.
+func (f *Fleet) gossipArgs(host string) []string {
+	args := []string{"--gossip-bind", net.JoinHostPort(host, strconv.Itoa(f.gossipPort)), "--gossip-preset", f.timing.Gossip}
+	if len(f.gossipPeers) > 0 {
+		args = append(args, "--gossip-join", strings.Join(f.gossipPeers, ","))
+	}
+	f.gossipPeers = append(f.gossipPeers, net.JoinHostPort(host, strconv.Itoa(f.gossipPort)))
+	return args
 }
 
 // freeGossipPort finds a port free for UDP and TCP on the balancer's and
