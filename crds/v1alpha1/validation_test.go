@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -172,7 +173,8 @@ func TestCRDValidationOnRealAPIServer(t *testing.T) {
 		if err := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: "sentiment"}, ge); err != nil {
 			t.Fatal(err)
 		}
-		if ge.Spec.TTL != 30 || ge.Spec.Steering != v1.SteerGeo || ge.Spec.HealthCheck.Path != "/v2/health/ready" {
+		if hc := ge.Spec.HealthCheck; ge.Spec.TTL != 30 || ge.Spec.Steering != v1.SteerGeo || hc.Path != "/v2/health/ready" ||
+			hc.Interval.Duration != 500*time.Millisecond || hc.Timeout.Duration != 500*time.Millisecond || hc.FailureThreshold != 2 {
 			t.Errorf("GlobalEndpoint defaults: %+v", ge.Spec)
 		}
 	})
