@@ -554,6 +554,24 @@ func TestPerTryTimeoutMovesOn(t *testing.T) {
 	}
 }
 
+// By default a cluster that never answers (a silent network: the
+// connection hangs) costs a request DefaultPerTryTimeout, not the request:
+// it moves on to the next candidate.
+func TestDefaultPerTryTimeoutSavesRequestsFromASilentCluster(t *testing.T) {
+	t.Parallel()
+	silent, fast := newCluster(t, "silent"), newCluster(t, "fast")
+	silent.hold = func(r *http.Request) { <-r.Context().Done() }
+	base, _ := serveFront(t, tiered{silent, fast}, front.Options{})
+	start := time.Now()
+	a := infer(t, base, nil)
+	if a.code != http.StatusOK || a.cluster != "fast" {
+		t.Fatalf("got %d from %q, want 200 from fast", a.code, a.cluster)
+	}
+	if took := time.Since(start); took < front.DefaultPerTryTimeout {
+		t.Errorf("answered after %s: the silent cluster was not waited for its per-try timeout (%s)", took, front.DefaultPerTryTimeout)
+	}
+}
+
 func TestRequestTimeout(t *testing.T) {
 	t.Parallel()
 	slow := newCluster(t, "slow")

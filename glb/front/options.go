@@ -16,6 +16,7 @@ const (
 	DefaultEjectAfter     = 3
 	DefaultEjectFor       = 10 * time.Second
 	DefaultHedgeAfter     = 100 * time.Millisecond
+	DefaultPerTryTimeout  = 2 * time.Second
 )
 
 // Options configure a Front. The zero value is usable: every field has a
@@ -32,10 +33,15 @@ type Options struct {
 	// Default 3.
 	Attempts int
 
-	// PerTryTimeout bounds the wait for one cluster's response headers;
-	// when it passes, the attempt counts as a failure of that cluster and
-	// the request moves to the next candidate. Zero means no bound other
-	// than RequestTimeout.
+	// PerTryTimeout bounds the wait for one cluster's response headers,
+	// connecting included; when it passes, the attempt counts as a failure
+	// of that cluster and the request moves to the next candidate. It is
+	// what saves requests sent to a cluster that went silent (packets
+	// dropped: connections hang rather than fail) before the probes take
+	// it out. Default 2s, for real-time models that answer well within
+	// it; a model slower than that needs a longer one, or every request
+	// to it is tried Attempts times. Negative: no bound other than
+	// RequestTimeout.
 	PerTryTimeout time.Duration
 
 	// RequestTimeout bounds the whole request, every retry and the
@@ -129,8 +135,11 @@ func (o Options) withDefaults() Options {
 	if o.Attempts <= 0 {
 		o.Attempts = DefaultAttempts
 	}
-	if o.PerTryTimeout < 0 {
+	switch {
+	case o.PerTryTimeout < 0:
 		o.PerTryTimeout = 0
+	case o.PerTryTimeout == 0:
+		o.PerTryTimeout = DefaultPerTryTimeout
 	}
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = DefaultRequestTimeout
