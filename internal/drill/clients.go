@@ -125,12 +125,13 @@ func (c *clients) run(ctx context.Context, rate float64, do loadgen.Request) err
 	return err
 }
 
-// result sums the kind up; faulted is the fault's time, end the drill's.
+// result sums the kind up; faulted is the fault's time, end when the load
+// stopped (requests still hanging then end later, in the timeline).
 func (c *clients) result(faulted, end time.Time) Clients {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := Clients{Kind: c.kind, FromCutRegion: c.cut, ByRegion: map[string]int64{},
-		Timeline: c.bins[:min(len(c.bins), int(end.Sub(c.d.start)/binWidth)+1)]}
+		Timeline: c.bins[:min(len(c.bins), int(time.Since(c.d.start)/binWidth)+1)]}
 	if r := c.rep; r != nil {
 		out.Offered, out.Sent, out.OK, out.Failed, out.Dropped = r.Offered, r.Sent, r.OK, r.Failed, r.Dropped
 		out.OfferedRate, out.AchievedRate, out.LoadOffered, out.Shortfall = r.OfferedRate(), r.AchievedRate(), r.LoadOffered, r.Shortfall

@@ -173,9 +173,11 @@ func Run(ctx context.Context, f *fleet.Fleet, drill string, opts Options) (_ *Re
 	wg.Go(func() { loadErrs[0] = front.run(loadCtx, float64(opts.Rate), frontRequest(opts)) })
 	wg.Go(func() { loadErrs[1] = dns.run(loadCtx, float64(opts.Rate), dnsDo) })
 	defer func() {
+		// Gaps are measured up to when the load stopped, not to when the
+		// last hanging request gave up.
+		end := time.Now()
 		stopLoad()
 		wg.Wait()
-		end := time.Now()
 		d.res.Front, d.res.DNS = front.result(d.faulted, end), dns.result(d.faulted, end)
 		if e := errors.Join(loadErrs[:]...); e != nil && err == nil {
 			err = e

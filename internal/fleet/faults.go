@@ -58,7 +58,7 @@ func (f *Fleet) BlackholeRegion(name string) error {
 		return fmt.Errorf("no local region %q", name)
 	}
 	if f.firewall == nil {
-		return fmt.Errorf("blackholing region %s: %s", name, firewallAvailable())
+		return fmt.Errorf("blackholing region %s: %s", name, FirewallAvailable())
 	}
 	return f.firewall.cut(host)
 }

@@ -15,8 +15,9 @@ import (
 // it needs root and touches nothing else.
 type firewall struct{ table string }
 
-// firewallAvailable says why packets cannot be dropped here, or "".
-func firewallAvailable() string {
+// FirewallAvailable says why a fleet here cannot drop a region's packets
+// (BlackholeRegion, and Partition with gossip cut), or "" when it can.
+func FirewallAvailable() string {
 	if os.Geteuid() != 0 {
 		return "dropping packets silently needs root (nftables)"
 	}
@@ -27,7 +28,7 @@ func firewallAvailable() string {
 }
 
 func newFirewall() (*firewall, error) {
-	if why := firewallAvailable(); why != "" {
+	if why := FirewallAvailable(); why != "" {
 		return nil, fmt.Errorf("%s", why)
 	}
 	fw := &firewall{table: fmt.Sprintf("meridian_fleet_%d", os.Getpid())}

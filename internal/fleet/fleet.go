@@ -230,7 +230,7 @@ func (f *Fleet) start(ctx, runCtx context.Context) error {
 	if err := f.Hub.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: hub.MembersNamespace}}); err != nil {
 		return err
 	}
-	if firewallAvailable() == "" {
+	if FirewallAvailable() == "" {
 		if f.firewall, err = newFirewall(); err != nil {
 			return err
 		}
