@@ -90,7 +90,7 @@ func (f *Fleet) startAgent(r Region, cp *controlplane.ControlPlane, host string)
 		expected := a.expected
 		a.mu.Unlock()
 		if !expected {
-			f.errs <- fmt.Errorf("region %s's agent exited (%v); its log: %s", r.Name, err, lastLines(logPath, 5))
+			f.errs <- fmt.Errorf("region %s's agent exited (%w); its log: %s", r.Name, err, lastLines(logPath, 5))
 		}
 	}()
 	return a, nil

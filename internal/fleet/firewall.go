@@ -62,7 +62,7 @@ func (fw *firewall) close() error { return fw.nft("delete", "table", "inet", fw.
 func (fw *firewall) nft(args ...string) error {
 	out, err := exec.Command("nft", args...).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("nft %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("nft %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
