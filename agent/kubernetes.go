@@ -23,10 +23,6 @@ import (
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 )
 
-// AdoptionHealthy is the condition, set only with spec.adopt, that says
-// whether the adopted objects can work as written.
-const conditionAdoptionHealthy = "AdoptionHealthy"
-
 // reconcileKubernetes runs md on the kubernetes runtime: a Deployment,
 // Service and HorizontalPodAutoscaler that the cluster's own controllers
 // (and Cluster Autoscaler) act on, created by the agent or adopted
@@ -37,19 +33,15 @@ func (a *Agent) reconcileKubernetes(ctx context.Context, md *v1.ModelDeployment)
 	st, err := kube.Apply(ctx, a.client, md, a.opts.Kube)
 	base := md.DeepCopy()
 	gen := md.Generation
-	cond := func(t string, ok bool, reason, msg string) {
-		status := metav1.ConditionFalse
-		if ok {
-			status = metav1.ConditionTrue
-		}
-		meta.SetStatusCondition(&md.Status.Conditions, metav1.Condition{Type: t, Status: status, Reason: reason, Message: msg, ObservedGeneration: gen})
+	cond := func(t v1.ConditionType, ok bool, reason v1.ConditionReason, msg string) {
+		v1.SetCondition(&md.Status.Conditions, t, ok, reason, msg, gen)
 	}
 	// adoptionHealth sets AdoptionHealthy and records a Warning Event for
 	// each problem when the condition's message changes, so a problem is
 	// told once, not every sync.
 	adoptionHealth := func(ok bool, reason, msg string, problems []kube.Diagnosis) {
-		prev := meta.FindStatusCondition(base.Status.Conditions, conditionAdoptionHealthy)
-		cond(conditionAdoptionHealthy, ok, reason, msg)
+		prev := meta.FindStatusCondition(base.Status.Conditions, string(v1.ConditionAdoptionHealthy))
+		cond(v1.ConditionAdoptionHealthy, ok, v1.ConditionReason(reason), msg)
 		if ok || (prev != nil && prev.Message == msg && prev.Status == metav1.ConditionFalse) {
 			return
 		}
@@ -60,7 +52,7 @@ func (a *Agent) reconcileKubernetes(ctx context.Context, md *v1.ModelDeployment)
 	if ae, ok := kube.AsAdoptionError(err); ok {
 		// The user must change something; look again every sync period
 		// rather than backing off for minutes.
-		cond("Degraded", true, "AdoptionRefused", ae.Message)
+		cond(v1.ConditionDegraded, true, v1.ReasonAdoptionRefused, ae.Message)
 		adoptionHealth(false, ae.Reason, ae.Message, []kube.Diagnosis{{Reason: ae.Reason, Message: ae.Message}})
 		if perr := a.client.Status().Patch(ctx, md, client.MergeFrom(base)); perr != nil {
 			a.log.Warn("writing ModelDeployment status", "modeldeployment", key, "err", perr)
@@ -68,11 +60,11 @@ func (a *Agent) reconcileKubernetes(ctx context.Context, md *v1.ModelDeployment)
 		return ctrl.Result{RequeueAfter: a.opts.SyncPeriod}, nil
 	}
 	if err != nil {
-		reason := "ApplyFailed"
+		reason := v1.ReasonApplyFailed
 		if errors.Is(err, kube.ErrNotControlled) {
-			reason = "NameTaken"
+			reason = v1.ReasonNameTaken
 		}
-		cond("Degraded", true, reason, err.Error())
+		cond(v1.ConditionDegraded, true, reason, err.Error())
 		if perr := a.client.Status().Patch(ctx, md, client.MergeFrom(base)); perr != nil {
 			a.log.Warn("writing ModelDeployment status", "modeldeployment", key, "err", perr)
 		}
@@ -96,7 +88,7 @@ func (a *Agent) reconcileKubernetes(ctx context.Context, md *v1.ModelDeployment)
 	}
 	md.Status.Adopted = st.Adopted
 	if md.Spec.Adopt == nil {
-		meta.RemoveStatusCondition(&md.Status.Conditions, conditionAdoptionHealthy)
+		meta.RemoveStatusCondition(&md.Status.Conditions, string(v1.ConditionAdoptionHealthy))
 	} else if len(st.Diagnoses) == 0 {
 		adoptionHealth(true, kube.ReasonAdoptionAsExpected, "the adopted objects can work as written", nil)
 	} else {
@@ -106,22 +98,22 @@ func (a *Agent) reconcileKubernetes(ctx context.Context, md *v1.ModelDeployment)
 		}
 		adoptionHealth(false, st.Diagnoses[0].Reason, strings.Join(msgs, "; "), st.Diagnoses)
 	}
-	readyReason := "NoReadyReplica"
+	readyReason := v1.ReasonNoReadyReplica
 	if st.ReadyReplicas > 0 {
-		readyReason = "ReplicasReady"
+		readyReason = v1.ReasonReplicasReady
 	}
-	cond("Ready", st.ReadyReplicas > 0, readyReason, fmt.Sprintf("%d of %d replicas ready", st.ReadyReplicas, st.DesiredReplicas))
-	cond("Progressing", st.ReadyReplicas < st.DesiredReplicas, "Scaling",
+	cond(v1.ConditionReady, st.ReadyReplicas > 0, readyReason, fmt.Sprintf("%d of %d replicas ready", st.ReadyReplicas, st.DesiredReplicas))
+	cond(v1.ConditionProgressing, st.ReadyReplicas < st.DesiredReplicas, v1.ReasonScaling,
 		fmt.Sprintf("%d replicas, %d ready, %d wanted", st.Replicas, st.ReadyReplicas, st.DesiredReplicas))
 	if zs.AtZero {
 		msg := fmt.Sprintf("scaled to zero after %s without a request; the activator at %s answers for the model: it holds the next request and asks for a replica", a.opts.Kube.IdleWindow, zs.Activator)
-		cond("Ready", false, "ScaledToZero", msg)
-		cond("Progressing", st.Replicas > 0, "ScaledToZero", msg)
+		cond(v1.ConditionReady, false, v1.ReasonScaledToZero, msg)
+		cond(v1.ConditionProgressing, st.Replicas > 0, v1.ReasonScaledToZero, msg)
 	}
 	if st.PendingReplicas > 0 {
-		cond("Degraded", true, "ReplicasPending", st.PendingMessage)
+		cond(v1.ConditionDegraded, true, v1.ReasonReplicasPending, st.PendingMessage)
 	} else {
-		cond("Degraded", false, "AsExpected", "every replica is scheduled")
+		cond(v1.ConditionDegraded, false, v1.ReasonAsExpected, "every replica is scheduled")
 	}
 	if err := a.client.Status().Patch(ctx, md, client.MergeFrom(base)); err != nil {
 		return ctrl.Result{}, err

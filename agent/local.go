@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -207,28 +206,23 @@ func (l *local) writeStatus(ctx context.Context, loads []process.Load, d autosca
 
 // setConditions writes Ready, Progressing and Degraded.
 func setConditions(md *v1.ModelDeployment, ready, desired int32, failing string, d autoscaler.Decision) {
-	gen := md.Generation
-	cond := func(t string, ok bool, reason, msg string) {
-		status := metav1.ConditionFalse
-		if ok {
-			status = metav1.ConditionTrue
-		}
-		meta.SetStatusCondition(&md.Status.Conditions, metav1.Condition{Type: t, Status: status, Reason: reason, Message: msg, ObservedGeneration: gen})
+	cond := func(t v1.ConditionType, ok bool, reason v1.ConditionReason, msg string) {
+		v1.SetCondition(&md.Status.Conditions, t, ok, reason, msg, md.Generation)
 	}
 	if ready > 0 {
-		cond("Ready", true, "ReplicasReady", fmt.Sprintf("%d of %d replicas ready", ready, desired))
+		cond(v1.ConditionReady, true, v1.ReasonReplicasReady, fmt.Sprintf("%d of %d replicas ready", ready, desired))
 	} else {
-		cond("Ready", false, "NoReadyReplica", fmt.Sprintf("0 of %d replicas ready", desired))
+		cond(v1.ConditionReady, false, v1.ReasonNoReadyReplica, fmt.Sprintf("0 of %d replicas ready", desired))
 	}
 	if ready < desired {
-		cond("Progressing", true, "ReplicasStarting", fmt.Sprintf("waiting for %d more replicas to be ready", desired-ready))
+		cond(v1.ConditionProgressing, true, v1.ReasonReplicasStarting, fmt.Sprintf("waiting for %d more replicas to be ready", desired-ready))
 	} else {
-		cond("Progressing", false, string(d.Reason), d.Message)
+		cond(v1.ConditionProgressing, false, v1.ConditionReason(d.Reason), d.Message)
 	}
 	if failing != "" {
-		cond("Degraded", true, "ReplicaFailing", failing)
+		cond(v1.ConditionDegraded, true, v1.ReasonReplicaFailing, failing)
 	} else {
-		cond("Degraded", false, "AsExpected", "no replica is failing")
+		cond(v1.ConditionDegraded, false, v1.ReasonAsExpected, "no replica is failing")
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "meridian.dev/meridian/crds/v1alpha1"
@@ -74,7 +73,7 @@ func fleetReady(ctx context.Context, f *fleet.Fleet, t time.Time) bool {
 		}
 	}
 	for _, im := range ims.Items {
-		if !meta.IsStatusConditionTrue(im.Status.Conditions, "Ready") {
+		if !v1.IsConditionTrue(im.Status.Conditions, v1.ConditionReady) {
 			return false
 		}
 	}
@@ -97,7 +96,7 @@ func replaced(ctx context.Context, f *fleet.Fleet, region string) bool {
 		return false
 	}
 	for _, im := range list.Items {
-		if !meta.IsStatusConditionTrue(im.Status.Conditions, "Ready") {
+		if !v1.IsConditionTrue(im.Status.Conditions, v1.ConditionReady) {
 			return false
 		}
 		for _, a := range im.Status.Clusters {

@@ -24,7 +24,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -411,7 +410,7 @@ func (f *Fleet) WaitReady(ctx context.Context) error {
 		var lines []string
 		done := len(list.Items) > 0
 		for _, im := range list.Items {
-			ready := meta.IsStatusConditionTrue(im.Status.Conditions, "Ready") && len(im.Status.Clusters) >= len(f.opts.Regions)
+			ready := v1.IsConditionTrue(im.Status.Conditions, v1.ConditionReady) && len(im.Status.Clusters) >= len(f.opts.Regions)
 			done = done && ready
 			var where []string
 			for _, c := range im.Status.Clusters {

@@ -1,0 +1,77 @@
+package v1alpha1
+
+import (
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ConditionType names a condition in a Meridian object's status.
+type ConditionType string
+
+// Condition types. ModelDeployment: Ready, Progressing, Degraded and, when
+// it adopts objects, AdoptionHealthy. InferenceModel: Placed and Ready.
+// Cluster: Ready.
+const (
+	// ConditionReady: a ModelDeployment has a ready replica; an
+	// InferenceModel has every placed replica ready; a Cluster's agent
+	// reports a fresh heartbeat.
+	ConditionReady ConditionType = "Ready"
+	// ConditionProgressing: a ModelDeployment's replicas are changing.
+	ConditionProgressing ConditionType = "Progressing"
+	// ConditionDegraded: something keeps a ModelDeployment from serving as
+	// asked (a failing replica, pending replicas, a refused adoption).
+	ConditionDegraded ConditionType = "Degraded"
+	// ConditionAdoptionHealthy: the objects a ModelDeployment adopted can
+	// work as written.
+	ConditionAdoptionHealthy ConditionType = "AdoptionHealthy"
+	// ConditionPlaced: the hub found a placement satisfying the
+	// InferenceModel's policy.
+	ConditionPlaced ConditionType = "Placed"
+)
+
+// ConditionReason says, in CamelCase, why a condition has its status.
+// Reasons other packages define (the autoscaler's decisions, adoption
+// diagnoses) are converted to it.
+type ConditionReason string
+
+// Condition reasons.
+const (
+	ReasonReplicasReady    ConditionReason = "ReplicasReady"
+	ReasonNoReadyReplica   ConditionReason = "NoReadyReplica"
+	ReasonReplicasStarting ConditionReason = "ReplicasStarting"
+	ReasonScaling          ConditionReason = "Scaling"
+	ReasonScaledToZero     ConditionReason = "ScaledToZero"
+	ReasonReplicaFailing   ConditionReason = "ReplicaFailing"
+	ReasonReplicasPending  ConditionReason = "ReplicasPending"
+	ReasonAdoptionRefused  ConditionReason = "AdoptionRefused"
+	ReasonApplyFailed      ConditionReason = "ApplyFailed"
+	ReasonNameTaken        ConditionReason = "NameTaken"
+	ReasonAsExpected       ConditionReason = "AsExpected"
+
+	ReasonPlaced        ConditionReason = "Placed"
+	ReasonUnsatisfiable ConditionReason = "Unsatisfiable"
+	ReasonWaiting       ConditionReason = "Waiting"
+	ReasonAllReady      ConditionReason = "AllReady"
+
+	ReasonReportFresh          ConditionReason = "ReportFresh"
+	ReasonAPIServerUnreachable ConditionReason = "APIServerUnreachable"
+	ReasonNoReport             ConditionReason = "NoReport"
+	ReasonHeartbeatStale       ConditionReason = "HeartbeatStale"
+	ReasonSaturated            ConditionReason = "Saturated"
+)
+
+// SetCondition sets condition t in conds to True when ok, else False,
+// with reason and message, observed at generation gen. Its transition time
+// changes only when its status does. It reports whether anything changed.
+func SetCondition(conds *[]metav1.Condition, t ConditionType, ok bool, reason ConditionReason, msg string, gen int64) bool {
+	status := metav1.ConditionFalse
+	if ok {
+		status = metav1.ConditionTrue
+	}
+	return meta.SetStatusCondition(conds, metav1.Condition{Type: string(t), Status: status, Reason: string(reason), Message: msg, ObservedGeneration: gen})
+}
+
+// IsConditionTrue reports whether condition t is in conds and True.
+func IsConditionTrue(conds []metav1.Condition, t ConditionType) bool {
+	return meta.IsStatusConditionTrue(conds, string(t))
+}
