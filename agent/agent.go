@@ -166,12 +166,16 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("connecting to the cluster: %w", err)
 	}
+	m, err := newMetrics(opts.Registry)
+	if err != nil {
+		return err
+	}
 	a := &Agent{
 		opts:      opts,
 		log:       opts.Logger,
 		client:    mgr.GetClient(),
 		events:    mgr.GetEventRecorder("meridian-agent"),
-		metrics:   newMetrics(opts.Registry),
+		metrics:   m,
 		wake:      make(chan event.GenericEvent, 64),
 		locals:    make(map[types.NamespacedName]*local),
 		kubeLoads: make(map[types.NamespacedName]v1.ModelLoad),

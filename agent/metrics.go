@@ -3,6 +3,8 @@ package agent
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/types"
+
+	"meridian.dev/meridian/internal/metricsreg"
 )
 
 // metrics are the agent's meridian_agent_* series; docs/agent.md lists them.
@@ -14,7 +16,7 @@ type metrics struct {
 	reports   *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	md := []string{"namespace", "name"}
 	m := &metrics{
 		replicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -38,8 +40,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "ClusterReport writes, by result (ok or error).",
 		}, []string{"result"}),
 	}
-	reg.MustRegister(m.replicas, m.restarts, m.decisions, m.burst, m.reports)
-	return m
+	if err := metricsreg.Register(reg, "agent", m.replicas, m.restarts, m.decisions, m.burst, m.reports); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // forget drops the series of a ModelDeployment that is gone.

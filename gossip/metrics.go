@@ -1,9 +1,9 @@
 package gossip
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"meridian.dev/meridian/internal/metricsreg"
 )
 
 // Event label values of meridian_gossip_events_total.
@@ -62,22 +62,8 @@ func (m *metrics) collectors() []prometheus.Collector {
 
 // register adds the collectors to reg, all or none.
 func (m *metrics) register(reg prometheus.Registerer) error {
-	if reg == nil {
-		return nil
-	}
-	var done []prometheus.Collector
-	for _, c := range m.collectors() {
-		if err := reg.Register(c); err != nil {
-			for _, d := range done {
-				reg.Unregister(d)
-			}
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				return errors.New("gossip metrics are already registered on this Registerer; give each node its own registry")
-			}
-			return err
-		}
-		done = append(done, c)
+	if err := metricsreg.Register(reg, "gossip node", m.collectors()...); err != nil {
+		return err
 	}
 	m.reg = reg
 	return nil

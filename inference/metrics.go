@@ -3,6 +3,8 @@ package inference
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"meridian.dev/meridian/internal/metricsreg"
 )
 
 // metrics are the server's meridian_inference_* series, on the server's own
@@ -23,7 +25,7 @@ type metrics struct {
 // large CNN.
 var latencyBuckets = prometheus.ExponentialBuckets(50e-6, 2, 19)
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	mv := []string{"model", "version"}
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -63,17 +65,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Cacheable requests not found in the result cache.",
 		}, mv),
 	}
-	reg.MustRegister(m.requests, m.duration, m.queueDuration, m.runDuration, m.batchSize,
+	err := metricsreg.Register(reg, "model server", m.requests, m.duration, m.queueDuration, m.runDuration, m.batchSize,
 		m.inflight, m.expired, m.cacheHits, m.cacheMisses,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return m
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // registerQueue exports a model version's queue depth, capacity and
 // readiness, read at scrape time.
-func (m *metrics) registerQueue(reg prometheus.Registerer, v *modelVersion) {
+func (m *metrics) registerQueue(reg prometheus.Registerer, v *modelVersion) error {
 	labels := prometheus.Labels{"model": v.spec.Name, "version": v.version}
-	reg.MustRegister(
+	return metricsreg.Register(reg, "model server queue",
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "meridian_inference_queue_depth", ConstLabels: labels,
 			Help: "Requests waiting for a worker.",

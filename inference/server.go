@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"meridian.dev/meridian/internal/metricsreg"
 	"meridian.dev/meridian/internal/version"
 )
 
@@ -97,18 +98,25 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	metrics, err := newMetrics(opts.Registry)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		opts:    opts,
 		log:     opts.Logger,
 		models:  make(map[string]*model),
 		cache:   newResultCache(opts.CacheSize, opts.CacheTTL),
-		metrics: newMetrics(opts.Registry),
+		metrics: metrics,
 	}
 	if s.cache != nil {
-		opts.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		err := metricsreg.Register(opts.Registry, "model server cache", prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "meridian_inference_cache_entries",
 			Help: "Results held in the result cache.",
 		}, func() float64 { return float64(s.cache.len()) }))
+		if err != nil {
+			return nil, err
+		}
 	}
 	for _, spec := range specs {
 		start := time.Now()
@@ -118,7 +126,10 @@ func New(opts Options) (*Server, error) {
 			return nil, fmt.Errorf("model %s version %d: %w", spec.Name, spec.Version, err)
 		}
 		v := newModelVersion(spec, sess, s.metrics)
-		s.metrics.registerQueue(opts.Registry, v)
+		if err := s.metrics.registerQueue(opts.Registry, v); err != nil {
+			s.Close()
+			return nil, err
+		}
 		m := s.models[spec.Name]
 		if m == nil {
 			m = &model{name: spec.Name, versions: make(map[string]*modelVersion)}

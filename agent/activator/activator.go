@@ -134,10 +134,14 @@ func New(opts Options) (*Activator, error) {
 	opts.RetryAfter = cmp.Or(opts.RetryAfter, DefaultRetryAfter)
 	opts.ReadyPath = cmp.Or(opts.ReadyPath, DefaultReadyPath)
 	log := cmp.Or(opts.Logger, slog.Default())
+	m, err := newMetrics(opts.Registry)
+	if err != nil {
+		return nil, err
+	}
 	return &Activator{
 		opts:    opts,
 		log:     log,
-		metrics: newMetrics(opts.Registry),
+		metrics: m,
 		transport: &http.Transport{
 			DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
 			MaxIdleConnsPerHost: 64,

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"meridian.dev/meridian/internal/metricsreg"
 )
 
 // metrics are the activator's meridian_agent_activator_* series (doc.go
@@ -15,9 +17,9 @@ type metrics struct {
 	rejectedReqs *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
-		return nil
+		return nil, nil
 	}
 	md := []string{"namespace", "name"}
 	m := &metrics{
@@ -39,8 +41,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Requests the activator answered 503 without a replica, by reason: queue_full (the hold limit) or timeout (no replica ready within the hold timeout).",
 		}, append(md, "reason")),
 	}
-	reg.MustRegister(m.heldRequests, m.coldStarts, m.coldStartDur, m.rejectedReqs)
-	return m
+	if err := metricsreg.Register(reg, "activator", m.heldRequests, m.coldStarts, m.coldStartDur, m.rejectedReqs); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 func (m *metrics) held(ns, name string, n int) {

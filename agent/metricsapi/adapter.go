@@ -81,7 +81,9 @@ func Run(ctx context.Context, cfg *rest.Config, c client.Client, opts Options) (
 	opts.ServicePort = cmp.Or(opts.ServicePort, DefaultServicePort)
 	var m *Metrics
 	if opts.Registry != nil {
-		m = NewMetrics(opts.Registry)
+		if m, err = NewMetrics(opts.Registry); err != nil {
+			return err
+		}
 	}
 
 	ln := opts.Listener

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"meridian.dev/meridian/internal/metricsreg"
 )
 
 // Metrics are the adapter's meridian_agent_metricsapi_* series; doc.go
@@ -17,7 +19,7 @@ type Metrics struct {
 }
 
 // NewMetrics registers the adapter's series on reg.
-func NewMetrics(reg prometheus.Registerer) *Metrics {
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		pods: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "meridian_agent_metricsapi_pods",
@@ -41,8 +43,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Writes of the adapter's APIServices, Service and EndpointSlice, by result (ok or error).",
 		}, []string{"result"}),
 	}
-	reg.MustRegister(m.pods, m.scrapeErrors, m.roundDuration, m.requests, m.registrations)
-	return m
+	if err := metricsreg.Register(reg, "metrics API", m.pods, m.scrapeErrors, m.roundDuration, m.requests, m.registrations); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 func (m *Metrics) observeRound(d time.Duration, served, leftOut int) {

@@ -142,7 +142,7 @@ func TestScraperExactValues(t *testing.T) {
 	}
 	pods := fake.NewClientBuilder().WithScheme(scheme.Scheme).WithObjects(readyPod("r-0")).Build()
 	mreg := prometheus.NewRegistry()
-	s := NewScraper(ScraperOptions{Pods: pods, Logger: quiet(), Metrics: NewMetrics(mreg),
+	s := NewScraper(ScraperOptions{Pods: pods, Logger: quiet(), Metrics: mustMetrics(t, mreg),
 		Address: func(*corev1.Pod) (string, bool) { return strings.TrimPrefix(srv.URL, "http://"), true }})
 	s1, e1 := timedScrape(s)
 	first := s.PodMetrics("default")
@@ -282,4 +282,13 @@ func TestScraperFindsAdoptedDeploymentsPods(t *testing.T) {
 	if other := s.PodMetrics("other"); len(other) != 0 {
 		t.Errorf("a pod no ModelDeployment adopts was scraped: %+v", other)
 	}
+}
+
+func mustMetrics(t *testing.T, reg *prometheus.Registry) *Metrics {
+	t.Helper()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

@@ -2,6 +2,8 @@ package dns
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"meridian.dev/meridian/internal/metricsreg"
 )
 
 // metrics are the Server's Prometheus collectors. Labels are bounded: the
@@ -38,13 +40,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "UDP responses sent with the TC bit, because they did not fit or were slipped by rate limiting.",
 		}),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{m.requests, m.responses, m.duration, m.rrlDrops, m.truncated} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := metricsreg.Register(reg, "DNS server", m.requests, m.responses, m.duration, m.rrlDrops, m.truncated); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
