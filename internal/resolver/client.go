@@ -126,6 +126,9 @@ type Result struct {
 	// Resolved is true when this request waited for a resolution (the
 	// cached answer had expired).
 	Resolved bool
+	// TTL is what was left of the answer's TTL when the request was sent
+	// (0 for an answer with TTL 0, which is not cached).
+	TTL time.Duration
 	// Err says what failed; nil when OK, and for non-2xx answers too.
 	Err error
 }
@@ -174,6 +177,7 @@ func (c *Client) Do(ctx context.Context) Result {
 		res.Latency = time.Since(start)
 		return res
 	}
+	res.TTL = max(0, time.Until(ans.expires))
 	res.Status, res.Cluster, res.Addr, res.Err = c.send(ctx, ans)
 	res.Latency = time.Since(start)
 	res.OK = res.Err == nil && res.Status >= 200 && res.Status < 300
