@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -220,7 +221,7 @@ func (c *Client) send(ctx context.Context, ans *answer) (int, string, netip.Addr
 	}
 	var body io.Reader
 	if c.o.Body != nil {
-		body = strings.NewReader(string(c.o.Body))
+		body = bytes.NewReader(c.o.Body)
 	}
 	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), c.o.Method, c.url, body)
 	if err != nil {
@@ -338,7 +339,6 @@ func (c *Client) newTransport(addrs []netip.Addr) *http.Transport {
 	var d net.Dialer
 	port := uint16(c.o.Port)
 	return &http.Transport{
-		Proxy: nil,
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			var errs []error
 			for _, a := range addrs {
