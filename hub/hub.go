@@ -92,6 +92,12 @@ func Run(ctx context.Context, cfg *rest.Config, provider multicluster.Provider, 
 	if err != nil {
 		return err
 	}
+	if cfg.QPS == 0 {
+		// client-go's default of 5 requests per second would take half
+		// an hour to write the status of 10,000 models.
+		cfg = rest.CopyConfig(cfg)
+		cfg.QPS, cfg.Burst = 200, 400
+	}
 	log := logr.FromSlogHandler(opts.Logger.Handler())
 	ctrl.SetLogger(log)
 	mgr, err := mcmanager.New(cfg, provider, manager.Options{

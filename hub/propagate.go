@@ -1,9 +1,12 @@
 package hub
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -92,10 +95,7 @@ func (h *Hub) Reconcile(ctx context.Context, req mcreconcileRequest) (ctrl.Resul
 	st := &im.Status
 	st.ObservedGeneration = im.Generation
 	st.Demand, st.DemandSource = demand, demandSource
-	st.Excluded = nil
-	for _, e := range result.Excluded {
-		st.Excluded = append(st.Excluded, v1.ClusterExclusion{Cluster: e.Cluster, Reason: e.Reason})
-	}
+	st.Excluded = exclusions(result.Excluded)
 	health := map[string]v1.ClusterHealth{}
 	for _, c := range clusters.Items {
 		health[c.Name] = c.Status.Health
@@ -161,14 +161,46 @@ func (h *Hub) Reconcile(ctx context.Context, req mcreconcileRequest) (ctrl.Resul
 		readyCond.Status, readyCond.Reason = metav1.ConditionTrue, "AllReady"
 	}
 	meta.SetStatusCondition(&st.Conditions, readyCond)
-	h.metrics.placed.WithLabelValues(im.Namespace, im.Name).Set(float64(wanted))
 	if err := h.client.Status().Patch(ctx, im, client.MergeFrom(base)); err != nil {
 		if ctx.Err() != nil {
 			return ctrl.Result{}, nil //nolint:nilerr // shutting down: nothing to retry
 		}
 		return ctrl.Result{}, err
 	}
+	h.metrics.placed.WithLabelValues(im.Namespace, im.Name).Set(float64(wanted))
 	return ctrl.Result{RequeueAfter: h.opts.ResyncPeriod}, nil
+}
+
+// maxExcluded is how many excluded clusters status.excluded names one by
+// one; the rest are counted by reason in one last entry. A fleet of 1,000
+// clusters leaves about 500 out of a typical model: listing them all made
+// each status about 50 KiB, written through the API server and etcd on
+// every change of every model.
+const maxExcluded = 20
+
+// exclusions is status.excluded for placement's exclusions.
+func exclusions(ex []placement.Exclusion) []v1.ClusterExclusion {
+	out := make([]v1.ClusterExclusion, 0, min(len(ex), maxExcluded+1))
+	for _, e := range ex[:min(len(ex), maxExcluded)] {
+		out = append(out, v1.ClusterExclusion{Cluster: e.Cluster, Reason: e.Reason})
+	}
+	if len(ex) <= maxExcluded {
+		return out
+	}
+	count := map[string]int{}
+	for _, e := range ex[maxExcluded:] {
+		count[e.Reason]++
+	}
+	reasons := slices.SortedFunc(maps.Keys(count), func(a, b string) int { return cmp.Or(count[b]-count[a], strings.Compare(a, b)) })
+	var parts []string
+	for i, r := range reasons {
+		if i == 3 {
+			parts = append(parts, fmt.Sprintf("%d other reasons", len(reasons)-3))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%d × %s", count[r], r))
+	}
+	return append(out, v1.ClusterExclusion{Cluster: fmt.Sprintf("(%d more)", len(ex)-maxExcluded), Reason: strings.Join(parts, "; ")})
 }
 
 // propagate writes the ModelDeployment for im into one member and returns

@@ -22,8 +22,9 @@ import (
 type queue = workqueue.TypedRateLimitingInterface[mcreconcile.Request]
 
 // onClusterHealth re-places, as soon as a member's health changes, the
-// InferenceModels that hold it (it went away: move them) or that are not
-// fully placed (it came back: it may be the room they lacked). Heartbeat
+// InferenceModels that hold it (it went away: move them) or whose
+// placement is not satisfied (it came back: it may be the room they
+// lacked). Heartbeat
 // and capacity updates, which change nothing about health, wait for the
 // resync.
 func (h *Hub) onClusterHealth() mchandler.TypedEventHandlerFunc[client.Object, mcreconcile.Request] {
@@ -47,7 +48,7 @@ func (h *Hub) onClusterHealth() mchandler.TypedEventHandlerFunc[client.Object, m
 }
 
 // enqueueAffected adds every InferenceModel placed on cluster, and when
-// healthy every one not fully placed, to the queue. It reads the
+// healthy every one whose Placed condition is not True, to the queue. It reads the
 // manager's cache without copying.
 func (h *Hub) enqueueAffected(ctx context.Context, q queue, cluster string, healthy bool) {
 	var list v1.InferenceModelList
@@ -58,7 +59,7 @@ func (h *Hub) enqueueAffected(ctx context.Context, q queue, cluster string, heal
 	n := 0
 	for i := range list.Items {
 		im := &list.Items[i]
-		if holdsCluster(im, cluster) || healthy && !meta.IsStatusConditionTrue(im.Status.Conditions, "Ready") {
+		if holdsCluster(im, cluster) || healthy && !meta.IsStatusConditionTrue(im.Status.Conditions, "Placed") {
 			q.Add(localRequest(im.Namespace, im.Name))
 			n++
 		}
