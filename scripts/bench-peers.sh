@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Installs the peers that `make bench` measures Meridian's balancer against
-# (P2: dnsperf, PowerDNS with its bind, geoip and LUA backends; P3: HAProxy,
-# wrk) from Debian, when they are missing. Only `make bench` needs them, never
+# (P2: dnsperf, PowerDNS with its bind, geoip and LUA backends, Knot DNS as
+# the ceiling; P3: HAProxy, wrk) from Debian, when they are missing. Only `make bench` needs them, never
 # `make test` or CI.
 #
-# The benchmarks run their own pdns_server and haproxy on loopback high
+# The benchmarks run their own pdns_server, knotd and haproxy on loopback high
 # ports with their own configs, so the system services these packages come
 # with must not start (PowerDNS would take port 53): a policy-rc.d that
 # refuses every start is put in place for the install, and anything the
 # packages started anyway is stopped afterwards.
 set -euo pipefail
 
-packages=(dnsperf pdns-server pdns-backend-bind pdns-backend-geoip pdns-backend-lua2 haproxy wrk)
+packages=(dnsperf pdns-server pdns-backend-bind pdns-backend-geoip pdns-backend-lua2 knot haproxy wrk)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -42,7 +42,7 @@ if ! apt-get install -y --no-install-recommends "${missing[@]}"; then
 fi
 
 # Where an init system ignored policy-rc.d, stop and disable the services.
-for svc in pdns haproxy; do
+for svc in pdns knot haproxy; do
 	if [ -d /run/systemd/system ]; then
 		systemctl disable --now "$svc" >/dev/null 2>&1 || true
 	elif command -v service >/dev/null 2>&1; then

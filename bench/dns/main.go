@@ -1,17 +1,25 @@
 // Command dns is benchmark P2 (docs/benchmarks.md): the global balancer's
-// authoritative DNS against PowerDNS and CoreDNS, side by side in one run,
-// all on loopback, loaded by dnsperf with the same query file.
+// authoritative DNS against PowerDNS, CoreDNS and Knot DNS, side by side
+// in one run, all on loopback, loaded by dnsperf with the same query file.
 //
-// The servers:
+// The servers, each tuned for the machine's cores as its own
+// documentation advises (servers.go prints the settings and the UDP
+// sockets each really bound):
 //
-//	glb-v1     `meridian glb` (geo steering), the default build (miekg/dns v1)
-//	glb-v2     the same built with -tags dnsv2 (codeberg.org/miekg/dns v2);
-//	           skipped, with the reason, when that build fails or does not
-//	           link v2
-//	pdns-lua   PowerDNS Authoritative 4.7: LUA record ifportup(...,
-//	           {selector='pickclosest'}) over the same clusters, geoip backend
-//	coredns    CoreDNS v1.15.0, a static `file` zone (no steering): the
-//	           baseline of a plain Go authoritative server
+//	glb-v1         `meridian glb` (geo steering), the default build (miekg/dns
+//	               v1): one SO_REUSEPORT UDP socket per GOMAXPROCS
+//	glb-v2         the same built with -tags dnsv2 (codeberg.org/miekg/dns
+//	               v2); skipped, with the reason, when that build fails or
+//	               does not link v2
+//	pdns-lua       PowerDNS Authoritative 4.7: LUA record ifportup(...,
+//	               {selector='pickclosest'}) over the same clusters, geoip
+//	               backend; reuseport=yes, a receiver thread per core,
+//	               packet cache on (cache-ttl=20, its default)
+//	pdns-lua-nopc  the same with the packet cache off (cache-ttl=0)
+//	coredns        CoreDNS v1.15.0, a static `file` zone (no steering) with
+//	               `multisocket` per core: a plain Go authoritative server
+//	knot           Knot DNS, the same static zone, a UDP worker per core: the
+//	               ceiling, a plain authoritative server written for speed
 //
 // The balancer reads its config from a real hub (kube-apiserver + etcd)
 // with three Clusters at Virginia, Ireland and Mumbai, and probes their
@@ -23,12 +31,14 @@
 // networks (bench/dns/geoconv).
 //
 // Phases: (1) every query once to each server, counting answers that name
-// the nearest cluster; (2) -rounds rounds of dnsperf at full speed, each
-// server -duration per round in turn, the median QPS per server; (3)
-// dnsperf capped at -rate QPS with per-query latencies, for p50/p99 below
-// saturation. It ends with one line per figure that starts with P2 and
-// carries its target. Peers come from scripts/bench-peers.sh; run from the
-// repository root:
+// the nearest cluster; then -rounds interleaved rounds (every server in
+// turn, then again): (2) dnsperf at full speed for -duration, giving QPS
+// and the server's CPU time per answered query (/proc/<pid>/stat), and
+// (3) dnsperf capped at -rate QPS with per-query latencies, for p50/p99
+// below saturation. It prints each figure's median and spread (min–max)
+// over the rounds and ends with one line per figure that starts with P2
+// and carries its target; ratios use the medians, CPU per query first.
+// Peers come from scripts/bench-peers.sh; run from the repository root:
 //
 //	go run ./bench/dns               (or: make bench)
 //	go run ./bench/dns -rounds 1 -duration 3s    (a quick run)
@@ -75,7 +85,7 @@ func main() {
 	fs.DurationVar(&c.duration, "duration", 5*time.Second, "length of each full-speed dnsperf run")
 	fs.IntVar(&c.subnets, "subnets", 1000, "client /24 subnets in the query file (one query each)")
 	fs.Uint64Var(&c.seed, "seed", 1, "seed for drawing the subnets")
-	fs.IntVar(&c.perf.clients, "clients", 4, "dnsperf -c: UDP sockets it sends from")
+	fs.IntVar(&c.perf.clients, "clients", 16, "dnsperf -c: UDP sockets it sends from (many, so SO_REUSEPORT spreads them over every server socket)")
 	fs.IntVar(&c.perf.outstanding, "outstanding", 100, "dnsperf -q: queries in flight at most")
 	fs.IntVar(&c.rate, "rate", 5000, "QPS of the latency phase (dnsperf -Q), below every server's saturation")
 	fs.DurationVar(&c.rateDuration, "rate-duration", 5*time.Second, "length of each latency run")
@@ -91,16 +101,20 @@ func main() {
 	}
 }
 
-// server is one DNS server under test.
+// server is one DNS server under test, with its figures per round.
 type server struct {
 	name    string
+	about   string // what it is and how it is tuned for the cores
 	port    int
 	skipped string // why it is not measured, if it is not
 	steers  bool
+	start   func(port int) (*glbfixture.Proc, error)
 	check   check
 	pid     int
-	qps     []float64
-	cpuPerQ []float64 // server CPU seconds per query, per round
+	sockets int // UDP sockets bound to its port
+	threads int
+	qps     []float64 // per full-speed round
+	cpuPerQ []float64 // server CPU seconds per answered query, per full-speed round
 	lost    int
 	p50s    []float64 // per latency round, seconds
 	p99s    []float64
@@ -108,11 +122,9 @@ type server struct {
 }
 
 func run(ctx context.Context, c config) error {
-	fmt.Printf("P2: machine %d cores, %s\n", runtime.NumCPU(), runtime.Version())
-	for _, b := range []string{"dnsperf", "pdns_server"} {
-		if _, err := exec.LookPath(b); err != nil {
-			return fmt.Errorf("%s is not installed; run scripts/bench-peers.sh (make bench does)", b)
-		}
+	fmt.Printf("P2: machine %d cores, %s; %s\n", runtime.NumCPU(), runtime.Version(), time.Now().UTC().Format(time.RFC3339))
+	if err := requirePeers(); err != nil {
+		return err
 	}
 	root, err := controlplane.RepoRoot()
 	if err != nil {
@@ -178,46 +190,14 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 
-	// The servers.
-	loop := netip.MustParseAddr("127.0.0.1")
-	servers := []*server{{name: "glb-v1", steers: true}, {name: "glb-v2", steers: true, skipped: v2skip},
-		{name: "pdns-lua", steers: true}, {name: "coredns", steers: false}}
-	for _, sv := range servers {
-		if sv.skipped != "" {
-			continue
-		}
-		if sv.port, err = glbfixture.FreePort(loop); err != nil {
-			return err
-		}
-		addr := fmt.Sprintf("127.0.0.1:%d", sv.port)
-		var p *glbfixture.Proc
-		switch sv.name {
-		case "glb-v1":
-			p, err = glbfixture.StartGLB(s, dir, sv.name, hub, glbfixture.GLB{Binary: v1, DNS: addr})
-		case "glb-v2":
-			p, err = glbfixture.StartGLB(s, dir, sv.name, hub, glbfixture.GLB{Binary: v2, DNS: addr})
-		case "pdns-lua":
-			p, err = startPowerDNS(s, dir, sv.port, probePort, mmdb)
-		case "coredns":
-			p, err = startCoreDNS(s, dir, coredns, sv.port)
-		}
-		if err != nil {
-			return err
-		}
-		sv.pid = p.PID()
+	// The servers, each tuned for the machine's cores.
+	cores := runtime.NumCPU()
+	bins := binaries{v1: v1, v2: v2, v2skip: v2skip, coredns: coredns}
+	servers := newServers(s, dir, hub, bins, probePort, mmdb, cores)
+	if err := startServers(s, servers, subnets); err != nil {
+		return err
 	}
-	for _, sv := range servers {
-		if sv.skipped != "" {
-			continue
-		}
-		wait := waitSteering(sv.port, subnets)
-		if !sv.steers {
-			wait = waitAnswer(sv.port, subnets[0])
-		}
-		if err := s.WaitFor(sv.name+" to answer", 60*time.Second, wait); err != nil {
-			return err
-		}
-	}
+	printServers(servers, cores)
 
 	// (1) Do they steer?
 	for _, sv := range servers {
@@ -227,8 +207,9 @@ func run(ctx context.Context, c config) error {
 	}
 	printChecks(servers, len(subnets))
 
-	// (2) Throughput and (3) latency below saturation, in rounds, each
-	// server in turn, so drift on the shared machine hits all alike.
+	// (2) Throughput and (3) latency below saturation, in interleaved
+	// rounds (A B C D, A B C D, ...), so drift on the shared machine hits
+	// all alike and every figure gets a median and a spread.
 	for r := 1; r <= c.rounds; r++ {
 		for _, sv := range servers {
 			if sv.skipped == "" {
@@ -250,8 +231,9 @@ func run(ctx context.Context, c config) error {
 }
 
 // measure runs dnsperf once against sv: at full speed when rate is 0,
-// else at rate QPS for its latencies. It prints the run with the cores
-// the server, dnsperf and everything else on the machine used.
+// else at rate QPS for its latencies. The server's CPU time over the run,
+// divided by the queries it answered, is its CPU per query. It prints the
+// run with the cores the server, dnsperf and everything else used.
 func measure(ctx context.Context, s *glbfixture.Stack, sv *server, c config, qfile string, round, rate int) error {
 	d := c.duration
 	if rate > 0 {
@@ -262,25 +244,27 @@ func measure(ctx context.Context, s *glbfixture.Stack, sv *server, c config, qfi
 	if err != nil {
 		return err
 	}
-	use := glbfixture.SampleCPU(sv.pid, os.Getpid()).Since(before)
+	after := glbfixture.SampleCPU(sv.pid, os.Getpid())
 	if err := s.Check(); err != nil {
 		return err
 	}
+	use := after.Since(before)
+	cpuPerQ := (after.ProcSeconds(sv.pid) - before.ProcSeconds(sv.pid)) / float64(max(p.completed, 1))
 	cores := fmt.Sprintf("cores: server %.2f dnsperf %.2f others %.2f", use.Procs[sv.pid], p.cores, use.Others(p.cores))
 	if rate == 0 {
 		sv.qps = append(sv.qps, p.qps)
-		sv.cpuPerQ = append(sv.cpuPerQ, use.Procs[sv.pid]/p.qps)
+		sv.cpuPerQ = append(sv.cpuPerQ, cpuPerQ)
 		sv.lost += p.lost
-		fmt.Printf("P2: round %d %-8s %8.0f qps, %.1fus CPU/query (sent %d, lost %d, NOERROR %d; %s)\n", round, sv.name, p.qps,
-			1e6*use.Procs[sv.pid]/p.qps, p.sent, p.lost, p.noerror, cores)
+		fmt.Printf("P2: round %d %-13s %6.1fus CPU/query %8.0f qps (answered %d, lost %d, NOERROR %d; %s)\n", round, sv.name,
+			1e6*cpuPerQ, p.qps, p.completed, p.lost, p.noerror, cores)
 		return nil
 	}
 	slices.Sort(p.lat)
 	p50, p99 := percentile(p.lat, 0.5), percentile(p.lat, 0.99)
 	sv.p50s, sv.p99s = append(sv.p50s, p50), append(sv.p99s, p99)
 	sv.latLost += p.lost
-	fmt.Printf("P2: round %d %-8s at %d qps: p50 %s p99 %s p99.9 %s (%d answers, lost %d; %s)\n", round, sv.name, rate,
-		ms(p50), ms(p99), ms(percentile(p.lat, 0.999)), len(p.lat), p.lost, cores)
+	fmt.Printf("P2: round %d %-13s at %d qps: p50 %s p99 %s p99.9 %s (%d answers, lost %d; %.1fus CPU/query; %s)\n", round, sv.name, rate,
+		ms(p50), ms(p99), ms(percentile(p.lat, 0.999)), len(p.lat), p.lost, 1e6*cpuPerQ, cores)
 	return nil
 }
 

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,63 +31,100 @@ func waitAnswer(port int, s subnet) func() error {
 func printChecks(servers []*server, n int) {
 	for _, sv := range servers {
 		if sv.skipped != "" {
-			fmt.Printf("P2: %-8s %s\n", sv.name, sv.skipped)
+			fmt.Printf("P2: %-13s %s\n", sv.name, sv.skipped)
 			continue
 		}
 		var per []string
 		for _, site := range glbfixture.Sites {
 			per = append(per, fmt.Sprintf("%s %d", site.Name, sv.check.byAddr[site.Addr]))
 		}
-		fmt.Printf("P2: %-8s answered %d/%d; nearest cluster %d (%.1f%%); ECS echoed %d; answers: %s\n",
+		fmt.Printf("P2: %-13s answered %d/%d; nearest cluster %d (%.1f%%); ECS echoed %d; answers: %s\n",
 			sv.name, sv.check.answered, n, sv.check.nearest, pct(sv.check.nearest, n), sv.check.ecs, strings.Join(per, ", "))
 	}
 }
 
+// spread is a figure over the rounds: its median, minimum and maximum.
+type spread struct{ med, lo, hi float64 }
+
+func spreadOf(v []float64) spread {
+	if len(v) == 0 {
+		return spread{math.NaN(), math.NaN(), math.NaN()}
+	}
+	return spread{median(slices.Clone(v)), slices.Min(v), slices.Max(v)}
+}
+
+// format prints the spread scaled, as "median (min–max)".
+func (s spread) format(scale float64, verb string) string {
+	return fmt.Sprintf(verb+" ("+verb+"–"+verb+")", s.med*scale, s.lo*scale, s.hi*scale)
+}
+
+// ratios are a/b round by round (the rounds are interleaved, so each
+// pair ran minutes apart at most).
+func ratios(a, b []float64) []float64 {
+	var r []float64
+	for i := range min(len(a), len(b)) {
+		r = append(r, a[i]/b[i])
+	}
+	return r
+}
+
 // verdicts prints the side-by-side table, then one line per figure.
 func verdicts(servers []*server, c config) {
+	fmt.Printf("\nP2: median (min–max) over %d interleaved rounds; CPU/query is the server's CPU time over each full-speed run / answered queries\n", c.rounds)
+	fmt.Printf("P2: %-13s %-24s %-26s %-24s %-22s %s\n", "server", "CPU/query us", "QPS", "p99 ms at "+strconv.Itoa(c.rate)+" qps", "p50 ms", "nearest")
 	by := map[string]*server{}
 	for _, sv := range servers {
 		by[sv.name] = sv
-	}
-	fmt.Printf("\nP2: %-8s %10s  %-26s %9s %9s %9s %8s\n", "server", "median qps", "rounds", "CPU/query", "p50*", "p99*", "nearest")
-	for _, sv := range servers {
 		if sv.skipped != "" {
-			fmt.Printf("P2: %-8s skipped (%s)\n", sv.name, sv.skipped)
+			fmt.Printf("P2: %-13s skipped (%s)\n", sv.name, sv.skipped)
 			continue
 		}
-		var rounds []string
-		for _, q := range sv.qps {
-			rounds = append(rounds, fmt.Sprintf("%.0f", q))
-		}
-		fmt.Printf("P2: %-8s %10.0f  %-26s %7.1fus %9s %9s %7.1f%%\n", sv.name, median(append([]float64(nil), sv.qps...)),
-			strings.Join(rounds, " "), 1e6*median(sv.cpuPerQ), ms(median(sv.p50s)), ms(median(sv.p99s)), pct(sv.check.nearest, sv.check.answered))
+		fmt.Printf("P2: %-13s %-24s %-26s %-24s %-22s %.1f%%%s\n", sv.name, spreadOf(sv.cpuPerQ).format(1e6, "%.1f"),
+			spreadOf(sv.qps).format(1, "%.0f"), spreadOf(sv.p99s).format(1e3, "%.3f"), spreadOf(sv.p50s).format(1e3, "%.3f"),
+			pct(sv.check.nearest, sv.check.answered), lostNote(sv.lost+sv.latLost))
 	}
-	fmt.Printf("P2: * median over the rounds at %d qps (one dnsperf socket)\n\n", c.rate)
-	pd, cd := by["pdns-lua"], by["coredns"]
-	pdQPS, cdQPS := median(append([]float64(nil), pd.qps...)), median(append([]float64(nil), cd.qps...))
+	fmt.Println()
 	for _, name := range []string{"glb-v1", "glb-v2"} {
 		g := by[name]
 		if g.skipped != "" {
 			fmt.Printf("P2 %s skipped (%s)\n", name, g.skipped)
 			continue
 		}
-		q := median(append([]float64(nil), g.qps...))
-		fmt.Printf("P2 %s qps=%.0f pdns_lua_qps=%.0f ratio=%.2f target>=2 %s\n", name, q, pdQPS, q/pdQPS, okShort(q/pdQPS >= 2))
-		fmt.Printf("P2 %s qps=%.0f coredns_static_qps=%.0f ratio=%.2f target>=1 %s\n", name, q, cdQPS, q/cdQPS, okShort(q/cdQPS >= 1))
-		p99 := median(g.p99s)
+		for _, t := range []struct {
+			peer, key string
+			target    float64
+		}{{"pdns-lua", "pdns_lua", 2}, {"coredns", "coredns_static", 1}} {
+			p := by[t.peer]
+			cpu, pcpu := spreadOf(g.cpuPerQ), spreadOf(p.cpuPerQ)
+			r, rr := pcpu.med/cpu.med, spreadOf(ratios(p.cpuPerQ, g.cpuPerQ))
+			fmt.Printf("P2 %s cpu_per_query=%.1fus %s=%.1fus ratio=%.2f rounds=%.2f-%.2f target>=%g %s\n",
+				name, 1e6*cpu.med, t.key, 1e6*pcpu.med, r, rr.lo, rr.hi, t.target, okShort(r >= t.target))
+			q, pq := spreadOf(g.qps), spreadOf(p.qps)
+			r, rr = q.med/pq.med, spreadOf(ratios(g.qps, p.qps))
+			fmt.Printf("P2 %s qps=%.0f %s_qps=%.0f ratio=%.2f rounds=%.2f-%.2f target>=%g %s\n",
+				name, q.med, t.key, pq.med, r, rr.lo, rr.hi, t.target, okShort(r >= t.target))
+		}
+		p99 := median(slices.Clone(g.p99s))
 		fmt.Printf("P2 %s p99=%s at=%dqps target<1ms %s%s\n", name, ms(p99), c.rate, okShort(p99 < 0.001 && g.latLost == 0), lostNote(g.latLost))
 		fmt.Printf("P2 %s nearest=%.1f%% target=none (informational: answers naming the nearest cluster by great-circle distance)\n",
 			name, pct(g.check.nearest, g.check.answered))
-	}
-	for _, name := range []string{"glb-v1", "glb-v2"} {
-		if g := by[name]; g.skipped == "" {
-			fmt.Printf("P2 %s cpu_per_query=%.1fus pdns_lua=%.1fus coredns_static=%.1fus target=none (informational: server CPU per query at full speed, steadier than QPS on a shared machine)\n",
-				name, 1e6*median(g.cpuPerQ), 1e6*median(pd.cpuPerQ), 1e6*median(cd.cpuPerQ))
+		if k := by["knot"]; k.skipped == "" {
+			kc, gc := median(slices.Clone(k.cpuPerQ)), median(slices.Clone(g.cpuPerQ))
+			kq, gq := median(slices.Clone(k.qps)), median(slices.Clone(g.qps))
+			fmt.Printf("P2 %s cpu_per_query=%.1fus knot_static=%.1fus ratio=%.2f qps=%.0f knot_qps=%.0f ratio=%.2f target=none (informational: Knot DNS, static zone, the ceiling)\n",
+				name, 1e6*gc, 1e6*kc, kc/gc, gq, kq, gq/kq)
 		}
 	}
-	for _, sv := range []*server{pd, cd} {
-		fmt.Printf("P2 %s p99=%s at=%dqps target=none (informational)%s\n", sv.name, ms(median(sv.p99s)), c.rate, lostNote(sv.latLost))
+	for _, name := range []string{"pdns-lua", "pdns-lua-nopc", "coredns", "knot"} {
+		sv := by[name]
+		fmt.Printf("P2 %s p99=%s at=%dqps target=none (informational)%s\n", sv.name, ms(median(slices.Clone(sv.p99s))), c.rate, lostNote(sv.latLost))
 	}
+	if pn := by["pdns-lua-nopc"]; pn != nil {
+		pd := by["pdns-lua"]
+		fmt.Printf("P2 pdns-lua cpu_per_query=%.1fus without_packet_cache=%.1fus target=none (informational: cache-ttl=20 vs 0)\n",
+			1e6*median(slices.Clone(pd.cpuPerQ)), 1e6*median(slices.Clone(pn.cpuPerQ)))
+	}
+	pd := by["pdns-lua"]
 	fmt.Printf("P2 pdns-lua nearest=%.1f%% target=none (informational: pickclosest ranks by squared degrees, not great-circle)\n",
 		pct(pd.check.nearest, pd.check.answered))
 }

@@ -64,6 +64,10 @@ func procCPU(pid int) float64 {
 	return (u + k) / clockTick
 }
 
+// ProcSeconds is the CPU time (user+system, seconds) pid had used by the
+// moment of s, or 0 if it was not sampled.
+func (s CPUSample) ProcSeconds(pid int) float64 { return s.procs[pid] }
+
 // CPUUse is what happened between two samples, in cores (CPU seconds per
 // second of wall time).
 type CPUUse struct {

