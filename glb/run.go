@@ -44,6 +44,14 @@ type Options struct {
 	// TrustForwardedFor steers HTTP requests by X-Forwarded-For's first
 	// address; set it only behind a proxy that sets that header.
 	TrustForwardedFor bool
+	// Affinity, when its Header or Cookie is set, makes the HTTP front
+	// send requests that carry the same key to the same cluster, from
+	// every site alike (front.Affinity). The zero value turns it off.
+	Affinity front.Affinity
+	// HedgeAfter, when positive, makes the HTTP front send a request that
+	// has had no answer for this long a second copy at the next cluster;
+	// the first answer wins. Zero: no hedging.
+	HedgeAfter time.Duration
 	// NS are the zone's name servers and the addresses they resolve to
 	// (glue); default one "ns1.<zone>" at the DNS listen address.
 	NS map[string][]netip.Addr
@@ -58,7 +66,9 @@ type Options struct {
 	Site string
 	// RefreshPeriod is how often the hub is read. Default 2s.
 	RefreshPeriod time.Duration
-	// ProbeInterval is how often every model endpoint is probed. Default 1s.
+	// ProbeInterval is how often the prober turns: each model endpoint
+	// is probed as often as its GlobalEndpoint's healthCheck.interval asks
+	// (500ms by default), at most once a turn. Default 250ms.
 	ProbeInterval time.Duration
 	// ProbeTimeout bounds one probe of an endpoint whose GlobalEndpoint
 	// sets no healthCheck.timeout (and of models the HTTP front serves
@@ -159,7 +169,7 @@ func Run(ctx context.Context, hub client.Client, opts Options) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() { _ = src.Run(ctx) }()
-	go b.Probe(ctx, cmp.Or(opts.ProbeInterval, time.Second), opts.ProbeTimeout)
+	go b.Probe(ctx, cmp.Or(opts.ProbeInterval, 250*time.Millisecond), opts.ProbeTimeout)
 	reported := make(chan struct{})
 	go func() {
 		defer close(reported)
@@ -179,12 +189,7 @@ func Run(ctx context.Context, hub client.Client, opts Options) error {
 		lns = append(lns, ln)
 	}
 	if len(lns) > 0 {
-		fo := front.Options{Registerer: reg, Logger: log, TrustForwardedFor: opts.TrustForwardedFor}
-		if opts.Dial != nil {
-			t := http.DefaultTransport.(*http.Transport).Clone()
-			t.DialContext, t.MaxIdleConnsPerHost = opts.Dial, 256
-			fo.Transport = t
-		}
+		fo := frontOptions(opts, reg, log)
 		drained = serveHTTP(ctx, &http.Server{Handler: front.New(b, fo), ReadHeaderTimeout: 10 * time.Second}, lns, errc, log)
 	}
 	addr, err := srv.Addr(ctx)
@@ -231,4 +236,19 @@ func firstKey(m map[string][]netip.Addr) string {
 		return k
 	}
 	return ""
+}
+
+// frontOptions are the HTTP front's options from the balancer's: what
+// the command's flags choose, the registry and logger, and the dialer.
+func frontOptions(opts Options, reg prometheus.Registerer, log *slog.Logger) front.Options {
+	fo := front.Options{
+		Registerer: reg, Logger: log, TrustForwardedFor: opts.TrustForwardedFor,
+		Affinity: opts.Affinity, Hedge: opts.HedgeAfter > 0, HedgeAfter: opts.HedgeAfter,
+	}
+	if opts.Dial != nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.DialContext, t.MaxIdleConnsPerHost = opts.Dial, 256
+		fo.Transport = t
+	}
+	return fo
 }

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "meridian.dev/meridian/crds/v1alpha1"
+	"meridian.dev/meridian/glb/front"
 	"meridian.dev/meridian/glb/geo"
 	"meridian.dev/meridian/internal/controlplane"
 )
@@ -121,5 +122,22 @@ func TestRunDrainsTheFrontAndReportsTheLastDemandWhenStopped(t *testing.T) {
 	if len(rep.Status.Models) != 1 || len(rep.Status.Models[0].Regions) != 1 || rep.Status.Models[0].Regions[0].Region != "eu-west" ||
 		rep.Status.Models[0].Regions[0].RequestsPerSecond == nil {
 		t.Fatalf("the last report does not carry the request from Amsterdam: %+v", rep.Status)
+	}
+}
+
+// The command's front choices reach the front: affinity, hedging and
+// trusting X-Forwarded-For, each off unless asked for.
+func TestFrontOptionsCarryTheBalancersChoices(t *testing.T) {
+	t.Parallel()
+	off := frontOptions(Options{}, nil, quiet())
+	if off.Affinity != (front.Affinity{}) || off.Hedge || off.TrustForwardedFor || off.Transport != nil {
+		t.Fatalf("zero Options gave front options %+v: want affinity, hedging and X-Forwarded-For off, the default transport", off)
+	}
+	on := frontOptions(Options{
+		Affinity: front.Affinity{Header: "X-Session-Id"}, HedgeAfter: 150 * time.Millisecond, TrustForwardedFor: true,
+		Dial: (&net.Dialer{}).DialContext,
+	}, nil, quiet())
+	if on.Affinity.Header != "X-Session-Id" || !on.Hedge || on.HedgeAfter != 150*time.Millisecond || !on.TrustForwardedFor || on.Transport == nil {
+		t.Fatalf("front options %+v: want affinity by X-Session-Id, hedging after 150ms, X-Forwarded-For trusted, the balancer's dialer", on)
 	}
 }

@@ -69,6 +69,9 @@ request is counted by model and client region and written to the hub every
 			if healthFailures < 1 {
 				return fmt.Errorf("--health-failures %d: want at least 1", healthFailures)
 			}
+			if opts.Affinity.Header != "" && opts.Affinity.Cookie != "" {
+				return fmt.Errorf("--affinity-header and --affinity-cookie: set one of them")
+			}
 			opts.Health = steer.HealthConfig{FailureThreshold: healthFailures, HoldDown: holdDown}
 			if holdDown <= 0 {
 				opts.Health.HoldDown = -1 // steer's "none"; zero would mean its default
@@ -98,6 +101,10 @@ request is counted by model and client region and written to the hub every
 	fs.StringVar(&opts.Zone, "zone", "", "DNS zone this balancer is authoritative for, e.g. infer.example.com (required)")
 	fs.StringVar(&opts.DNSListen, "dns-listen", "127.0.0.1:5353", "UDP and TCP address to answer DNS on; 0.0.0.0:53 in production")
 	fs.StringVar(&opts.HTTPListen, "http-listen", "", "address for the HTTP front (e.g. 0.0.0.0:8080 at a point of presence); empty serves DNS only")
+	fs.BoolVar(&opts.TrustForwardedFor, "trust-forwarded-for", false, "HTTP front: locate each client by the first address of X-Forwarded-For instead of the connection's; only behind a proxy that sets that header")
+	fs.StringVar(&opts.Affinity.Header, "affinity-header", "", "HTTP front: request header holding a session key; requests with the same key go to the same cluster from every site (empty: no affinity)")
+	fs.StringVar(&opts.Affinity.Cookie, "affinity-cookie", "", "HTTP front: cookie holding a session key, as --affinity-header (set one of the two)")
+	fs.DurationVar(&opts.HedgeAfter, "hedge-after", 0, "HTTP front: send a request still unanswered after this long a second copy at the next cluster, the first answer winning (0: no hedging; it costs up to twice the upstream work of slow requests)")
 	fs.StringVar(&opts.StateFile, "state-file", "glb-snapshot.json", "where the last-known-good copy of the hub's endpoints and clusters is kept")
 	fs.StringVar(&opts.GeoIPv4, "geo-ipv4", geo.DefaultIPv4Path, "db-ip city database for IPv4 clients (make deps fetches it); empty with --geo-ipv6 empty disables geo steering")
 	fs.StringVar(&opts.GeoIPv6, "geo-ipv6", geo.DefaultIPv6Path, "db-ip city database for IPv6 clients")
