@@ -85,9 +85,10 @@ type Target struct {
 	// Headroom is the free fraction of the target's capacity, 0 to 1; zero
 	// (full) makes the target unusable. Report 1 when it is not known.
 	Headroom float64
-	// Weight for Weighted steering (0 to 100 in the API). When every usable
-	// target weighs zero they share equally; otherwise zero-weight targets
-	// only take clients once every weighted one is unusable.
+	// Weight for Weighted steering. When every usable target weighs zero
+	// they share equally; otherwise zero-weight targets only take clients
+	// once every weighted one is unusable. The balancer gives every target
+	// 1 today: no API field sets per-cluster weights yet.
 	Weight int32
 	// RTT is the measured round-trip time to the target from each balancer
 	// site, keyed by site name. Latency steering reads the entry of the
