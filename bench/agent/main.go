@@ -86,14 +86,14 @@ func p6(bin string, img []byte) error {
 	if err != nil {
 		return err
 	}
-	meridian := scenario{name: "meridian", sync: time.Second, window: 5 * time.Second, burst: true}
+	meridian := scenario{bench: "P6", name: "meridian", sync: time.Second, window: 5 * time.Second, burst: true}
 	res, err := meridian.run(bin, repo, img, base, *p95Target)
 	if err != nil {
 		return err
 	}
 	var hpa *result
 	if *hpaCheck {
-		defaults := scenario{name: "hpa-defaults", sync: 15 * time.Second, window: 15 * time.Second}
+		defaults := scenario{bench: "P6", name: "hpa-defaults", sync: 15 * time.Second, window: 15 * time.Second}
 		if hpa, err = defaults.run(bin, repo, img, base, *p95Target); err != nil {
 			return err
 		}

@@ -41,8 +41,8 @@ func p7(bin string, img []byte) error {
 		return err
 	}
 	// The same settings on both paths; the HPA has no burst mode.
-	proc := scenario{name: "process", sync: time.Second, window: 5 * time.Second, cpu: "500m"}
-	kub := scenario{name: "kubernetes", sync: time.Second, window: 5 * time.Second, cpu: "500m", kube: true}
+	proc := scenario{bench: "P7", name: "process", sync: time.Second, window: 5 * time.Second, cpu: "500m"}
+	kub := scenario{bench: "P7", name: "kubernetes", sync: time.Second, window: 5 * time.Second, cpu: "500m", kube: true}
 	pr, err := proc.run(bin, repo, img, base, *p95Target)
 	if err != nil {
 		return err

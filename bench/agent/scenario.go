@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
+	"strings"
 	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -23,6 +25,7 @@ import (
 
 // scenario is one run of the step with one set of autoscaling settings.
 type scenario struct {
+	bench        string // "P6" or "P7", for the output
 	name         string
 	sync, window time.Duration
 	burst        bool
@@ -34,13 +37,6 @@ type scenario struct {
 	cpu string
 }
 
-func (s scenario) bench() string {
-	if s.kube {
-		return "P7"
-	}
-	return "P6"
-}
-
 // result is what one scenario's step did.
 type result struct {
 	load    *loadgen.Report
@@ -50,6 +46,7 @@ type result struct {
 	stepP95                  time.Duration
 	stepMisses, stepRequests int
 	failures                 string // by kind
+	machine                  string // its load while the step ran
 	recovered                bool
 	recovery                 time.Duration
 	reacted                  bool
@@ -140,12 +137,14 @@ func (s scenario) run(bin, repo string, img []byte, base float64, target time.Du
 	url := status().Endpoint
 
 	fmt.Printf("\n%s scenario %s: sync %s, window %s, burst %v, endpoint %s; %.0f/s for %s, then %.0f/s for %s (table after the run)\n",
-		s.bench(), s.name, s.sync, s.window, s.burst, url, base, *baseFor, 5*base, *stepFor)
+		s.bench, s.name, s.sync, s.window, s.burst, url, base, *baseFor, 5*base, *stepFor)
 	res := &result{startReplicas: status().DesiredReplicas}
+	loadBefore := loadAverage()
 	rep, results, samples, err := s.offer(url, img, base, status)
 	if err != nil {
 		return nil, fmt.Errorf("%s: offering the load: %w", s.name, err)
 	}
+	res.machine = fmt.Sprintf("load average (1 min) %s at the start, %s at the end, %d cores", loadBefore, loadAverage(), runtime.NumCPU())
 	res.endReplicas = status().DesiredReplicas
 	res.load, res.seconds = rep, bySecond(rep, results)
 	res.recovery, res.recovered = recovery(res.seconds, target)
@@ -159,6 +158,7 @@ func (s scenario) run(bin, repo string, img []byte, base float64, target time.Du
 		}
 	}
 	printSeconds(res.seconds, samples, step)
+	fmt.Printf("   machine: %s\n", res.machine)
 	return res, nil
 }
 
@@ -201,6 +201,15 @@ func printSeconds(secs []second, samples []sample, step time.Time) {
 		}
 		fmt.Printf("%7d  %9d  %10d  %8d  %7s  %7d  %5d  %5d\n", s.t, s.offered, s.ok, s.offered-s.ok, s.p95String(), sm.desired, sm.ready, sm.queue)
 	}
+}
+
+// loadAverage is the machine's one-minute load average, or "?".
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }
 
 // deployment is the ModelDeployment the scenario scales: 1 to

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"meridian.dev/meridian/inference"
+	"meridian.dev/meridian/internal/loadgen"
 )
 
 // newClient returns a client whose transport keeps exactly conns keep-alive
@@ -68,6 +68,10 @@ func (r *loadResult) add(o loadResult) {
 // on its own keep-alive connection, posting bodies (round robin) to url
 // until d has passed. Requests in flight at the deadline complete and
 // count; the wall time runs until the last of them.
+//
+// Closed on purpose, unlike internal/loadgen's open loop: P1 measures the
+// most a server can do (throughput at a fixed concurrency), not what
+// users see at a given rate, so each answer releases the next request.
 func load(client *http.Client, url string, bodies []request, ok check, conc int, d time.Duration) loadResult {
 	var (
 		okN, errN atomic.Int64
@@ -139,16 +143,9 @@ func load(client *http.Client, url string, bodies []request, ok check, conc int,
 	return loadResult{ok: okN.Load(), errs: errN.Load(), firstErr: firstErr, latencies: lat, meter: m}
 }
 
-// percentile returns the p-th percentile (0 < p <= 1) of ds, sorting it in
-// place: the smallest value with at least p of the samples at or below it.
-func percentile(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	slices.Sort(ds)
-	i := int(float64(len(ds))*p+0.999999) - 1
-	return ds[max(0, min(i, len(ds)-1))]
-}
+// percentile is the p-th percentile (0 < p <= 1) of ds by nearest rank,
+// as the open-loop benches report it.
+func percentile(ds []time.Duration, p float64) time.Duration { return loadgen.Percentile(ds, p) }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", d.Seconds()*1e3) }
 func us(d time.Duration) string { return fmt.Sprintf("%.0fus", d.Seconds()*1e6) }
