@@ -115,6 +115,7 @@ type server struct {
 	threads int
 	qps     []float64 // per full-speed round
 	cpuPerQ []float64 // server CPU seconds per answered query, per full-speed round
+	others  []float64 // cores the rest of the machine used, per full-speed round
 	lost    int
 	p50s    []float64 // per latency round, seconds
 	p99s    []float64
@@ -254,6 +255,7 @@ func measure(ctx context.Context, s *glbfixture.Stack, sv *server, c config, qfi
 	if rate == 0 {
 		sv.qps = append(sv.qps, p.qps)
 		sv.cpuPerQ = append(sv.cpuPerQ, cpuPerQ)
+		sv.others = append(sv.others, use.Others(p.cores))
 		sv.lost += p.lost
 		fmt.Printf("P2: round %d %-13s %6.1fus CPU/query %8.0f qps (answered %d, lost %d, NOERROR %d; %s)\n", round, sv.name,
 			1e6*cpuPerQ, p.qps, p.completed, p.lost, p.noerror, cores)

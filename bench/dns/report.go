@@ -71,7 +71,7 @@ func ratios(a, b []float64) []float64 {
 // verdicts prints the side-by-side table, then one line per figure.
 func verdicts(servers []*server, c config) {
 	fmt.Printf("\nP2: median (min–max) over %d interleaved rounds; CPU/query is the server's CPU time over each full-speed run / answered queries\n", c.rounds)
-	fmt.Printf("P2: %-13s %-24s %-26s %-24s %-22s %s\n", "server", "CPU/query us", "QPS", "p99 ms at "+strconv.Itoa(c.rate)+" qps", "p50 ms", "nearest")
+	fmt.Printf("P2: %-13s %-24s %-26s %-24s %-22s %-8s %s\n", "server", "CPU/query us", "QPS", "p99 ms at "+strconv.Itoa(c.rate)+" qps", "p50 ms", "nearest", "others*")
 	by := map[string]*server{}
 	for _, sv := range servers {
 		by[sv.name] = sv
@@ -79,10 +79,11 @@ func verdicts(servers []*server, c config) {
 			fmt.Printf("P2: %-13s skipped (%s)\n", sv.name, sv.skipped)
 			continue
 		}
-		fmt.Printf("P2: %-13s %-24s %-26s %-24s %-22s %.1f%%%s\n", sv.name, spreadOf(sv.cpuPerQ).format(1e6, "%.1f"),
+		fmt.Printf("P2: %-13s %-24s %-26s %-24s %-22s %-8s %s%s\n", sv.name, spreadOf(sv.cpuPerQ).format(1e6, "%.1f"),
 			spreadOf(sv.qps).format(1, "%.0f"), spreadOf(sv.p99s).format(1e3, "%.3f"), spreadOf(sv.p50s).format(1e3, "%.3f"),
-			pct(sv.check.nearest, sv.check.answered), lostNote(sv.lost+sv.latLost))
+			fmt.Sprintf("%.1f%%", pct(sv.check.nearest, sv.check.answered)), spreadOf(sv.others).format(1, "%.2f"), lostNote(sv.lost+sv.latLost))
 	}
+	fmt.Println("P2: * cores used by other processes on the machine during the full-speed runs: the noise each figure carries")
 	fmt.Println()
 	for _, name := range []string{"glb-v1", "glb-v2"} {
 		g := by[name]
