@@ -20,6 +20,7 @@ import (
 
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/glb/geo"
+	"meridian.dev/meridian/internal/metricsreg"
 )
 
 // Where a demand observation came from, as in the source label.
@@ -60,10 +61,8 @@ func NewDemand(reg prometheus.Registerer) (*Demand, error) {
 			Name: "meridian_glb_demand_total",
 			Help: "DNS queries and HTTP requests for each GlobalEndpoint's model, by the fleet region nearest to the client and source (dns, http).",
 		}, []string{"namespace", "model", "region", "source"})}
-	if reg != nil {
-		if err := reg.Register(d.total); err != nil {
-			return nil, err
-		}
+	if err := metricsreg.Register(reg, "demand", d.total); err != nil {
+		return nil, err
 	}
 	return d, nil
 }

@@ -31,7 +31,10 @@ func BenchmarkFrontServe(b *testing.B) {
 		b.Fatal(err)
 	}
 	bal.CountDemand(d)
-	f := front.New(bal, front.Options{TrustForwardedFor: true})
+	f, err := front.New(bal, front.Options{TrustForwardedFor: true})
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

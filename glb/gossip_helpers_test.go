@@ -151,7 +151,9 @@ func newGossipRig(t *testing.T) *gossipRig {
 		t.Fatal(err)
 	}
 	r.node = node
-	r.b.registerHealthMetrics(r.reg, node)
+	if err := r.b.registerHealthMetrics(r.reg, node); err != nil {
+		t.Fatal(err)
+	}
 	go r.b.Probe(ctx, 100*time.Millisecond, time.Second)
 	t.Cleanup(func() { cancel(); leave() })
 

@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"meridian.dev/meridian/gossip"
+	"meridian.dev/meridian/internal/metricsreg"
 )
 
 // healthCollector reports the balancer's health verdicts at scrape time:
@@ -26,14 +27,6 @@ var (
 		"Other members of the gossip pool (agents, other balancers) by status as this balancer sees them: alive, suspect, dead, left; dead and left ones are remembered for the preset's GossipToTheDeadTime.",
 		[]string{"state"}, nil)
 )
-
-// registerHealthMetrics adds the collector to reg; a failure is logged, as
-// metrics must not stop a balancer from answering.
-func (b *Balancer) registerHealthMetrics(reg prometheus.Registerer, node *gossip.Node) {
-	if err := reg.Register(&healthCollector{b: b, node: node}); err != nil {
-		b.log.Warn("glb: registering the health metrics failed; they will not be exported", "err", err)
-	}
-}
 
 func (c *healthCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- targetUpDesc
@@ -74,4 +67,9 @@ func (c *healthCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(gossipPeersDesc, prometheus.GaugeValue, float64(counts[s]), string(s))
 	}
 	c.b.gossip.downs.Collect(ch)
+}
+
+// registerHealthMetrics adds the health collector to reg.
+func (b *Balancer) registerHealthMetrics(reg prometheus.Registerer, node *gossip.Node) error {
+	return metricsreg.Register(reg, "balancer health", &healthCollector{b: b, node: node})
 }

@@ -165,7 +165,9 @@ func Run(ctx context.Context, hub client.Client, opts Options) error {
 		defer leave()
 		node = n
 	}
-	b.registerHealthMetrics(reg, node)
+	if err := b.registerHealthMetrics(reg, node); err != nil {
+		return fmt.Errorf("glb: %w", err)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() { _ = src.Run(ctx) }()
@@ -189,8 +191,11 @@ func Run(ctx context.Context, hub client.Client, opts Options) error {
 		lns = append(lns, ln)
 	}
 	if len(lns) > 0 {
-		fo := frontOptions(opts, reg, log)
-		drained = serveHTTP(ctx, &http.Server{Handler: front.New(b, fo), ReadHeaderTimeout: 10 * time.Second}, lns, errc, log)
+		f, err := front.New(b, frontOptions(opts, reg, log))
+		if err != nil {
+			return fmt.Errorf("glb: %w", err)
+		}
+		drained = serveHTTP(ctx, &http.Server{Handler: f, ReadHeaderTimeout: 10 * time.Second}, lns, errc, log)
 	}
 	addr, err := srv.Addr(ctx)
 	if err != nil {

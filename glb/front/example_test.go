@@ -38,7 +38,11 @@ func Example() {
 	primary, _ := url.Parse(euWest.URL)
 	fallback, _ := url.Parse(usEast.URL)
 
-	pop := httptest.NewServer(front.New(regions{primary, fallback}, front.Options{}))
+	f, err := front.New(regions{primary, fallback}, front.Options{})
+	if err != nil {
+		panic(err)
+	}
+	pop := httptest.NewServer(f)
 	defer pop.Close()
 
 	resp, err := http.Post(pop.URL+"/analyze", "application/json", nil)

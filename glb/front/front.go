@@ -57,16 +57,21 @@ type Front struct {
 }
 
 // New returns a Front over router. Zero Options fields take the defaults
-// their comments name.
-func New(router Router, opts Options) *Front {
+// their comments name. It fails only when its metrics cannot be
+// registered on opts.Registerer (one Front per registry).
+func New(router Router, opts Options) (*Front, error) {
 	opts = opts.withDefaults()
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
 	return &Front{
 		router:   router,
 		opts:     opts,
 		log:      opts.Logger,
 		clusters: newClusters(opts),
-		metrics:  newMetrics(opts.Registerer, opts.Logger),
-	}
+		metrics:  m,
+	}, nil
 }
 
 // errPerTryTimeout cancels an attempt whose cluster took longer than

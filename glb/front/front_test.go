@@ -161,7 +161,11 @@ func serveFront(t *testing.T, router front.Router, opts front.Options) (string, 
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	srv := httptest.NewServer(front.New(router, opts))
+	f, err := front.New(router, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	return srv.URL, reg
 }
@@ -724,5 +728,17 @@ func TestUpstreamConnectionsAreReused(t *testing.T) {
 	}
 	if n := conns.Load(); n > 2 {
 		t.Fatalf("50 sequential requests opened %d upstream connections, want 1 (2 at most)", n)
+	}
+}
+
+// A second Front on one registry is refused with a clear error, not
+// served with metrics that silently belong to the first.
+func TestNewRefusesASecondFrontOnOneRegistry(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	if _, err := front.New(tiered{}, front.Options{Registerer: reg}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := front.New(tiered{}, front.Options{Registerer: reg}); err == nil || !strings.Contains(err.Error(), "HTTP front metrics are already registered") {
+		t.Errorf("second Front: %v, want the registry named as taken", err)
 	}
 }

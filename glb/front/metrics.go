@@ -1,10 +1,9 @@
 package front
 
 import (
-	"errors"
-	"log/slog"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"meridian.dev/meridian/internal/metricsreg"
 )
 
 // noCluster is the cluster label of answers the front wrote itself.
@@ -21,7 +20,7 @@ type metrics struct {
 	outstanding *prometheus.GaugeVec
 }
 
-func newMetrics(reg prometheus.Registerer, log *slog.Logger) *metrics {
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meridian_glb_http_requests_total",
@@ -45,30 +44,8 @@ func newMetrics(reg prometheus.Registerer, log *slog.Logger) *metrics {
 			Help: "Requests sent to a cluster and not yet finished.",
 		}, []string{"cluster"}),
 	}
-	if reg == nil {
-		return m
+	if err := metricsreg.Register(reg, "HTTP front", m.requests, m.retries, m.duration, m.ejections, m.outstanding); err != nil {
+		return nil, err
 	}
-	// A second Front on the same registry shares the first one's
-	// collectors rather than failing: New has no error to return.
-	m.requests = register(reg, m.requests, log)
-	m.retries = register(reg, m.retries, log)
-	m.duration = register(reg, m.duration, log)
-	m.ejections = register(reg, m.ejections, log)
-	m.outstanding = register(reg, m.outstanding, log)
-	return m
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C, log *slog.Logger) C {
-	err := reg.Register(c)
-	if err == nil {
-		return c
-	}
-	var already prometheus.AlreadyRegisteredError
-	if errors.As(err, &already) {
-		if existing, ok := already.ExistingCollector.(C); ok {
-			return existing
-		}
-	}
-	log.Warn("global front: registering a metric failed; it will not be exported", "err", err)
-	return c
+	return m, nil
 }
