@@ -19,10 +19,10 @@ import (
 
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/glb/geo"
-	"meridian.dev/meridian/hub"
 	"meridian.dev/meridian/internal/controlplane"
 	"meridian.dev/meridian/internal/fleet"
 	"meridian.dev/meridian/internal/node"
+	"meridian.dev/meridian/internal/testbin"
 )
 
 // `meridian up --runtime kubernetes` on two regions, each with a real node
@@ -40,16 +40,20 @@ func TestKubernetesFleetAnswersFromDNSAlone(t *testing.T) {
 	if why := node.Available(filepath.Join(bin, "kubelet")); why != "" {
 		t.Skip(why)
 	}
+	dir := t.TempDir()
+	meridian, err := testbin.Build(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	f, err := fleet.Up(ctx, fleet.Options{
-		StateDir: t.TempDir(), Runtime: v1.RuntimeKubernetes,
+		StateDir: dir, Runtime: v1.RuntimeKubernetes, Binary: meridian,
 		Regions: []fleet.Region{
 			{Name: "us-east", Latitude: "39.04", Longitude: "-77.49"},
 			{Name: "eu-west", Latitude: "53.35", Longitude: "-6.26"},
 		},
 		Logger: logger(), DNSListen: "127.0.0.1:0",
 		GeoIPv4: filepath.Join("..", geo.DefaultIPv4Path), GeoIPv6: filepath.Join("..", geo.DefaultIPv6Path),
-		Hub: hub.Options{HealthPeriod: 500 * time.Millisecond, ProbeTimeout: time.Second, ResyncPeriod: time.Second},
 	})
 	if err != nil {
 		t.Fatal(err)

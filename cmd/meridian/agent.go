@@ -84,14 +84,17 @@ docs/agent.md explains the autoscaling maths, every knob and every metric.`,
 			if opts.Capacity.NodeGroups, err = parseNodeGroups(nodeGroups); err != nil {
 				return err
 			}
-			if opts.Process.ModelRepository, err = inference.FindRepository(opts.Process.ModelRepository); err != nil {
-				return err
+			if opts.Runtime == v1.RuntimeProcess {
+				// Replicas run here: they need the models and ONNX Runtime.
+				if opts.Process.ModelRepository, err = inference.FindRepository(opts.Process.ModelRepository); err != nil {
+					return err
+				}
+				lib, err := inference.FindLibrary(ortLib)
+				if err != nil {
+					return err
+				}
+				opts.Process.ServeArgs = append(opts.Process.ServeArgs, "--ort-lib", lib)
 			}
-			lib, err := inference.FindLibrary(ortLib)
-			if err != nil {
-				return err
-			}
-			opts.Process.ServeArgs = append(opts.Process.ServeArgs, "--ort-lib", lib)
 			cfg, err := restConfig(kubeconfig)
 			if err != nil {
 				return err
