@@ -98,7 +98,7 @@ serve: bin ## serve the bundled models alone on 127.0.0.1:8000 (Ctrl-C stops)
 	@echo
 	exec $(BIN) serve
 
-bench: build ## P1a/P1b (server vs raw ONNX Runtime), P5 (placement at 10k models x 1k clusters), P6 (autoscaling after a 5x step), P2 (DNS vs PowerDNS, CoreDNS), P3 (HTTP front vs HAProxy), P4 (region-loss drill)
+bench: build unbound ## P1a/P1b (server vs raw ONNX Runtime), P5 (placement: the hub's path and pure), P6 (autoscaling after a 5x step), P2 (DNS vs Knot, PowerDNS, CoreDNS), P3 (HTTP front vs HAProxy), P4 (region-loss drill: crash, and as root blackhole)
 	$(GO) run ./bench/inference
 	$(GO) run ./bench/placement
 	$(GO) run ./bench/agent
@@ -106,6 +106,7 @@ bench: build ## P1a/P1b (server vs raw ONNX Runtime), P5 (placement at 10k model
 	$(GO) run ./bench/dns
 	$(GO) run ./bench/front
 	$(BIN) drill region-loss --region eu-west --after 20s
+	if [ "$$(id -u)" -eq 0 ]; then $(BIN) drill region-loss --region eu-west --blackhole --after 20s; else echo "P4 blackhole: skipped, dropping packets needs root (nftables)"; fi
 
 lint: $(GOLANGCI) ## go vet + golangci-lint (the dnsv2 build of glb/dns too)
 	$(GO) vet ./...
