@@ -16,8 +16,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	mcbuilder "sigs.k8s.io/multicluster-runtime/pkg/builder"
 	mcmanager "sigs.k8s.io/multicluster-runtime/pkg/manager"
 	"sigs.k8s.io/multicluster-runtime/pkg/multicluster"
@@ -128,7 +130,8 @@ func Run(ctx context.Context, cfg *rest.Config, provider multicluster.Provider, 
 	err = mcbuilder.ControllerManagedBy(mgr).
 		Named("inferencemodel").
 		WithOptions(controller.TypedOptions[mcreconcileRequest]{SkipNameValidation: ptr.To(true), MaxConcurrentReconciles: opts.Workers}).
-		For(&v1.InferenceModel{}, mcbuilder.WithEngageWithLocalCluster(true), mcbuilder.WithEngageWithProviderClusters(false)).
+		For(&v1.InferenceModel{}, mcbuilder.WithEngageWithLocalCluster(true), mcbuilder.WithEngageWithProviderClusters(false),
+			mcbuilder.WithPredicates(specOrDeletion)).
 		Watches(&v1.Cluster{}, h.onClusterHealth(), mcbuilder.WithEngageWithLocalCluster(true), mcbuilder.WithEngageWithProviderClusters(false)).
 		Watches(&v1.ModelDeployment{}, h.onMemberModelDeployment(), mcbuilder.WithEngageWithLocalCluster(false), mcbuilder.WithEngageWithProviderClusters(true)).
 		Complete(h)
@@ -139,6 +142,15 @@ func Run(ctx context.Context, cfg *rest.Config, provider multicluster.Provider, 
 		"failureThreshold", timing.FailureThreshold, "unreachableWithin", timing.UnreachableWithin(), "resyncPeriod", timing.ResyncPeriod)
 	return mgr.Start(ctx)
 }
+
+// specOrDeletion lets through the changes of an InferenceModel that the
+// hub acts on: its spec, and its deletion. The hub's own writes — the
+// finalizer, the status — would otherwise place every model two more times
+// after each placement; readiness and health come through the
+// ModelDeployment and Cluster watches.
+var specOrDeletion = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+	return e.ObjectNew.GetGeneration() != e.ObjectOld.GetGeneration() || !e.ObjectNew.GetDeletionTimestamp().IsZero()
+}}
 
 // MembersNamespace is where the hub looks for member kubeconfig Secrets.
 const MembersNamespace = "meridian-system"

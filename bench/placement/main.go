@@ -26,6 +26,8 @@
 package main
 
 import (
+	"cmp"
+	"context"
 	"flag"
 	"fmt"
 	"maps"
@@ -48,6 +50,9 @@ type config struct {
 	seed                   uint64
 	sample                 time.Duration
 	cpuProfile             string
+	hub                    bool
+	hubClusters, hubModels int
+	hubTimeout             time.Duration
 }
 
 func main() {
@@ -59,7 +64,12 @@ func main() {
 	fs.Uint64Var(&c.seed, "seed", 1, "seed of the synthetic fleet and models")
 	fs.DurationVar(&c.sample, "sample", 2*time.Millisecond, "how often the heap is sampled for its peak")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the (a) runs to this file")
+	fs.BoolVar(&c.hub, "hub", true, "also time the hub's own path, on a real kube-apiserver and etcd ((d) and (e))")
+	fs.IntVar(&c.hubClusters, "hub-clusters", 0, "clusters for the hub path (default -clusters)")
+	fs.IntVar(&c.hubModels, "hub-models", 0, "models for the hub path (default -models)")
+	fs.DurationVar(&c.hubTimeout, "hub-timeout", 15*time.Minute, "give up on a hub-path step after this long")
 	_ = fs.Parse(os.Args[1:])
+	c.hubClusters, c.hubModels = cmp.Or(c.hubClusters, c.clusters), cmp.Or(c.hubModels, c.models)
 	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/placement:", err)
 		os.Exit(1)
@@ -149,6 +159,19 @@ func run(c config) error {
 	fmt.Printf("P5 full_peak_mem=%dMiB target<=1024MiB %s\n", fullPeak.heap>>20, verdict(fullPeak.heap <= 1<<30))
 	fmt.Printf("P5 replace=%.2fs target<=1s %s\n", replaceMed.Seconds(), verdict(replaceMed <= time.Second))
 	fmt.Printf("P5 moved_on_10pct_change=%d replicas (of %d placed)\n", movedOnChange, placed)
+	if !c.hub {
+		return nil
+	}
+	mem.stop()
+	hr := rand.New(rand.NewPCG(c.seed, 0x5eed))
+	hubClusters, hubModels := syntheticFleet(hr, c.hubClusters), syntheticModels(hr, c.hubModels)
+	res, err := runHub(context.Background(), c, hubClusters, hubModels)
+	if err != nil {
+		return fmt.Errorf("the hub path: %w", err)
+	}
+	scale := fmt.Sprintf("%d models, %d clusters", res.models, len(hubClusters))
+	fmt.Printf("P5 hub_full=%.2fs (%s) target<=5s %s\n", res.full.Seconds(), scale, verdict(res.full <= 5*time.Second))
+	fmt.Printf("P5 hub_failover=%.2fs (%d models on %s) target<=1s %s\n", res.failover.Seconds(), res.affected, res.victim, verdict(res.failover <= time.Second))
 	return nil
 }
 
