@@ -104,7 +104,7 @@ func p6(bin string, img []byte) error {
 		verdict = "ok"
 	}
 	fmt.Printf("P6 recovery=%s target<=%s %s (replicas %d -> %d; %s)\n", res, recoveryTarget, verdict, res.startReplicas, res.endReplicas, res.loadString())
-	fmt.Printf("P6 scale_reaction=%s (step to more replicas, all ready)\n", res.reactionString())
+	fmt.Printf("P6 scale_reaction=%s (from the step to more replicas than at the step, all ready)\n", res.reactionString())
 	fmt.Printf("P6 requests: %s\n", res.countString())
 	if hpa != nil {
 		fmt.Printf("P6 hpa_defaults_recovery=%s (replicas %d -> %d; sync 15s, no burst mode, default policies; %s)\n", hpa, hpa.startReplicas, hpa.endReplicas, hpa.loadString())

@@ -50,12 +50,16 @@ type result struct {
 	recovered                bool
 	recovery                 time.Duration
 	reacted                  bool
-	reaction                 time.Duration // step to more replicas, all ready
+	reaction                 time.Duration // step to more replicas than at the step, all ready
 	startReplicas            int32
+	stepReplicas             int32 // desired at the step
 	endReplicas              int32
 }
 
 func (r result) reactionString() string {
+	if !r.reacted && r.stepReplicas >= int32(*maxReps) {
+		return fmt.Sprintf("none (already %d replicas at the step)", r.stepReplicas)
+	}
 	if !r.reacted {
 		return "none"
 	}
@@ -151,8 +155,12 @@ func (s scenario) run(bin, repo string, img []byte, base float64, target time.Du
 	res.stepP95, res.stepMisses, res.stepRequests = stepP95(results)
 	res.failures = failures(results)
 	step := rep.Phases[1].Start
+	res.stepReplicas = res.startReplicas
+	if len(samples) > 0 {
+		res.stepReplicas = sampleAt(samples, step).desired
+	}
 	for _, sm := range samples {
-		if sm.at.After(step) && sm.desired > res.startReplicas && sm.ready >= sm.desired {
+		if sm.at.After(step) && sm.desired > res.stepReplicas && sm.ready >= sm.desired {
 			res.reacted, res.reaction = true, sm.at.Sub(step)
 			break
 		}
