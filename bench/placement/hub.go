@@ -11,15 +11,18 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/hub"
@@ -48,6 +51,10 @@ type hubResult struct {
 // Unreachable to every model it held placed again.
 func runHub(ctx context.Context, c config, clusters []placement.Cluster, models []placement.Model) (hubResult, error) {
 	var res hubResult
+	// The hub's logs are discarded (a run prints its figures); so are
+	// client-go's and controller-runtime's before the hub sets its own.
+	klog.SetLogger(logr.Discard())
+	ctrllog.SetLogger(logr.Discard())
 	t := time.Now()
 	cp, err := controlplane.Start(ctx, controlplane.Options{})
 	if err != nil {
