@@ -59,7 +59,10 @@ func TestFleetPlacementResidencyFailoverAndReturn(t *testing.T) {
 		StateDir:      dir, Binary: bin, ModelRepository: models, ServeArgs: []string{"--ort-lib", lib, "--cache-size", "0"},
 		Progress: progress, Logger: logs, DNSListen: "127.0.0.1:0",
 		GeoIPv4: filepath.Join("..", geo.DefaultIPv4Path), GeoIPv6: filepath.Join("..", geo.DefaultIPv6Path),
-		Hub: hub.Options{HealthPeriod: 500 * time.Millisecond, ProbeTimeout: time.Second, ResyncPeriod: time.Second, HeartbeatGrace: 10 * time.Second},
+		// The production timing preset, whose heartbeat grace (30s) is three
+		// of the agents' report periods (10s). Only the resync is shorter:
+		// a change of demand waits for it.
+		Hub: hub.Options{ResyncPeriod: time.Second},
 	})
 	if err != nil {
 		t.Fatal(err)
