@@ -42,8 +42,7 @@ func TestMain(m *testing.M) { testbin.Main(m, &meridian) }
 func startAgent(t *testing.T, cp *controlplane.ControlPlane, reg *prometheus.Registry) string {
 	t.Helper()
 	gatewayPort := freeTCPAndUDPPort(t)
-	models, _ := filepath.Abs("../models")
-	lib, _ := filepath.Abs("../.cache/onnxruntime/libonnxruntime.so.1")
+	models, lib := testbin.Models(t), testbin.ORTLibrary(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -64,17 +63,6 @@ func startAgent(t *testing.T, cp *controlplane.ControlPlane, reg *prometheus.Reg
 		}
 	})
 	return fmt.Sprintf("127.0.0.1:%d", gatewayPort)
-}
-
-func eventually(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func TestModelDeploymentServesScalesAndReports(t *testing.T) {
@@ -109,7 +97,7 @@ func TestModelDeploymentServesScalesAndReports(t *testing.T) {
 		}
 		return got
 	}
-	eventually(t, "a ready replica and an endpoint", 60*time.Second, func() bool {
+	testbin.Eventually(t, "a ready replica and an endpoint", 60*time.Second, func() bool {
 		s := get().Status
 		return s.ReadyReplicas == 1 && s.Endpoint != "" && meta.IsStatusConditionTrue(s.Conditions, "Ready")
 	})
@@ -148,11 +136,11 @@ func TestModelDeploymentServesScalesAndReports(t *testing.T) {
 			}
 		}()
 	}
-	eventually(t, "a scale-up under load", 60*time.Second, func() bool {
+	testbin.Eventually(t, "a scale-up under load", 60*time.Second, func() bool {
 		s := get().Status
 		return s.DesiredReplicas >= 2 && s.RequestsPerSecond.AsApproximateFloat64() > 20
 	})
-	eventually(t, "the ClusterReport to show the load", 30*time.Second, func() bool {
+	testbin.Eventually(t, "the ClusterReport to show the load", 30*time.Second, func() bool {
 		rep := &v1.ClusterReport{}
 		if err := c.Get(ctx, client.ObjectKey{Name: v1.ClusterReportName}, rep); err != nil {
 			return false
@@ -165,14 +153,14 @@ func TestModelDeploymentServesScalesAndReports(t *testing.T) {
 	wg.Wait()
 
 	// Idle: after the 2s scale-down window it returns to one replica.
-	eventually(t, "a scale-down when idle", 60*time.Second, func() bool {
+	testbin.Eventually(t, "a scale-down when idle", 60*time.Second, func() bool {
 		s := get().Status
 		return s.DesiredReplicas == 1 && s.Replicas == 1
 	})
-	if n := sumMetric(reg, "meridian_agent_scale_decisions_total"); n < 2 {
+	if n := testbin.Metric(t, reg, "meridian_agent_scale_decisions_total", nil); n < 2 {
 		t.Errorf("scale decisions counted: %v, want at least an up and a down", n)
 	}
-	eventually(t, "scaling Events on the ModelDeployment", 30*time.Second, func() bool {
+	testbin.Eventually(t, "scaling Events on the ModelDeployment", 30*time.Second, func() bool {
 		var list eventsv1.EventList
 		if err := c.List(ctx, &list, client.InNamespace("default")); err != nil {
 			return false
@@ -189,22 +177,7 @@ func TestModelDeploymentServesScalesAndReports(t *testing.T) {
 	if err := c.Delete(ctx, md); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the endpoint to go away", 60*time.Second, func() bool { return ask() != nil })
-}
-
-// sumMetric adds every series of a counter or gauge family.
-func sumMetric(reg *prometheus.Registry, name string) float64 {
-	families, _ := reg.Gather()
-	var total float64
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			total += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-	}
-	return total
+	testbin.Eventually(t, "the endpoint to go away", 60*time.Second, func() bool { return ask() != nil })
 }
 
 func TestAgentKeepsServingWithoutItsAPIServerAndCatchesUp(t *testing.T) {
@@ -237,7 +210,7 @@ func TestAgentKeepsServingWithoutItsAPIServerAndCatchesUp(t *testing.T) {
 		}
 		return got
 	}
-	eventually(t, "a ready replica", 60*time.Second, func() bool { return get().Status.ReadyReplicas == 1 })
+	testbin.Eventually(t, "a ready replica", 60*time.Second, func() bool { return get().Status.ReadyReplicas == 1 })
 	endpoint := get().Status.Endpoint
 
 	p.Cut()
@@ -268,11 +241,11 @@ func TestAgentKeepsServingWithoutItsAPIServerAndCatchesUp(t *testing.T) {
 	if err := p.Heal(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the agent to catch up: 2 ready replicas", 90*time.Second, func() bool {
+	testbin.Eventually(t, "the agent to catch up: 2 ready replicas", 90*time.Second, func() bool {
 		s := get().Status
 		return s.DesiredReplicas == 2 && s.ReadyReplicas == 2
 	})
-	eventually(t, "a fresh ClusterReport heartbeat", 60*time.Second, func() bool {
+	testbin.Eventually(t, "a fresh ClusterReport heartbeat", 60*time.Second, func() bool {
 		rep := &v1.ClusterReport{}
 		return cp.Client.Get(ctx, client.ObjectKey{Name: v1.ClusterReportName}, rep) == nil &&
 			rep.Status.Heartbeat != nil && rep.Status.Heartbeat.After(cutAt)
@@ -297,7 +270,7 @@ func TestBrokenModelSetsDegradedWithTheReason(t *testing.T) {
 	if err := cp.Client.Create(ctx, md); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a Degraded condition naming the load error", 60*time.Second, func() bool {
+	testbin.Eventually(t, "a Degraded condition naming the load error", 60*time.Second, func() bool {
 		got := &v1.ModelDeployment{}
 		if cp.Client.Get(ctx, client.ObjectKeyFromObject(md), got) != nil {
 			return false
@@ -313,8 +286,7 @@ func TestAgentGossipsItsModels(t *testing.T) {
 	cp := controlplane.ForTest(t, controlplane.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	port := freeTCPAndUDPPort(t)
-	models, _ := filepath.Abs("../models")
-	lib, _ := filepath.Abs("../.cache/onnxruntime/libonnxruntime.so.1")
+	models, lib := testbin.Models(t), testbin.ORTLibrary(t)
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, cp.Config, Options{
@@ -341,7 +313,7 @@ func TestAgentGossipsItsModels(t *testing.T) {
 	// A balancer-like observer joins the pool and learns the cluster's
 	// region, endpoint and model health from gossip alone.
 	var observer *gossip.Node
-	eventually(t, "the observer to join the agent", 30*time.Second, func() bool {
+	testbin.Eventually(t, "the observer to join the agent", 30*time.Second, func() bool {
 		n, err := gossip.Start(ctx, gossip.Config{NodeName: "observer", BindAddr: "127.0.0.1", Timing: gossip.Local(),
 			Join: []string{fmt.Sprintf("127.0.0.1:%d", port)}})
 		if err != nil {
@@ -351,7 +323,7 @@ func TestAgentGossipsItsModels(t *testing.T) {
 		return true
 	})
 	t.Cleanup(func() { _ = observer.Shutdown() })
-	eventually(t, "the agent's model digest in gossip", 60*time.Second, func() bool {
+	testbin.Eventually(t, "the agent's model digest in gossip", 60*time.Second, func() bool {
 		p, ok := observer.Peer("eu-west-1")
 		if !ok || p.State.Region != "eu-west" || p.State.Endpoint != "http://127.0.0.1:9000" {
 			return false

@@ -31,6 +31,7 @@ import (
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/internal/controlplane"
 	"meridian.dev/meridian/internal/hostip"
+	"meridian.dev/meridian/internal/testbin"
 )
 
 // The blog's own manifests (kube/testdata/adopt: the sentiment Deployment
@@ -144,7 +145,7 @@ func TestBlogManifestsScaleOnARealNode(t *testing.T) {
 	deleteHPA := func(t *testing.T) {
 		t.Helper()
 		kubectl(t, "delete", "hpa", hpaName, "--wait=true")
-		eventually(t, "the old HPA to go", 30*time.Second, func() bool {
+		testbin.Eventually(t, "the old HPA to go", 30*time.Second, func() bool {
 			return apierrors.IsNotFound(c.Get(ctx, key(hpaName), &autoscalingv2.HorizontalPodAutoscaler{}))
 		})
 	}
@@ -177,7 +178,7 @@ func TestBlogManifestsScaleOnARealNode(t *testing.T) {
 		}
 		return metav1.Condition{}
 	}
-	eventually(t, "the user's pod ready on the real node", 3*time.Minute, func() bool {
+	testbin.Eventually(t, "the user's pod ready on the real node", 3*time.Minute, func() bool {
 		return load.endpoints(ctx) == 1
 	})
 	t.Logf("pod ready after %s", time.Since(start).Round(time.Second))
@@ -187,7 +188,7 @@ func TestBlogManifestsScaleOnARealNode(t *testing.T) {
 
 	t.Run("(a) CPU HPA without requests: <unknown>, and the adoption says why", func(t *testing.T) {
 		var msg string
-		eventually(t, "ScalingActive=False FailedGetResourceMetric (missing request for cpu)", 3*time.Minute, func() bool {
+		testbin.Eventually(t, "ScalingActive=False FailedGetResourceMetric (missing request for cpu)", 3*time.Minute, func() bool {
 			cd := hpaCondition(hpa(), autoscalingv2.ScalingActive)
 			if cd == nil {
 				return false
@@ -199,7 +200,7 @@ func TestBlogManifestsScaleOnARealNode(t *testing.T) {
 		if got := targets(t); !strings.Contains(got, "<unknown>") {
 			t.Errorf("TARGETS %q: want cpu: <unknown>/50%%", got)
 		}
-		eventually(t, "AdoptionHealthy=False MissingResourceRequests", time.Minute, func() bool {
+		testbin.Eventually(t, "AdoptionHealthy=False MissingResourceRequests", time.Minute, func() bool {
 			cd := adoption()
 			return cd.Status == metav1.ConditionFalse && cd.Reason == "MissingResourceRequests" && strings.Contains(cd.Message, "resources.requests.cpu")
 		})
@@ -210,7 +211,7 @@ func TestBlogManifestsScaleOnARealNode(t *testing.T) {
 
 		var pods corev1.PodList
 		var why string
-		eventually(t, "the GPU Deployment's pod Pending, unschedulable for want of nvidia.com/gpu", time.Minute, func() bool {
+		testbin.Eventually(t, "the GPU Deployment's pod Pending, unschedulable for want of nvidia.com/gpu", time.Minute, func() bool {
 			if c.List(ctx, &pods, client.InNamespace("default"), client.MatchingLabels{"app": "gpu-inference"}) != nil || len(pods.Items) != 1 {
 				return false
 			}
@@ -230,7 +231,7 @@ func TestBlogManifestsScaleOnARealNode(t *testing.T) {
 		deleteHPA(t)
 		apply(t, "hpa-cpu-memory-v2.yaml")
 		var cpu, mem *autoscalingv2.MetricValueStatus
-		eventually(t, "current CPU and memory utilization in the HPA's status, and a scale-up", 4*time.Minute, func() bool {
+		testbin.Eventually(t, "current CPU and memory utilization in the HPA's status, and a scale-up", 4*time.Minute, func() bool {
 			h := hpa()
 			cpu, mem = nil, nil
 			for _, m := range h.Status.CurrentMetrics {
@@ -251,7 +252,7 @@ func TestBlogManifestsScaleOnARealNode(t *testing.T) {
 		if strings.Contains(got, "<unknown>") || !strings.Contains(got, "cpu: ") || !strings.Contains(got, "memory: ") {
 			t.Errorf("TARGETS %q: want current cpu and memory values", got)
 		}
-		eventually(t, "AdoptionHealthy=True with both requests", time.Minute, func() bool {
+		testbin.Eventually(t, "AdoptionHealthy=True with both requests", time.Minute, func() bool {
 			return adoption().Status == metav1.ConditionTrue
 		})
 		t.Logf("kubectl top pods:\n%s", kubectl(t, "top", "pods", "-l", "app=sentiment-inference"))
@@ -266,11 +267,11 @@ func TestBlogManifestsScaleOnARealNode(t *testing.T) {
 		}
 		deleteHPA(t)
 		kubectl(t, "scale", "deployment", depName, "--replicas=1")
-		eventually(t, "one ready replica", 2*time.Minute, func() bool { return load.endpoints(ctx) == 1 })
+		testbin.Eventually(t, "one ready replica", 2*time.Minute, func() bool { return load.endpoints(ctx) == 1 })
 		// The adapter's rates span its last two scrapes: wait until they
 		// no longer hold (b)'s load, so that what the HPA reads next is
 		// this load's.
-		eventually(t, "requests_per_second near 0 through custom.metrics.k8s.io once (b)'s load stopped", time.Minute, func() bool {
+		testbin.Eventually(t, "requests_per_second near 0 through custom.metrics.k8s.io once (b)'s load stopped", time.Minute, func() bool {
 			var list struct {
 				Items []struct {
 					Value resource.Quantity `json:"value"`
@@ -291,7 +292,7 @@ func TestBlogManifestsScaleOnARealNode(t *testing.T) {
 		apply(t, "hpa-requests-per-second.yaml")
 		load.rate.Store(30) // 30/s on one replica: three times the target of 10
 		var rps *autoscalingv2.MetricValueStatus
-		eventually(t, "requests_per_second above 10 in the HPA's status, and a scale-up", 3*time.Minute, func() bool {
+		testbin.Eventually(t, "requests_per_second above 10 in the HPA's status, and a scale-up", 3*time.Minute, func() bool {
 			h := hpa()
 			rps = nil
 			for _, m := range h.Status.CurrentMetrics {
@@ -313,7 +314,7 @@ func TestBlogManifestsScaleOnARealNode(t *testing.T) {
 		}
 		load.rate.Store(0)
 		stopped := time.Now()
-		eventually(t, "the scale-down to one replica once the load stopped", 3*time.Minute, func() bool { return replicas() == 1 })
+		testbin.Eventually(t, "the scale-down to one replica once the load stopped", 3*time.Minute, func() bool { return replicas() == 1 })
 		t.Logf("scaled down to 1 replica %s after the load stopped; load offered %d requests, %d answered 200 OK",
 			time.Since(stopped).Round(time.Second), load.sent.Load(), load.ok.Load())
 	})

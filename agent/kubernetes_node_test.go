@@ -13,6 +13,7 @@ import (
 
 	"meridian.dev/meridian/agent/kube"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
+	"meridian.dev/meridian/internal/testbin"
 )
 
 // The kubernetes runtime end to end on a real node: the agent's
@@ -35,7 +36,7 @@ func TestKubernetesRuntimeServesOnARealNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := r.endpoint
-	eventually(t, "a ready replica and the load balancer's address as the endpoint", 3*time.Minute, func() bool {
+	testbin.Eventually(t, "a ready replica and the load balancer's address as the endpoint", 3*time.Minute, func() bool {
 		got := &v1.ModelDeployment{}
 		return cp.Client.Get(ctx, client.ObjectKeyFromObject(md), got) == nil &&
 			got.Status.ReadyReplicas == 1 && got.Status.Endpoint == want

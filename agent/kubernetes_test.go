@@ -27,6 +27,7 @@ import (
 
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/internal/controlplane"
+	"meridian.dev/meridian/internal/testbin"
 )
 
 const h100 = "NVIDIA-H100-80GB-HBM3"
@@ -75,7 +76,7 @@ func TestKubernetesRuntimeReportsPendingGPUReplicas(t *testing.T) {
 	if err := cp.Client.Create(ctx, md); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "one ready and one pending GPU replica in the status", 90*time.Second, func() bool {
+	testbin.Eventually(t, "one ready and one pending GPU replica in the status", 90*time.Second, func() bool {
 		got := &v1.ModelDeployment{}
 		if cp.Client.Get(ctx, client.ObjectKeyFromObject(md), got) != nil {
 			return false
@@ -93,7 +94,7 @@ func TestKubernetesRuntimeReportsPendingGPUReplicas(t *testing.T) {
 	if len(dep.OwnerReferences) != 1 || dep.OwnerReferences[0].Name != "textdir" {
 		t.Errorf("Deployment not owned by the ModelDeployment: %+v", dep.OwnerReferences)
 	}
-	eventually(t, "the ClusterReport's GPU capacity", 60*time.Second, func() bool {
+	testbin.Eventually(t, "the ClusterReport's GPU capacity", 60*time.Second, func() bool {
 		rep := &v1.ClusterReport{}
 		if cp.Client.Get(ctx, client.ObjectKey{Name: v1.ClusterReportName}, rep) != nil {
 			return false
@@ -203,7 +204,7 @@ func TestKubernetesRuntimeAdoptsUsersObjects(t *testing.T) {
 		if err := c.Create(ctx, md); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "Degraded NameTaken", 30*time.Second, func() bool {
+		testbin.Eventually(t, "Degraded NameTaken", 30*time.Second, func() bool {
 			d := condition(depName, "Degraded")
 			return d.Reason == "NameTaken" && strings.Contains(d.Message, "spec.adopt.deployment: "+depName)
 		})
@@ -229,7 +230,7 @@ func TestKubernetesRuntimeAdoptsUsersObjects(t *testing.T) {
 	adoptedHPA := func() *autoscalingv2.HorizontalPodAutoscaler {
 		t.Helper()
 		h := &autoscalingv2.HorizontalPodAutoscaler{}
-		eventually(t, "status.adopted to list the current HPA", 30*time.Second, func() bool {
+		testbin.Eventually(t, "status.adopted to list the current HPA", 30*time.Second, func() bool {
 			if c.Get(ctx, key(hpaName), h) != nil {
 				return false
 			}
@@ -245,7 +246,7 @@ func TestKubernetesRuntimeAdoptsUsersObjects(t *testing.T) {
 	checkRange := func(t *testing.T) {
 		t.Helper()
 		h := &autoscalingv2.HorizontalPodAutoscaler{}
-		eventually(t, "the HPA's range to follow the ModelDeployment (2..5)", 30*time.Second, func() bool {
+		testbin.Eventually(t, "the HPA's range to follow the ModelDeployment (2..5)", 30*time.Second, func() bool {
 			return c.Get(ctx, key(hpaName), h) == nil && h.Spec.MinReplicas != nil && *h.Spec.MinReplicas == 2 && h.Spec.MaxReplicas == 5
 		})
 	}
@@ -288,14 +289,14 @@ func TestKubernetesRuntimeAdoptsUsersObjects(t *testing.T) {
 		if err := c.Delete(ctx, old); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "the old HPA to go", 30*time.Second, func() bool {
+		testbin.Eventually(t, "the old HPA to go", 30*time.Second, func() bool {
 			return apierrors.IsNotFound(c.Get(ctx, key(hpaName), &autoscalingv2.HorizontalPodAutoscaler{}))
 		})
 		applyYAML(t, c, file)
 	}
 
 	t.Run("adopted as they are", func(t *testing.T) {
-		eventually(t, "status.adopted, the endpoint and two ready replicas", 90*time.Second, func() bool {
+		testbin.Eventually(t, "status.adopted, the endpoint and two ready replicas", 90*time.Second, func() bool {
 			s := getMD(mdName).Status
 			want := []v1.AdoptedObject{
 				{Kind: "Deployment", APIVersion: "apps/v1", Name: depName, UID: dep.UID},
@@ -305,7 +306,7 @@ func TestKubernetesRuntimeAdoptsUsersObjects(t *testing.T) {
 			return reflect.DeepEqual(s.Adopted, want) && s.Endpoint == "http://sentiment-inference-service.default.svc:80" &&
 				s.ReadyReplicas == 2 && s.Replicas == 2 && meta.IsStatusConditionTrue(s.Conditions, "Ready")
 		})
-		eventually(t, "the Adopted Event", 30*time.Second, func() bool {
+		testbin.Eventually(t, "the Adopted Event", 30*time.Second, func() bool {
 			return hasEvent(mdName, corev1.EventTypeNormal, "Adopted", "Deployment "+depName, "Service "+svcName, "HorizontalPodAutoscaler "+hpaName)
 		})
 		checkRange(t)
@@ -332,7 +333,7 @@ func TestKubernetesRuntimeAdoptsUsersObjects(t *testing.T) {
 	})
 
 	t.Run("HPA (a): CPU utilization without a CPU request", func(t *testing.T) {
-		eventually(t, "AdoptionHealthy=False MissingResourceRequests", 30*time.Second, func() bool {
+		testbin.Eventually(t, "AdoptionHealthy=False MissingResourceRequests", 30*time.Second, func() bool {
 			cd := condition(mdName, "AdoptionHealthy")
 			return cd.Status == metav1.ConditionFalse && cd.Reason == "MissingResourceRequests" &&
 				strings.Contains(cd.Message, `container "sentiment-inference" has no CPU request`) &&
@@ -340,11 +341,11 @@ func TestKubernetesRuntimeAdoptsUsersObjects(t *testing.T) {
 				!strings.Contains(cd.Message, "memory")
 		})
 		t.Logf("diagnosis: %s", condition(mdName, "AdoptionHealthy").Message)
-		eventually(t, "the Warning Event", 30*time.Second, func() bool {
+		testbin.Eventually(t, "the Warning Event", 30*time.Second, func() bool {
 			return hasEvent(mdName, corev1.EventTypeWarning, "MissingResourceRequests", "resources.requests.cpu", hpaName)
 		})
 		setRequests(t, corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m")})
-		eventually(t, "AdoptionHealthy=True once the CPU request is there", 30*time.Second, func() bool {
+		testbin.Eventually(t, "AdoptionHealthy=True once the CPU request is there", 30*time.Second, func() bool {
 			cd := condition(mdName, "AdoptionHealthy")
 			return cd.Status == metav1.ConditionTrue && cd.Reason == "AsExpected"
 		})
@@ -355,7 +356,7 @@ func TestKubernetesRuntimeAdoptsUsersObjects(t *testing.T) {
 		replaceHPA(t, "hpa-cpu-memory-v2.yaml")
 		adoptedHPA()
 		checkRange(t) // the new HPA said 1..10
-		eventually(t, "AdoptionHealthy=False for CPU and memory", 30*time.Second, func() bool {
+		testbin.Eventually(t, "AdoptionHealthy=False for CPU and memory", 30*time.Second, func() bool {
 			cd := condition(mdName, "AdoptionHealthy")
 			return cd.Status == metav1.ConditionFalse && cd.Reason == "MissingResourceRequests" &&
 				strings.Contains(cd.Message, "resources.requests.cpu") && strings.Contains(cd.Message, "resources.requests.memory")
@@ -364,16 +365,16 @@ func TestKubernetesRuntimeAdoptsUsersObjects(t *testing.T) {
 		// series whose note stays the first one (the CPU problem of HPA (a)),
 		// so the memory problem is told by the condition; a Warning with
 		// that reason exists.
-		eventually(t, "the MissingResourceRequests Warning", 30*time.Second, func() bool {
+		testbin.Eventually(t, "the MissingResourceRequests Warning", 30*time.Second, func() bool {
 			return hasEvent(mdName, corev1.EventTypeWarning, "MissingResourceRequests", "resources.requests.")
 		})
 		setRequests(t, corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m")})
-		eventually(t, "only memory left", 30*time.Second, func() bool {
+		testbin.Eventually(t, "only memory left", 30*time.Second, func() bool {
 			cd := condition(mdName, "AdoptionHealthy")
 			return cd.Status == metav1.ConditionFalse && !strings.Contains(cd.Message, "resources.requests.cpu") && strings.Contains(cd.Message, "resources.requests.memory")
 		})
 		setRequests(t, corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m"), corev1.ResourceMemory: resource.MustParse("512Mi")})
-		eventually(t, "AdoptionHealthy=True with both requests", 30*time.Second, func() bool {
+		testbin.Eventually(t, "AdoptionHealthy=True with both requests", 30*time.Second, func() bool {
 			return meta.IsStatusConditionTrue(getMD(mdName).Status.Conditions, "AdoptionHealthy")
 		})
 	})
@@ -386,7 +387,7 @@ func TestKubernetesRuntimeAdoptsUsersObjects(t *testing.T) {
 		// The status above may be one sync old: wait for a sync that
 		// read the Deployment without requests.
 		time.Sleep(2 * time.Second)
-		eventually(t, "AdoptionHealthy=True", 30*time.Second, func() bool {
+		testbin.Eventually(t, "AdoptionHealthy=True", 30*time.Second, func() bool {
 			return meta.IsStatusConditionTrue(getMD(mdName).Status.Conditions, "AdoptionHealthy")
 		})
 		d := &appsv1.Deployment{}
@@ -396,11 +397,11 @@ func TestKubernetesRuntimeAdoptsUsersObjects(t *testing.T) {
 
 		// A metric name Meridian's adapter does not serve.
 		editHPA(t, func(h *autoscalingv2.HorizontalPodAutoscaler) { h.Spec.Metrics[0].Pods.Metric.Name = "http_requests" })
-		eventually(t, "AdoptionHealthy=False UnservedMetric", 30*time.Second, func() bool {
+		testbin.Eventually(t, "AdoptionHealthy=False UnservedMetric", 30*time.Second, func() bool {
 			cd := condition(mdName, "AdoptionHealthy")
 			return cd.Reason == "UnservedMetric" && strings.Contains(cd.Message, `"http_requests"`) && strings.Contains(cd.Message, "requests_per_second")
 		})
-		eventually(t, "the UnservedMetric Warning", 30*time.Second, func() bool {
+		testbin.Eventually(t, "the UnservedMetric Warning", 30*time.Second, func() bool {
 			return hasEvent(mdName, corev1.EventTypeWarning, "UnservedMetric", "http_requests")
 		})
 
@@ -409,14 +410,14 @@ func TestKubernetesRuntimeAdoptsUsersObjects(t *testing.T) {
 			h.Spec.Metrics[0].Pods.Metric.Name = "requests_per_second"
 			h.Spec.ScaleTargetRef.Name = "another-deployment"
 		})
-		eventually(t, "the adoption refused: ScaleTargetMismatch", 30*time.Second, func() bool {
+		testbin.Eventually(t, "the adoption refused: ScaleTargetMismatch", 30*time.Second, func() bool {
 			cd, d := condition(mdName, "AdoptionHealthy"), condition(mdName, "Degraded")
 			return cd.Reason == "ScaleTargetMismatch" && d.Reason == "AdoptionRefused" &&
 				strings.Contains(d.Message, "not the adopted Deployment "+depName) && strings.Contains(d.Message, `"another-deployment"`)
 		})
 		t.Logf("refusal: %s", condition(mdName, "Degraded").Message)
 		editHPA(t, func(h *autoscalingv2.HorizontalPodAutoscaler) { h.Spec.ScaleTargetRef.Name = depName })
-		eventually(t, "adopted again", 30*time.Second, func() bool {
+		testbin.Eventually(t, "adopted again", 30*time.Second, func() bool {
 			return meta.IsStatusConditionTrue(getMD(mdName).Status.Conditions, "AdoptionHealthy") &&
 				condition(mdName, "Degraded").Reason != "AdoptionRefused"
 		})
@@ -428,7 +429,7 @@ func TestKubernetesRuntimeAdoptsUsersObjects(t *testing.T) {
 				t.Logf("status: %+v", getMD("gpu").Status)
 			}
 		}()
-		eventually(t, "Degraded ReplicasPending for a GPU node", 60*time.Second, func() bool {
+		testbin.Eventually(t, "Degraded ReplicasPending for a GPU node", 60*time.Second, func() bool {
 			s := getMD("gpu").Status
 			d := meta.FindStatusCondition(s.Conditions, "Degraded")
 			return d != nil && d.Reason == "ReplicasPending" && strings.Contains(d.Message, "1 replica waits for a GPU node") &&
@@ -443,7 +444,7 @@ func TestKubernetesRuntimeAdoptsUsersObjects(t *testing.T) {
 		if err := c.Delete(ctx, md); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "the ModelDeployment to go", 30*time.Second, func() bool {
+		testbin.Eventually(t, "the ModelDeployment to go", 30*time.Second, func() bool {
 			return apierrors.IsNotFound(c.Get(ctx, key(mdName), &v1.ModelDeployment{}))
 		})
 		// The garbage collector runs; it would delete dependents within

@@ -21,6 +21,7 @@ import (
 
 	"meridian.dev/meridian/agent/kube"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
+	"meridian.dev/meridian/internal/testbin"
 )
 
 // A node's kubelet dies (SIGKILL) under load, with the control plane's
@@ -74,7 +75,7 @@ func TestNodeLossReschedulesReplicasAndEmptiesTheRegion(t *testing.T) {
 		}
 		return got
 	}
-	eventually(t, "2 ready replicas behind the load balancer's address", 3*time.Minute, func() bool {
+	testbin.Eventually(t, "2 ready replicas behind the load balancer's address", 3*time.Minute, func() bool {
 		got := getMD()
 		return got != nil && got.Status.ReadyReplicas == 2 && got.Status.Endpoint == endpoint
 	})
@@ -104,14 +105,14 @@ func TestNodeLossReschedulesReplicasAndEmptiesTheRegion(t *testing.T) {
 	nodes["node-a"].KillKubelet()
 	t.Logf("node-a's kubelet killed (SIGKILL); its replica %s keeps running", lost.Name)
 
-	eventually(t, "node-a NotReady", 3*time.Minute, func() bool { return !nodeReady(ctx, cp.Client, "node-a") })
+	testbin.Eventually(t, "node-a NotReady", 3*time.Minute, func() bool { return !nodeReady(ctx, cp.Client, "node-a") })
 	tNotReady := since()
-	eventually(t, "the ModelDeployment to count 1 ready replica", time.Minute, func() bool {
+	testbin.Eventually(t, "the ModelDeployment to count 1 ready replica", time.Minute, func() bool {
 		got := getMD()
 		return got != nil && got.Status.ReadyReplicas == 1
 	})
 	tDropped := since()
-	eventually(t, "the lost replica out of the Service's ready endpoints", time.Minute, func() bool {
+	testbin.Eventually(t, "the lost replica out of the Service's ready endpoints", time.Minute, func() bool {
 		return !endpointReady(ctx, cp.Client, md, lost.Status.PodIP)
 	})
 	tUnendpointed := since()
@@ -123,12 +124,12 @@ func TestNodeLossReschedulesReplicasAndEmptiesTheRegion(t *testing.T) {
 		t.Fatalf("reading the lost replica's metrics at %s (its container keeps running): %v", lostMetrics, err)
 	}
 
-	eventually(t, "the lost replica evicted", 3*time.Minute, func() bool {
+	testbin.Eventually(t, "the lost replica evicted", 3*time.Minute, func() bool {
 		p := &corev1.Pod{}
 		return cp.Client.Get(ctx, client.ObjectKeyFromObject(&lost), p) != nil || p.DeletionTimestamp != nil
 	})
 	tEvicted := since()
-	eventually(t, "2 ready replicas again, both on node-b", 3*time.Minute, func() bool {
+	testbin.Eventually(t, "2 ready replicas again, both on node-b", 3*time.Minute, func() bool {
 		got := getMD()
 		if got == nil || got.Status.ReadyReplicas != 2 {
 			return false
@@ -169,7 +170,7 @@ func TestNodeLossReschedulesReplicasAndEmptiesTheRegion(t *testing.T) {
 	killed2 := time.Now()
 	nodes["node-b"].KillKubelet()
 	t.Logf("node-b's kubelet killed too")
-	eventually(t, "0 ready replicas once node-b is NotReady", 3*time.Minute, func() bool {
+	testbin.Eventually(t, "0 ready replicas once node-b is NotReady", 3*time.Minute, func() bool {
 		got := getMD()
 		if got == nil {
 			return false
@@ -178,7 +179,7 @@ func TestNodeLossReschedulesReplicasAndEmptiesTheRegion(t *testing.T) {
 		return got.Status.ReadyReplicas == 0 && c != nil && c.Status == metav1.ConditionFalse
 	})
 	tEmpty := time.Since(killed2).Round(100 * time.Millisecond)
-	eventually(t, "the ClusterReport to report the model with 0 ready replicas", time.Minute, func() bool {
+	testbin.Eventually(t, "the ClusterReport to report the model with 0 ready replicas", time.Minute, func() bool {
 		rep := &v1.ClusterReport{}
 		if cp.Client.Get(ctx, client.ObjectKey{Name: v1.ClusterReportName}, rep) != nil {
 			return false
@@ -190,7 +191,7 @@ func TestNodeLossReschedulesReplicasAndEmptiesTheRegion(t *testing.T) {
 		}
 		return false
 	})
-	eventually(t, "the region's endpoint to refuse requests (no ready endpoint)", time.Minute, func() bool {
+	testbin.Eventually(t, "the region's endpoint to refuse requests (no ready endpoint)", time.Minute, func() bool {
 		return post(endpoint) != nil
 	})
 	tRefused := time.Since(killed2).Round(100 * time.Millisecond)

@@ -20,6 +20,7 @@ import (
 
 	"meridian.dev/meridian/agent/kube"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
+	"meridian.dev/meridian/internal/testbin"
 )
 
 // Scale to zero on a real node, through the region's load balancer: a
@@ -56,7 +57,7 @@ func TestScaleToZeroHoldsTheFirstRequestUntilAReplicaIsReady(t *testing.T) {
 	}
 	key := client.ObjectKeyFromObject(md)
 	endpoint := r.endpoint
-	eventually(t, "a ready replica behind the load balancer's address", 4*time.Minute, func() bool {
+	testbin.Eventually(t, "a ready replica behind the load balancer's address", 4*time.Minute, func() bool {
 		got := &v1.ModelDeployment{}
 		return cp.Client.Get(ctx, key, got) == nil && got.Status.ReadyReplicas == 1 && got.Status.Endpoint == endpoint
 	})
@@ -75,7 +76,7 @@ func TestScaleToZeroHoldsTheFirstRequestUntilAReplicaIsReady(t *testing.T) {
 
 	// Idle: replicas 0, no pod, the HPA disabled, the activator published.
 	dep := &appsv1.Deployment{}
-	eventually(t, "the Deployment scaled to zero and its pod gone", 4*time.Minute, func() bool {
+	testbin.Eventually(t, "the Deployment scaled to zero and its pod gone", 4*time.Minute, func() bool {
 		var pods corev1.PodList
 		return cp.Client.Get(ctx, key, dep) == nil && ptr.Deref(dep.Spec.Replicas, -1) == 0 &&
 			cp.Client.List(ctx, &pods, client.InNamespace("default"), client.MatchingLabels(kube.Labels(md))) == nil && len(pods.Items) == 0
@@ -85,7 +86,7 @@ func TestScaleToZeroHoldsTheFirstRequestUntilAReplicaIsReady(t *testing.T) {
 		t.Errorf("scaled to zero %s after the last request, before the %s idle window", since, idle)
 	}
 	got := &v1.ModelDeployment{}
-	eventually(t, "status Ready=False reason ScaledToZero", time.Minute, func() bool {
+	testbin.Eventually(t, "status Ready=False reason ScaledToZero", time.Minute, func() bool {
 		if cp.Client.Get(ctx, key, got) != nil {
 			return false
 		}
@@ -101,7 +102,7 @@ func TestScaleToZeroHoldsTheFirstRequestUntilAReplicaIsReady(t *testing.T) {
 		t.Fatalf("the activator's EndpointSlice does not serve the Service: %+v %+v", slice.Labels, slice.Endpoints)
 	}
 	hpa := &autoscalingv2.HorizontalPodAutoscaler{}
-	eventually(t, "the HPA to stop acting at zero replicas (ScalingActive=False, ScalingDisabled)", 2*time.Minute, func() bool {
+	testbin.Eventually(t, "the HPA to stop acting at zero replicas (ScalingActive=False, ScalingDisabled)", 2*time.Minute, func() bool {
 		if cp.Client.Get(ctx, key, hpa) != nil {
 			return false
 		}
@@ -133,17 +134,17 @@ func TestScaleToZeroHoldsTheFirstRequestUntilAReplicaIsReady(t *testing.T) {
 	if hdr.Get("X-Meridian-Activator-Held") == "" {
 		t.Errorf("the first request was not held by the activator (no X-Meridian-Activator-Held header)")
 	}
-	if n := counterSum(t, reg, "meridian_agent_activator_cold_starts_total"); n != 1 {
+	if n := testbin.Metric(t, reg, "meridian_agent_activator_cold_starts_total", nil); n != 1 {
 		t.Errorf("meridian_agent_activator_cold_starts_total = %v, want 1", n)
 	}
 
 	// Warm again: the replica is ready, the activator withdrawn, the HPA
 	// acting, and requests go straight to the replica.
-	eventually(t, "a ready replica and the activator's EndpointSlice gone", 2*time.Minute, func() bool {
+	testbin.Eventually(t, "a ready replica and the activator's EndpointSlice gone", 2*time.Minute, func() bool {
 		err := cp.Client.Get(ctx, client.ObjectKey{Namespace: "default", Name: kube.ActivatorSliceName(md)}, &discoveryv1.EndpointSlice{})
 		return apierrors.IsNotFound(err) && cp.Client.Get(ctx, key, dep) == nil && dep.Status.ReadyReplicas == 1
 	})
-	eventually(t, "status Ready again", time.Minute, func() bool {
+	testbin.Eventually(t, "status Ready again", time.Minute, func() bool {
 		if cp.Client.Get(ctx, key, got) != nil {
 			return false
 		}
@@ -156,22 +157,4 @@ func TestScaleToZeroHoldsTheFirstRequestUntilAReplicaIsReady(t *testing.T) {
 			t.Fatalf("warm request %d after the cold start: %d %s %v held=%q", i, code, body, err, hdr.Get("X-Meridian-Activator-Held"))
 		}
 	}
-}
-
-// counterSum is the sum of the counter name's series in reg.
-func counterSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			for _, m := range mf.GetMetric() {
-				sum += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return sum
 }

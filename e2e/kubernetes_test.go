@@ -18,7 +18,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "meridian.dev/meridian/crds/v1alpha1"
-	"meridian.dev/meridian/glb/geo"
 	"meridian.dev/meridian/internal/controlplane"
 	"meridian.dev/meridian/internal/fleet"
 	"meridian.dev/meridian/internal/node"
@@ -35,11 +34,12 @@ import (
 func TestKubernetesFleetAnswersFromDNSAlone(t *testing.T) {
 	bin, err := controlplane.FindBinDir()
 	if err != nil {
-		t.Fatal(err)
+		testbin.Need(t, err)
 	}
 	if why := node.Available(filepath.Join(bin, "kubelet")); why != "" {
 		t.Skip(why)
 	}
+	geo4, geo6 := testbin.GeoDatabases(t)
 	dir := t.TempDir()
 	meridian, err := testbin.Build(dir)
 	if err != nil {
@@ -53,7 +53,7 @@ func TestKubernetesFleetAnswersFromDNSAlone(t *testing.T) {
 			{Name: "eu-west", Latitude: "53.35", Longitude: "-6.26"},
 		},
 		Logger: logger(), DNSListen: "127.0.0.1:0",
-		GeoIPv4: filepath.Join("..", geo.DefaultIPv4Path), GeoIPv6: filepath.Join("..", geo.DefaultIPv6Path),
+		GeoIPv4: geo4, GeoIPv6: geo6,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +71,7 @@ func TestKubernetesFleetAnswersFromDNSAlone(t *testing.T) {
 			var got string
 			// The balancer's snapshot and probes take a moment to see the
 			// regions after they are ready.
-			waitUntil(t, fmt.Sprintf("%s's address for %s over %s", c.region, c.subnet, proto), time.Minute, func() bool {
+			testbin.Eventually(t, fmt.Sprintf("%s's address for %s over %s", c.region, c.subnet, proto), time.Minute, func() bool {
 				got = resolve(t, proto, f.DNSAddr, "sentiment."+f.Zone, c.subnet)
 				return got == want
 			})
@@ -103,7 +103,7 @@ func TestKubernetesFleetAnswersFromDNSAlone(t *testing.T) {
 		if strings.Contains(l, "get hpa") {
 			// Live values: the adapter serves requests_per_second for
 			// the replicas, so no target reads <unknown>.
-			waitUntil(t, "live HPA values from "+l, 2*time.Minute, func() bool {
+			testbin.Eventually(t, "live HPA values from "+l, 2*time.Minute, func() bool {
 				out = kubectl(t, l)
 				return strings.Contains(out, "sentiment") && strings.Contains(out, "textdir") && !strings.Contains(out, "<unknown>")
 			})
@@ -158,15 +158,4 @@ func kubectl(t *testing.T, line string) string {
 		t.Fatalf("%s: %v\n%s", line, err, out)
 	}
 	return string(out)
-}
-
-func waitUntil(t *testing.T, what string, within time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }

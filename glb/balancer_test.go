@@ -3,7 +3,6 @@ package glb
 import (
 	"context"
 	"net/netip"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"meridian.dev/meridian/glb/dns"
 	"meridian.dev/meridian/glb/geo"
 	"meridian.dev/meridian/glb/steer"
+	"meridian.dev/meridian/internal/testbin"
 )
 
 // fleetSnapshot is three regions, each serving sentiment from its own
@@ -36,9 +36,9 @@ func fleetSnapshot() *Snapshot {
 
 func openGeo(t testing.TB) *geo.DB {
 	t.Helper()
-	db, err := geo.Open(filepath.Join("..", geo.DefaultIPv4Path), filepath.Join("..", geo.DefaultIPv6Path))
+	db, err := geo.Open(testbin.GeoDatabases(t))
 	if err != nil {
-		t.Fatalf("%v (run `make deps`)", err)
+		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	return db
@@ -187,7 +187,7 @@ func TestDNSKeepsAClusterScaledToZeroAfterWarmOnes(t *testing.T) {
 
 	// The activator passes the probes: a round trip is recorded only for a 200.
 	coldProbe := probeKey("us-east", "sentiment", "http://"+coldAddr.String())
-	waitUntil(t, 10*time.Second, "a passed probe of us-east's activator", func() bool { _, ok := b.rtt(coldProbe); return ok })
+	testbin.Eventually(t, "a passed probe of us-east's activator", 10*time.Second, func() bool { _, ok := b.rtt(coldProbe); return ok })
 	time.Sleep(300 * time.Millisecond) // several more probes
 
 	const ashburn, amsterdam = "3.80.0.0/24", "193.0.0.0/24"
@@ -202,7 +202,7 @@ func TestDNSKeepsAClusterScaledToZeroAfterWarmOnes(t *testing.T) {
 
 	// eu-west fails its probes: the cold region answers for everyone.
 	warm.failing.Store(true)
-	waitUntil(t, 10*time.Second, "eu-west out of the answers", func() bool { got, _ := ask(amsterdam); return got != "127.0.1.2" })
+	testbin.Eventually(t, "eu-west out of the answers", 10*time.Second, func() bool { got, _ := ask(amsterdam); return got != "127.0.1.2" })
 	for _, subnet := range []string{ashburn, amsterdam} {
 		if got, _ := ask(subnet); got != "127.0.1.1" {
 			t.Errorf("%s answered %s with eu-west out, want us-east's activator at 127.0.1.1", subnet, got)

@@ -16,7 +16,7 @@ import (
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/glb/steer"
 	"meridian.dev/meridian/gossip"
-	"meridian.dev/meridian/internal/metrictest"
+	"meridian.dev/meridian/internal/testbin"
 )
 
 // gossipTiming is memberlist's Local preset, as the gossip package tests use
@@ -157,7 +157,7 @@ func newGossipRig(t *testing.T) *gossipRig {
 	go r.b.Probe(ctx, 100*time.Millisecond, time.Second)
 	t.Cleanup(func() { cancel(); leave() })
 
-	waitUntil(t, 30*time.Second, "the balancer has every agent's state", func() bool {
+	testbin.Eventually(t, "the balancer has every agent's state", 30*time.Second, func() bool {
 		for _, c := range rigClusters {
 			if p, ok := node.Peer(c); !ok || p.Status != gossip.StatusAlive || !p.HasState {
 				return false
@@ -180,27 +180,4 @@ func (r *gossipRig) first(model string) string {
 		return ""
 	}
 	return c.Targets[0].Cluster
-}
-
-// readMetric reads the series of name in reg whose labels include
-// labels, -1 if there is none.
-func readMetric(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
-	t.Helper()
-	v, ok := metrictest.Sum(t, reg, name, labels)
-	if !ok {
-		return -1
-	}
-	return v
-}
-
-// waitUntil polls cond until it holds, failing the test after timeout.
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting until %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

@@ -15,6 +15,7 @@ import (
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/gossip"
 	"meridian.dev/meridian/internal/controlplane"
+	"meridian.dev/meridian/internal/testbin"
 )
 
 // Run with Options.Gossip, against a real hub: the balancer joins the
@@ -88,9 +89,10 @@ func TestRunWithGossipDropsADeadClusterFromDNS(t *testing.T) {
 		return r.Answer[0].(*mdns.A).A.String()
 	}
 	peers := func(state string) float64 {
-		return readMetric(t, reg, "meridian_glb_gossip_peers", map[string]string{"state": state})
+		v, _ := testbin.MetricIfAny(t, reg, "meridian_glb_gossip_peers", map[string]string{"state": state})
+		return v
 	}
-	waitUntil(t, 30*time.Second, "eu-west answers and the balancer sees both agents", func() bool {
+	testbin.Eventually(t, "eu-west answers and the balancer sees both agents", 30*time.Second, func() bool {
 		return answer() == "127.0.1.2" && peers("alive") == 2
 	})
 
@@ -98,7 +100,7 @@ func TestRunWithGossipDropsADeadClusterFromDNS(t *testing.T) {
 	if err := agents["eu-west"].Shutdown(); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 3*bound, fmt.Sprintf("DNS answers us-east (DeadWithin %s)", bound), func() bool { return answer() == "127.0.1.1" })
+	testbin.Eventually(t, fmt.Sprintf("DNS answers us-east (DeadWithin %s)", bound), 3*bound, func() bool { return answer() == "127.0.1.1" })
 	if got := peers("dead"); got != 1 {
 		t.Errorf("meridian_glb_gossip_peers{state=dead} = %v, want 1", got)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"meridian.dev/meridian/gossip"
+	"meridian.dev/meridian/internal/testbin"
 )
 
 // An agent that dies (no Leave) takes its cluster out of the answers as
@@ -27,7 +28,7 @@ func TestGossipDeadAgentTakesItsClusterOutUntilHoldDownAfterReturn(t *testing.T)
 	if err := eu.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 3*bound, fmt.Sprintf("eu-west is out of the answers (DeadWithin %s)", bound), func() bool {
+	testbin.Eventually(t, fmt.Sprintf("eu-west is out of the answers (DeadWithin %s)", bound), 3*bound, func() bool {
 		return r.first("sentiment") == "us-east" && r.first("textdir") == "us-east"
 	})
 	t.Logf("eu-west out %s after its agent died (DeadWithin(4) = %s)", time.Since(killed).Round(time.Millisecond), bound)
@@ -46,7 +47,7 @@ func TestGossipDeadAgentTakesItsClusterOutUntilHoldDownAfterReturn(t *testing.T)
 		{"meridian_glb_target_up", map[string]string{"cluster": "eu-west", "model": "sentiment", "source": "probe"}, 1},
 		{"meridian_glb_target_up", map[string]string{"cluster": "us-east", "model": "sentiment", "source": "gossip"}, 1},
 	} {
-		if got := readMetric(t, r.reg, c.name, c.labels); got != c.want {
+		if got := testbin.Metric(t, r.reg, c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}
@@ -55,12 +56,12 @@ func TestGossipDeadAgentTakesItsClusterOutUntilHoldDownAfterReturn(t *testing.T)
 	// only at its old address) and joins through the balancer.
 	startAgent(t, "eu-west", addr, []string{r.node.Addr()}, rigModels...)
 	var since time.Time
-	waitUntil(t, 30*time.Second, "the balancer sees eu-west alive again", func() bool {
+	testbin.Eventually(t, "the balancer sees eu-west alive again", 30*time.Second, func() bool {
 		p, ok := r.node.Peer("eu-west")
 		since = p.Since
 		return ok && p.Status == gossip.StatusAlive
 	})
-	waitUntil(t, testHoldDown+20*time.Second, "eu-west answers again", func() bool { return r.first("sentiment") == "eu-west" })
+	testbin.Eventually(t, "eu-west answers again", testHoldDown+20*time.Second, func() bool { return r.first("sentiment") == "eu-west" })
 	took := time.Since(since)
 	if took < testHoldDown {
 		t.Errorf("eu-west answered %s after its agent came back, before the %s hold-down", took, testHoldDown)
@@ -86,7 +87,7 @@ func TestGossipUnreadyDigestSkipsThatModel(t *testing.T) {
 	// once.
 	has := func(d gossip.ModelDigest) {
 		t.Helper()
-		waitUntil(t, 30*time.Second, fmt.Sprintf("the balancer has the digest %+v", d), func() bool {
+		testbin.Eventually(t, fmt.Sprintf("the balancer has the digest %+v", d), 30*time.Second, func() bool {
 			p, _ := r.node.Peer("eu-west")
 			return len(p.State.Models) == 2 && p.State.Models[0] == d
 		})
@@ -94,11 +95,11 @@ func TestGossipUnreadyDigestSkipsThatModel(t *testing.T) {
 
 	eu.publish(t, sentiment(2, false), textdir)
 	has(sentiment(2, false))
-	waitUntil(t, 5*time.Second, "unhealthy sentiment leaves eu-west", func() bool { return r.first("sentiment") == "us-east" })
+	testbin.Eventually(t, "unhealthy sentiment leaves eu-west", 5*time.Second, func() bool { return r.first("sentiment") == "us-east" })
 	if got := r.first("textdir"); got != "eu-west" {
 		t.Errorf("textdir answered %q while only sentiment was unhealthy in eu-west", got)
 	}
-	if got := readMetric(t, r.reg, "meridian_glb_gossip_marked_down_total", map[string]string{"reason": "unready"}); got != 1 {
+	if got := testbin.Metric(t, r.reg, "meridian_glb_gossip_marked_down_total", map[string]string{"reason": "unready"}); got != 1 {
 		t.Errorf("marked_down_total{unready} = %v, want 1", got)
 	}
 
@@ -114,7 +115,7 @@ func TestGossipUnreadyDigestSkipsThatModel(t *testing.T) {
 	ready := time.Now()
 	eu.publish(t, sentiment(1, true), textdir)
 	has(sentiment(1, true))
-	waitUntil(t, testHoldDown+5*time.Second, "ready sentiment answers from eu-west again", func() bool { return r.first("sentiment") == "eu-west" })
+	testbin.Eventually(t, "ready sentiment answers from eu-west again", testHoldDown+5*time.Second, func() bool { return r.first("sentiment") == "eu-west" })
 	if took := time.Since(ready); took < testHoldDown {
 		t.Errorf("sentiment came back %s after its digest said ready, before the %s hold-down", took, testHoldDown)
 	}
@@ -143,7 +144,7 @@ func TestGossipScaledToZeroDigestKeepsTheModel(t *testing.T) {
 	textdir := gossip.ModelDigest{Namespace: "default", Name: "textdir", Model: "textdir", ReadyReplicas: 1, Healthy: true}
 	has := func(d gossip.ModelDigest) {
 		t.Helper()
-		waitUntil(t, 30*time.Second, fmt.Sprintf("the balancer has the digest %+v", d), func() bool {
+		testbin.Eventually(t, fmt.Sprintf("the balancer has the digest %+v", d), 30*time.Second, func() bool {
 			p, _ := r.node.Peer("eu-west")
 			return len(p.State.Models) == 2 && p.State.Models[0] == d
 		})
@@ -164,7 +165,7 @@ func TestGossipScaledToZeroDigestKeepsTheModel(t *testing.T) {
 			t.Fatalf("sentiment ranked %v with eu-west scaled to zero, want us-east first and eu-west last, still answered", got)
 		}
 	}
-	if got := readMetric(t, r.reg, "meridian_glb_gossip_marked_down_total", map[string]string{"reason": "unready"}); got > 0 {
+	if got, _ := testbin.MetricIfAny(t, r.reg, "meridian_glb_gossip_marked_down_total", map[string]string{"reason": "unready"}); got > 0 {
 		t.Errorf("marked_down_total{unready} = %v for a model scaled to zero, want none", got)
 	}
 
@@ -172,7 +173,7 @@ func TestGossipScaledToZeroDigestKeepsTheModel(t *testing.T) {
 	lost := gossip.ModelDigest{Namespace: "default", Name: "sentiment", Model: "sentiment", DesiredReplicas: 1}
 	eu.publish(t, lost, textdir)
 	has(lost)
-	waitUntil(t, 5*time.Second, "eu-west out of sentiment's answers", func() bool { return !slices.Contains(ranked(), "eu-west") })
+	testbin.Eventually(t, "eu-west out of sentiment's answers", 5*time.Second, func() bool { return !slices.Contains(ranked(), "eu-west") })
 }
 
 // Gossip saying alive and healthy never brings back a cluster whose
@@ -183,7 +184,7 @@ func TestGossipAliveNeverOverridesAFailingProbe(t *testing.T) {
 	eu := r.agents["eu-west"]
 
 	r.endpoints["eu-west"].failing.Store(true)
-	waitUntil(t, 30*time.Second, "the probes take eu-west out", func() bool { return r.first("sentiment") == "us-east" })
+	testbin.Eventually(t, "the probes take eu-west out", 30*time.Second, func() bool { return r.first("sentiment") == "us-east" })
 	// The agent keeps gossiping fresh, healthy digests, well past a hold-down.
 	for until := time.Now().Add(testHoldDown + 2*time.Second); time.Now().Before(until); time.Sleep(100 * time.Millisecond) {
 		eu.publish(t, gossip.ModelDigest{Namespace: "default", Name: "sentiment", Model: "sentiment", ReadyReplicas: 1, Healthy: true,
@@ -195,13 +196,13 @@ func TestGossipAliveNeverOverridesAFailingProbe(t *testing.T) {
 	if !r.b.gossip.healthy("eu-west", "sentiment", time.Now()) {
 		t.Fatal("gossip did not call eu-west healthy: this test no longer shows probes winning")
 	}
-	if got := readMetric(t, r.reg, "meridian_glb_target_up", map[string]string{"cluster": "eu-west", "model": "sentiment", "source": "probe"}); got != 0 {
+	if got := testbin.Metric(t, r.reg, "meridian_glb_target_up", map[string]string{"cluster": "eu-west", "model": "sentiment", "source": "probe"}); got != 0 {
 		t.Errorf("target_up{probe} for a failing endpoint = %v, want 0", got)
 	}
 
 	// The endpoint recovers: back after the probes' hold-down.
 	r.endpoints["eu-west"].failing.Store(false)
-	waitUntil(t, testHoldDown+20*time.Second, "eu-west answers again", func() bool { return r.first("sentiment") == "eu-west" })
+	testbin.Eventually(t, "eu-west answers again", testHoldDown+20*time.Second, func() bool { return r.first("sentiment") == "eu-west" })
 }
 
 // Without gossip the verdict is the hub's and the probes' alone: a nil
@@ -228,7 +229,7 @@ func TestGossipLeftAgentHasNoOpinion(t *testing.T) {
 	if err := r.agents["eu-west"].Leave(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 30*time.Second, "the balancer sees eu-west's agent leave", func() bool {
+	testbin.Eventually(t, "the balancer sees eu-west's agent leave", 30*time.Second, func() bool {
 		p, ok := r.node.Peer("eu-west")
 		return ok && p.Status == gossip.StatusLeft
 	})
@@ -250,7 +251,7 @@ func TestGossipFailsOpenWithoutAnyLiveAgent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitUntil(t, 60*time.Second, "the balancer sees every agent dead", func() bool {
+	testbin.Eventually(t, "the balancer sees every agent dead", 60*time.Second, func() bool {
 		for _, c := range rigClusters {
 			if p, ok := r.node.Peer(c); !ok || p.Status != gossip.StatusDead {
 				return false

@@ -12,6 +12,7 @@ import (
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/glb/steer"
 	"meridian.dev/meridian/internal/netns"
+	"meridian.dev/meridian/internal/testbin"
 )
 
 // Latency steering follows the round trips the balancer's own probes
@@ -41,9 +42,9 @@ func TestLatencySteeringFollowsMeasuredRTT(t *testing.T) {
 	go b.Probe(ctx, 50*time.Millisecond, time.Second)
 
 	first := func() string { return leader(b, "sentiment.infer.test") }
-	waitUntil(t, 10*time.Second, "us-east, the fastest, first", func() bool { return first() == "us-east" })
+	testbin.Eventually(t, "us-east, the fastest, first", 10*time.Second, func() bool { return first() == "us-east" })
 	delays["us-east"].Store(int64(100 * time.Millisecond))
-	waitUntil(t, 10*time.Second, "eu-west first once us-east slows down", func() bool { return first() == "eu-west" })
+	testbin.Eventually(t, "eu-west first once us-east slows down", 10*time.Second, func() bool { return first() == "eu-west" })
 	if rtt, ok := b.rtt(probeKey("eu-west", "sentiment", snap.Clusters[1].Models["sentiment"].Endpoint)); !ok || rtt < 15*time.Millisecond {
 		t.Errorf("eu-west's measured RTT %v (%v), want at least its 15 ms delay", rtt, ok)
 	}
@@ -93,17 +94,17 @@ func TestSteeringAcrossNetworkNamespaces(t *testing.T) {
 	go b.Probe(ctx, 100*time.Millisecond, 500*time.Millisecond)
 	first := func() string { return leader(b, "sentiment.infer.test") }
 
-	waitUntil(t, 15*time.Second, "us-east (10 ms away) first", func() bool { return first() == "us-east" })
+	testbin.Eventually(t, "us-east (10 ms away) first", 15*time.Second, func() bool { return first() == "us-east" })
 	delays["us-east"].Store(int64(80 * time.Millisecond))
-	waitUntil(t, 15*time.Second, "eu-west first once us-east slows to 80 ms", func() bool { return first() == "eu-west" })
+	testbin.Eventually(t, "eu-west first once us-east slows to 80 ms", 15*time.Second, func() bool { return first() == "eu-west" })
 	if err := hosts["eu-west"].Cut(); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 15*time.Second, "eu-west out once its link is cut", func() bool { return first() == "ap-south" })
+	testbin.Eventually(t, "eu-west out once its link is cut", 15*time.Second, func() bool { return first() == "ap-south" })
 	if err := hosts["eu-west"].Heal(); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 15*time.Second, "eu-west back after the heal and the hold-down", func() bool { return first() == "eu-west" })
+	testbin.Eventually(t, "eu-west back after the heal and the hold-down", 15*time.Second, func() bool { return first() == "eu-west" })
 }
 
 // leader is the cluster b answers host with first, "" for none.

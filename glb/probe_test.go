@@ -9,6 +9,7 @@ import (
 	"time"
 
 	v1 "meridian.dev/meridian/crds/v1alpha1"
+	"meridian.dev/meridian/internal/testbin"
 )
 
 // The probes follow each GlobalEndpoint's healthCheck: its interval (the
@@ -51,7 +52,7 @@ func TestProbesFollowTheEndpointsHealthCheck(t *testing.T) {
 	before := hits.Load()
 	// One failed probe must be enough: eu-west leaves before the next
 	// probe, 500 ms later.
-	waitUntil(t, 5*time.Second, "eu-west out", func() bool { return leader(b, "sentiment.infer.test") == "us-east" })
+	testbin.Eventually(t, "eu-west out", 5*time.Second, func() bool { return leader(b, "sentiment.infer.test") == "us-east" })
 	if n := hits.Load() - before; n != 1 {
 		t.Errorf("eu-west went out after %d failed probes, want 1 (the endpoint's failureThreshold)", n)
 	}

@@ -17,6 +17,7 @@ import (
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/internal/controlplane"
 	"meridian.dev/meridian/internal/scheme"
+	"meridian.dev/meridian/internal/testbin"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -53,7 +54,7 @@ func TestSourceKeepsLastKnownGoodThroughHubLossAndRestart(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- src.Run(runCtx) }()
-	waitFor(t, "a snapshot from the hub", func() bool { return src.Current() != nil })
+	testbin.Eventually(t, "a snapshot from the hub", 30*time.Second, func() bool { return src.Current() != nil })
 	snap := src.Current()
 	if len(snap.Endpoints) != 1 || snap.Endpoints[0].Hostname != "sentiment.infer.example.com" || snap.Endpoints[0].TTL != 30 ||
 		snap.Endpoints[0].HealthPath != "/v2/health/ready" || snap.Endpoints[0].Steering != v1.SteerGeo {
@@ -65,7 +66,7 @@ func TestSourceKeepsLastKnownGoodThroughHubLossAndRestart(t *testing.T) {
 		t.Fatalf("cluster: %+v", got)
 	}
 	// The snapshot is served first and written to disk just after.
-	waitFor(t, "the last-known-good file", func() bool { _, err := os.Stat(path); return err == nil })
+	testbin.Eventually(t, "the last-known-good file", 30*time.Second, func() bool { _, err := os.Stat(path); return err == nil })
 
 	// The hub goes away: the source keeps its snapshot.
 	if err := cp.Stop(); err != nil {
@@ -90,7 +91,7 @@ func TestSourceKeepsLastKnownGoodThroughHubLossAndRestart(t *testing.T) {
 	runCtx, stop = context.WithCancel(ctx)
 	defer stop()
 	go func() { _ = again.Run(runCtx) }()
-	waitFor(t, "the disk copy", func() bool { return again.Current() != nil })
+	testbin.Eventually(t, "the disk copy", 30*time.Second, func() bool { return again.Current() != nil })
 	if s := again.Current(); len(s.Endpoints) != 1 || s.Clusters[0].Models["sentiment"].Ready != 2 || !s.Taken.Equal(lastGood.Taken) {
 		t.Fatalf("restored %+v, want what was saved", s)
 	}
@@ -103,17 +104,6 @@ func TestLoadRejectsACorruptFile(t *testing.T) {
 	}
 	if _, err := Load(path); err == nil {
 		t.Fatal("a corrupt file loaded")
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"meridian.dev/meridian/internal/testbin"
 )
 
 // TestClusterSharesState forms a 5-node pool with the Local preset and
@@ -27,7 +29,7 @@ func TestClusterSharesState(t *testing.T) {
 			t.Fatalf("SetLocalState did not fill Cluster, Region and Updated: %+v", got)
 		}
 	}
-	waitFor(t, timing.PushPullInterval+5*time.Second, "every node has every other node's state", func() bool {
+	testbin.Eventually(t, "every node has every other node's state", timing.PushPullInterval+5*time.Second, func() bool {
 		return statesConverged(nodes, want)
 	})
 	t.Logf("5 nodes had each other's states %s after the first SetLocalState", time.Since(set).Round(time.Millisecond))
@@ -41,17 +43,17 @@ func TestClusterSharesState(t *testing.T) {
 	}
 
 	for _, n := range nodes {
-		if got := metric(t, n.reg, "meridian_gossip_members", "state", "alive"); got != 5 {
+		if got := testbin.Metric(t, n.reg, "meridian_gossip_members", map[string]string{"state": "alive"}); got != 5 {
 			t.Errorf("%s: members{alive} = %v, want 5", n.Name(), got)
 		}
-		if got := metric(t, n.reg, "meridian_gossip_events_total", "event", "join"); got != 4 {
+		if got := testbin.Metric(t, n.reg, "meridian_gossip_events_total", map[string]string{"event": "join"}); got != 4 {
 			t.Errorf("%s: events{join} = %v, want 4", n.Name(), got)
 		}
-		if got := metric(t, n.reg, "meridian_gossip_events_total", "event", "update"); got < 4 {
+		if got := testbin.Metric(t, n.reg, "meridian_gossip_events_total", map[string]string{"event": "update"}); got < 4 {
 			t.Errorf("%s: events{update} = %v, want ≥ 4", n.Name(), got)
 		}
 	}
-	waitFor(t, 5*time.Second, "observers saw the latest states", func() bool {
+	testbin.Eventually(t, "observers saw the latest states", 5*time.Second, func() bool {
 		for _, n := range nodes {
 			n.obs.mu.Lock()
 			seen := make(map[string]NodeState)
@@ -85,7 +87,7 @@ func TestStatePaths(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]NodeState{"paths-0": nodes[0].LocalState()}
-	waitFor(t, 5*time.Second, "the small state arrives by broadcast", func() bool { return statesConverged(nodes, want) })
+	testbin.Eventually(t, "the small state arrives by broadcast", 5*time.Second, func() bool { return statesConverged(nodes, want) })
 	// Peers relay states that are new to them, back to the origin too; the
 	// origin must take its own state for what it is and not republish.
 	version := func() uint64 {
@@ -107,7 +109,7 @@ func TestStatePaths(t *testing.T) {
 		t.Fatalf("test state is %d bytes, want more than %d", len(msg), maxBroadcast)
 	}
 	want["paths-1"] = nodes[1].LocalState()
-	waitFor(t, 5*time.Second, "the large state arrives by direct send", func() bool { return statesConverged(nodes, want) })
+	testbin.Eventually(t, "the large state arrives by direct send", 5*time.Second, func() bool { return statesConverged(nodes, want) })
 
 	// A newcomer joining one member gets all states in the join's push/pull.
 	late := mustStart(t, Config{NodeName: "paths-late", Timing: timing, Join: []string{nodes[2].Addr()}})
@@ -160,7 +162,7 @@ func TestFailureDetectedWithinBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	survivors := nodes[:size-1]
-	waitFor(t, limit, fmt.Sprintf("survivors mark %s dead (bound %s, limit %s)", victim.Name(), bound, limit), func() bool {
+	testbin.Eventually(t, fmt.Sprintf("survivors mark %s dead (bound %s, limit %s)", victim.Name(), bound, limit), limit, func() bool {
 		for _, n := range survivors {
 			if _, _, ok := n.obs.leftAt(victim.Name()); !ok {
 				return false
@@ -181,13 +183,13 @@ func TestFailureDetectedWithinBound(t *testing.T) {
 		if got, _ := n.Peer(victim.Name()); got.Status != StatusDead {
 			t.Errorf("%s: Peers shows %s as %s, want dead", n.Name(), victim.Name(), got.Status)
 		}
-		if got := metric(t, n.reg, "meridian_gossip_members", "state", "dead"); got != 1 {
+		if got := testbin.Metric(t, n.reg, "meridian_gossip_members", map[string]string{"state": "dead"}); got != 1 {
 			t.Errorf("%s: members{dead} = %v, want 1", n.Name(), got)
 		}
-		if got := metric(t, n.reg, "meridian_gossip_events_total", "event", "leave"); got != 1 {
+		if got := testbin.Metric(t, n.reg, "meridian_gossip_events_total", map[string]string{"event": "leave"}); got != 1 {
 			t.Errorf("%s: events{leave} = %v, want 1", n.Name(), got)
 		}
-		suspects += metric(t, n.reg, "meridian_gossip_events_total", "event", "suspect")
+		suspects += testbin.Metric(t, n.reg, "meridian_gossip_events_total", map[string]string{"event": "suspect"})
 	}
 	t.Logf("slowest detection %s; DeadWithin(%d) = %s, MaxDeadWithin = %s", slowest.Round(time.Millisecond), size, bound, timing.MaxDeadWithin(size))
 	// Whoever probed the victim first suspected it before it was declared
@@ -208,7 +210,7 @@ func TestLeaveIsGraceful(t *testing.T) {
 	}
 	// Within DeadWithin, generous as the leave only needs to spread; the
 	// status tells a leave from a failure.
-	waitFor(t, timing.DeadWithin(3), "the others see leave-2 left", func() bool {
+	testbin.Eventually(t, "the others see leave-2 left", timing.DeadWithin(3), func() bool {
 		for _, n := range nodes[:2] {
 			if p, _, ok := n.obs.leftAt("leave-2"); !ok || p.Status != StatusLeft {
 				return false

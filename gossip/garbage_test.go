@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"meridian.dev/meridian/internal/testbin"
 )
 
 // rogue is a plain memberlist member that speaks Meridian's delegate
@@ -76,7 +78,7 @@ func TestRejectsGarbage(t *testing.T) {
 	rejected := func() float64 {
 		total := 0.0
 		for _, reason := range rejectReasons {
-			total += metric(t, a.reg, "meridian_gossip_rejected_total", "reason", reason)
+			total += testbin.Metric(t, a.reg, "meridian_gossip_rejected_total", map[string]string{"reason": reason})
 		}
 		return total
 	}
@@ -85,7 +87,7 @@ func TestRejectsGarbage(t *testing.T) {
 	if _, err := ml.Join([]string{a.Addr()}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the rogue's meta and push/pull state are rejected", func() bool {
+	testbin.Eventually(t, "the rogue's meta and push/pull state are rejected", 5*time.Second, func() bool {
 		return rejected() >= 2
 	})
 	if p, ok := a.Peer("rogue"); !ok || p.Status != StatusAlive || p.Meta != (Meta{}) || p.HasState {
@@ -101,7 +103,7 @@ func TestRejectsGarbage(t *testing.T) {
 		if err := ml.SendReliable(to, b); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		waitFor(t, 5*time.Second, name+" over TCP is rejected", func() bool { return rejected() == before+1 })
+		testbin.Eventually(t, name+" over TCP is rejected", 5*time.Second, func() bool { return rejected() == before+1 })
 	}
 	before := rejected()
 	for _, b := range payloads {
@@ -112,11 +114,11 @@ func TestRejectsGarbage(t *testing.T) {
 	r.mu.Lock()
 	r.broadcasts = [][]byte{payloads["random"], payloads["NaN load"]}
 	r.mu.Unlock()
-	waitFor(t, 5*time.Second, "UDP and broadcast garbage is rejected", func() bool {
+	testbin.Eventually(t, "UDP and broadcast garbage is rejected", 5*time.Second, func() bool {
 		return rejected() >= before+float64(len(payloads))+2
 	})
 	for _, reason := range []string{rejectMalformed, rejectVersion, rejectTooLarge, rejectInvalid} {
-		if metric(t, a.reg, "meridian_gossip_rejected_total", "reason", reason) == 0 {
+		if testbin.Metric(t, a.reg, "meridian_gossip_rejected_total", map[string]string{"reason": reason}) == 0 {
 			t.Errorf("no payload was rejected as %s", reason)
 		}
 	}
@@ -127,7 +129,7 @@ func TestRejectsGarbage(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := b.LocalState()
-	waitFor(t, Local().PushPullInterval+5*time.Second, "victim gets healthy's state", func() bool {
+	testbin.Eventually(t, "victim gets healthy's state", Local().PushPullInterval+5*time.Second, func() bool {
 		p, _ := a.Peer("healthy")
 		return reflect.DeepEqual(p.State, want)
 	})

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"meridian.dev/meridian/internal/testbin"
 )
 
 // testLogger discards logs unless GOSSIP_TEST_LOG is set, in which case
@@ -83,7 +85,7 @@ func startCluster(t *testing.T, prefix string, k int, cfg Config) []*testNode {
 		}
 		nodes = append(nodes, mustStart(t, c))
 	}
-	waitFor(t, 10*time.Second, "every node sees every other alive", func() bool {
+	testbin.Eventually(t, "every node sees every other alive", 10*time.Second, func() bool {
 		for _, n := range nodes {
 			if countStatus(n.Peers(), StatusAlive) != k-1 {
 				return false
@@ -102,54 +104,6 @@ func countStatus(peers []Peer, s Status) int {
 		}
 	}
 	return c
-}
-
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting until %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// metric returns the value of the named counter or gauge with the given
-// label value (or the only series when label is empty).
-func metric(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			match := label == ""
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == label && lp.GetValue() == value {
-					match = true
-				}
-			}
-			if !match {
-				continue
-			}
-			switch {
-			case m.Counter != nil:
-				return m.GetCounter().GetValue()
-			case m.Gauge != nil:
-				return m.GetGauge().GetValue()
-			case m.Histogram != nil:
-				return float64(m.GetHistogram().GetSampleCount())
-			}
-		}
-	}
-	t.Fatalf("metric %s{%s=%q} not found", name, label, value)
-	return 0
 }
 
 // recorder is an Observer that remembers what it was told and when.

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"meridian.dev/meridian/internal/testbin"
 )
 
 // quiet waits long enough for memberlist to have gossiped and probed a few
@@ -40,7 +42,7 @@ func TestWrongKeyCannotJoin(t *testing.T) {
 	}
 
 	b := mustStart(t, Config{NodeName: "keys-b", KeyringFile: writeKeyring(t, keyringPath(t, "b"), good), Join: []string{a.Addr()}})
-	waitFor(t, 5*time.Second, "keys-b joins keys-a", func() bool {
+	testbin.Eventually(t, "keys-b joins keys-a", 5*time.Second, func() bool {
 		p, ok := a.Peer("keys-b")
 		return ok && p.Status == StatusAlive
 	})
@@ -83,7 +85,7 @@ func TestRotateKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := nodes[2].LocalState()
-	waitFor(t, timing.PushPullInterval+5*time.Second, "the post-rotation state spreads", func() bool {
+	testbin.Eventually(t, "the post-rotation state spreads", timing.PushPullInterval+5*time.Second, func() bool {
 		for _, n := range nodes[:2] {
 			if p, _ := n.Peer("rotate-2"); !reflect.DeepEqual(p.State, want) {
 				return false
@@ -110,7 +112,7 @@ func TestRotateKey(t *testing.T) {
 		t.Errorf("rotate-new sees %d alive members, want 3", got)
 	}
 	// The joined member answers before it merges, so give it a moment.
-	waitFor(t, 5*time.Second, "rotate-1 sees rotate-new", func() bool {
+	testbin.Eventually(t, "rotate-1 sees rotate-new", 5*time.Second, func() bool {
 		p, ok := nodes[1].Peer("rotate-new")
 		return ok && p.Status == StatusAlive
 	})
@@ -154,7 +156,7 @@ func TestReloadKeyring(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := nodes[1].LocalState()
-		waitFor(t, timing.PushPullInterval+5*time.Second, step.name+": state spreads", func() bool {
+		testbin.Eventually(t, step.name+": state spreads", timing.PushPullInterval+5*time.Second, func() bool {
 			p, _ := nodes[0].Peer("reload-1")
 			return p.Status == StatusAlive && reflect.DeepEqual(p.State, want)
 		})

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"meridian.dev/meridian/internal/testbin"
 )
 
 func TestLogBridge(t *testing.T) {
@@ -46,18 +48,18 @@ func TestSuspectClearsOnProbe(t *testing.T) {
 	if p, _ := a.Peer("clear-1"); p.Status != StatusSuspect {
 		t.Fatalf("after markSuspect, clear-1 is %s", p.Status)
 	}
-	if got := metric(t, a.reg, "meridian_gossip_members", "state", "suspect"); got != 1 {
+	if got := testbin.Metric(t, a.reg, "meridian_gossip_members", map[string]string{"state": "suspect"}); got != 1 {
 		t.Errorf("members{suspect} = %v, want 1", got)
 	}
-	if got := metric(t, a.reg, "meridian_gossip_events_total", "event", "suspect"); got != 1 {
+	if got := testbin.Metric(t, a.reg, "meridian_gossip_events_total", map[string]string{"event": "suspect"}); got != 1 {
 		t.Errorf("events{suspect} = %v, want 1", got)
 	}
 	// With one peer, every probe interval probes it.
-	waitFor(t, 3*timing.ProbeInterval+time.Second, "a probe clears the suspicion", func() bool {
+	testbin.Eventually(t, "a probe clears the suspicion", 3*timing.ProbeInterval+time.Second, func() bool {
 		p, _ := a.Peer("clear-1")
 		return p.Status == StatusAlive && p.RTT > 0
 	})
-	if got := metric(t, a.reg, "meridian_gossip_probe_rtt_seconds", "", ""); got == 0 {
+	if got := testbin.Metric(t, a.reg, "meridian_gossip_probe_rtt_seconds", nil); got == 0 {
 		t.Error("no probe round trip was observed")
 	}
 }

@@ -2,6 +2,7 @@ package inference
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,30 +12,49 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"meridian.dev/meridian/internal/onnxpb"
+	"meridian.dev/meridian/internal/testbin"
 )
 
+// noRuntime is why ONNX Runtime did not load, kept only under go test
+// -short; without -short TestMain stops on it.
+var noRuntime error
+
 // The tests run the real ONNX Runtime on the real bundled models; `make
-// deps` (run by `make test`) fetches both.
+// deps` (run by `make test`) fetches both. Under go test -short without
+// them, the tests that need them skip (needRuntime) and the rest run.
 func TestMain(m *testing.M) {
-	lib, err := FindLibrary(filepath.Join("..", ".cache", "onnxruntime", libraryName))
+	flag.Parse()
+	lib, err := testbin.FindORTLibrary()
 	if err == nil {
 		err = InitRuntime(lib)
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "inference tests need ONNX Runtime: %v\nrun `make deps` from the repository root\n", err)
-		os.Exit(1)
+		if !testing.Short() {
+			fmt.Fprintf(os.Stderr, "inference tests need ONNX Runtime: %v\n", err)
+			os.Exit(1)
+		}
+		noRuntime = err
 	}
 	os.Exit(m.Run())
 }
 
+// needRuntime skips the test when ONNX Runtime did not load (only under
+// go test -short).
+func needRuntime(t *testing.T) {
+	t.Helper()
+	if noRuntime != nil {
+		testbin.Need(t, noRuntime)
+	}
+}
+
 // bundled is the path of a bundled model's version 1.
-func bundled(name string) string { return filepath.Join("..", "models", name, "1", "model.onnx") }
+func bundled(t *testing.T, name string) string {
+	return filepath.Join(testbin.Models(t), name, "1", "model.onnx")
+}
 
 // repoModel is one model of a test repository: its config.yaml and, per
 // version, the model file's bytes.
@@ -107,6 +127,7 @@ type testServer struct {
 // start serves a repository on a real loopback port until the test ends.
 func start(t *testing.T, opts Options) *testServer {
 	t.Helper()
+	needRuntime(t)
 	opts.Registry = prometheus.NewRegistry()
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -125,7 +146,7 @@ func start(t *testing.T, opts Options) *testServer {
 
 // startBundled serves the bundled models with the cache off.
 func startBundled(t *testing.T) *testServer {
-	return start(t, Options{ModelRepository: filepath.Join("..", "models")})
+	return start(t, Options{ModelRepository: testbin.Models(t)})
 }
 
 // post sends a body and returns the status and the body read back.
@@ -159,67 +180,6 @@ func get(t *testing.T, url string) (int, string) {
 	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
-}
-
-// metric returns the value of a counter or gauge, or the sample count of a
-// histogram, whose labels include all of the given ones; 0 if absent.
-func metric(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
-	t.Helper()
-	count, _ := histogram(t, reg, name, labels)
-	return count
-}
-
-// histogram returns a histogram's sample count and sum (or a counter's or
-// gauge's value as count).
-func histogram(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) (float64, float64) {
-	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var count, sum float64
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			if !hasLabels(m, labels) {
-				continue
-			}
-			switch {
-			case m.Histogram != nil:
-				count += float64(m.Histogram.GetSampleCount())
-				sum += m.Histogram.GetSampleSum()
-			case m.Counter != nil:
-				count += m.Counter.GetValue()
-			case m.Gauge != nil:
-				count += m.Gauge.GetValue()
-			}
-		}
-	}
-	return count, sum
-}
-
-func hasLabels(m *dto.Metric, want map[string]string) bool {
-	found := 0
-	for _, l := range m.GetLabel() {
-		if v, ok := want[l.GetName()]; ok && v == l.GetValue() {
-			found++
-		}
-	}
-	return found == len(want)
-}
-
-// eventually polls cond for up to five seconds.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // binaryBody builds a binary-extension request body: the JSON header

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"meridian.dev/meridian/internal/testbin"
 )
 
 // hold makes the model version's workers wait before each run until the
@@ -28,7 +30,7 @@ func hold(s *testServer, model string) (started chan struct{}, release func()) {
 func TestConcurrentRequestsShareOneBatch(t *testing.T) {
 	repo := newRepo(t, repoModel{
 		name:     "sentiment",
-		versions: map[int64][]byte{1: readFile(t, bundled("sentiment"))},
+		versions: map[int64][]byte{1: readFile(t, bundled(t, "sentiment"))},
 		config: `max_batch_size: 16
 pad_inputs: [tokens]
 text: {tokenizer: words, input: tokens, output: p_pos, score: score}
@@ -59,11 +61,12 @@ text: {tokenizer: words, input: tokens, output: p_pos, score: score}
 		wg.Add(1)
 		go answer(text)
 	}
-	eventually(t, "eight queued requests", func() bool { return len(s.models["sentiment"].latest.queue) == len(texts) })
+	testbin.Eventually(t, "eight queued requests", 5*time.Second, func() bool { return len(s.models["sentiment"].latest.queue) == len(texts) })
 	release()
 	wg.Wait()
 
-	count, sum := histogram(t, s.reg, "meridian_inference_batch_size", map[string]string{"model": "sentiment"})
+	batches := map[string]string{"model": "sentiment"}
+	count, sum := testbin.Metric(t, s.reg, "meridian_inference_batch_size", batches), testbin.HistogramSum(t, s.reg, "meridian_inference_batch_size", batches)
 	if count != 2 || sum != 9 {
 		t.Fatalf("want 2 batches (1 row, then 8 rows), got %v batches of %v rows in all", count, sum)
 	}
@@ -90,7 +93,7 @@ func TestMaxQueueDelayWaitsForMore(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if count, sum := histogram(t, s.reg, "meridian_inference_batch_size", map[string]string{"model": "scale"}); count != 1 || sum != 2 {
+	if count, sum := testbin.Metric(t, s.reg, "meridian_inference_batch_size", map[string]string{"model": "scale"}), testbin.HistogramSum(t, s.reg, "meridian_inference_batch_size", map[string]string{"model": "scale"}); count != 1 || sum != 2 {
 		t.Fatalf("want one batch of 2 rows, got %v batches of %v rows", count, sum)
 	}
 }
@@ -115,7 +118,7 @@ func TestFullQueueSheds429AndReadinessDrops(t *testing.T) {
 	go send() // runs, held
 	<-started
 	go send() // fills the one queue slot
-	eventually(t, "a queued request", func() bool { return len(s.models["scale"].latest.queue) == 1 })
+	testbin.Eventually(t, "a queued request", 5*time.Second, func() bool { return len(s.models["scale"].latest.queue) == 1 })
 
 	if code, text := get(t, s.url+"/v2/health/ready"); code != http.StatusServiceUnavailable || !strings.Contains(text, `"ready":false`) {
 		t.Errorf("readiness with a full queue: %d %s", code, text)
@@ -136,7 +139,7 @@ func TestFullQueueSheds429AndReadinessDrops(t *testing.T) {
 	if code, _ := get(t, s.url+"/v2/health/ready"); code != http.StatusOK {
 		t.Errorf("readiness after the queue drained: %d", code)
 	}
-	if n := metric(t, s.reg, "meridian_inference_requests_total", map[string]string{"code": "429"}); n != 1 {
+	if n := testbin.Metric(t, s.reg, "meridian_inference_requests_total", map[string]string{"code": "429"}); n != 1 {
 		t.Errorf("requests_total{code=429} = %v, want 1", n)
 	}
 }
@@ -168,17 +171,19 @@ func TestExpiredRequestsNeverReachTheModel(t *testing.T) {
 		_ = resp.Body.Close()
 		t.Fatalf("client that gave up got a response: %d", resp.StatusCode)
 	}
-	eventually(t, "the server to see the client leave", func() bool {
-		return metric(t, s.reg, "meridian_inference_requests_total", map[string]string{"code": "499"}) == 1
+	testbin.Eventually(t, "the server to see the client leave", 5*time.Second, func() bool {
+		n, _ := testbin.MetricIfAny(t, s.reg, "meridian_inference_requests_total", map[string]string{"code": "499"})
+		return n == 1
 	})
 	release()
 	if c := <-first; c != 200 {
 		t.Fatalf("held request: %d", c)
 	}
-	eventually(t, "two expired requests", func() bool {
-		return metric(t, s.reg, "meridian_inference_expired_total", map[string]string{"model": "scale"}) == 2
+	testbin.Eventually(t, "two expired requests", 5*time.Second, func() bool {
+		n, _ := testbin.MetricIfAny(t, s.reg, "meridian_inference_expired_total", map[string]string{"model": "scale"})
+		return n == 2
 	})
-	if n := metric(t, s.reg, "meridian_inference_batch_size", map[string]string{"model": "scale"}); n != 1 {
+	if n := testbin.Metric(t, s.reg, "meridian_inference_batch_size", map[string]string{"model": "scale"}); n != 1 {
 		t.Errorf("model ran %v batches, want only the first request's", n)
 	}
 	code, text, _ = post(t, url, `{"inputs":[{"name":"x","datatype":"FP32","shape":[1,1],"data":[4]}]}`)
@@ -204,7 +209,7 @@ func TestCacheHitsAndNoStaleAnswerAcrossVersions(t *testing.T) {
 			t.Fatalf("v1 try %d: %s", i, got)
 		}
 	}
-	if h, m := metric(t, s.reg, "meridian_inference_cache_hits_total", labels("1")), metric(t, s.reg, "meridian_inference_cache_misses_total", labels("1")); h != 2 || m != 1 {
+	if h, m := testbin.Metric(t, s.reg, "meridian_inference_cache_hits_total", labels("1")), testbin.Metric(t, s.reg, "meridian_inference_cache_misses_total", labels("1")); h != 2 || m != 1 {
 		t.Fatalf("v1: hits %v misses %v, want 2 and 1", h, m)
 	}
 	// Same input, other version (and the default, newest): never v1's answer.
@@ -217,7 +222,7 @@ func TestCacheHitsAndNoStaleAnswerAcrossVersions(t *testing.T) {
 	if got := ask("/v2/models/scale/infer", 6); !strings.Contains(got, `"data":[18]`) {
 		t.Fatalf("new input served %s", got)
 	}
-	if h, m := metric(t, s.reg, "meridian_inference_cache_hits_total", labels("2")), metric(t, s.reg, "meridian_inference_cache_misses_total", labels("2")); h != 1 || m != 2 {
+	if h, m := testbin.Metric(t, s.reg, "meridian_inference_cache_hits_total", labels("2")), testbin.Metric(t, s.reg, "meridian_inference_cache_misses_total", labels("2")); h != 1 || m != 2 {
 		t.Fatalf("v2: hits %v misses %v, want 1 and 2", h, m)
 	}
 }
@@ -268,7 +273,7 @@ func TestGracefulShutdownDrainsInFlight(t *testing.T) {
 	}()
 	<-started
 	stop() // SIGTERM: readiness goes false, in-flight work continues
-	eventually(t, "readiness off", func() bool { return !s.Ready() })
+	testbin.Eventually(t, "readiness off", 5*time.Second, func() bool { return !s.Ready() })
 	release()
 	if a := <-answer; !strings.HasPrefix(a, "200 ") || !strings.Contains(a, `"data":[8]`) {
 		t.Fatalf("in-flight request during shutdown: %s", a)
@@ -282,6 +287,7 @@ func TestGracefulShutdownDrainsInFlight(t *testing.T) {
 }
 
 func TestCUDARequestFailsClearlyWithoutCUDA(t *testing.T) {
+	needRuntime(t)
 	repo := newRepo(t, repoModel{name: "scale", versions: map[int64][]byte{1: scaleModel(t, 2)}})
 	srv, err := New(Options{ModelRepository: repo, Device: CUDA})
 	if err == nil {

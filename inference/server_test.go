@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"meridian.dev/meridian/internal/testbin"
 )
 
 type analyzeAnswer struct {
@@ -208,7 +210,7 @@ func TestMetadataAndHealth(t *testing.T) {
 }
 
 func TestInferBadInput(t *testing.T) {
-	s := start(t, Options{ModelRepository: "../models", MaxBodyBytes: 200_000})
+	s := start(t, Options{ModelRepository: testbin.Models(t), MaxBodyBytes: 200_000})
 	tokens := func(shape, data string) string {
 		return `{"inputs":[{"name":"tokens","datatype":"BYTES","shape":` + shape + `,"data":` + data + `}]}`
 	}
@@ -266,13 +268,13 @@ func TestInferBadInput(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("after bad input: %d %s", code, text)
 	}
-	if n := metric(t, s.reg, "meridian_inference_requests_total", map[string]string{"code": "400"}); n < 20 {
+	if n := testbin.Metric(t, s.reg, "meridian_inference_requests_total", map[string]string{"code": "400"}); n < 20 {
 		t.Errorf("requests_total{code=400} = %v, want every bad request counted", n)
 	}
 }
 
 func TestMetricsExposition(t *testing.T) {
-	s := start(t, Options{ModelRepository: "../models", CacheSize: 10, CacheTTL: time.Minute})
+	s := start(t, Options{ModelRepository: testbin.Models(t), CacheSize: 10, CacheTTL: time.Minute})
 	analyze(t, s.url, `{"text":"good"}`)
 	code, body := get(t, s.url+"/metrics")
 	if code != 200 {

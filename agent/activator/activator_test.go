@@ -14,6 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"meridian.dev/meridian/internal/testbin"
 )
 
 // replica is a real HTTP server that stands in for a model's pod: its
@@ -69,17 +71,6 @@ func post(t *testing.T, at netip.AddrPort, body string) (int, http.Header, strin
 	return resp.StatusCode, resp.Header, string(b)
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // A request to a model at zero is held, a replica is asked for at once,
 // and the request is answered by the replica once its own readiness
 // endpoint says ready — before Kubernetes would count it ready.
@@ -117,7 +108,7 @@ func TestHeldRequestIsAnsweredOnceAReplicaIsReady(t *testing.T) {
 		c, h, b := post(t, addr, "hello")
 		done <- result{c, h, b}
 	}()
-	waitFor(t, "the request to be held and a replica asked for", func() bool {
+	testbin.Eventually(t, "the request to be held and a replica asked for", 20*time.Second, func() bool {
 		return a.Held("default", "sentiment") == 1 && activations.Load() == 1
 	})
 	if got := testutil.ToFloat64(a.metrics.heldRequests.WithLabelValues("default", "sentiment")); got != 1 {
@@ -213,7 +204,7 @@ func TestHeldRequestsAreBounded(t *testing.T) {
 			results <- result{c, h.Get("Retry-After"), b, time.Since(start)}
 		}()
 	}
-	waitFor(t, "two held requests", func() bool { return a.Held("ns", "slow") == 2 })
+	testbin.Eventually(t, "two held requests", 20*time.Second, func() bool { return a.Held("ns", "slow") == 2 })
 
 	start := time.Now()
 	code, hdr, body := post(t, addr, "third")
@@ -244,7 +235,7 @@ func TestHeldRequestsAreBounded(t *testing.T) {
 	if activations.Load() != 1 {
 		t.Errorf("Activate called %d times for one cold start, want 1", activations.Load())
 	}
-	waitFor(t, "the held count back at 0", func() bool { return a.Held("ns", "slow") == 0 })
+	testbin.Eventually(t, "the held count back at 0", 20*time.Second, func() bool { return a.Held("ns", "slow") == 0 })
 
 	// A later request starts a new cold start; this time the replica turns
 	// ready and answers it.
@@ -299,7 +290,7 @@ func TestUnregisterReleasesHeldRequests(t *testing.T) {
 	}
 	done := make(chan int, 1)
 	go func() { c, _, _ := post(t, addr, "x"); done <- c }()
-	waitFor(t, "a held request", func() bool { return a.Held("ns", "gone") == 1 })
+	testbin.Eventually(t, "a held request", 20*time.Second, func() bool { return a.Held("ns", "gone") == 1 })
 	a.Unregister("ns", "gone")
 	select {
 	case c := <-done:
@@ -390,7 +381,7 @@ func TestHealthProbesDoNotWakeAModelAtZero(t *testing.T) {
 	// Real traffic still wakes it.
 	done := make(chan string, 1)
 	go func() { _, _, b := post(t, addr, "hello"); done <- b }()
-	waitFor(t, "the request to be held and a replica asked for", func() bool { return activations.Load() == 1 && a.Held("default", "sentiment") == 1 })
+	testbin.Eventually(t, "the request to be held and a replica asked for", 20*time.Second, func() bool { return activations.Load() == 1 && a.Held("default", "sentiment") == 1 })
 	woken := a.LastRequest("default", "sentiment")
 	if woken.IsZero() {
 		t.Error("a real request did not set LastRequest")

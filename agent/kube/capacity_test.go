@@ -19,26 +19,8 @@ import (
 
 	"meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/internal/controlplane"
+	"meridian.dev/meridian/internal/testbin"
 )
-
-// eventually polls cond every 250ms for up to a minute; control-plane
-// controllers take their time, and this test asserts outcomes, not speed.
-func eventually(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	last := ""
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 60s; last state: %s", what, last)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-}
 
 // A GPU ModelDeployment on a cluster with a real controller-manager and
 // scheduler and fake (kwok) nodes: two GPU nodes with one H100 each and a
@@ -79,7 +61,7 @@ func TestGPUReplicasScheduleAndCapacityOnRealControlPlane(t *testing.T) {
 	}
 
 	var pods []corev1.Pod
-	eventually(t, "two replicas on the GPU nodes and one unschedulable", func() (bool, string) {
+	testbin.Eventually(t, "two replicas on the GPU nodes and one unschedulable", 60*time.Second, func() (bool, string) {
 		var list corev1.PodList
 		if err := c.List(ctx, &list, client.InNamespace("default"), client.MatchingLabels{InstanceLabel: md.Name}); err != nil {
 			return false, err.Error()
@@ -126,7 +108,7 @@ func TestGPUReplicasScheduleAndCapacityOnRealControlPlane(t *testing.T) {
 		}
 	}
 
-	eventually(t, "Apply reports 3 replicas, 2 ready (kwok runs them), 1 pending", func() (bool, string) {
+	testbin.Eventually(t, "Apply reports 3 replicas, 2 ready (kwok runs them), 1 pending", 60*time.Second, func() (bool, string) {
 		st, err := Apply(ctx, c, getModelDeployment(t, c, md.Name), Options{})
 		if err != nil {
 			return false, err.Error()
@@ -256,7 +238,7 @@ NodeGroups:
 			t.Fatal(err)
 		}
 		key := client.ObjectKeyFromObject(md)
-		eventually(t, "the garbage collector deletes the Deployment, Service and HPA", func() (bool, string) {
+		testbin.Eventually(t, "the garbage collector deletes the Deployment, Service and HPA", 60*time.Second, func() (bool, string) {
 			var left []string
 			for _, obj := range []client.Object{&appsv1.Deployment{}, &corev1.Service{}, &autoscalingv2.HorizontalPodAutoscaler{}} {
 				err := c.Get(ctx, key, obj)

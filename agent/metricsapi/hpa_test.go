@@ -23,7 +23,7 @@ import (
 	"meridian.dev/meridian/agent/kube"
 	"meridian.dev/meridian/internal/controlplane"
 	"meridian.dev/meridian/internal/hostip"
-	"meridian.dev/meridian/internal/metrictest"
+	"meridian.dev/meridian/internal/testbin"
 )
 
 // podMap is the test's Address seam: kwok pods run no containers, so each
@@ -180,7 +180,7 @@ func TestRealHPAScalesOnAdapterMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	stopAdapter := startAdapter(t, cp, ip, pods.address, reg)
 	for _, name := range APIServiceNames() {
-		waitFor(t, "APIService "+name+" Available", 2*time.Minute, func() bool { return available(ctx, cp.Client, name) })
+		testbin.Eventually(t, "APIService "+name+" Available", 2*time.Minute, func() bool { return available(ctx, cp.Client, name) })
 	}
 
 	if err := cp.Client.Create(ctx, modelDeployment("sentiment", 2)); err != nil {
@@ -193,7 +193,7 @@ func TestRealHPAScalesOnAdapterMetrics(t *testing.T) {
 			Value           resource.Quantity     `json:"value"`
 		} `json:"items"`
 	}
-	waitFor(t, "requests_per_second of both pods through the API server", 2*time.Minute, func() bool {
+	testbin.Eventually(t, "requests_per_second of both pods through the API server", 2*time.Minute, func() bool {
 		raw, err := cs.RESTClient().Get().AbsPath("/apis/custom.metrics.k8s.io/v1beta2/namespaces/default/pods/*/requests_per_second").
 			Param("labelSelector", kube.InstanceLabel+"=sentiment").DoRaw(ctx)
 		if err != nil || json.Unmarshal(raw, &list) != nil || len(list.Items) != 2 {
@@ -226,7 +226,7 @@ func TestRealHPAScalesOnAdapterMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	hpa := &autoscalingv2.HorizontalPodAutoscaler{}
-	waitFor(t, "the HPA to scale the Deployment up on requests_per_second", 3*time.Minute, func() bool {
+	testbin.Eventually(t, "the HPA to scale the Deployment up on requests_per_second", 3*time.Minute, func() bool {
 		if cp.Client.Get(ctx, client.ObjectKey{Namespace: "default", Name: "sentiment"}, hpa) != nil {
 			return false
 		}
@@ -238,10 +238,10 @@ func TestRealHPAScalesOnAdapterMetrics(t *testing.T) {
 	}
 	t.Logf("HPA: current requests_per_second %s per pod -> %d replicas", cur.Current.AverageValue, hpa.Status.DesiredReplicas)
 	dep := &appsv1.Deployment{}
-	waitFor(t, "the Deployment to take the HPA's count", time.Minute, func() bool {
+	testbin.Eventually(t, "the Deployment to take the HPA's count", time.Minute, func() bool {
 		return cp.Client.Get(ctx, client.ObjectKey{Namespace: "default", Name: "sentiment"}, dep) == nil && *dep.Spec.Replicas > 2
 	})
-	if n, _ := metrictest.Sum(t, reg, "meridian_agent_metricsapi_requests_total", map[string]string{"api": "custom", "result": "ok"}); n == 0 {
+	if n := testbin.Metric(t, reg, "meridian_agent_metricsapi_requests_total", map[string]string{"api": "custom", "result": "ok"}); n == 0 {
 		t.Error("meridian_agent_metricsapi_requests_total{api=custom,result=ok} did not count the reads")
 	}
 
@@ -257,7 +257,7 @@ func TestRealHPAScalesOnAdapterMetrics(t *testing.T) {
 	if err := cp.Client.Create(ctx, rpsHPA("sentiment-b")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "ScalingActive=False (FailedGetPodsMetric) with the adapter down", 2*time.Minute, func() bool {
+	testbin.Eventually(t, "ScalingActive=False (FailedGetPodsMetric) with the adapter down", 2*time.Minute, func() bool {
 		if cp.Client.Get(ctx, client.ObjectKey{Namespace: "default", Name: "sentiment-b"}, hpa) != nil {
 			return false
 		}

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,7 +24,6 @@ import (
 
 	"meridian.dev/meridian/agent/kube"
 	"meridian.dev/meridian/crds/v1alpha1"
-	"meridian.dev/meridian/internal/metrictest"
 	"meridian.dev/meridian/internal/scheme"
 	"meridian.dev/meridian/internal/testbin"
 )
@@ -51,15 +49,14 @@ func startReplica(t *testing.T) replica {
 	}
 	addr := ln.Addr().String()
 	_ = ln.Close()
-	models, _ := filepath.Abs("../../models")
-	lib, _ := filepath.Abs("../../.cache/onnxruntime/libonnxruntime.so.1")
+	models, lib := testbin.Models(t), testbin.ORTLibrary(t)
 	cmd := exec.Command(meridian, "serve", "--listen", addr, "--models", models, "--ort-lib", lib, "--cache-size", "0")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	waitFor(t, "meridian serve on "+addr+" ready", 60*time.Second, func() bool {
+	testbin.Eventually(t, "meridian serve on "+addr+" ready", 60*time.Second, func() bool {
 		resp, err := http.Get("http://" + addr + "/v2/health/ready")
 		if err != nil {
 			return false
@@ -81,17 +78,6 @@ func (r replica) analyze(text string) error {
 		return fmt.Errorf("analyze: %s", resp.Status)
 	}
 	return nil
-}
-
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // readyPod is a Running, Ready model replica pod as the API server would
@@ -185,7 +171,7 @@ func TestScraperExactValues(t *testing.T) {
 	if w := got[0].Window; w < s2.Sub(e1) || w > e2.Sub(s1) {
 		t.Errorf("window %v outside the interval between the scrapes", w)
 	}
-	if n, _ := metrictest.Sum(t, mreg, "meridian_agent_metricsapi_pods", map[string]string{"state": "served"}); n != 1 {
+	if n := testbin.Metric(t, mreg, "meridian_agent_metricsapi_pods", map[string]string{"state": "served"}); n != 1 {
 		t.Errorf("pods served = %v, want 1", n)
 	}
 
@@ -195,10 +181,10 @@ func TestScraperExactValues(t *testing.T) {
 	if got := s.PodMetrics("default"); len(got) != 0 {
 		t.Errorf("an unscrapable pod is served: %+v", got)
 	}
-	if n, _ := metrictest.Sum(t, mreg, "meridian_agent_metricsapi_pods", map[string]string{"state": "left_out"}); n != 1 {
+	if n := testbin.Metric(t, mreg, "meridian_agent_metricsapi_pods", map[string]string{"state": "left_out"}); n != 1 {
 		t.Errorf("pods left out = %v, want 1", n)
 	}
-	if n, _ := metrictest.Sum(t, mreg, "meridian_agent_metricsapi_scrape_errors_total", nil); n != 1 {
+	if n := testbin.Metric(t, mreg, "meridian_agent_metricsapi_scrape_errors_total", nil); n != 1 {
 		t.Errorf("scrape errors = %v, want 1", n)
 	}
 }

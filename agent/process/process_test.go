@@ -26,20 +26,11 @@ func TestMain(m *testing.M) { testbin.Main(m, &meridian) }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func serveArgs(models string) []string {
-	lib, _ := filepath.Abs("../../.cache/onnxruntime/libonnxruntime.so.1")
-	return []string{"--models", models, "--ort-lib", lib, "--cache-size", "0"}
-}
-
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+// serveArgs are the arguments of a replica serving models.
+func serveArgs(t *testing.T, models string) []string {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	lib := testbin.ORTLibrary(t)
+	return []string{"--models", models, "--ort-lib", lib, "--cache-size", "0"}
 }
 
 func readyCount(s *Supervisor) int {
@@ -63,8 +54,8 @@ func analyze(url, text string) (int, string, error) {
 }
 
 func TestReplicasServeThroughFrontAndSurviveACrash(t *testing.T) {
-	models, _ := filepath.Abs("../../models")
-	sup := New(Options{Binary: meridian, Args: serveArgs(models), Name: "default/sentiment", Logger: quiet(), BackoffMin: 100 * time.Millisecond})
+	models := testbin.Models(t)
+	sup := New(Options{Binary: meridian, Args: serveArgs(t, models), Name: "default/sentiment", Logger: quiet(), BackoffMin: 100 * time.Millisecond})
 	defer sup.Close()
 	front, err := NewFront(sup, FrontOptions{Logger: quiet()})
 	if err != nil {
@@ -77,7 +68,7 @@ func TestReplicasServeThroughFrontAndSurviveACrash(t *testing.T) {
 		t.Fatalf("front without replicas: %d %s", code, body)
 	}
 	sup.Scale(2)
-	waitFor(t, "two ready replicas", 60*time.Second, func() bool { return readyCount(sup) == 2 })
+	testbin.Eventually(t, "two ready replicas", 60*time.Second, func() bool { return readyCount(sup) == 2 })
 
 	// Load from 4 clients while one replica is killed: the front retries
 	// on the other, so no request fails, and the supervisor restarts it.
@@ -111,7 +102,7 @@ func TestReplicasServeThroughFrontAndSurviveACrash(t *testing.T) {
 	if err := killListener(victim.Addr); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the killed replica to be restarted and ready", 60*time.Second, func() bool {
+	testbin.Eventually(t, "the killed replica to be restarted and ready", 60*time.Second, func() bool {
 		rs := sup.Replicas()
 		return readyCount(sup) == 2 && rs[0].Restarts == 1 && strings.Contains(rs[0].LastError, "exited")
 	})
@@ -124,7 +115,7 @@ func TestReplicasServeThroughFrontAndSurviveACrash(t *testing.T) {
 
 	// Scale down: one replica left, still serving.
 	sup.Scale(1)
-	waitFor(t, "one replica", 40*time.Second, func() bool { return len(sup.Replicas()) == 1 })
+	testbin.Eventually(t, "one replica", 40*time.Second, func() bool { return len(sup.Replicas()) == 1 })
 	if code, body, _ := analyze(url, "awful"); code != 200 || !strings.Contains(body, "NEGATIVE") {
 		t.Fatalf("after scale-down: %d %s", code, body)
 	}
@@ -152,11 +143,11 @@ func TestBrokenModelBacksOffWithTheReason(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(repo, "broken", "1", "model.onnx"), []byte("not an onnx model"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sup := New(Options{Binary: meridian, Args: serveArgs(repo), Name: "default/broken", Logger: quiet(),
+	sup := New(Options{Binary: meridian, Args: serveArgs(t, repo), Name: "default/broken", Logger: quiet(),
 		BackoffMin: 200 * time.Millisecond, BackoffMax: 800 * time.Millisecond})
 	defer sup.Close()
 	sup.Scale(1)
-	waitFor(t, "two failed starts", 30*time.Second, func() bool { return sup.Replicas()[0].Restarts >= 2 })
+	testbin.Eventually(t, "two failed starts", 30*time.Second, func() bool { return sup.Replicas()[0].Restarts >= 2 })
 	r := sup.Replicas()[0]
 	if r.Ready || !strings.Contains(r.LastError, "model broken version 1") {
 		t.Fatalf("replica state %+v: want not ready with the model's load error", r)
@@ -171,11 +162,11 @@ func TestBrokenModelBacksOffWithTheReason(t *testing.T) {
 }
 
 func TestScraperRatesAndP95(t *testing.T) {
-	models, _ := filepath.Abs("../../models")
-	sup := New(Options{Binary: meridian, Args: serveArgs(models), Name: "default/sentiment", Logger: quiet()})
+	models := testbin.Models(t)
+	sup := New(Options{Binary: meridian, Args: serveArgs(t, models), Name: "default/sentiment", Logger: quiet()})
 	defer sup.Close()
 	sup.Scale(1)
-	waitFor(t, "a ready replica", 60*time.Second, func() bool { return readyCount(sup) == 1 })
+	testbin.Eventually(t, "a ready replica", 60*time.Second, func() bool { return readyCount(sup) == 1 })
 	url := "http://" + sup.Replicas()[0].Addr
 	s := NewScraper()
 	first := s.Scrape(context.Background(), sup.Replicas())

@@ -269,7 +269,7 @@ func TestKdig(t *testing.T) {
 	t.Parallel()
 	kdig, err := testbin.Kdig()
 	if err != nil {
-		t.Fatal(err)
+		testbin.Need(t, err)
 	}
 	_, addr := startServer(t, testConfig())
 	ap := netip.MustParseAddrPort(addr)

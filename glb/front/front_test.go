@@ -22,7 +22,7 @@ import (
 
 	"meridian.dev/meridian/glb/front"
 	"meridian.dev/meridian/inference"
-	"meridian.dev/meridian/internal/metrictest"
+	"meridian.dev/meridian/internal/testbin"
 )
 
 // cluster is one member cluster in a test: a real HTTP server on loopback
@@ -207,18 +207,6 @@ func infer(t *testing.T, base string, header map[string]string) answer {
 	return do(t, http.MethodPost, base+"/v2/models/sentiment/infer", []byte(inferBody), header)
 }
 
-// metric sums the samples of name in reg that carry the given labels
-// (name, value pairs).
-func metric(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
-	t.Helper()
-	want := map[string]string{}
-	for i := 0; i+1 < len(labels); i += 2 {
-		want[labels[i]] = labels[i+1]
-	}
-	sum, _ := metrictest.Sum(t, reg, name, want)
-	return sum
-}
-
 func TestRoutesByModelAndClient(t *testing.T) {
 	t.Parallel()
 	eu, us := newCluster(t, "eu-west"), newCluster(t, "us-east")
@@ -302,17 +290,17 @@ func TestNoRequestLostWhenClusterDies(t *testing.T) {
 	if n := failed.Load(); n != 0 {
 		t.Errorf("%d of %d requests failed while a cluster died; first: %s", n, total, <-errs)
 	}
-	if got := metric(t, reg, "meridian_glb_http_requests_total", "code", "200"); got != total {
+	if got := testbin.Metric(t, reg, "meridian_glb_http_requests_total", map[string]string{"code": "200"}); got != total {
 		t.Errorf("requests_total{code=200} = %v, want %d", got, total)
 	}
 	if c.hits.Load() == 0 {
 		t.Errorf("cluster c got no traffic before it died; the test proves nothing")
 	}
-	if got := metric(t, reg, "meridian_glb_http_ejections_total", "cluster", "c"); got < 1 {
+	if got := testbin.Metric(t, reg, "meridian_glb_http_ejections_total", map[string]string{"cluster": "c"}); got < 1 {
 		t.Errorf("the dead cluster was not ejected (ejections %v)", got)
 	}
 	for _, name := range []string{"a", "b", "c"} {
-		if got := metric(t, reg, "meridian_glb_http_outstanding", "cluster", name); got != 0 {
+		if got := testbin.Metric(t, reg, "meridian_glb_http_outstanding", map[string]string{"cluster": name}); got != 0 {
 			t.Errorf("outstanding{cluster=%s} = %v after the load, want 0", name, got)
 		}
 	}
@@ -333,7 +321,7 @@ func TestRetriesAtNextClusterOnRetryableStatus(t *testing.T) {
 			if bad.hits.Load() != 1 {
 				t.Errorf("bad cluster hits = %d, want 1", bad.hits.Load())
 			}
-			if got := metric(t, reg, "meridian_glb_http_retries_total", "reason", fmt.Sprint(code)); got != 1 {
+			if got := testbin.Metric(t, reg, "meridian_glb_http_retries_total", map[string]string{"reason": fmt.Sprint(code)}); got != 1 {
 				t.Errorf("retries_total{reason=%d} = %v, want 1", code, got)
 			}
 		})
@@ -359,7 +347,7 @@ func TestRetriesAtNextClusterOnRetryableStatus(t *testing.T) {
 		if a.code != 429 || a.cluster != "y" || !strings.Contains(a.body, "y says 429") {
 			t.Fatalf("got %d from %q: %s; want y's 429", a.code, a.cluster, a.body)
 		}
-		if got := metric(t, reg, "meridian_glb_http_requests_total", "cluster", "y", "code", "429"); got != 1 {
+		if got := testbin.Metric(t, reg, "meridian_glb_http_requests_total", map[string]string{"cluster": "y", "code": "429"}); got != 1 {
 			t.Errorf("requests_total{cluster=y,code=429} = %v, want 1", got)
 		}
 	})
@@ -373,7 +361,7 @@ func TestRetriesAtNextClusterOnRetryableStatus(t *testing.T) {
 		if a.code != 503 || a.header.Get("Retry-After") == "" || !strings.Contains(a.body, `"error"`) {
 			t.Fatalf("got %d %q Retry-After %q; want 503 JSON error with Retry-After", a.code, a.body, a.header.Get("Retry-After"))
 		}
-		if got := metric(t, reg, "meridian_glb_http_retries_total", "reason", "connection"); got != 1 {
+		if got := testbin.Metric(t, reg, "meridian_glb_http_retries_total", map[string]string{"reason": "connection"}); got != 1 {
 			t.Errorf("retries_total{reason=connection} = %v, want 1", got)
 		}
 	})
@@ -412,7 +400,7 @@ func TestEjectsAfterConsecutiveFailuresAndReturns(t *testing.T) {
 	if got := bad.hits.Load(); got != 3 {
 		t.Errorf("bad cluster got %d requests, want 3 (then ejected)", got)
 	}
-	if got := metric(t, reg, "meridian_glb_http_ejections_total", "cluster", "bad"); got != 1 {
+	if got := testbin.Metric(t, reg, "meridian_glb_http_ejections_total", map[string]string{"cluster": "bad"}); got != 1 {
 		t.Errorf("ejections_total{cluster=bad} = %v, want 1", got)
 	}
 
@@ -540,7 +528,7 @@ func TestHedgeTakesTheFasterAnswer(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the slow copy was not canceled")
 	}
-	if got := metric(t, reg, "meridian_glb_http_retries_total", "reason", "hedge"); got != 1 {
+	if got := testbin.Metric(t, reg, "meridian_glb_http_retries_total", map[string]string{"reason": "hedge"}); got != 1 {
 		t.Errorf("retries_total{reason=hedge} = %v, want 1", got)
 	}
 }
@@ -553,7 +541,7 @@ func TestPerTryTimeoutMovesOn(t *testing.T) {
 	if a := infer(t, base, nil); a.code != 200 || a.cluster != "fast" {
 		t.Fatalf("got %d from %q, want 200 from fast", a.code, a.cluster)
 	}
-	if got := metric(t, reg, "meridian_glb_http_retries_total", "reason", "timeout"); got != 1 {
+	if got := testbin.Metric(t, reg, "meridian_glb_http_retries_total", map[string]string{"reason": "timeout"}); got != 1 {
 		t.Errorf("retries_total{reason=timeout} = %v, want 1", got)
 	}
 }
@@ -696,12 +684,10 @@ func TestClientDisconnectCancelsUpstream(t *testing.T) {
 	if err := <-done; err == nil {
 		t.Error("the client's request succeeded after it was canceled")
 	}
-	for i := 0; metric(t, reg, "meridian_glb_http_requests_total", "code", "499") != 1; i++ {
-		if i == 1000 {
-			t.Fatal("the front never counted the abandoned request")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testbin.Eventually(t, "the front to count the abandoned request", 10*time.Second, func() bool {
+		n, _ := testbin.MetricIfAny(t, reg, "meridian_glb_http_requests_total", map[string]string{"code": "499"})
+		return n == 1
+	})
 	if other.hits.Load() != 0 {
 		t.Error("the front retried a request whose client had left")
 	}

@@ -3,44 +3,18 @@ package geo
 import (
 	"math"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"meridian.dev/meridian/internal/testbin"
 )
 
-// repoRoot walks up from the test's directory to the module root.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-}
-
-// openReal opens the pinned DB-IP databases; it fails (never skips) when
-// they are missing, because `make deps` fetches them.
+// openReal opens the pinned DB-IP databases; when they are missing it
+// fails saying to run `make deps` (skips only under go test -short).
 func openReal(t *testing.T) *DB {
 	t.Helper()
-	root := repoRoot(t)
-	v4 := filepath.Join(root, DefaultIPv4Path)
-	v6 := filepath.Join(root, DefaultIPv6Path)
-	for _, p := range []string{v4, v6} {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("geo database %s is missing (%v): run `make deps` first", p, err)
-		}
-	}
-	db, err := Open(v4, v6)
+	db, err := Open(testbin.GeoDatabases(t))
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -208,9 +182,8 @@ func TestOpenErrors(t *testing.T) {
 
 func TestOneFamilyOnly(t *testing.T) {
 	t.Parallel()
-	root := repoRoot(t)
-	openReal(t) // fails with the `make deps` hint when the files are missing
-	db, err := Open(filepath.Join(root, DefaultIPv4Path), "")
+	v4, _ := testbin.GeoDatabases(t)
+	db, err := Open(v4, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,14 +223,9 @@ func TestHaversine(t *testing.T) {
 }
 
 func BenchmarkLocate(b *testing.B) {
-	root, err := os.Getwd()
+	db, err := Open(testbin.GeoDatabases(b))
 	if err != nil {
 		b.Fatal(err)
-	}
-	root = filepath.Join(root, "..", "..")
-	db, err := Open(filepath.Join(root, DefaultIPv4Path), filepath.Join(root, DefaultIPv6Path))
-	if err != nil {
-		b.Fatalf("%v: run `make deps` first", err)
 	}
 	defer func() { _ = db.Close() }()
 	addrs := []netip.Addr{

@@ -19,6 +19,7 @@ import (
 
 	"meridian.dev/meridian/internal/controlplane"
 	"meridian.dev/meridian/internal/hostip"
+	"meridian.dev/meridian/internal/testbin"
 )
 
 // backend is a real HTTP server on its own loopback address that says
@@ -54,17 +55,6 @@ func get(url string) (string, error) {
 	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
 	return string(b), err
-}
-
-func eventually(t *testing.T, what string, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // A LoadBalancer Service on a real API server gets the pool's first
@@ -124,14 +114,14 @@ func TestLoadBalancerServesServices(t *testing.T) {
 		}
 	}
 	url := "http://" + net.JoinHostPort(pool[0].String(), strconv.Itoa(int(port))) + "/"
-	eventually(t, "the Service's address in its status", func() bool {
+	testbin.Eventually(t, "the Service's address in its status", 30*time.Second, func() bool {
 		got := &corev1.Service{}
 		_ = cp.Client.Get(ctx, client.ObjectKeyFromObject(svc), got)
 		in := got.Status.LoadBalancer.Ingress
 		return len(in) == 1 && in[0].IP == pool[0].String() && in[0].IPMode != nil && *in[0].IPMode == corev1.LoadBalancerIPModeProxy
 	})
 	seen := map[string]int{}
-	eventually(t, "both ready endpoints answer through the address", func() bool {
+	testbin.Eventually(t, "both ready endpoints answer through the address", 30*time.Second, func() bool {
 		if body, err := get(url); err == nil {
 			seen[body]++
 		}
@@ -147,7 +137,7 @@ func TestLoadBalancerServesServices(t *testing.T) {
 	stop()
 	stop = run()
 	defer func() { stop() }()
-	eventually(t, "the restarted load balancer serves the same address", func() bool {
+	testbin.Eventually(t, "the restarted load balancer serves the same address", 30*time.Second, func() bool {
 		body, err := get(url)
 		return err == nil && (body == "a" || body == "b")
 	})
@@ -155,7 +145,7 @@ func TestLoadBalancerServesServices(t *testing.T) {
 	if err := cp.Client.Delete(ctx, svc); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the address closed after the Service is deleted", func() bool {
+	testbin.Eventually(t, "the address closed after the Service is deleted", 30*time.Second, func() bool {
 		_, err := get(url)
 		return err != nil
 	})

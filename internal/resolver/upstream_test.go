@@ -138,10 +138,7 @@ func (u *upstream) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 func startResolver(t *testing.T, up netip.AddrPort, o Options) *Resolver {
 	t.Helper()
 	if _, err := testbin.Unbound(); err != nil {
-		if testing.Short() {
-			t.Skip(err)
-		}
-		t.Fatal(err)
+		testbin.Need(t, err)
 	}
 	o.Zone = zone
 	o.Upstream = up.String()

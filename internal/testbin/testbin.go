@@ -1,5 +1,17 @@
-// Package testbin builds the real meridian binary for tests that run it
-// (as agent replicas, or as a whole fleet), so they exercise what ships.
+// Package testbin is Meridian's test kit, one place for what tests of
+// many packages share:
+//
+//   - the real meridian binary, built for tests that run it (as agent
+//     replicas, or as a whole fleet), so they exercise what ships: Build,
+//     Main;
+//   - Eventually, the one way a test waits for a condition;
+//   - Metric, MetricIfAny and HistogramSum, which read a metric back
+//     from a Prometheus registry;
+//   - the paths of what make targets provide — ORTLibrary (`make deps`),
+//     Models, Kdig (`make kdig`), Unbound (`make unbound`) — and Need,
+//     which fails a test missing one, or skips it under go test -short,
+//     so that `go test -short ./...` runs the unit tests on a checkout
+//     without .cache while `make test` never passes by skipping.
 package testbin
 
 import (

@@ -4,19 +4,21 @@ import (
 	"bytes"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	ort "github.com/yalue/onnxruntime_go"
+
+	"meridian.dev/meridian/internal/testbin"
 )
 
-// Paths from this package's directory (the working directory of go test).
-const (
-	testAFINN = "../../.cache/afinn/index.js"
-	testModel = "../../models/sentiment/1/model.onnx"
-	testORT   = "../../.cache/onnxruntime/libonnxruntime.so.1"
-)
+// checkedIn is the path of the checked-in model.
+func checkedIn(t *testing.T) string {
+	t.Helper()
+	return filepath.Join(testbin.Models(t), "sentiment", "1", "model.onnx")
+}
 
 func TestParseAFINN(t *testing.T) {
 	src := "/**\n * AFINN 165.\n */\n" +
@@ -181,9 +183,9 @@ func TestVocabulary(t *testing.T) {
 // readAFINN parses the list that `make deps` fetches.
 func readAFINN(t *testing.T) map[string]int {
 	t.Helper()
-	src, err := os.ReadFile(testAFINN)
+	src, err := os.ReadFile(testbin.Cached(t, "afinn/index.js", "deps"))
 	if err != nil {
-		t.Fatalf("%v; run `make deps` (or %s) from the repository root", err, fetchCommand)
+		t.Fatal(err)
 	}
 	lex, err := parseAFINN(string(src))
 	if err != nil {
@@ -229,6 +231,7 @@ func TestModelFileUpToDate(t *testing.T) {
 	if !bytes.Equal(b, build()) {
 		t.Fatal("two builds differ")
 	}
+	testModel := checkedIn(t)
 	onDisk, err := os.ReadFile(testModel)
 	if err != nil {
 		t.Fatalf("%v; generate it from the repository root with go run ./tools/gensentiment", err)
@@ -282,15 +285,13 @@ func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
 // TestONNXRuntime loads the generated model into ONNX Runtime and checks its
 // scores against AFINN values worked out by hand.
 func TestONNXRuntime(t *testing.T) {
-	if _, err := os.Stat(testORT); err != nil {
-		t.Fatalf("ONNX Runtime shared library not found (%v); run `make deps` from the repository root to fetch it", err)
-	}
+	lib, testModel := testbin.ORTLibrary(t), checkedIn(t)
 	if _, err := os.Stat(testModel); err != nil {
 		t.Fatalf("%v; generate the model from the repository root with go run ./tools/gensentiment", err)
 	}
-	ort.SetSharedLibraryPath(testORT)
+	ort.SetSharedLibraryPath(lib)
 	if err := ort.InitializeEnvironment(); err != nil {
-		t.Fatalf("initializing ONNX Runtime from %s: %v", testORT, err)
+		t.Fatalf("initializing ONNX Runtime from %s: %v", lib, err)
 	}
 	defer func() { _ = ort.DestroyEnvironment() }()
 	t.Logf("ONNX Runtime %s", ort.GetVersion())
