@@ -7,11 +7,14 @@
 //   - Eventually, the one way a test waits for a condition;
 //   - Metric, MetricIfAny and HistogramSum, which read a metric back
 //     from a Prometheus registry;
-//   - the paths of what make targets provide — ORTLibrary (`make deps`),
-//     Models, Kdig (`make kdig`), Unbound (`make unbound`) — and Need,
-//     which fails a test missing one, or skips it under go test -short,
-//     so that `go test -short ./...` runs the unit tests on a checkout
-//     without .cache while `make test` never passes by skipping.
+//   - Models, the bundled model repository, and the paths of what make
+//     targets put under .cache — Cached, ORTLibrary and GeoDatabases
+//     (`make deps`), Kdig (`make kdig`), Unbound (`make unbound`); the
+//     control plane's are controlplane.FindBinDir's;
+//   - Need, which fails a test missing one of those, or skips it under
+//     go test -short, so that `go test -short ./...` runs the unit tests
+//     on a checkout without .cache while `make test` never passes by
+//     skipping.
 package testbin
 
 import (
