@@ -115,7 +115,11 @@ func Run(ctx context.Context, cfg *rest.Config, provider multicluster.Provider, 
 	if err != nil {
 		return fmt.Errorf("connecting to the hub cluster: %w", err)
 	}
-	h := &Hub{opts: opts, log: opts.Logger, mgr: mgr, client: mgr.GetLocalManager().GetClient(), metrics: newMetrics(opts.Registry)}
+	m, err := newMetrics(opts.Registry)
+	if err != nil {
+		return err
+	}
+	h := &Hub{opts: opts, log: opts.Logger, mgr: mgr, client: mgr.GetLocalManager().GetClient(), metrics: m}
 	if p, ok := provider.(interface {
 		SetupWithManager(context.Context, mcmanager.Manager) error
 	}); ok {

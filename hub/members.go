@@ -10,7 +10,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -132,26 +131,26 @@ func (ms *members) probe(ctx context.Context, m *member) {
 	if ctx.Err() != nil {
 		return
 	}
-	health, reason, msg := v1.HealthReady, "ReportFresh", "heartbeat is fresh"
+	health, reason, msg := v1.HealthReady, v1.ReasonReportFresh, "heartbeat is fresh"
 	switch {
 	case err != nil:
 		m.failures++
 		if m.failures < opts.FailureThreshold && m.health != v1.HealthUnknown {
 			return // one lost probe is not an outage
 		}
-		health, reason = v1.HealthUnreachable, "APIServerUnreachable"
+		health, reason = v1.HealthUnreachable, v1.ReasonAPIServerUnreachable
 		msg = fmt.Sprintf("%d probes failed: %v", m.failures, err)
 		if apierrors.IsNotFound(err) {
-			reason, msg = "NoReport", "no ClusterReport yet: is the agent running?"
+			reason, msg = v1.ReasonNoReport, "no ClusterReport yet: is the agent running?"
 		}
 	case rep.Status.Heartbeat == nil || time.Since(rep.Status.Heartbeat.Time) > opts.HeartbeatGrace:
 		m.failures = 0
-		health, reason = v1.HealthUnreachable, "HeartbeatStale"
+		health, reason = v1.HealthUnreachable, v1.ReasonHeartbeatStale
 		msg = fmt.Sprintf("the agent's last heartbeat is older than %s", opts.HeartbeatGrace)
 	default:
 		m.failures = 0
 		if saturated(rep.Status) {
-			health, reason, msg = v1.HealthDegraded, "Saturated", "no free CPU left for more replicas"
+			health, reason, msg = v1.HealthDegraded, v1.ReasonSaturated, "no free CPU left for more replicas"
 		}
 	}
 	if health != m.health {
@@ -172,7 +171,7 @@ func saturated(s v1.ClusterReportStatus) bool {
 // writeCluster creates or updates the hub's Cluster object for a member:
 // its identity from the report (cost, provider and labels set by people
 // are kept) and its status.
-func (h *Hub) writeCluster(ctx context.Context, name string, rep *v1.ClusterReport, fresh bool, health v1.ClusterHealth, reason, msg string) error {
+func (h *Hub) writeCluster(ctx context.Context, name string, rep *v1.ClusterReport, fresh bool, health v1.ClusterHealth, reason v1.ConditionReason, msg string) error {
 	c := &v1.Cluster{}
 	err := h.client.Get(ctx, client.ObjectKey{Name: name}, c)
 	switch {
@@ -199,11 +198,7 @@ func (h *Hub) writeCluster(ctx context.Context, name string, rep *v1.ClusterRepo
 		c.Status.Capacity = rep.Status.Capacity
 		c.Status.Models = rep.Status.Models
 	}
-	status := metav1.ConditionTrue
-	if health != v1.HealthReady {
-		status = metav1.ConditionFalse
-	}
-	meta.SetStatusCondition(&c.Status.Conditions, metav1.Condition{Type: "Ready", Status: status, Reason: reason, Message: msg, ObservedGeneration: c.Generation})
+	v1.SetCondition(&c.Status.Conditions, v1.ConditionReady, health == v1.HealthReady, reason, msg, c.Generation)
 	if equality.Semantic.DeepEqual(base.Status, c.Status) {
 		return nil // most probes: nothing to tell the hub's API server
 	}

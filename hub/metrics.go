@@ -1,6 +1,10 @@
 package hub
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"meridian.dev/meridian/internal/metricsreg"
+)
 
 // metrics are the hub's meridian_hub_* series; docs/hub.md lists them.
 type metrics struct {
@@ -8,7 +12,7 @@ type metrics struct {
 	placed      *prometheus.GaugeVec
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meridian_hub_cluster_health_transitions_total",
@@ -19,6 +23,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Replicas the latest placement of each InferenceModel asks for, across the fleet.",
 		}, []string{"namespace", "name"}),
 	}
-	reg.MustRegister(m.transitions, m.placed)
-	return m
+	if err := metricsreg.Register(reg, "hub", m.transitions, m.placed); err != nil {
+		return nil, err
+	}
+	return m, nil
 }

@@ -11,7 +11,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -149,18 +148,18 @@ func (h *Hub) Reconcile(ctx context.Context, req mcreconcileRequest) (ctrl.Resul
 	slices.SortFunc(assignments, func(a, b v1.ClusterAssignment) int { return compare(a.Cluster, b.Cluster) })
 	st.Clusters, st.ReadyReplicas = assignments, ready
 
-	placed := metav1.Condition{Type: "Placed", Status: metav1.ConditionTrue, Reason: "Placed",
-		Message: fmt.Sprintf("%d replicas on %d clusters", wanted, len(result.Assignments)), ObservedGeneration: im.Generation}
-	if !result.Satisfied {
-		placed.Status, placed.Reason, placed.Message = metav1.ConditionFalse, "Unsatisfiable", result.Problem
+	if result.Satisfied {
+		v1.SetCondition(&st.Conditions, v1.ConditionPlaced, true, v1.ReasonPlaced,
+			fmt.Sprintf("%d replicas on %d clusters", wanted, len(result.Assignments)), im.Generation)
+	} else {
+		v1.SetCondition(&st.Conditions, v1.ConditionPlaced, false, v1.ReasonUnsatisfiable, result.Problem, im.Generation)
 	}
-	meta.SetStatusCondition(&st.Conditions, placed)
-	readyCond := metav1.Condition{Type: "Ready", Status: metav1.ConditionFalse, Reason: "Waiting", ObservedGeneration: im.Generation,
-		Message: fmt.Sprintf("%d of %d replicas ready", ready, wanted)}
-	if allReady && len(result.Assignments) > 0 {
-		readyCond.Status, readyCond.Reason = metav1.ConditionTrue, "AllReady"
+	allReady = allReady && len(result.Assignments) > 0
+	readyReason := v1.ReasonWaiting
+	if allReady {
+		readyReason = v1.ReasonAllReady
 	}
-	meta.SetStatusCondition(&st.Conditions, readyCond)
+	v1.SetCondition(&st.Conditions, v1.ConditionReady, allReady, readyReason, fmt.Sprintf("%d of %d replicas ready", ready, wanted), im.Generation)
 	if err := h.client.Status().Patch(ctx, im, client.MergeFrom(base)); err != nil {
 		if ctx.Err() != nil {
 			return ctrl.Result{}, nil //nolint:nilerr // shutting down: nothing to retry

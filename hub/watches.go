@@ -3,7 +3,6 @@ package hub
 import (
 	"context"
 
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -59,7 +58,7 @@ func (h *Hub) enqueueAffected(ctx context.Context, q queue, cluster string, heal
 	n := 0
 	for i := range list.Items {
 		im := &list.Items[i]
-		if holdsCluster(im, cluster) || healthy && !meta.IsStatusConditionTrue(im.Status.Conditions, "Placed") {
+		if holdsCluster(im, cluster) || healthy && !v1.IsConditionTrue(im.Status.Conditions, v1.ConditionPlaced) {
 			q.Add(localRequest(im.Namespace, im.Name))
 			n++
 		}
