@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"meridian.dev/meridian/glb/geo"
 	"meridian.dev/meridian/internal/drill"
 	"meridian.dev/meridian/internal/fleet"
 	"meridian.dev/meridian/internal/testbin"
@@ -35,8 +34,8 @@ func TestDrills(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	models, _ := filepath.Abs("../models")
-	lib, _ := filepath.Abs("../.cache/onnxruntime/libonnxruntime.so.1")
+	models, lib := testbin.Models(t), testbin.ORTLibrary(t)
+	geo4, geo6 := testbin.GeoDatabases(t)
 	front, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +44,7 @@ func TestDrills(t *testing.T) {
 	f, err := fleet.Up(ctx, fleet.Options{
 		StateDir: dir, Binary: bin, ModelRepository: models, ServeArgs: []string{"--ort-lib", lib},
 		Logger: logger(), DNSListen: "127.0.0.1:0", HTTPListeners: []net.Listener{front},
-		GeoIPv4: filepath.Join("..", geo.DefaultIPv4Path), GeoIPv6: filepath.Join("..", geo.DefaultIPv6Path),
+		GeoIPv4: geo4, GeoIPv6: geo6,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,8 +25,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "meridian.dev/meridian/crds/v1alpha1"
-	"meridian.dev/meridian/glb/geo"
 	"meridian.dev/meridian/hub"
+	"meridian.dev/meridian/internal/controlplane"
 	"meridian.dev/meridian/internal/fleet"
 	"meridian.dev/meridian/internal/netfault"
 	"meridian.dev/meridian/internal/testbin"
@@ -37,13 +36,16 @@ import (
 // with a real agent serving the real models. Its phases share the fleet
 // because each start costs several control planes.
 func TestFleetPlacementResidencyFailoverAndReturn(t *testing.T) {
+	if _, err := controlplane.FindBinDir(); err != nil {
+		testbin.Need(t, err)
+	}
+	models, lib := testbin.Models(t), testbin.ORTLibrary(t)
+	geo4, geo6 := testbin.GeoDatabases(t)
 	dir := t.TempDir()
 	bin, err := testbin.Build(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	models, _ := filepath.Abs("../models")
-	lib, _ := filepath.Abs("../.cache/onnxruntime/libonnxruntime.so.1")
 	ctx := context.Background()
 	var progress io.Writer
 	logs := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -58,7 +60,7 @@ func TestFleetPlacementResidencyFailoverAndReturn(t *testing.T) {
 		HTTPListeners: []net.Listener{front},
 		StateDir:      dir, Binary: bin, ModelRepository: models, ServeArgs: []string{"--ort-lib", lib, "--cache-size", "0"},
 		Progress: progress, Logger: logs, DNSListen: "127.0.0.1:0",
-		GeoIPv4: filepath.Join("..", geo.DefaultIPv4Path), GeoIPv6: filepath.Join("..", geo.DefaultIPv6Path),
+		GeoIPv4: geo4, GeoIPv6: geo6,
 		// The production timing preset, whose heartbeat grace (30s) is three
 		// of the agents' report periods (10s). Only the resync is shorter:
 		// a change of demand waits for it.
@@ -117,7 +119,7 @@ func TestFleetPlacementResidencyFailoverAndReturn(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := &v1.InferenceModel{}
-		eventually(t, "the placement of "+im.Name, 90*time.Second, func() bool {
+		testbin.Eventually(t, "the placement of "+im.Name, 90*time.Second, func() bool {
 			return c.Get(ctx, client.ObjectKeyFromObject(im), got) == nil && check(got)
 		})
 		return got
@@ -138,13 +140,11 @@ func TestFleetPlacementResidencyFailoverAndReturn(t *testing.T) {
 			}
 		}
 		kdig, err := testbin.Kdig()
-		if err != nil {
-			t.Fatal(err)
-		}
+		testbin.Need(t, err)
 		for subnet, want := range map[string]string{"193.0.0.0/24": "eu-west", "3.80.0.0/24": "us-east", "13.126.0.0/24": "ap-south"} {
 			// The balancer reads the hub every 2s: wait for it to converge.
 			var got string
-			eventually(t, want+" in the DNS answer for "+subnet, 30*time.Second, func() bool {
+			testbin.Eventually(t, want+" in the DNS answer for "+subnet, 30*time.Second, func() bool {
 				out, err := exec.Command(kdig, "@"+hostOf(f.DNSAddr), "-p", portOf(f.DNSAddr), "+short", "+subnet="+subnet, "sentiment."+f.Zone).Output()
 				if err != nil {
 					t.Fatalf("kdig: %v", err)
@@ -157,7 +157,7 @@ func TestFleetPlacementResidencyFailoverAndReturn(t *testing.T) {
 
 	t.Run("the balancer's HTTP front answers from a region", func(t *testing.T) {
 		var body, cluster string
-		eventually(t, "an answer through the front", 30*time.Second, func() bool {
+		testbin.Eventually(t, "an answer through the front", 30*time.Second, func() bool {
 			resp, err := http.Post("http://"+front.Addr().String()+"/analyze", "application/json", strings.NewReader(`{"text":"I love this"}`))
 			if err != nil {
 				return false
@@ -191,7 +191,7 @@ func TestFleetPlacementResidencyFailoverAndReturn(t *testing.T) {
 		for _, users := range []struct{ subnet, region string }{{"13.126.0.0/24", "ap-south"}, {"193.0.0.0/24", "eu-west"}} {
 			qctx, stop := context.WithCancel(ctx)
 			go queryEvery(qctx, f.DNSAddr, "follow."+f.Zone+".", netip.MustParsePrefix(users.subnet), 100*time.Millisecond)
-			eventually(t, "follow placed in "+users.region+", where its users are", 60*time.Second, func() bool {
+			testbin.Eventually(t, "follow placed in "+users.region+", where its users are", 60*time.Second, func() bool {
 				got := &v1.InferenceModel{}
 				return c.Get(ctx, client.ObjectKeyFromObject(im), got) == nil && placed(got) == users.region &&
 					got.Status.DemandSource == hub.DemandReported && len(got.Status.Demand) == 1 && string(got.Status.Demand[0].Region) == users.region
@@ -283,8 +283,8 @@ func TestFleetPlacementResidencyFailoverAndReturn(t *testing.T) {
 			t.Fatalf("demand in ap-south should place a share there: %+v", im.Status.Clusters)
 		}
 		proxy.Cut()
-		eventually(t, victim+" Unreachable", 30*time.Second, func() bool { return health(t, f, victim) == v1.HealthUnreachable })
-		eventually(t, "the share to move off "+victim, 90*time.Second, func() bool {
+		testbin.Eventually(t, victim+" Unreachable", 30*time.Second, func() bool { return health(t, f, victim) == v1.HealthUnreachable })
+		testbin.Eventually(t, "the share to move off "+victim, 90*time.Second, func() bool {
 			got := &v1.InferenceModel{}
 			if c.Get(ctx, client.ObjectKeyFromObject(im), got) != nil {
 				return false
@@ -304,7 +304,7 @@ func TestFleetPlacementResidencyFailoverAndReturn(t *testing.T) {
 		if err := proxy.Heal(); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, victim+" Ready again", 60*time.Second, func() bool { return health(t, f, victim) == v1.HealthReady })
+		testbin.Eventually(t, victim+" Ready again", 60*time.Second, func() bool { return health(t, f, victim) == v1.HealthReady })
 		// The returning member may win its share back (the demand is
 		// there), once and make-before-break; then nothing moves again.
 		current := func() string {
@@ -326,7 +326,7 @@ func TestFleetPlacementResidencyFailoverAndReturn(t *testing.T) {
 			return placed(got) + "|" + fmt.Sprint(len(got.Status.Clusters))
 		}
 		last, stableFor := current(), 0
-		eventually(t, "the placement to settle", 60*time.Second, func() bool {
+		testbin.Eventually(t, "the placement to settle", 60*time.Second, func() bool {
 			time.Sleep(time.Second)
 			now := current()
 			if now == last {
@@ -446,14 +446,3 @@ func reroute(t *testing.T, f *fleet.Fleet, member string) *netfault.Proxy {
 
 func hostOf(addr string) string { h, _, _ := net.SplitHostPort(addr); return h }
 func portOf(addr string) string { _, p, _ := net.SplitHostPort(addr); return p }
-
-func eventually(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}

@@ -20,21 +20,10 @@ import (
 	"meridian.dev/meridian/hub/nsmembers"
 	"meridian.dev/meridian/internal/controlplane"
 	"meridian.dev/meridian/internal/scheme"
+	"meridian.dev/meridian/internal/testbin"
 )
 
-// nsFleet is a hub whose members are namespaces of its own API server
-// (hub/nsmembers): the real reconcilers and probes, no agents. The test
-// plays the agents: it writes each member's ClusterReport and the
-// ModelDeployments' readiness.
-type nsFleet struct {
-	t        *testing.T
-	c        client.Client
-	cfg      *controlplane.ControlPlane
-	provider *nsmembers.Provider
-	stop     func()
-}
-
-// members of every nsFleet, with their regions' locations.
+// nsRegions are the namespace members, with their regions' locations.
 var nsRegions = map[string][2]string{"member-eu": {"eu-west", "53.3"}, "member-us": {"us-east", "38.9"}, "member-ap": {"ap-south", "19.1"}}
 
 func startNSControlPlane(t *testing.T) *controlplane.ControlPlane {
@@ -138,7 +127,7 @@ func TestReconcileMakeBeforeBreakAndUnreachable(t *testing.T) {
 	ctx := context.Background()
 	provider, _ := runHub(t, cp, hub.Options{ResyncPeriod: time.Hour})
 	for name := range nsRegions {
-		eventually(t, name+" Ready", 30*time.Second, func() bool { return clusterHealth(t, c, name) == v1.HealthReady })
+		testbin.Eventually(t, name+" Ready", 30*time.Second, func() bool { return clusterHealth(t, c, name) == v1.HealthReady })
 	}
 
 	t.Run("make-before-break", func(t *testing.T) {
@@ -146,10 +135,10 @@ func TestReconcileMakeBeforeBreakAndUnreachable(t *testing.T) {
 		if err := c.Create(ctx, im); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "a ModelDeployment in member-eu", 20*time.Second, func() bool { return modelDeployment(t, c, "member-eu", "move") != nil })
+		testbin.Eventually(t, "a ModelDeployment in member-eu", 20*time.Second, func() bool { return modelDeployment(t, c, "member-eu", "move") != nil })
 		setReady(t, c, "member-eu", "move")
 		got := &v1.InferenceModel{}
-		eventually(t, "its readiness rolled up", 20*time.Second, func() bool {
+		testbin.Eventually(t, "its readiness rolled up", 20*time.Second, func() bool {
 			return c.Get(ctx, client.ObjectKeyFromObject(im), got) == nil && got.Status.ReadyReplicas == 1
 		})
 		// Its users move to Mumbai: the model follows, but member-eu
@@ -158,7 +147,7 @@ func TestReconcileMakeBeforeBreakAndUnreachable(t *testing.T) {
 		if err := c.Update(ctx, got); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "a ModelDeployment in member-ap", 20*time.Second, func() bool { return modelDeployment(t, c, "member-ap", "move") != nil })
+		testbin.Eventually(t, "a ModelDeployment in member-ap", 20*time.Second, func() bool { return modelDeployment(t, c, "member-ap", "move") != nil })
 		time.Sleep(2 * time.Second) // several probes and reconciles
 		if modelDeployment(t, c, "member-eu", "move") == nil {
 			t.Fatal("member-eu's copy was removed before member-ap's was ready")
@@ -167,7 +156,7 @@ func TestReconcileMakeBeforeBreakAndUnreachable(t *testing.T) {
 			t.Fatalf("member-eu should be listed as draining: %+v %v", got.Status.Clusters, err)
 		}
 		setReady(t, c, "member-ap", "move")
-		eventually(t, "member-eu's copy removed once member-ap's is ready", 20*time.Second, func() bool {
+		testbin.Eventually(t, "member-eu's copy removed once member-ap's is ready", 20*time.Second, func() bool {
 			return modelDeployment(t, c, "member-eu", "move") == nil
 		})
 	})
@@ -177,19 +166,19 @@ func TestReconcileMakeBeforeBreakAndUnreachable(t *testing.T) {
 		if err := c.Create(ctx, im); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "a ModelDeployment in member-us", 20*time.Second, func() bool { return modelDeployment(t, c, "member-us", "stay") != nil })
+		testbin.Eventually(t, "a ModelDeployment in member-us", 20*time.Second, func() bool { return modelDeployment(t, c, "member-us", "stay") != nil })
 		setReady(t, c, "member-us", "stay")
 		provider.Cut("member-us", true)
-		eventually(t, "member-us Unreachable", 20*time.Second, func() bool { return clusterHealth(t, c, "member-us") == v1.HealthUnreachable })
+		testbin.Eventually(t, "member-us Unreachable", 20*time.Second, func() bool { return clusterHealth(t, c, "member-us") == v1.HealthUnreachable })
 		got := &v1.InferenceModel{}
-		eventually(t, "its share placed elsewhere at once", 20*time.Second, func() bool {
+		testbin.Eventually(t, "its share placed elsewhere at once", 20*time.Second, func() bool {
 			return c.Get(ctx, client.ObjectKeyFromObject(im), got) == nil && holdsReason(got, "member-us", "unreachable") && len(got.Status.Clusters) == 2
 		})
 		if modelDeployment(t, c, "member-us", "stay") == nil {
 			t.Fatal("the hub deleted the ModelDeployment of a member it could not reach")
 		}
 		provider.Cut("member-us", false)
-		eventually(t, "member-us Ready again", 20*time.Second, func() bool { return clusterHealth(t, c, "member-us") == v1.HealthReady })
+		testbin.Eventually(t, "member-us Ready again", 20*time.Second, func() bool { return clusterHealth(t, c, "member-us") == v1.HealthReady })
 	})
 }
 
@@ -202,7 +191,7 @@ func TestRestartedHubKeepsHealth(t *testing.T) {
 	c := cp.Client
 	_, stop := runHub(t, cp, hub.Options{})
 	for name := range nsRegions {
-		eventually(t, name+" Ready", 30*time.Second, func() bool { return clusterHealth(t, c, name) == v1.HealthReady })
+		testbin.Eventually(t, name+" Ready", 30*time.Second, func() bool { return clusterHealth(t, c, name) == v1.HealthReady })
 	}
 	stop()
 	// Restarted with a threshold no test reaches: a hub that forgot

@@ -237,7 +237,7 @@ func (c *Client) send(ctx context.Context, ans *answer) (int, string, netip.Addr
 	if err != nil {
 		return 0, "", result(), err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
 		return resp.StatusCode, resp.Header.Get("X-Meridian-Cluster"), result(), fmt.Errorf("reading the answer: %w", err)
 	}

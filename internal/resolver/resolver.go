@@ -243,7 +243,7 @@ func (r *Resolver) waitReady(ctx context.Context, timeout time.Duration) error {
 			lastErr = err
 			select {
 			case <-r.done:
-				return fmt.Errorf("it exited (%v)", r.err)
+				return fmt.Errorf("it exited (%w)", r.err)
 			case <-ctx.Done():
 				return ctx.Err()
 			case <-time.After(50 * time.Millisecond):

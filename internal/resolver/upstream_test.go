@@ -66,12 +66,6 @@ func (u *upstream) stop() {
 	_ = u.tcp.Shutdown()
 }
 
-func (u *upstream) setAnswer(answer func(netip.Prefix) netip.Addr) {
-	u.mu.Lock()
-	u.answer = answer
-	u.mu.Unlock()
-}
-
 // asked returns the A questions for name seen so far.
 func (u *upstream) asked(name string) []seen {
 	u.mu.Lock()

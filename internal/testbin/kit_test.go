@@ -61,9 +61,9 @@ func TestEventually(t *testing.T) {
 func TestMetric(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
-	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "c_total"}, []string{"code", "model"})
-	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "g"})
-	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "h"}, []string{"model"})
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "c_total", Help: "a counter"}, []string{"code", "model"})
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "g", Help: "a gauge"})
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "h", Help: "a histogram"}, []string{"model"})
 	reg.MustRegister(c, g, h)
 	c.WithLabelValues("200", "a").Add(2)
 	c.WithLabelValues("200", "b").Add(3)
