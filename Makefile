@@ -80,7 +80,13 @@ bin: deps ## build bin/meridian only
 # other package runs with it.
 SYSTEM_PKGS_RE := ^meridian\.dev/meridian/(e2e|hub|agent|internal/node|internal/karpenter)$$
 
-test: deps controlplane image kdig unbound ## run every test, fuzz seed corpora included; the race detector on for all but whole-fleet and real-node packages (those need root, as .ci/run runs)
+# Tools, generators and generated paths that mk/*.mk add to.
+TEST_TOOLS      :=
+GENERATORS      :=
+GENERATED_PATHS := crds models
+include $(wildcard mk/*.mk)
+
+test: deps controlplane image kdig unbound $(TEST_TOOLS) ## run every test, fuzz seed corpora included; the race detector on for all but whole-fleet and real-node packages (those need root, as .ci/run runs)
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -Ev '$(SYSTEM_PKGS_RE)')
 	$(GO) test -count=1 $$($(GO) list ./... | grep -E '$(SYSTEM_PKGS_RE)')
 	$(GO) test -race -count=1 -tags dnsv2 ./glb/dns/
@@ -123,10 +129,11 @@ $(GOLANGCI):
 generate: $(AFINN) $(CONTROLLER_GEN) ## regenerate deepcopy, CRD YAML and the sentiment model
 	$(CONTROLLER_GEN) object paths=./crds/... crd paths=./crds/... output:crd:dir=crds/manifests
 	$(GO) run ./tools/gensentiment
+	@for g in $(GENERATORS); do $(MAKE) --no-print-directory $$g || exit 1; done
 
 verify-generate: generate ## fail when generated files differ from what is committed
-	@git diff --exit-code -- crds models || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
-	@test -z "$$(git status --porcelain -- crds models)" || { git status --porcelain -- crds models; echo "untracked generated files: run 'make generate' and commit"; exit 1; }
+	@git diff --exit-code -- $(GENERATED_PATHS) || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- $(GENERATED_PATHS))" || { git status --porcelain -- $(GENERATED_PATHS); echo "untracked generated files: run 'make generate' and commit"; exit 1; }
 
 # The OCI images, built without Docker (tools/buildimage, internal/image):
 # meridian (a Debian 12 base pinned in scripts/image-base.lock, ONNX Runtime,
