@@ -1,0 +1,94 @@
+package main
+
+import (
+	"github.com/grafana/grafana-foundation-sdk/go/cog"
+	"github.com/grafana/grafana-foundation-sdk/go/common"
+	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
+	"github.com/grafana/grafana-foundation-sdk/go/geomap"
+	"github.com/grafana/grafana-foundation-sdk/go/prometheus"
+)
+
+// inRegion selects the member-side series (agents, model servers) of the
+// chosen regions, by the region label their scrape adds.
+const inRegion = `region=~"$region"`
+
+func fleetDashboard() *dashboardBuilder {
+	demand := `sum by (region) (rate(meridian_glb_demand_total{` + inRegion + `}` + win + `))`
+	seen := ` and on (region) group by (region) (meridian_glb_demand_total{` + inRegion + `})`
+	return newDashboard("meridian-fleet", "Meridian / Fleet",
+		"The whole fleet: where demand comes from, which member clusters serve, traffic and replicas by region.").
+		WithRow(row("Regions")).
+		WithPanel(regionMap(
+			query(demand, "").Instant().Format(prometheus.PromQueryFormatTable).RefId("demand"),
+			query(recLatitude+seen, "").Instant().Format(prometheus.PromQueryFormatTable).RefId("latitude"),
+			query(recLongitude+seen, "").Instant().Format(prometheus.PromQueryFormatTable).RefId("longitude"))).
+		WithPanel(single("Clusters serving", "Member clusters from which at least one global balancer answers with at least one model.", "none",
+			query(`count(max by (cluster) (`+recTargetUp+`) == 1) or vector(0)`, ""))).
+		WithPanel(single("Clusters held out", "Member clusters no balancer answers with for any model (MeridianRegionDown fires after 2 minutes).", "none",
+			query(`count(max by (cluster) (`+recTargetUp+`) == 0) or vector(0)`, ""))).
+		WithPanel(single("Alerts firing", "Meridian's alerts firing now.", "none",
+			query(`count(ALERTS{alertname=~"Meridian.*", alertstate="firing"}) or vector(0)`, ""))).
+		WithPanel(single("Model requests/s", "Requests answered by the model servers of the chosen regions.", "reqps",
+			query(`sum(rate(meridian_inference_requests_total{`+inRegion+`}`+win+`))`, ""))).
+		WithPanel(single("Replicas ready", "Ready replicas across the chosen regions' ModelDeployments.", "none",
+			query(`sum(meridian_agent_replicas{state="ready", `+inRegion+`})`, ""))).
+		WithPanel(single("Replicas desired", "Replicas the agents' autoscalers ask for in the chosen regions.", "none",
+			query(`sum(meridian_agent_replicas{state="desired", `+inRegion+`})`, ""))).
+		WithRow(row("Health")).
+		WithPanel(upDown("Serving, by cluster and model",
+			"The global balancers' verdict on each target: serving while probes and gossip both let it (the best of all balancers).",
+			query(`max by (cluster, model) (`+recTargetUp+`)`, "{{cluster}} {{model}}"))).
+		WithPanel(graph("Member health changes", "The hub's changes of each member's health, by the health it changed to (Unreachable: API server or heartbeat lost).", "none",
+			query(`sum by (cluster, health) (increase(meridian_hub_cluster_health_transitions_total`+win+`))`, "{{cluster}} → {{health}}"))).
+		WithPanel(graph("Agent heartbeats", "ClusterReport writes by each agent, ok or error; every agent writes one each report period (10s).", "wps",
+			query(`sum by (region, instance, result) (rate(meridian_agent_report_writes_total{`+inRegion+`}`+win+`))`, "{{region}} {{instance}} {{result}}"))).
+		WithRow(row("Traffic")).
+		WithPanel(stacked("Demand by region", "DNS queries and HTTP requests reaching the global balancers, by the fleet region nearest to the client.", "reqps",
+			query(`sum by (region, source) (rate(meridian_glb_demand_total{`+inRegion+`}`+win+`))`, "{{region}} {{source}}"))).
+		WithPanel(stacked("Model requests by region", "Requests answered by model servers, by the region they run in.", "reqps",
+			query(`sum by (region) (rate(meridian_inference_requests_total{`+inRegion+`}`+win+`))`, "{{region}}"))).
+		WithPanel(stacked("HTTP front requests by cluster", "Requests the global HTTP front sent on, by the cluster that answered (none: the front answered itself).", "reqps",
+			query(`sum by (cluster) (rate(meridian_glb_http_requests_total`+win+`))`, "{{cluster}}"))).
+		WithPanel(graph("Model error ratio by region", "Share of model requests answered with a 5xx.", "percentunit",
+			query(`sum by (region) (rate(meridian_inference_requests_total{code=~"5..", `+inRegion+`}`+win+`)) / sum by (region) (rate(meridian_inference_requests_total{`+inRegion+`}`+win+`))`, "{{region}}"))).
+		WithRow(row("Replicas")).
+		WithPanel(graph("Ready and desired replicas by region", "What the agents' autoscalers ask for (desired) and what is ready, per region.", "none",
+			query(`sum by (region, state) (meridian_agent_replicas{`+inRegion+`})`, "{{region}} {{state}}"))).
+		WithPanel(graph("Placed replicas by InferenceModel", "Replicas the hub's latest placement of each InferenceModel asks for, across the fleet.", "none",
+			query(`sum by (namespace, name) (meridian_hub_placed_replicas)`, "{{namespace}}/{{name}}")))
+}
+
+// regionMap is the world map: a marker on each region with demand, sized
+// by its requests per second. The coordinates come from the recording
+// rules recLatitude and recLongitude (Meridian's table of known regions),
+// joined to the demand on the region label.
+func regionMap(demand, lat, lon *prometheus.DataqueryBuilder) *geomap.PanelBuilder {
+	marker := map[string]any{
+		"showLegend": true,
+		"style": map[string]any{
+			"size":       map[string]any{"field": "requests/s", "fixed": 6, "min": 6, "max": 30},
+			"color":      map[string]any{"field": "requests/s", "fixed": "green"},
+			"opacity":    0.6,
+			"symbol":     map[string]any{"mode": "fixed", "fixed": "img/icons/marker/circle.svg"},
+			"text":       map[string]any{"mode": "field", "field": "region", "fixed": ""},
+			"textConfig": map[string]any{"fontSize": 12, "offsetY": -16, "textAlign": "center", "textBaseline": "bottom"},
+		},
+	}
+	return setup(geomap.NewPanelBuilder(), "Demand by region",
+		"Each region Meridian knows that has demand, sized and coloured by the DNS queries and HTTP requests whose clients it is nearest to.",
+		"reqps", 24, 12, []*prometheus.DataqueryBuilder{demand, lat, lon}).
+		View(geomap.NewMapViewConfigBuilder().Id("zero").Lat(20).Lon(0).Zoom(1)).
+		Controls(geomap.NewControlsOptionsBuilder().ShowZoom(true).MouseWheelZoom(false)).
+		Basemap(common.NewMapLayerOptionsBuilder().Type("default").Name("Basemap")).
+		Layers([]cog.Builder[common.MapLayerOptions]{
+			common.NewMapLayerOptionsBuilder().Type("markers").Name("Regions").Config(marker).Tooltip(true).
+				Location(common.NewFrameGeometrySourceBuilder().Mode(common.FrameGeometrySourceModeCoords).
+					Latitude("latitude").Longitude("longitude")),
+		}).
+		Transformations([]dashboard.DataTransformerConfig{
+			{Id: "joinByField", Options: map[string]any{"byField": "region", "mode": "inner"}},
+			{Id: "organize", Options: map[string]any{
+				"renameByName": map[string]any{"Value #demand": "requests/s", "Value #latitude": "latitude", "Value #longitude": "longitude"},
+			}},
+		})
+}
