@@ -79,6 +79,8 @@ func regionMap(demand, lat, lon *prometheus.DataqueryBuilder) *geomap.PanelBuild
 		"reqps", 24, 12, []*prometheus.DataqueryBuilder{demand, lat, lon}).
 		View(geomap.NewMapViewConfigBuilder().Id("zero").Lat(20).Lon(0).Zoom(1)).
 		Controls(geomap.NewControlsOptionsBuilder().ShowZoom(true).MouseWheelZoom(false)).
+		Tooltip(geomap.NewTooltipOptionsBuilder().Mode(geomap.TooltipModeDetails)).
+		ColorScheme(dashboard.NewFieldColorBuilder().Mode(dashboard.FieldColorModeIdContinuousGrYlRd)).
 		Basemap(common.NewMapLayerOptionsBuilder().Type("default").Name("Basemap")).
 		Layers([]cog.Builder[common.MapLayerOptions]{
 			common.NewMapLayerOptionsBuilder().Type("markers").Name("Regions").Config(marker).Tooltip(true).

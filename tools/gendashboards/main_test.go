@@ -63,6 +63,51 @@ func TestRules(t *testing.T) {
 	runPromtool(t, dir, "test", "rules", "rules_test.yaml")
 }
 
+// TestRuleTestsCoverEveryAlert fails when an alert of rules.yaml has no
+// unit test that makes it fire, or none that expects it quiet.
+func TestRuleTestsCoverEveryAlert(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(root, filepath.Dir(rulesFile), "rules_test.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tests struct {
+		Tests []struct {
+			AlertRuleTest []struct {
+				Alertname string            `json:"alertname"`
+				ExpAlerts []json.RawMessage `json:"exp_alerts"`
+			} `json:"alert_rule_test"`
+		} `json:"tests"`
+	}
+	if err := yaml.Unmarshal(raw, &tests); err != nil {
+		t.Fatal(err)
+	}
+	fires, quiet := map[string]bool{}, map[string]bool{}
+	for _, tc := range tests.Tests {
+		for _, a := range tc.AlertRuleTest {
+			if len(a.ExpAlerts) > 0 {
+				fires[a.Alertname] = true
+			} else {
+				quiet[a.Alertname] = true
+			}
+		}
+	}
+	n := 0
+	for _, g := range rules(nil).Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" {
+				continue
+			}
+			n++
+			if !fires[r.Alert] || !quiet[r.Alert] {
+				t.Errorf("alert %s: rules_test.yaml has a test making it fire: %t, one expecting it quiet: %t; want both", r.Alert, fires[r.Alert], quiet[r.Alert])
+			}
+		}
+	}
+	if n < 10 {
+		t.Errorf("only %d alerts", n)
+	}
+}
+
 // TestRulesMarshal reads rules.yaml back as YAML: the hand-rolled writer
 // must give what it was handed, whatever the expressions and texts hold.
 func TestRulesMarshal(t *testing.T) {

@@ -65,12 +65,14 @@ func (f RuleFile) Marshal() []byte {
 	return []byte(b.String())
 }
 
-// The jobs the rules read `up` of: the scrape jobs (or ServiceMonitor job
-// labels) of the hub and the global balancer. docs/observability.md says
-// how to name them.
+// The scrape jobs of the hub and the global balancer, whose `up` the rules
+// read: the chart's ServiceMonitor names a job after its Service,
+// <fullname>-hub-metrics (the fullname always holds "meridian"); a scrape
+// config of one's own names them meridian-hub and meridian-glb
+// (docs/observability.md).
 const (
-	jobHub = "meridian-hub"
-	jobGLB = "meridian-glb"
+	jobHub = `.*meridian.*-hub(-metrics)?`
+	jobGLB = `.*meridian.*-glb(-metrics)?`
 )
 
 // Recording rules the dashboards and the alerts read.
@@ -258,15 +260,15 @@ func alerts() []Rule {
 			"Model {{ $labels.model }} is held out of {{ $labels.cluster }}",
 			"The global balancers have not sent traffic for {{ $labels.model }} to {{ $labels.cluster }} for 10 minutes; the other clusters carry its load."),
 		alert("MeridianHubDown", "critical",
-			`max by (job) (up{job="`+jobHub+`"}) == 0`, "5m",
+			`max by (job) (up{job=~"`+jobHub+`"}) == 0`, "5m",
 			"No Meridian hub replica can be scraped",
-			"Every target of job "+jobHub+" is down: nothing places models or notices a member that fails. Serving goes on as last placed."),
+			"Every target of job {{ $labels.job }} is down: nothing places models or notices a member that fails. Serving goes on as last placed."),
 		alert("MeridianBalancerDown", "critical",
-			`max by (job) (up{job="`+jobGLB+`"}) == 0`, "2m",
+			`max by (job) (up{job=~"`+jobGLB+`"}) == 0`, "2m",
 			"No global balancer can be scraped",
-			"Every target of job "+jobGLB+" is down: the zone's DNS answers and the HTTP front may be gone."),
+			"Every target of job {{ $labels.job }} is down: the zone's DNS answers and the HTTP front may be gone."),
 		alert("MeridianBalancerInstanceDown", "warning",
-			`up{job="`+jobGLB+`"} == 0`, "5m",
+			`up{job=~"`+jobGLB+`"} == 0`, "5m",
 			"Global balancer {{ $labels.instance }} is down",
 			"Resolvers retry the zone's other name servers, but each one lost slows lookups and removes headroom."),
 		alert("MeridianMemberHeartbeatStale", "warning",
