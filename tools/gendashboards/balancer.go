@@ -13,7 +13,7 @@ func balancerDashboard() *dashboardBuilder {
 		WithRow(row("DNS")).
 		WithPanel(stacked("DNS queries by type", "Queries received, by query type and transport.", "reqps",
 			query(sumRate("meridian_glb_dns_requests_total", "type, proto"), "{{type}} {{proto}}"))).
-		WithPanel(stacked("DNS responses by rcode", "Responses sent, by response code (NXDOMAIN: a name outside the endpoints; SERVFAIL: no view of the fleet).", "reqps",
+		WithPanel(stacked("DNS responses by rcode", "Responses sent, by response code (NXDOMAIN: a name outside the endpoints; SERVFAIL: steering failed).", "reqps",
 			query(sumRate("meridian_glb_dns_responses_total", "rcode"), "{{rcode}}"))).
 		WithPanel(stacked("DNS answers by client region", "Queries for each GlobalEndpoint's model, by the fleet region nearest to the client (the region the answer steers toward first).", "reqps",
 			query(`sum by (region, model) (rate(meridian_glb_demand_total{source="dns", `+inRegion+`, instance=~"$instance"}`+win+`))`, "{{region}} {{model}}"))).

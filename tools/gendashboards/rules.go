@@ -301,7 +301,7 @@ func alerts() []Rule {
 		alert("MeridianDNSServfail", "warning",
 			`sum by (instance) (rate(meridian_glb_dns_responses_total{rcode="SERVFAIL"}[5m])) / sum by (instance) (rate(meridian_glb_dns_responses_total[5m])) > 0.01`, "5m",
 			"Balancer {{ $labels.instance }} answers {{ $value | humanizePercentage }} of DNS queries with SERVFAIL",
-			"Resolvers retry another name server, but lookups slow down; the balancer has no usable view of the fleet."),
+			"Resolvers retry another name server, but lookups slow down. The balancer answers SERVFAIL when steering a query failed (a recovered panic): its log says where."),
 		alert("MeridianGossipRejecting", "warning",
 			`sum by (instance, reason) (rate(meridian_gossip_rejected_total[10m])) > 0`, "10m",
 			"{{ $labels.instance }} rejects gossip payloads ({{ $labels.reason }})",
