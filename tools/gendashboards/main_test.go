@@ -25,6 +25,16 @@ import (
 // root is the repository root, from this package's directory.
 const root = "../.."
 
+// read returns the file at path, failing the test if it cannot.
+func read(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // promtool returns the promtool `make promtool` fetches.
 func promtool(t *testing.T) string {
 	t.Helper()
@@ -66,10 +76,7 @@ func TestRules(t *testing.T) {
 // TestRuleTestsCoverEveryAlert fails when an alert of rules.yaml has no
 // unit test that makes it fire, or none that expects it quiet.
 func TestRuleTestsCoverEveryAlert(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join(root, filepath.Dir(rulesFile), "rules_test.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := read(t, filepath.Join(root, filepath.Dir(rulesFile), "rules_test.yaml"))
 	var tests struct {
 		Tests []struct {
 			AlertRuleTest []struct {
@@ -134,10 +141,7 @@ func TestDashboardsSchema(t *testing.T) {
 	plugins.RegisterDefaultPlugins()
 	uids := map[string]string{}
 	for name := range dashboards {
-		raw, err := os.ReadFile(filepath.Join(root, dashboardsDir, name))
-		if err != nil {
-			t.Fatal(err)
-		}
+		raw := read(t, filepath.Join(root, dashboardsDir, name))
 		var d classicDashboard
 		if err := d.UnmarshalJSONStrict(raw); !noErrors(err) {
 			t.Errorf("%s: %v", name, err)
@@ -179,10 +183,7 @@ func TestDashboardsSchema(t *testing.T) {
 	}
 
 	// The decoder itself: a misspelt field, at the top or in a panel, fails.
-	raw, err := os.ReadFile(filepath.Join(root, dashboardsDir, "fleet.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := read(t, filepath.Join(root, dashboardsDir, "fleet.json"))
 	for _, bad := range [][]byte{
 		bytes.Replace(raw, []byte(`"refresh":`), []byte(`"refreshh":`), 1),
 		bytes.Replace(raw, []byte(`"gridPos":`), []byte(`"gridPosition":`), 1),
@@ -237,20 +238,14 @@ func exprs(t *testing.T) map[string]string {
 	t.Helper()
 	all := map[string]string{}
 	for name := range dashboards {
-		raw, err := os.ReadFile(filepath.Join(root, dashboardsDir, name))
-		if err != nil {
-			t.Fatal(err)
-		}
+		raw := read(t, filepath.Join(root, dashboardsDir, name))
 		for _, p := range panelsOf(t, name, raw) {
 			for i, q := range p.Targets {
 				all[fmt.Sprintf("%s: panel %q query %d", name, p.Title, i)] = q.Expr
 			}
 		}
 	}
-	raw, err := os.ReadFile(filepath.Join(root, rulesFile))
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := read(t, filepath.Join(root, rulesFile))
 	var f RuleFile
 	if err := yaml.Unmarshal(raw, &f); err != nil {
 		t.Fatal(err)
