@@ -1,0 +1,43 @@
+package hub
+
+// What the hub reads and writes on the hub cluster, as RBAC markers:
+// `make generate` turns them into charts/meridian/files/rbac/hub/role.yaml with
+// controller-gen, and the Helm chart grants exactly those rules to the
+// hub's ServiceAccount. Change them with the code that needs them. This file holds nothing but
+// markers and imports nothing: make generate reads it alone.
+//
+// What the hub does in a push member (through the kubeconfig in the
+// member's Secret) is not here: the chart's agent creates that ClusterRole
+// on the member (agent.membership.push.hubAccess), and
+// charts/meridian/README.md explains it.
+//
+// InferenceModels: watched and placed; the finalizer is added and removed
+// with an update; placement, readiness and demand go into the status.
+// +kubebuilder:rbac:groups=meridian.dev,resources=inferencemodels,verbs=get;list;watch;update
+// +kubebuilder:rbac:groups=meridian.dev,resources=inferencemodels/status,verbs=patch
+//
+// Clusters: one per member, created on engagement, identity updated,
+// health and capacity patched into the status.
+// +kubebuilder:rbac:groups=meridian.dev,resources=clusters,verbs=get;list;watch;create;update
+// +kubebuilder:rbac:groups=meridian.dev,resources=clusters/status,verbs=patch
+//
+// DemandReports: the balancers' counts of where the users are, summed.
+// +kubebuilder:rbac:groups=meridian.dev,resources=demandreports,verbs=get;list;watch
+//
+// Push members: their kubeconfig Secrets. Cluster-wide, because the
+// kubeconfig provider's informer lists and watches Secrets in every
+// namespace and filters by namespace afterwards; with the manager's cache
+// restricted to --members-namespace for Secrets this becomes a Role there.
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+//
+// Pull members (hub/membership): each is a namespace labelled
+// meridian.dev/member, where the hub writes the member's ModelDeployments
+// and reads its ClusterReport.
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups=meridian.dev,resources=modeldeployments,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=meridian.dev,resources=clusterreports,verbs=get;list;watch
+//
+// Leader election between the hub's replicas (a Lease in the hub's own
+// namespace, and the Events that record a change of leader).
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=meridian-system,resources=leases,verbs=get;create;update
+// +kubebuilder:rbac:groups="";events.k8s.io,namespace=meridian-system,resources=events,verbs=create;patch
