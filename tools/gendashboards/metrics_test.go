@@ -1,64 +1,28 @@
 package main
 
 import (
-	"io/fs"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 )
 
-// exportDirs hold the code of every component that exports metrics.
-var exportDirs = []string{"agent", "glb", "gossip", "hub", "inference", "internal", "cmd"}
+// targetLabels are the labels scraping adds (job, instance) and those
+// docs/observability.md has each member's Prometheus add (region, cluster).
+var targetLabels = []string{"job", "instance", "region", "cluster"}
 
 var (
-	metricLiteral = regexp.MustCompile(`"(meridian_[a-z0-9_]+)"`)
-	metricName    = regexp.MustCompile(`\bmeridian_[a-z0-9_]+\b`)
-	// recordedName is a recording rule's name (level:metric:operations);
-	// the lookbehind-free form needs the leading character checked.
+	// selector is a meridian_* name with the label matchers after it, if any.
+	selector = regexp.MustCompile(`\bmeridian_[a-z0-9_]+\b(\{[^}]*\})?`)
+	matcher  = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)`)
+	// recordedName is a recording rule's name (level:metric:operations).
 	recordedName = regexp.MustCompile(`(^|[^a-zA-Z0-9_"])([a-z_]+:[a-z0-9_:]+)`)
-	// histogramOpts names a histogram (Name comes first in every one).
-	histogramOpts = regexp.MustCompile(`HistogramOpts\{\s*Name:\s*"(meridian_[a-z0-9_]+)"`)
 )
 
-// exportedMetrics reads the metric names Meridian's code exports: the
-// string literals naming meridian_* series in its non-test Go files,
-// mapped to whether the name is a histogram's.
-func exportedMetrics(t *testing.T) map[string]bool {
-	t.Helper()
-	names := map[string]bool{}
-	for _, dir := range exportDirs {
-		err := filepath.WalkDir(filepath.Join(root, dir), func(path string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-				return err
-			}
-			b, err := os.ReadFile(path)
-			for _, m := range metricLiteral.FindAllSubmatch(b, -1) {
-				if _, seen := names[string(m[1])]; !seen {
-					names[string(m[1])] = false
-				}
-			}
-			for _, m := range histogramOpts.FindAllSubmatch(b, -1) {
-				names[string(m[1])] = true
-			}
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if len(names) < 40 {
-		t.Fatalf("only %d meridian_* names found in %v; did the code move?", len(names), exportDirs)
-	}
-	return names
-}
-
-// unknownMetrics returns the problems with expr's series names: a
-// meridian_* name the code does not export (exported: each name, true for
-// a histogram, whose series are its _bucket, _sum and _count), or a
-// recorded name rules.yaml does not record.
-func unknownMetrics(expr string, exported, recorded map[string]bool) []string {
+// unknownMetrics returns the problems with expr's series: a meridian_*
+// name the code does not declare (a histogram's series are its _bucket,
+// _sum and _count), a label matcher on a label that metric does not have,
+// or a recorded name rules.yaml does not record.
+func unknownMetrics(expr string, exported map[string]metric, recorded map[string]bool) []string {
 	var bad []string
 	for _, m := range recordedName.FindAllStringSubmatch(expr, -1) {
 		if !recorded[m[2]] {
@@ -66,29 +30,38 @@ func unknownMetrics(expr string, exported, recorded map[string]bool) []string {
 		}
 	}
 	expr = recordedName.ReplaceAllString(expr, "$1")
-	for _, n := range metricName.FindAllString(expr, -1) {
-		if _, ok := exported[n]; ok {
-			continue
-		}
-		histogram := false
+	for _, sel := range selector.FindAllStringSubmatch(expr, -1) {
+		name, matchers := strings.TrimSuffix(sel[0], sel[1]), sel[1]
+		m, ok := exported[name]
+		labels := map[string]bool{}
 		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
-			if b, ok := strings.CutSuffix(n, suffix); ok && exported[b] {
-				histogram = true
+			if base, cut := strings.CutSuffix(name, suffix); cut && exported[base].histogram {
+				m, ok = exported[base], true
+				labels["le"] = suffix == "_bucket"
 			}
 		}
-		if !histogram {
-			bad = append(bad, n+": Meridian exports no such metric")
+		if !ok {
+			bad = append(bad, name+": Meridian exports no such metric")
+			continue
+		}
+		for _, l := range targetLabels {
+			labels[l] = true
+		}
+		for _, mt := range matcher.FindAllStringSubmatch(matchers, -1) {
+			if !m.labels[mt[1]] && !labels[mt[1]] {
+				bad = append(bad, name+": no label "+mt[1])
+			}
 		}
 	}
 	return bad
 }
 
-// TestMetricNamesExist fails when a dashboard or rule reads a metric that
-// Meridian's code does not export, so renaming a metric breaks this test
-// rather than a dashboard.
+// TestMetricNamesExist fails when a dashboard or rule reads a metric, or
+// matches on a label, that Meridian's code does not export, so renaming
+// one breaks this test rather than a dashboard.
 func TestMetricNamesExist(t *testing.T) {
 	exported := exportedMetrics(t)
-	recorded := map[string]bool{}
+	recorded := map[string]bool{recLatitude: true, recLongitude: true} // one per known region
 	for _, g := range rules(nil).Groups {
 		for _, r := range g.Rules {
 			if r.Record != "" {
@@ -96,31 +69,37 @@ func TestMetricNamesExist(t *testing.T) {
 			}
 		}
 	}
-	recorded[recLatitude], recorded[recLongitude] = true, true // one per known region
 	used := map[string]bool{}
 	for at, expr := range exprs(t) {
 		for _, problem := range unknownMetrics(expr, exported, recorded) {
 			t.Errorf("%s: %s", at, problem)
 		}
-		for _, n := range metricName.FindAllString(expr, -1) {
-			used[n] = true
+		for _, sel := range selector.FindAllStringSubmatch(recordedName.ReplaceAllString(expr, "$1"), -1) {
+			used[strings.TrimSuffix(sel[0], sel[1])] = true
 		}
 	}
 	if len(used) < 30 {
 		t.Errorf("the dashboards and rules read only %d metrics", len(used))
 	}
+	if m := exported["meridian_agent_replicas"]; len(m.labels) != 3 || !m.labels["state"] {
+		t.Errorf("meridian_agent_replicas declares labels %v, want namespace, name, state", m.labels)
+	}
 
-	// The check itself: a renamed metric or recording rule is caught.
+	// The check itself: a renamed metric, label or recording rule is caught.
 	for _, expr := range []string{
 		`rate(meridian_inference_request_total[5m])`,
 		`histogram_quantile(0.9, meridian_glb_dns_requests_total_bucket)`,
+		`meridian_agent_replicas{phase="ready"}`,
+		`meridian_inference_request_duration_seconds_count{le="1"}`,
 		`meridian:glb_target_up:max == 0`,
 	} {
 		if got := unknownMetrics(expr, exported, recorded); len(got) != 1 {
 			t.Errorf("unknownMetrics(%s) = %v, want one problem", expr, got)
 		}
 	}
-	if got := unknownMetrics(`sum(rate(meridian_inference_request_duration_seconds_bucket{le="0.4096"}[5m])) / `+recTargetUp, exported, recorded); got != nil {
-		t.Errorf("a histogram's buckets and a recorded series: %v", got)
+	ok := `sum(rate(meridian_inference_request_duration_seconds_bucket{le="0.4096", model=~"a", region="x"}[5m])) / ` +
+		recTargetUp + ` * on (cluster) meridian_inference_queue_depth{version!="2"}`
+	if got := unknownMetrics(ok, exported, recorded); got != nil {
+		t.Errorf("a histogram's buckets, a recorded series and a const label: %v", got)
 	}
 }
