@@ -13,15 +13,10 @@ import (
 const inRegion = `region=~"$region"`
 
 func fleetDashboard() *dashboardBuilder {
-	demand := `sum by (region) (rate(meridian_glb_demand_total{` + inRegion + `}` + win + `))`
-	seen := ` and on (region) group by (region) (meridian_glb_demand_total{` + inRegion + `})`
 	return newDashboard("meridian-fleet", "Meridian / Fleet",
 		"The whole fleet: where demand comes from, which member clusters serve, traffic and replicas by region.").
 		WithRow(row("Regions")).
-		WithPanel(regionMap(
-			query(demand, "").Instant().Format(prometheus.PromQueryFormatTable).RefId("demand"),
-			query(recLatitude+seen, "").Instant().Format(prometheus.PromQueryFormatTable).RefId("latitude"),
-			query(recLongitude+seen, "").Instant().Format(prometheus.PromQueryFormatTable).RefId("longitude"))).
+		WithPanel(regionMap()).
 		WithPanel(single("Clusters serving", "Member clusters from which at least one global balancer answers with at least one model.", "none",
 			query(`count(max by (cluster) (`+recTargetUp+`) == 1) or vector(0)`, ""))).
 		WithPanel(single("Clusters held out", "Member clusters no balancer answers with for any model (MeridianRegionDown fires after 2 minutes).", "none",
@@ -58,11 +53,22 @@ func fleetDashboard() *dashboardBuilder {
 			query(`sum by (namespace, name) (meridian_hub_placed_replicas)`, "{{namespace}}/{{name}}")))
 }
 
-// regionMap is the world map: a marker on each region with demand, sized
-// by its requests per second. The coordinates come from the recording
-// rules recLatitude and recLongitude (Meridian's table of known regions),
-// joined to the demand on the region label.
-func regionMap(demand, lat, lon *prometheus.DataqueryBuilder) *geomap.PanelBuilder {
+// regionMap is the world map: a marker on each region with demand or
+// replicas, sized and coloured by its requests per second, its ready
+// replicas in the tooltip. The coordinates come from the recording rules
+// recLatitude and recLongitude (Meridian's table of known regions); the
+// four instant queries are joined on the region label.
+func regionMap() *geomap.PanelBuilder {
+	active := `(group by (region) (meridian_glb_demand_total{` + inRegion + `}) or group by (region) (meridian_agent_replicas{` + inRegion + `}))`
+	table := func(ref, expr string) *prometheus.DataqueryBuilder {
+		return query(expr, "").Instant().Format(prometheus.PromQueryFormatTable).RefId(ref)
+	}
+	qs := []*prometheus.DataqueryBuilder{
+		table("demand", `sum by (region) (rate(meridian_glb_demand_total{`+inRegion+`}`+win+`)) or 0 * `+active),
+		table("ready", `sum by (region) (meridian_agent_replicas{state="ready", `+inRegion+`}) or 0 * `+active),
+		table("latitude", recLatitude+` and on (region) `+active),
+		table("longitude", recLongitude+` and on (region) `+active),
+	}
 	marker := map[string]any{
 		"showLegend": true,
 		"style": map[string]any{
@@ -74,9 +80,9 @@ func regionMap(demand, lat, lon *prometheus.DataqueryBuilder) *geomap.PanelBuild
 			"textConfig": map[string]any{"fontSize": 12, "offsetY": -16, "textAlign": "center", "textBaseline": "bottom"},
 		},
 	}
-	return setup(geomap.NewPanelBuilder(), "Demand by region",
-		"Each region Meridian knows that has demand, sized and coloured by the DNS queries and HTTP requests whose clients it is nearest to.",
-		"reqps", 24, 12, []*prometheus.DataqueryBuilder{demand, lat, lon}).
+	return setup(geomap.NewPanelBuilder(), "Regions",
+		"Each region Meridian knows that has demand or replicas, sized and coloured by the DNS queries and HTTP requests whose clients it is nearest to; its ready replicas in the tooltip.",
+		"reqps", 24, 12, qs).
 		View(geomap.NewMapViewConfigBuilder().Id("zero").Lat(20).Lon(0).Zoom(1)).
 		Controls(geomap.NewControlsOptionsBuilder().ShowZoom(true).MouseWheelZoom(false)).
 		Tooltip(geomap.NewTooltipOptionsBuilder().Mode(geomap.TooltipModeDetails)).
@@ -90,7 +96,7 @@ func regionMap(demand, lat, lon *prometheus.DataqueryBuilder) *geomap.PanelBuild
 		Transformations([]dashboard.DataTransformerConfig{
 			{Id: "joinByField", Options: map[string]any{"byField": "region", "mode": "inner"}},
 			{Id: "organize", Options: map[string]any{
-				"renameByName": map[string]any{"Value #demand": "requests/s", "Value #latitude": "latitude", "Value #longitude": "longitude"},
+				"renameByName": map[string]any{"Value #demand": "requests/s", "Value #ready": "ready replicas", "Value #latitude": "latitude", "Value #longitude": "longitude"},
 			}},
 		})
 }
