@@ -2,7 +2,7 @@
 # the Grafana dashboards and the Prometheus rules the chart ships, and its
 # tests check them with Prometheus' promtool: the Debian 12 package
 # prometheus pinned in scripts/promtool.lock, fetched and unpacked into
-# .cache/promtool/root the way kdig is; .cache/bin/promtool links to its
+# .cache/promtool/root the way kdig is; .cache/bin/promtool runs its
 # promtool, a Go binary that needs only libc.
 PROMTOOL       := $(CACHE)/bin/promtool
 PROMTOOL_ROOT  := $(CACHE)/promtool/root
@@ -16,9 +16,12 @@ $(PROMTOOL): $(PROMTOOL_LOCK) scripts/fetch-debs.sh
 	$(PROMTOOL_FETCH) $(PROMTOOL_ROOT)
 	@rm -f $(PROMTOOL_ROOT)/usr/bin/prometheus # the server: not needed
 	@mkdir -p $(@D)
-	@ln -sfn ../promtool/root/usr/bin/promtool $@.tmp
+	@printf '%s\n' '#!/bin/sh' \
+	  '# Prometheus'\''s promtool unpacked from the Debian package pinned in scripts/promtool.lock (make promtool).' \
+	  'exec "$$(dirname "$$(readlink -f "$$0")")/../promtool/root/usr/bin/promtool" "$$@"' >$@.tmp
+	@chmod +x $@.tmp
 	@$@.tmp --version >/dev/null || { rm -f $@.tmp; echo "promtool: the unpacked promtool does not run (above); check $(PROMTOOL_LOCK)"; exit 1; }
-	@mv -T $@.tmp $@
+	@mv $@.tmp $@
 	@echo "promtool: $$($@ --version | head -n 1)"
 
 promtool-lock: ## re-pin promtool's Debian package to apt's current candidate; check the diff, then commit scripts/promtool.lock
