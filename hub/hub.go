@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/multicluster-runtime/providers/kubeconfig"
 
 	v1 "meridian.dev/meridian/crds/v1alpha1"
+	"meridian.dev/meridian/hub/membership"
 	"meridian.dev/meridian/internal/scheme"
 )
 
@@ -46,6 +47,9 @@ type Options struct {
 	// HeartbeatGrace is how old an agent's heartbeat may be before its
 	// cluster is Unreachable even though its API server answers.
 	HeartbeatGrace time.Duration
+	// PullGrace is how long a pull member's report may go unchanged
+	// before it is Unreachable (Timing.PullGrace).
+	PullGrace time.Duration
 	// ResyncPeriod is how often every InferenceModel is placed again when
 	// nothing it watches changed.
 	ResyncPeriod time.Duration
@@ -65,7 +69,7 @@ func (o *Options) setDefaults() (Timing, error) {
 		return Timing{}, err
 	}
 	o.HealthPeriod, o.ProbeTimeout, o.FailureThreshold = t.HealthPeriod, t.ProbeTimeout, t.FailureThreshold
-	o.HeartbeatGrace, o.ResyncPeriod = t.HeartbeatGrace, t.ResyncPeriod
+	o.HeartbeatGrace, o.PullGrace, o.ResyncPeriod = t.HeartbeatGrace, t.PullGrace, t.ResyncPeriod
 	o.Workers = cmp.Or(o.Workers, 16)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -159,13 +163,45 @@ var specOrDeletion = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool 
 // MembersNamespace is where the hub looks for member kubeconfig Secrets.
 const MembersNamespace = "meridian-system"
 
-// NewProvider returns multicluster-runtime's kubeconfig provider: every
-// Secret in namespace labelled sigs.k8s.io/multicluster-runtime-kubeconfig
-// holds a member's kubeconfig under the key "kubeconfig", and the Secret's
-// name is the member's name.
-func NewProvider(namespace string) multicluster.Provider {
-	return kubeconfig.New(kubeconfig.Options{
-		Namespace:      namespace,
-		ClusterOptions: []cluster.Option{func(o *cluster.Options) { o.Scheme = scheme.Scheme }},
-	})
+// NewProvider returns the hub's members: push members, whose kubeconfigs
+// the hub holds — every Secret in namespace labelled
+// sigs.k8s.io/multicluster-runtime-kubeconfig, under the key
+// "kubeconfig", named after the member (multicluster-runtime's kubeconfig
+// provider) — and pull members, which reach the hub themselves
+// (membership.Provider over the hub's API server at cfg). A name in both is
+// the pull member's.
+func NewProvider(cfg *rest.Config, namespace string, log *slog.Logger) multicluster.Provider {
+	return &providers{
+		push: kubeconfig.New(kubeconfig.Options{
+			Namespace:      namespace,
+			ClusterOptions: []cluster.Option{func(o *cluster.Options) { o.Scheme = scheme.Scheme }},
+		}),
+		pull: membership.NewProvider(cfg, log),
+	}
+}
+
+type providers struct {
+	push *kubeconfig.Provider
+	pull *membership.Provider
+}
+
+func (p *providers) SetupWithManager(ctx context.Context, mgr mcmanager.Manager) error {
+	if err := p.push.SetupWithManager(ctx, mgr); err != nil {
+		return err
+	}
+	return p.pull.SetupWithManager(ctx, mgr)
+}
+
+func (p *providers) Get(ctx context.Context, name multicluster.ClusterName) (cluster.Cluster, error) {
+	if cl, err := p.pull.Get(ctx, name); err == nil {
+		return cl, nil
+	}
+	return p.push.Get(ctx, name)
+}
+
+func (p *providers) IndexField(ctx context.Context, obj client.Object, field string, extract client.IndexerFunc) error {
+	if err := p.push.IndexField(ctx, obj, field, extract); err != nil {
+		return err
+	}
+	return p.pull.IndexField(ctx, obj, field, extract)
 }

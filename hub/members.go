@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/multicluster-runtime/pkg/multicluster"
 
 	v1 "meridian.dev/meridian/crds/v1alpha1"
+	"meridian.dev/meridian/hub/membership"
 )
 
 // member is one engaged member cluster and what the hub last saw of it.
@@ -25,6 +26,11 @@ type member struct {
 	cluster  cluster.Cluster
 	failures int // consecutive failed probes
 	health   v1.ClusterHealth
+	// pull members: their report's last resourceVersion and when the hub
+	// saw it change, by its own clock (members' clocks may be skewed).
+	pull       bool
+	lastRV     string
+	lastChange time.Time
 }
 
 // members tracks the clusters multicluster-runtime engages; it is the
@@ -40,7 +46,7 @@ var _ multicluster.Aware = (*members)(nil)
 // Engage is called by the multicluster manager for each member cluster
 // its provider finds; ctx ends when the cluster is disengaged.
 func (ms *members) Engage(ctx context.Context, name multicluster.ClusterName, cl cluster.Cluster) error {
-	m := &member{name: string(name), cluster: cl, health: v1.HealthUnknown}
+	m := &member{name: string(name), cluster: cl, health: v1.HealthUnknown, pull: membership.IsPull(cl), lastChange: time.Now()}
 	ms.seed(ctx, m)
 	ms.mu.Lock()
 	ms.m[string(name)] = m
@@ -143,7 +149,11 @@ func (ms *members) probe(ctx context.Context, m *member) {
 		if apierrors.IsNotFound(err) {
 			reason, msg = v1.ReasonNoReport, "no ClusterReport yet: is the agent running?"
 		}
-	case rep.Status.Heartbeat == nil || time.Since(rep.Status.Heartbeat.Time) > opts.HeartbeatGrace:
+	case m.pull && ms.pullStale(m, rep):
+		m.failures = 0
+		health, reason = v1.HealthUnreachable, v1.ReasonHeartbeatStale
+		msg = fmt.Sprintf("no sync from the pull member's agent for %s (grace %s)", time.Since(m.lastChange).Round(time.Millisecond), opts.PullGrace)
+	case !m.pull && (rep.Status.Heartbeat == nil || time.Since(rep.Status.Heartbeat.Time) > opts.HeartbeatGrace):
 		m.failures = 0
 		health, reason = v1.HealthUnreachable, v1.ReasonHeartbeatStale
 		msg = fmt.Sprintf("the agent's last heartbeat is older than %s", opts.HeartbeatGrace)
@@ -163,14 +173,26 @@ func (ms *members) probe(ctx context.Context, m *member) {
 	}
 }
 
+// pullStale reports a pull member whose report has not changed for
+// PullGrace: its agent writes it on every sync.
+func (ms *members) pullStale(m *member, rep *v1.ClusterReport) bool {
+	if rep.ResourceVersion != m.lastRV {
+		m.lastRV, m.lastChange = rep.ResourceVersion, time.Now()
+	}
+	return rep.Status.Heartbeat == nil || time.Since(m.lastChange) > ms.h.opts.PullGrace
+}
+
 // saturated reports a member that cannot take one more replica.
 func saturated(s v1.ClusterReportStatus) bool {
 	return !s.Capacity.CPU.IsZero() && s.Capacity.FreeCPU.Cmp(resource.MustParse("100m")) < 0
 }
 
-// writeCluster creates or updates the hub's Cluster object for a member:
-// its identity from the report (cost, provider and labels set by people
-// are kept) and its status.
+// writeCluster creates or updates the hub's Cluster object for a member
+// and its status. The first report of a member with no Cluster creates it;
+// from then on the hub owns its region and zone (and its labels, cost and
+// provider, which reports do not carry): a report that says otherwise
+// changes nothing and sets IdentityAgreed False, so no member can move
+// itself past a residency rule. Location and endpoint follow the reports.
 func (h *Hub) writeCluster(ctx context.Context, name string, rep *v1.ClusterReport, fresh bool, health v1.ClusterHealth, reason v1.ConditionReason, msg string) error {
 	c := &v1.Cluster{}
 	err := h.client.Get(ctx, client.ObjectKey{Name: name}, c)
@@ -185,10 +207,15 @@ func (h *Hub) writeCluster(ctx context.Context, name string, rep *v1.ClusterRepo
 		}
 	case err != nil:
 		return err
-	case fresh && !c.Spec.Equal(rep.Spec):
-		c.Spec.ClusterIdentity = rep.Spec
-		if err := h.client.Update(ctx, c); err != nil {
-			return err
+	case fresh:
+		id := c.Spec.ClusterIdentity
+		id.Zone = cmp.Or(id.Zone, rep.Spec.Zone)
+		id.Location, id.Endpoint = rep.Spec.Location, rep.Spec.Endpoint
+		if !id.Equal(c.Spec.ClusterIdentity) {
+			c.Spec.ClusterIdentity = id
+			if err := h.client.Update(ctx, c); err != nil {
+				return err
+			}
 		}
 	}
 	base := c.DeepCopy()
@@ -197,6 +224,16 @@ func (h *Hub) writeCluster(ctx context.Context, name string, rep *v1.ClusterRepo
 		c.Status.LastHeartbeat = rep.Status.Heartbeat
 		c.Status.Capacity = rep.Status.Capacity
 		c.Status.Models = rep.Status.Models
+		agreed := rep.Spec.Region == c.Spec.Region && (rep.Spec.Zone == "" || rep.Spec.Zone == c.Spec.Zone)
+		why, idMsg := v1.ReasonIdentityMatches, "the agent reports the region and zone the hub has"
+		if !agreed {
+			why = v1.ReasonIdentityConflict
+			idMsg = fmt.Sprintf("the agent reports region %q zone %q; the hub keeps %q %q (change them on the Cluster, or fix the agent's --region/--zone)",
+				rep.Spec.Region, rep.Spec.Zone, c.Spec.Region, c.Spec.Zone)
+		}
+		if v1.SetCondition(&c.Status.Conditions, v1.ConditionIdentityAgreed, agreed, why, idMsg, c.Generation) && !agreed {
+			h.log.Warn("a member reports another identity than its Cluster's; keeping the hub's", "cluster", name, "message", idMsg)
+		}
 	}
 	v1.SetCondition(&c.Status.Conditions, v1.ConditionReady, health == v1.HealthReady, reason, msg, c.Generation)
 	if equality.Semantic.DeepEqual(base.Status, c.Status) {

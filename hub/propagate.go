@@ -30,6 +30,10 @@ const (
 	ManagedByLabel      = "app.kubernetes.io/managed-by"
 	ManagedByValue      = "meridian-hub"
 	InferenceModelLabel = "meridian.dev/inference-model"
+	// InferenceModelNamespaceLabel is the namespace of that
+	// InferenceModel: a pull member's ModelDeployments all live in its
+	// one namespace on the hub.
+	InferenceModelNamespaceLabel = "meridian.dev/inference-model-namespace"
 	// finalizer lets the hub remove a deleted InferenceModel's
 	// ModelDeployments from every member it can reach.
 	finalizer = "meridian.dev/placement"
@@ -221,6 +225,7 @@ func (h *Hub) propagate(ctx context.Context, cluster string, im *v1.InferenceMod
 			}
 			md.Labels[ManagedByLabel] = ManagedByValue
 			md.Labels[InferenceModelLabel] = im.Name
+			md.Labels[InferenceModelNamespaceLabel] = im.Namespace
 			md.Spec.Model = im.Spec.Model
 			md.Spec.Versions = im.Spec.Versions
 			md.Spec.Resources = im.Spec.Resources

@@ -26,6 +26,11 @@ type Timing struct {
 	// cluster is Unreachable even though its API server answers (three of
 	// the agent's default 10s report periods).
 	HeartbeatGrace time.Duration
+	// PullGrace is how long a pull member's report on the hub may go
+	// unchanged, by the hub's own clock, before the member is
+	// Unreachable: three of its agent's syncs (--hub-sync-period, 500ms
+	// by default). A pull member is lost within PullGrace + HealthPeriod.
+	PullGrace time.Duration
 	// ResyncPeriod is how often every InferenceModel is placed again even
 	// when nothing it depends on changed: a safety net, since a change of
 	// a member's health re-places the models on it at once.
@@ -47,7 +52,7 @@ const (
 // ClusterReport per second per member.
 func Production() Timing {
 	return Timing{Name: TimingProduction, HealthPeriod: 500 * time.Millisecond, ProbeTimeout: 500 * time.Millisecond,
-		FailureThreshold: 2, HeartbeatGrace: 30 * time.Second, ResyncPeriod: 30 * time.Second}
+		FailureThreshold: 2, HeartbeatGrace: 30 * time.Second, PullGrace: 1500 * time.Millisecond, ResyncPeriod: 30 * time.Second}
 }
 
 // WAN is for members far from the hub or behind lossy links, where a
@@ -56,7 +61,7 @@ func Production() Timing {
 // within 8s; it costs 0.5 reads per second per member.
 func WAN() Timing {
 	return Timing{Name: TimingWAN, HealthPeriod: 2 * time.Second, ProbeTimeout: 2 * time.Second,
-		FailureThreshold: 3, HeartbeatGrace: time.Minute, ResyncPeriod: time.Minute}
+		FailureThreshold: 3, HeartbeatGrace: time.Minute, PullGrace: 6 * time.Second, ResyncPeriod: time.Minute}
 }
 
 // TimingPresets are every preset, the default first.
@@ -129,6 +134,7 @@ func (o Options) EffectiveTiming() (Timing, error) {
 	set(&t.HealthPeriod, o.HealthPeriod)
 	set(&t.ProbeTimeout, o.ProbeTimeout)
 	set(&t.HeartbeatGrace, o.HeartbeatGrace)
+	set(&t.PullGrace, o.PullGrace)
 	set(&t.ResyncPeriod, o.ResyncPeriod)
 	if o.FailureThreshold > 0 {
 		t.FailureThreshold = o.FailureThreshold

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"cmp"
 	"context"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -93,7 +94,7 @@ func (h *Hub) onMemberModelDeployment() mchandler.TypedEventHandlerFunc[client.O
 			if l[ManagedByLabel] != ManagedByValue || l[InferenceModelLabel] == "" {
 				return nil
 			}
-			return []mcreconcile.Request{localRequest(o.GetNamespace(), l[InferenceModelLabel])}
+			return []mcreconcile.Request{localRequest(cmp.Or(l[InferenceModelNamespaceLabel], o.GetNamespace()), l[InferenceModelLabel])}
 		})
 	}
 }

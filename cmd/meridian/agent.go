@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -20,6 +22,7 @@ import (
 
 	"meridian.dev/meridian/agent"
 	"meridian.dev/meridian/agent/activator"
+	"meridian.dev/meridian/agent/hubsync"
 	"meridian.dev/meridian/agent/kube"
 	"meridian.dev/meridian/agent/metricsapi"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
@@ -37,6 +40,8 @@ func agentCommand() *cobra.Command {
 		metricsAPI                 metricsapi.Options
 		gossipFlags                gossipFlags
 		logs                       logFlags
+		membershipMode             string
+		hubSync                    hubsync.Options
 	)
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -111,7 +116,24 @@ docs/agent.md explains the autoscaling maths, every knob and every metric.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return agent.Run(ctx, cfg, opts)
+			switch membershipMode {
+			case "push":
+				return agent.Run(ctx, cfg, opts)
+			case "pull":
+				hubSync.Logger, hubSync.Registry = log.With("component", "hubsync"), opts.Registry
+				s, err := hubsync.New(cfg, hubSync)
+				if err != nil {
+					return err
+				}
+				ctx, cancel := context.WithCancel(ctx)
+				defer cancel()
+				synced := make(chan error, 1)
+				go func() { synced <- s.Run(ctx) }()
+				err = agent.Run(ctx, cfg, opts)
+				cancel()
+				return errors.Join(err, <-synced)
+			}
+			return fmt.Errorf("--membership %q: use push or pull", membershipMode)
 		},
 	}
 	fs := cmd.Flags()
@@ -148,6 +170,10 @@ docs/agent.md explains the autoscaling maths, every knob and every metric.`,
 	fs.StringVar(&metricsAPI.Advertise, "metrics-api-advertise", "", "IP the API server dials the metrics API at, written into its EndpointSlice; not loopback (default: the --metrics-api-addr host, else this host's first global IPv4)")
 	fs.Int32Var(&metricsAPI.ServicePort, "metrics-api-service-port", metricsapi.DefaultServicePort, "port of the meridian-system/meridian-metrics Service the metrics APIServices point at")
 	fs.DurationVar(&metricsAPI.Period, "metrics-api-period", metricsapi.DefaultPeriod, "how often the metrics API scrapes each ready replica pod; a pod whose last good scrape is older than 3 periods is left out")
+	fs.StringVar(&membershipMode, "membership", "push", "push: the hub reaches this cluster's API server with a kubeconfig it holds; pull: this agent reaches the hub with its own credential (from --hub-join-secret's bundle, kept in --hub-credential-secret), pulls its ModelDeployments and pushes its ClusterReport, so the hub needs no access to this cluster")
+	fs.StringVar(&hubSync.JoinSecret.Name, "hub-join-secret", hubsync.DefaultJoinSecret, "pull membership: Secret in "+hubsync.DefaultNamespace+" holding the join bundle from `meridian member add` (key "+hubsync.SecretKey+")")
+	fs.StringVar(&hubSync.CredentialSecret.Name, "hub-credential-secret", hubsync.DefaultCredentialSecret, "pull membership: Secret in "+hubsync.DefaultNamespace+" where the agent keeps its renewed hub credential")
+	fs.DurationVar(&hubSync.Period, "hub-sync-period", hubsync.DefaultPeriod, "pull membership: how often ModelDeployments are pulled from the hub and the ClusterReport pushed to it; the hub calls the member Unreachable when its report goes unchanged for the hub timing's pull grace (1.5s production, 6s wan: use 2s here with --timing wan)")
 	logs.register(fs)
 	_ = cmd.MarkFlagRequired("region")
 	return cmd

@@ -60,10 +60,11 @@ clients back — with no operator.`),
 
 func drillSubcommand(name, short, what string) *cobra.Command {
 	var (
-		opts   drill.Options
-		out    string
-		subnet string
-		logs   logFlags
+		opts           drill.Options
+		out            string
+		subnet         string
+		membershipMode string
+		logs           logFlags
 	)
 	cmd := &cobra.Command{
 		Use:   name,
@@ -99,7 +100,7 @@ each figure.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			p := cmd.OutOrStdout()
-			f, front, err := drillFleet(ctx, filepath.Join(out, "fleet"), p, log)
+			f, front, err := drillFleet(ctx, filepath.Join(out, "fleet"), membershipMode, p, log)
 			if err != nil {
 				return err
 			}
@@ -127,13 +128,14 @@ each figure.`,
 	}
 	fs.DurationVar(&opts.After, "after", 30*time.Second, "how long to watch after the kill or the heal")
 	fs.StringVar(&out, "out", ".meridian/drill", "directory for "+name+".json and "+name+".svg")
+	fs.StringVar(&membershipMode, "membership", "push", membershipHelp)
 	logs.registerLevel(fs, "warn")
 	return cmd
 }
 
 // drillFleet starts the local fleet a drill runs on and waits until it
 // serves; it returns the fleet and its HTTP front's address.
-func drillFleet(ctx context.Context, stateDir string, progress io.Writer, log *slog.Logger) (*fleet.Fleet, string, error) {
+func drillFleet(ctx context.Context, stateDir, membershipMode string, progress io.Writer, log *slog.Logger) (*fleet.Fleet, string, error) {
 	models, err := inference.FindRepository("")
 	if err != nil {
 		return nil, "", err
@@ -155,7 +157,8 @@ func drillFleet(ctx context.Context, stateDir string, progress io.Writer, log *s
 		return nil, "", err
 	}
 	f, err := fleet.Up(ctx, fleet.Options{
-		StateDir: stateDir, Binary: bin, ModelRepository: models, ServeArgs: []string{"--ort-lib", lib},
+		Membership: membershipMode,
+		StateDir:   stateDir, Binary: bin, ModelRepository: models, ServeArgs: []string{"--ort-lib", lib},
 		Progress: progress, Logger: log, DNSListen: "127.0.0.1:0", HTTPListeners: []net.Listener{ln},
 		GeoIPv4: filepath.Join(root, geo.DefaultIPv4Path), GeoIPv6: filepath.Join(root, geo.DefaultIPv6Path),
 	})

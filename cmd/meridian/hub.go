@@ -47,7 +47,7 @@ docs/hub.md explains membership, health, the placement maths and failover.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return hub.Run(ctx, cfg, hub.NewProvider(namespace), opts)
+			return hub.Run(ctx, cfg, hub.NewProvider(cfg, namespace, log), opts)
 		},
 	}
 	fs := cmd.Flags()

@@ -31,7 +31,7 @@ This binary holds every component; pick one with a subcommand.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCommand(), agentCommand(), hubCommand(), glbCommand(), upCommand(), drillCommand(), versionCommand())
+	root.AddCommand(serveCommand(), agentCommand(), hubCommand(), glbCommand(), upCommand(), drillCommand(), memberCommand(), joinCommand(), versionCommand())
 	return root
 }
 

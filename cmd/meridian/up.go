@@ -29,6 +29,7 @@ func upCommand() *cobra.Command {
 		listen           []string
 		dnsListen, zone  string
 		models, runtime  string
+		membershipMode   string
 		logs             logFlags
 	)
 	cmd := &cobra.Command{
@@ -37,7 +38,9 @@ func upCommand() *cobra.Command {
 		Long: `up starts a hub control plane and one member control plane per region (real
 kube-apiserver + etcd, built by 'make controlplane'), an agent on the
 process runtime in each member, and the hub; registers the members with
-the hub through kubeconfig Secrets, as in production; applies the bundled
+the hub through kubeconfig Secrets, as in production (or, with
+--membership pull, each agent joins with a bootstrap bundle from 'meridian
+member add' and reaches the hub itself); applies the bundled
 InferenceModels (sentiment, textdir); waits until both answer in every
 region; and prints what to try. Ctrl-C stops everything.
 
@@ -55,6 +58,7 @@ control planes start fresh each time; the binaries, downloads and models
 are reused.`,
 		Example: `  meridian up
   meridian up --regions us-east,eu-west,ap-south,ap-northeast
+  meridian up --membership pull
   sudo meridian up --runtime kubernetes
   meridian up --member eu-west=/path/to/eu-west.kubeconfig`,
 		Args: cobra.NoArgs,
@@ -64,7 +68,7 @@ are reused.`,
 				return err
 			}
 			began := time.Now()
-			opts := fleet.Options{StateDir: stateDir, Progress: cmd.OutOrStdout(), Logger: log, Runtime: v1.Runtime(runtime)}
+			opts := fleet.Options{StateDir: stateDir, Progress: cmd.OutOrStdout(), Logger: log, Runtime: v1.Runtime(runtime), Membership: membershipMode}
 			if opts.Regions, err = parseRegions(regions, members); err != nil {
 				return err
 			}
@@ -133,6 +137,7 @@ are reused.`,
 	fs.StringVar(&models, "models", "", "model repository the agents serve (default ./models, else the checkout's)")
 	fs.StringVar(&runtime, "runtime", string(v1.RuntimeProcess), "how the local regions run replicas: process (local processes, needs nothing more) or kubernetes (real Pods of Meridian's image on one real node per region; needs root, containerd, runc, the CNI plugins and 'make image')")
 	fs.StringVar(&ortLib, "ort-lib", "", "ONNX Runtime library for the replicas (default as for 'meridian serve')")
+	fs.StringVar(&membershipMode, "membership", "push", membershipHelp)
 	logs.registerLevel(fs, "warn")
 	return cmd
 }
@@ -222,3 +227,6 @@ func printTryLines(cmd *cobra.Command, f *fleet.Fleet, front string) {
 	}
 	fmt.Fprintf(out, "\nCtrl-C stops the fleet.\n")
 }
+
+// membershipHelp is the --membership flag of up and the drills.
+const membershipHelp = "how the local regions join the hub: push (the hub holds each member's kubeconfig) or pull (each agent joins with a bootstrap bundle from `meridian member add` and reaches the hub itself; the hub holds nothing of the member's)"

@@ -26,11 +26,12 @@ type ClusterReportStatus struct {
 }
 
 // ClusterReport is a member cluster's report of itself, written by its
-// agent: a singleton named "local".
+// agent: a singleton named "local". On the hub, a pull member's agent
+// keeps a copy named "member.<member>" (hub/membership).
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Cluster,shortName=crep,categories=meridian
-// +kubebuilder:validation:XValidation:rule="self.metadata.name == 'local'",message="the ClusterReport is a singleton named local"
+// +kubebuilder:validation:XValidation:rule="self.metadata.name == 'local' || self.metadata.name.startsWith('member.')",message="the ClusterReport is a singleton named local (on the hub, a pull member's is member.<name>)"
 // +kubebuilder:printcolumn:name="Region",type=string,JSONPath=`.spec.region`
 // +kubebuilder:printcolumn:name="Heartbeat",type=date,JSONPath=`.status.heartbeat`
 type ClusterReport struct {

@@ -10,7 +10,8 @@ type ConditionType string
 
 // Condition types. ModelDeployment: Ready, Progressing, Degraded and, when
 // it adopts objects, AdoptionHealthy. InferenceModel: Placed and Ready.
-// Cluster: Ready.
+// Cluster: Ready and IdentityAgreed. ClusterReport: HubConnected (pull
+// membership).
 const (
 	// ConditionReady: a ModelDeployment has a ready replica; an
 	// InferenceModel has every placed replica ready; a Cluster's agent
@@ -27,6 +28,14 @@ const (
 	// ConditionPlaced: the hub found a placement satisfying the
 	// InferenceModel's policy.
 	ConditionPlaced ConditionType = "Placed"
+	// ConditionIdentityAgreed: a Cluster's agent reports the region and
+	// zone the hub has for it. The hub's own are the ones used; a member
+	// cannot move itself to another region (and past residency rules).
+	ConditionIdentityAgreed ConditionType = "IdentityAgreed"
+	// ConditionHubConnected: a member in pull mode reaches the hub with a
+	// valid credential and its last sync succeeded. Replicas keep serving
+	// when it is False.
+	ConditionHubConnected ConditionType = "HubConnected"
 )
 
 // ConditionReason says, in CamelCase, why a condition has its status.
@@ -58,6 +67,15 @@ const (
 	ReasonNoReport             ConditionReason = "NoReport"
 	ReasonHeartbeatStale       ConditionReason = "HeartbeatStale"
 	ReasonSaturated            ConditionReason = "Saturated"
+	ReasonRevoked              ConditionReason = "Revoked"
+
+	ReasonIdentityMatches  ConditionReason = "IdentityMatches"
+	ReasonIdentityConflict ConditionReason = "IdentityConflict"
+
+	ReasonSynced             ConditionReason = "Synced"
+	ReasonCredentialRejected ConditionReason = "CredentialRejected"
+	ReasonHubUnreachable     ConditionReason = "HubUnreachable"
+	ReasonNotJoined          ConditionReason = "NotJoined"
 )
 
 // SetCondition sets condition t in conds to True when ok, else False,

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -44,6 +45,7 @@ func (f *Fleet) startAgent(r Region, cp *controlplane.ControlPlane, host string)
 		"--latitude", r.Latitude, "--longitude", r.Longitude, "--runtime", string(f.opts.Runtime),
 		"--metrics-addr", "", "--log-format", "json", "--log-level", "info",
 		"--report-period", f.timing.AgentReport.String(),
+		"--membership", cmp.Or(f.opts.Membership, "push"),
 	}
 	args = append(args, f.gossipArgs(host)...)
 	if f.kubernetesRuntime() {

@@ -113,7 +113,7 @@ func (f *Fleet) startHubLocked() {
 	opts.Logger = f.opts.Logger.With("component", "hub")
 	f.goRun(func() error {
 		defer close(done)
-		return hub.Run(ctx, f.Hub.Config, hub.NewProvider(hub.MembersNamespace), opts)
+		return hub.Run(ctx, f.Hub.Config, hub.NewProvider(f.Hub.Config, hub.MembersNamespace, opts.Logger), opts)
 	})
 }
 

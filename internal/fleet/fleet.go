@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,14 +27,17 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"meridian.dev/meridian/agent/hubsync"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/glb"
 	"meridian.dev/meridian/hub"
+	"meridian.dev/meridian/hub/membership"
 	"meridian.dev/meridian/internal/controlplane"
 	"meridian.dev/meridian/internal/netfault"
 	"meridian.dev/meridian/internal/node"
@@ -106,6 +110,12 @@ type Options struct {
 	// Timing names the timing preset of every component (Timings);
 	// default "production". Hub fields set explicitly win over it.
 	Timing string
+	// Membership is how local members join the hub: "push" (the default:
+	// the hub holds each member's kubeconfig and reaches its API server)
+	// or "pull" (each agent joins with a bootstrap bundle from
+	// membership.Add and reaches the hub itself; the hub holds nothing of
+	// the member's). Regions given by kubeconfig are always push members.
+	Membership string
 }
 
 // Fleet is a running local fleet.
@@ -187,6 +197,11 @@ func Up(ctx context.Context, opts Options) (*Fleet, error) {
 	if opts.Runtime != v1.RuntimeProcess && opts.Runtime != v1.RuntimeKubernetes {
 		return nil, fmt.Errorf("runtime %q: use %s or %s", opts.Runtime, v1.RuntimeProcess, v1.RuntimeKubernetes)
 	}
+	switch opts.Membership {
+	case "", "push", "pull":
+	default:
+		return nil, fmt.Errorf("membership %q: use push or pull", opts.Membership)
+	}
 	timing, ok := Timings[cmp.Or(opts.Timing, "production")]
 	if !ok {
 		return nil, fmt.Errorf("timing preset %q: use production", opts.Timing)
@@ -262,6 +277,18 @@ func (f *Fleet) start(ctx, runCtx context.Context) error {
 				return err
 			}
 			f.regionHosts[r.Name] = regionAddr(i)
+			if f.pull() {
+				// The agent reaches the hub through a link a drill can
+				// cut, on the region's own address, where its packets
+				// can be dropped.
+				if err := f.joinPull(ctx, i, r, cp); err != nil {
+					return err
+				}
+				if err := f.runAgent(runCtx, r, cp, regionAddr(i)); err != nil {
+					return err
+				}
+				continue
+			}
 			if err := f.runAgent(runCtx, r, cp, regionAddr(i)); err != nil {
 				return err
 			}
@@ -336,6 +363,33 @@ func (f *Fleet) start(ctx, runCtx context.Context) error {
 // regionAddr gives each local region its own loopback address, so the
 // balancer's DNS answers tell the regions apart.
 func regionAddr(i int) string { return fmt.Sprintf("127.0.1.%d", i+1) }
+
+func (f *Fleet) pull() bool { return f.opts.Membership == "pull" }
+
+// joinPull registers a local region as a pull member: `meridian member
+// add` on the hub, its bundle in the member's join Secret, as an operator
+// would; the agent joins with it. The bundle names the hub by a link on
+// the region's address, which partition and blackhole drills cut.
+func (f *Fleet) joinPull(ctx context.Context, i int, r Region, cp *controlplane.ControlPlane) error {
+	link, err := netfault.NewProxyOn(regionAddr(i), hostPort(f.Hub.Config.Host))
+	if err != nil {
+		return err
+	}
+	f.memberLinks[r.Name] = link
+	u, err := url.Parse(f.Hub.Config.Host)
+	if err != nil {
+		return err
+	}
+	b, err := membership.Add(ctx, f.Hub.Client, membership.AddOptions{
+		Name:     r.Name,
+		Identity: v1.ClusterIdentity{Region: v1.RegionName(r.Name), Zone: r.Name + "-a", Location: &v1.GeoLocation{Latitude: r.Latitude, Longitude: r.Longitude}},
+		Server:   "https://" + link.Addr(), CAData: f.Hub.Config.CAData, TLSServerName: u.Hostname(),
+	})
+	if err != nil {
+		return err
+	}
+	return hubsync.WriteBundle(ctx, cp.Client, types.NamespacedName{Namespace: hubsync.DefaultNamespace, Name: hubsync.DefaultJoinSecret}, b)
+}
 
 // join registers a member with the hub: its kubeconfig in a labelled
 // Secret, as in production.
