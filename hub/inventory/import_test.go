@@ -97,6 +97,9 @@ func TestImportTurnsForeignProfilesIntoClusters(t *testing.T) {
 	if p := profileOf(c, gpu.Name); p.Spec.ClusterManager.Name != ocm {
 		t.Errorf("the imported cluster's profile is now %q's", p.Spec.ClusterManager.Name)
 	}
+	if note := warning(t, c, gpu.Name, inventory.EventNameTaken); note != "" {
+		t.Errorf("Meridian tried to publish a Cluster it imported: %s", note)
+	}
 
 	// Once an agent reports for an imported cluster, the hub's probe
 	// decides its health, not the profile.
