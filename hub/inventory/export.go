@@ -64,17 +64,17 @@ func (s *syncer) setupExport(mgr manager.Manager) error {
 }
 
 // published is what a Cluster's profile shows of it, to tell a change of
-// it from one of the heartbeat alone.
+// it from one of the heartbeat or the Ready message alone.
 func published(o client.Object) string {
 	c, ok := o.(*v1.Cluster)
 	if !ok {
 		return ""
 	}
-	var reason, msg string
+	var reason string
 	if ready := meta.FindStatusCondition(c.Status.Conditions, string(v1.ConditionReady)); ready != nil {
-		reason, msg = ready.Reason, ready.Message
+		reason = ready.Reason
 	}
-	return fmt.Sprint(c.Labels, properties(c), reason, msg, c.Status.LastHeartbeat != nil, c.DeletionTimestamp != nil)
+	return fmt.Sprint(c.Labels, properties(c), reason, c.Status.LastHeartbeat != nil, c.DeletionTimestamp != nil)
 }
 
 // export makes the profile of Cluster req.Name match it: created,
@@ -167,9 +167,14 @@ func report(p *cpv1.ClusterProfile, c *v1.Cluster, now metav1.Time) {
 	case v1.HealthUnreachable:
 		healthy = metav1.ConditionFalse
 	}
+	msg = fmt.Sprintf("Meridian health %s: %s", cmp.Or(c.Status.Health, v1.HealthUnknown), msg)
+	// The message is as of the last change of status or reason: the
+	// hub's counts of failed probes would rewrite it on every probe.
+	if old := meta.FindStatusCondition(p.Status.Conditions, cpv1.ClusterConditionControlPlaneHealthy); old != nil && old.Status == healthy && old.Reason == reason {
+		msg = old.Message
+	}
 	meta.SetStatusCondition(&p.Status.Conditions, metav1.Condition{Type: cpv1.ClusterConditionControlPlaneHealthy,
-		Status: healthy, Reason: reason, Message: fmt.Sprintf("Meridian health %s: %s", cmp.Or(c.Status.Health, v1.HealthUnknown), msg),
-		ObservedGeneration: p.Generation})
+		Status: healthy, Reason: reason, Message: msg, ObservedGeneration: p.Generation})
 	joined := metav1.Condition{Type: ConditionJoined, Status: metav1.ConditionFalse, Reason: ReasonNoReport,
 		Message: "no Meridian agent has reported for this cluster yet", ObservedGeneration: p.Generation}
 	if c.Status.LastHeartbeat != nil {
