@@ -37,6 +37,11 @@ func fleetDashboard() *dashboardBuilder {
 			query(`sum by (cluster, health) (increase(meridian_hub_cluster_health_transitions_total`+win+`))`, "{{cluster}} → {{health}}"))).
 		WithPanel(graph("Agent heartbeats", "ClusterReport writes by each agent, ok or error; every agent writes one each report period (10s).", "wps",
 			query(`sum by (region, instance, result) (rate(meridian_agent_report_writes_total{`+inRegion+`}`+win+`))`, "{{region}} {{instance}} {{result}}"))).
+		WithPanel(graph("Hub connection (pull mode)", "1 while a pull-mode agent's last sync with the hub succeeded; refused syncs (credential revoked or expired) per second.", "none",
+			query(`max by (region, instance) (meridian_agent_hub_connected{`+inRegion+`})`, "{{region}} {{instance}} connected"),
+			query(`sum by (region, instance) (rate(meridian_agent_hub_syncs_total{result="refused", `+inRegion+`}`+win+`))`, "{{region}} {{instance}} refused"))).
+		WithPanel(graph("Hub credential lifetime left", "Time until each pull-mode agent's hub credential expires; the agent renews it after 80% of its life.", "s",
+			query(`min by (region, instance) (meridian_agent_hub_credential_expiry_timestamp_seconds{`+inRegion+`}) - time()`, "{{region}} {{instance}}"))).
 		WithRow(row("Traffic")).
 		WithPanel(stacked("Demand by region", "DNS queries and HTTP requests reaching the global balancers, by the fleet region nearest to the client.", "reqps",
 			query(`sum by (region, source) (rate(meridian_glb_demand_total{`+inRegion+`}`+win+`))`, "{{region}} {{source}}"))).
