@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/multicluster-runtime/providers/kubeconfig"
 
 	v1 "meridian.dev/meridian/crds/v1alpha1"
+	"meridian.dev/meridian/hub/inventory"
 	"meridian.dev/meridian/hub/membership"
 	"meridian.dev/meridian/internal/scheme"
 )
@@ -56,6 +57,9 @@ type Options struct {
 	// Workers is how many InferenceModels are placed at once. Default 16:
 	// each placement mostly waits for the API servers it writes to.
 	Workers int
+	// Inventory publishes Clusters as ClusterProfiles and imports other
+	// cluster managers' (hub/inventory); the zero value does neither.
+	Inventory inventory.Options
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 	// Registry receives meridian_hub_* metrics; default a new one.
@@ -130,6 +134,9 @@ func Run(ctx context.Context, cfg *rest.Config, provider multicluster.Provider, 
 		if err := p.SetupWithManager(ctx, mgr); err != nil {
 			return fmt.Errorf("setting up the cluster provider: %w", err)
 		}
+	}
+	if err := inventory.Setup(ctx, mgr.GetLocalManager(), opts.Inventory); err != nil {
+		return err
 	}
 	h.members = &members{h: h, m: make(map[string]*member)}
 	if err := mgr.Add(h.members); err != nil {

@@ -57,6 +57,7 @@ func (ms *members) Engage(ctx context.Context, name multicluster.ClusterName, cl
 		ms.mu.Lock()
 		if m := ms.m[string(name)]; m != nil && m.cluster == cl {
 			delete(ms.m, string(name))
+			ms.h.metrics.forgetCluster(string(name))
 		}
 		ms.mu.Unlock()
 		ms.h.log.Info("member cluster disengaged", "cluster", name)
@@ -168,6 +169,10 @@ func (ms *members) probe(ctx context.Context, m *member) {
 		ms.h.metrics.transitions.WithLabelValues(m.name, string(health)).Inc()
 	}
 	m.health = health
+	ms.h.metrics.setHealth(m.name, health)
+	if err == nil && rep.Status.Heartbeat != nil {
+		ms.h.metrics.heartbeat.WithLabelValues(m.name).Set(float64(rep.Status.Heartbeat.Unix()))
+	}
 	if err := ms.h.writeCluster(ctx, m.name, rep, err == nil, health, reason, msg); err != nil {
 		ms.h.log.Warn("writing Cluster status", "cluster", m.name, "err", err)
 	}

@@ -171,6 +171,7 @@ func (h *Hub) Reconcile(ctx context.Context, req mcreconcileRequest) (ctrl.Resul
 		return ctrl.Result{}, err
 	}
 	h.metrics.placed.WithLabelValues(im.Namespace, im.Name).Set(float64(wanted))
+	h.metrics.satisfied.WithLabelValues(im.Namespace, im.Name).Set(map[bool]float64{true: 1, false: 0}[result.Satisfied])
 	return ctrl.Result{RequeueAfter: h.opts.ResyncPeriod}, nil
 }
 
@@ -279,6 +280,7 @@ func (h *Hub) unplace(ctx context.Context, im *v1.InferenceModel) error {
 			h.log.Warn("removing ModelDeployment of a deleted InferenceModel", "cluster", a.Cluster, "err", err)
 		}
 	}
+	h.metrics.forgetModel(im.Namespace, im.Name)
 	if controllerutil.RemoveFinalizer(im, finalizer) {
 		return h.client.Update(ctx, im)
 	}

@@ -99,6 +99,16 @@ func (t Timing) UnreachableWithin() time.Duration {
 	return t.HealthPeriod + time.Duration(t.FailureThreshold-1)*max(t.HealthPeriod, t.ProbeTimeout) + t.ProbeTimeout
 }
 
+// PullUnreachableWithin is the longest a pull member whose agent stops
+// syncing stays anything but Unreachable: the hub sees its last write up
+// to a HealthPeriod late, waits PullGrace from then, and notices at the
+// next probe round:
+//
+//	PullUnreachableWithin = HealthPeriod + PullGrace + HealthPeriod
+func (t Timing) PullUnreachableWithin() time.Duration {
+	return 2*t.HealthPeriod + t.PullGrace
+}
+
 // ProbeReadsPerSecond is the probe traffic per member: one GET of its
 // ClusterReport (a few KiB) each HealthPeriod. The hub's own API server
 // gets a Cluster status patch only when something in it changed.

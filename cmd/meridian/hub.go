@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"meridian.dev/meridian/hub"
+	"meridian.dev/meridian/hub/inventory"
 )
 
 func hubCommand() *cobra.Command {
@@ -52,13 +53,17 @@ docs/hub.md explains membership, health, the placement maths and failover.`,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the hub cluster (default: $KUBECONFIG, in-cluster config, or ~/.kube/config)")
-	fs.StringVar(&namespace, "members-namespace", hub.MembersNamespace, "namespace of the member kubeconfig Secrets")
+	fs.StringVar(&namespace, "members-namespace", hub.MembersNamespace, "namespace of the push members' kubeconfig Secrets (pull members have namespaces of their own: meridian member add)")
 	fs.StringVar(&opts.Timing, "timing", hub.TimingProduction, "timing preset: how fast an unreachable member is detected, and its probe traffic:\n"+timingHelp())
 	fs.DurationVar(&opts.HealthPeriod, "health-period", 0, "how often every member's ClusterReport is read (default: the preset's)")
 	fs.DurationVar(&opts.ProbeTimeout, "probe-timeout", 0, "timeout of one read of a member's API server (default: the preset's)")
 	fs.IntVar(&opts.FailureThreshold, "failure-threshold", 0, "failed reads in a row before a member is Unreachable (default: the preset's)")
-	fs.DurationVar(&opts.HeartbeatGrace, "heartbeat-grace", 0, "age of an agent's heartbeat after which its member is Unreachable (default: the preset's)")
+	fs.DurationVar(&opts.HeartbeatGrace, "heartbeat-grace", 0, "push members: age of an agent's heartbeat after which its member is Unreachable (default: the preset's)")
+	fs.DurationVar(&opts.PullGrace, "pull-grace", 0, "pull members: how long a member's report on the hub may go unchanged, by the hub's clock, before it is Unreachable; keep it at least three of the agents' --hub-sync-period (default: the preset's)")
 	fs.DurationVar(&opts.ResyncPeriod, "resync-period", 0, "how often every InferenceModel is placed again when nothing changed (default: the preset's)")
+	fs.BoolVar(&opts.Inventory.Export, "export-cluster-profiles", false, "publish every Cluster as a ClusterProfile (sigs.k8s.io/cluster-inventory-api) in --cluster-profile-namespace, for Open Cluster Management, Argo CD and other inventory consumers; needs the ClusterProfile CRD on the hub cluster")
+	fs.BoolVar(&opts.Inventory.Import, "import-cluster-profiles", false, "turn other cluster managers' ClusterProfiles in --cluster-profile-namespace into Clusters that placement can choose (labelled meridian.dev/imported-from); needs the ClusterProfile CRD")
+	fs.StringVar(&opts.Inventory.Namespace, "cluster-profile-namespace", inventory.DefaultNamespace, "namespace of the hub cluster where ClusterProfiles are published and imported")
 	fs.StringVar(&metricsAddr, "metrics-addr", "127.0.0.1:9091", "address serving the hub's /metrics; empty turns it off")
 	logs.register(fs)
 	return cmd
@@ -68,8 +73,8 @@ docs/hub.md explains membership, health, the placement maths and failover.`,
 func timingHelp() string {
 	var b strings.Builder
 	for _, t := range hub.TimingPresets() {
-		fmt.Fprintf(&b, "  %s: probe every %s, timeout %s, %d failures: a member that refuses or drops connections is Unreachable within %s; %.1f reads/s per member; heartbeat grace %s, resync %s\n",
-			t.Name, t.HealthPeriod, t.ProbeTimeout, t.FailureThreshold, t.UnreachableWithin(), t.ProbeReadsPerSecond(), t.HeartbeatGrace, t.ResyncPeriod)
+		fmt.Fprintf(&b, "  %s: probe every %s, timeout %s, %d failures: a member that refuses or drops connections is Unreachable within %s; %.1f reads/s per member; heartbeat grace %s, pull grace %s, resync %s\n",
+			t.Name, t.HealthPeriod, t.ProbeTimeout, t.FailureThreshold, t.UnreachableWithin(), t.ProbeReadsPerSecond(), t.HeartbeatGrace, t.PullGrace, t.ResyncPeriod)
 	}
 	return strings.TrimSuffix(b.String(), "\n")
 }

@@ -16,6 +16,7 @@ import (
 
 	"meridian.dev/meridian/agent/hubsync"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
+	"meridian.dev/meridian/hub"
 	"meridian.dev/meridian/hub/membership"
 	"meridian.dev/meridian/internal/scheme"
 )
@@ -54,11 +55,12 @@ type hubClientFunc func() (client.Client, *rest.Config, error)
 // every credential of the member, then add it again.
 func memberAddCommand(hubClient hubClientFunc, rotate bool) *cobra.Command {
 	var (
-		o                 membership.AddOptions
-		region, cost, out string
-		labels            []string
+		o                           membership.AddOptions
+		region, cost, out           string
+		memberKubeconfig, membersNS string
+		labels                      []string
 	)
-	use, short := "add NAME", "Register a pull member and write its join bundle (a secret: hand it to the member's operator)"
+	use, short := "add NAME", "Register a pull member and write its join bundle (a secret: hand it to the member's operator), or with --member-kubeconfig a push member"
 	if rotate {
 		use, short = "rotate NAME", "Revoke every credential of a pull member and write a new join bundle"
 	}
@@ -78,6 +80,9 @@ func memberAddCommand(hubClient hubClientFunc, rotate bool) *cobra.Command {
 				existing := &v1.Cluster{}
 				if err := c.Get(cmd.Context(), client.ObjectKey{Name: o.Name}, existing); err != nil {
 					return fmt.Errorf("member %s: %w", o.Name, err)
+				}
+				if m := existing.Labels[membership.MembershipLabel]; m != "pull" && m != "revoked" {
+					return fmt.Errorf("member %s is not a pull member: rotate a push member's token with `meridian member add %s --member-kubeconfig FILE` again", o.Name, o.Name)
 				}
 				if err := membership.Revoke(cmd.Context(), c, o.Name); err != nil {
 					return err
@@ -106,6 +111,9 @@ func memberAddCommand(hubClient hubClientFunc, rotate bool) *cobra.Command {
 					}
 				}
 			}
+			if memberKubeconfig != "" {
+				return addPush(cmd, c, o, memberKubeconfig, membersNS)
+			}
 			b, err := membership.Add(cmd.Context(), c, o)
 			if err != nil {
 				return err
@@ -120,11 +128,43 @@ func memberAddCommand(hubClient hubClientFunc, rotate bool) *cobra.Command {
 		fs.StringArrayVar(&labels, "label", nil, "label of the member's Cluster for placement policies, as KEY=VALUE (repeatable)")
 		fs.StringVar(&o.Provider, "provider", "", "who runs the cluster, e.g. aws, gcp, on-prem")
 		fs.StringVar(&cost, "cost-per-gpu-hour", "", "price of one GPU-hour there, e.g. 2.50")
+		fs.StringVar(&memberKubeconfig, "member-kubeconfig", "", "push mode instead of pull: an admin kubeconfig of the member, used once to create the hub's least-privilege ServiceAccount there (ClusterRole "+membership.PushRole+"); the hub keeps a kubeconfig with that ServiceAccount's token, never this one")
+		fs.StringVar(&membersNS, "members-namespace", hub.MembersNamespace, "push mode: namespace of the hub's member kubeconfig Secrets (the hub's --members-namespace)")
+		fs.DurationVar(&o.TTL, "ttl", membership.DefaultBootstrapTTL, "pull: how long the join bundle's bootstrap token works (at least 10m); push: how long the hub's token on the member works (default a year)")
+	} else {
+		fs.DurationVar(&o.TTL, "ttl", membership.DefaultBootstrapTTL, "how long the join bundle's bootstrap token works (at least 10m)")
 	}
-	fs.DurationVar(&o.TTL, "ttl", membership.DefaultBootstrapTTL, "how long the join bundle's bootstrap token works (at least 10m)")
 	fs.StringVar(&o.Server, "hub-server", "", "the hub's API server URL as the member reaches it (default: the server of --kubeconfig)")
 	fs.StringVarP(&out, "output", "o", "-", "file to write the join bundle to (mode 0600); - is standard output")
 	return cmd
+}
+
+// addPush is `member add --member-kubeconfig`: the member's admin
+// kubeconfig grants the hub a least-privilege ServiceAccount there.
+func addPush(cmd *cobra.Command, hubC client.Client, o membership.AddOptions, memberKubeconfig, membersNS string) error {
+	cfg, err := restConfig(memberKubeconfig)
+	if err != nil {
+		return err
+	}
+	member, err := client.New(cfg, client.Options{Scheme: scheme.Scheme})
+	if err != nil {
+		return fmt.Errorf("member cluster: %w", err)
+	}
+	if o.TTL == membership.DefaultBootstrapTTL {
+		o.TTL = membership.DefaultPushTokenTTL
+	}
+	o.Server, o.CAData, o.TLSServerName = cfg.Host, cfg.CAData, cfg.ServerName
+	if len(o.CAData) == 0 && cfg.CAFile != "" {
+		if o.CAData, err = os.ReadFile(cfg.CAFile); err != nil {
+			return fmt.Errorf("the member's CA: %w", err)
+		}
+	}
+	if err := membership.AddPush(cmd.Context(), hubC, member, membersNS, o); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "member %s added in push mode: the hub reaches %s as %s/%s (ClusterRole %s), token valid for %s\n",
+		o.Name, o.Server, membership.PushNamespace, membership.PushServiceAccount, membership.PushRole, o.TTL)
+	return nil
 }
 
 func parseLabels(specs []string) (map[string]string, error) {

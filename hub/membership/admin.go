@@ -34,7 +34,8 @@ type AddOptions struct {
 	CostPerGPUHour *resource.Quantity
 	// TTL of the bootstrap token; default 1h, at least 10m.
 	TTL time.Duration
-	// Server and CAData are how the member reaches the hub's API server.
+	// Server, CAData and TLSServerName are how the member reaches the
+	// hub's API server (Add), or the hub the member's (AddPush).
 	Server        string
 	CAData        []byte
 	TLSServerName string
@@ -67,7 +68,7 @@ func Add(ctx context.Context, c client.Client, o AddOptions) (Bundle, error) {
 			return Bundle{}, fmt.Errorf("member %s: %s %s: %w", o.Name, kind(obj), obj.GetName(), err)
 		}
 	}
-	if err := writeCluster(ctx, c, o); err != nil {
+	if err := writeCluster(ctx, c, o, "pull"); err != nil {
 		return Bundle{}, fmt.Errorf("member %s: Cluster: %w", o.Name, err)
 	}
 	rep := &v1.ClusterReport{ObjectMeta: metav1.ObjectMeta{Name: ReportName(o.Name)}, Spec: v1.ClusterIdentity{Region: o.Identity.Region, Zone: o.Identity.Zone}}
@@ -87,15 +88,15 @@ func Add(ctx context.Context, c client.Client, o AddOptions) (Bundle, error) {
 }
 
 // writeCluster creates or updates the member's Cluster with what the
-// admin said; its status is the hub's.
-func writeCluster(ctx context.Context, c client.Client, o AddOptions) error {
+// admin said, labelled with its membership mode; its status is the hub's.
+func writeCluster(ctx context.Context, c client.Client, o AddOptions, mode string) error {
 	cl := &v1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: o.Name}}
 	_, err := controllerutil.CreateOrUpdate(ctx, c, cl, func() error {
 		if cl.Labels == nil {
 			cl.Labels = map[string]string{}
 		}
 		maps.Copy(cl.Labels, o.Labels)
-		cl.Labels[MembershipLabel] = "pull"
+		cl.Labels[MembershipLabel] = mode
 		cl.Spec.Region, cl.Spec.Zone = o.Identity.Region, o.Identity.Zone
 		if o.Identity.Location != nil {
 			cl.Spec.Location = o.Identity.Location

@@ -26,7 +26,9 @@ const (
 	NamespacePrefix = "meridian-member-"
 	// MemberLabel on a hub namespace names the pull member it belongs to.
 	MemberLabel = "meridian.dev/member"
-	// MembershipLabel on a Cluster says how it joined: pull, or revoked.
+	// MembershipLabel on a Cluster says how it joined: push (AddPush),
+	// pull (Add), or revoked. A Cluster created from a push member's first
+	// report has none.
 	MembershipLabel = "meridian.dev/membership"
 	// AgentPrefix + a generation is the ServiceAccount that is the
 	// member's identity on the hub; BootstrapPrefix + the same generation
@@ -138,7 +140,13 @@ func Exchange(ctx context.Context, b Bundle, ttl time.Duration) (Bundle, error) 
 // requestToken asks the hub for a token of a ServiceAccount of member's
 // namespace, bound to the ServiceAccount: deleting it ends the token.
 func requestToken(ctx context.Context, c client.Client, member, sa string, ttl time.Duration) (*authenticationv1.TokenRequest, error) {
-	acct := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: Namespace(member), Name: sa}}
+	return requestTokenIn(ctx, c, Namespace(member), sa, ttl)
+}
+
+// requestTokenIn asks c's API server for a token of ServiceAccount
+// namespace/sa valid for ttl.
+func requestTokenIn(ctx context.Context, c client.Client, namespace, sa string, ttl time.Duration) (*authenticationv1.TokenRequest, error) {
+	acct := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: sa}}
 	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To(int64(max(ttl, 10*time.Minute) / time.Second))}}
 	if err := c.SubResource("token").Create(ctx, acct, tr); err != nil {
 		return nil, err

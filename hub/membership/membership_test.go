@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -145,8 +146,10 @@ func TestPullMemberJoinPlaceRevoke(t *testing.T) {
 
 	hubCtx, stopHub := context.WithCancel(ctx)
 	hubDone := make(chan error, 1)
+	hubReg := prometheus.NewRegistry()
 	go func() {
-		hubDone <- hub.Run(hubCtx, hubCP.Config, hub.NewProvider(hubCP.Config, hub.MembersNamespace, quiet), hub.Options{Logger: quiet, ResyncPeriod: time.Hour})
+		hubDone <- hub.Run(hubCtx, hubCP.Config, hub.NewProvider(hubCP.Config, hub.MembersNamespace, quiet),
+			hub.Options{Logger: quiet, ResyncPeriod: time.Hour, Registry: hubReg})
 	}()
 	t.Cleanup(func() { stopHub(); <-hubDone })
 
@@ -185,6 +188,12 @@ func TestPullMemberJoinPlaceRevoke(t *testing.T) {
 	cl := &v1.Cluster{}
 	if err := hubCP.Client.Get(ctx, client.ObjectKey{Name: "eu-1"}, cl); err != nil || cl.Status.Health != v1.HealthReady || cl.Labels["tier"] != "gold" {
 		t.Fatalf("Cluster eu-1: want Ready with its admin's labels, got %v health=%s labels=%v", err, cl.Status.Health, cl.Labels)
+	}
+	if v := testbin.Metric(t, hubReg, "meridian_hub_cluster_health", map[string]string{"cluster": "eu-1", "health": "Ready"}); v != 1 {
+		t.Errorf("meridian_hub_cluster_health{eu-1,Ready} = %v, want 1", v)
+	}
+	if v := testbin.Metric(t, hubReg, "meridian_hub_inferencemodel_placed", map[string]string{"namespace": "default", "name": "sentiment"}); v != 1 {
+		t.Errorf("meridian_hub_inferencemodel_placed{default,sentiment} = %v, want 1", v)
 	}
 
 	// The member reports another region: the hub keeps its own.
@@ -258,6 +267,11 @@ func TestPullMemberJoinPlaceRevoke(t *testing.T) {
 	if cl.Status.Health != v1.HealthUnreachable || cl.Labels[membership.MembershipLabel] != "revoked" {
 		t.Fatalf("revoked Cluster: health %s membership %q, want Unreachable revoked", cl.Status.Health, cl.Labels[membership.MembershipLabel])
 	}
+	// Its model has nowhere else to go (us-1 never reported): unsatisfied.
+	testbin.Eventually(t, "meridian_hub_inferencemodel_placed 0 once the only member is revoked", 20*time.Second, func() bool {
+		v, ok := testbin.MetricIfAny(t, hubReg, "meridian_hub_inferencemodel_placed", map[string]string{"namespace": "default", "name": "sentiment"})
+		return ok && v == 0
+	})
 
 	// Rotate (revoke + add): the old credential stays refused; a new join works.
 	fresh := add(t, hubCP, "eu-1", "eu-west")
@@ -293,4 +307,62 @@ func conditionString(c *metav1.Condition) string {
 		return "no condition"
 	}
 	return string(c.Status) + " " + c.Reason + ": " + c.Message
+}
+
+// A push member: the hub's kubeconfig holds a least-privilege token on the
+// member, not its admin's. The member's own API server refuses it
+// everything the hub does not do.
+func TestPushMemberLeastPrivilege(t *testing.T) {
+	hubCP := controlplane.ForTest(t, controlplane.Options{})
+	memberCP := controlplane.ForTest(t, controlplane.Options{})
+	ctx := context.Background()
+	if err := hubCP.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: hub.MembersNamespace}}); err != nil {
+		t.Fatal(err)
+	}
+	o := membership.AddOptions{Name: "eu-2", Identity: v1.ClusterIdentity{Region: "eu-west"}, Server: memberCP.Config.Host, CAData: memberCP.Config.CAData}
+	if err := membership.AddPush(ctx, hubCP.Client, memberCP.Client, hub.MembersNamespace, o); err != nil {
+		t.Fatal(err)
+	}
+	sec := &corev1.Secret{}
+	if err := hubCP.Client.Get(ctx, client.ObjectKey{Namespace: hub.MembersNamespace, Name: "eu-2"}, sec); err != nil {
+		t.Fatal(err)
+	}
+	if sec.Labels[membership.KubeconfigLabel] != "true" {
+		t.Fatalf("the hub's Secret lacks the label its kubeconfig provider engages: %v", sec.Labels)
+	}
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(sec.Data["kubeconfig"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.CertData) != 0 || cfg.BearerToken == "" {
+		t.Fatal("the hub's kubeconfig should hold a ServiceAccount token, not a client certificate")
+	}
+	as, err := client.New(cfg, client.Options{Scheme: scheme.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the hub does: namespaces, ModelDeployments, the report.
+	if err := as.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "models"}}); err != nil {
+		t.Fatalf("creating a namespace for a model: %v", err)
+	}
+	md := &v1.ModelDeployment{ObjectMeta: metav1.ObjectMeta{Namespace: "models", Name: "sentiment"}, Spec: v1.ModelDeploymentSpec{Model: v1.ModelSource{Name: "sentiment"}}}
+	if err := as.Create(ctx, md); err != nil {
+		t.Fatalf("writing a ModelDeployment: %v", err)
+	}
+	if err := as.Delete(ctx, md); err != nil {
+		t.Fatalf("deleting a ModelDeployment: %v", err)
+	}
+	if err := as.Get(ctx, client.ObjectKey{Name: v1.ClusterReportName}, &v1.ClusterReport{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("reading the ClusterReport: want NotFound (none yet), got %v", err)
+	}
+	// Nothing else.
+	forbidden(t, "the hub reading the member's Secrets", as.List(ctx, &corev1.SecretList{}))
+	forbidden(t, "the hub deleting a namespace", as.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "models"}}))
+	forbidden(t, "the hub creating a Pod", as.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "models", Name: "x"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "x", Image: "x"}}}}))
+	forbidden(t, "the hub writing the ClusterReport", as.Create(ctx, &v1.ClusterReport{ObjectMeta: metav1.ObjectMeta{Name: v1.ClusterReportName}, Spec: v1.ClusterIdentity{Region: "eu-west"}}))
+	cl := &v1.Cluster{}
+	if err := hubCP.Client.Get(ctx, client.ObjectKey{Name: "eu-2"}, cl); err != nil || cl.Spec.Region != "eu-west" || cl.Labels[membership.MembershipLabel] != "push" {
+		t.Fatalf("Cluster eu-2: %v region %q membership %q", err, cl.Spec.Region, cl.Labels[membership.MembershipLabel])
+	}
 }

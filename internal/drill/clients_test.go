@@ -35,7 +35,7 @@ func TestLongestGap(t *testing.T) {
 // run whose load was not offered is short.
 func TestVerdictsPerKindOfClient(t *testing.T) {
 	det, dns := Seconds(1.1), Seconds(1.6)
-	r := &Result{Drill: RegionLoss, Fault: "blackhole", Timing: "production", DNSTTL: 5, Detected: &det, DNSResteered: &dns,
+	r := &Result{Drill: RegionLoss, Fault: "blackhole", Timing: "production", Membership: "push", DetectionTarget: 2, DNSTTL: 5, Detected: &det, DNSResteered: &dns,
 		Front: Clients{Kind: FrontClients, Offered: 100, Sent: 80, LoadOffered: false, Shortfall: "phase 0 sent 80 of 100"},
 		DNS:   Clients{Kind: DNSClients, Offered: 100, Sent: 100, LoadOffered: true, Failed: 30, LongestGap: 7.5}}
 	lines := strings.Join(r.Verdicts(), "\n")

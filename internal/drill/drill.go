@@ -67,8 +67,14 @@ type Result struct {
 	Timing string `json:"timing"`
 	// GossipCut says whether a partition dropped gossip too (root).
 	GossipCut bool `json:"gossipCut,omitempty"`
-	// Detected is when the hub marked the region Unreachable.
-	Detected *Seconds `json:"detectedAfter,omitempty"`
+	// Membership is how the fleet's members joined the hub: push or pull.
+	Membership string `json:"membership"`
+	// Detected is when the hub marked the region Unreachable;
+	// DetectionTarget the bound it is held to: 2s, or the hub's
+	// documented bound for pull members where that is longer (a pull
+	// member is noticed by its silence).
+	Detected        *Seconds `json:"detectedAfter,omitempty"`
+	DetectionTarget Seconds  `json:"detectionTarget"`
 	// DNSResteered is when DNS stopped answering the region's clients
 	// with the region.
 	DNSResteered *Seconds `json:"dnsResteeredAfter,omitempty"`
@@ -156,7 +162,8 @@ func Run(ctx context.Context, f *fleet.Fleet, drill string, opts Options) (_ *Re
 	}
 	defer res.Stop()
 	d := &run{f: f, opts: opts, addrs: addrs, start: time.Now(),
-		res: &Result{Drill: drill, Region: opts.Region, DNSTTL: ttl, Timing: f.Timing().String(), GossipCut: f.CutsGossip()}}
+		res: &Result{Drill: drill, Region: opts.Region, DNSTTL: ttl, Timing: f.Timing().String(), GossipCut: f.CutsGossip(),
+			Membership: f.Membership(), DetectionTarget: Seconds(f.DetectionTarget().Seconds())}}
 	regionOf := map[netip.Addr]string{}
 	for region, a := range addrs {
 		regionOf[a] = region

@@ -27,7 +27,7 @@ func (r *Result) Verdicts() []string {
 	if r.Fault != "" {
 		id += "-" + r.Fault
 	}
-	line("timing=%q (informational: the preset every component ran with)", r.Timing)
+	line("timing=%q membership=%s (informational: the preset every component ran with, how members joined the hub)", r.Timing, r.Membership)
 	det, detV := secs(r.Detected)
 	dnsS, dnsV := secs(r.DNSResteered)
 	// Each kind of client: the load really offered, and what it met.
@@ -42,7 +42,7 @@ func (r *Result) Verdicts() []string {
 	dnsGap := fmt.Sprintf("<=ttl+2s(%.0fs)", ttlBound)
 	switch r.Drill {
 	case RegionLoss, Partition:
-		line("detection=%s target<=2s %s", det, verdict(detV <= 2))
+		line("detection=%s target<=%gs %s", det, float64(r.DetectionTarget), verdict(detV <= float64(r.DetectionTarget)))
 		line("dns_resteer=%s target<=2s %s", dnsS, verdict(dnsV <= 2))
 		clients(r.Front, "=0", r.Front.Failed+r.Front.Dropped == 0, "=none", true)
 		clients(r.DNS, "=none", true, dnsGap, float64(r.DNS.LongestGap) <= ttlBound)

@@ -6,14 +6,10 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
-	"path/filepath"
 	"sync"
 
-	"k8s.io/client-go/tools/clientcmd"
 
 	"meridian.dev/meridian/hub"
-	"meridian.dev/meridian/internal/netfault"
 )
 
 // This file is how drills and tests hurt a running fleet: a region dies,
@@ -244,29 +240,6 @@ func (s *connSet) heal(host string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.cutOff, host)
-}
-
-// relink writes a copy of a member's kubeconfig that reaches its API
-// server through link, for the hub's Secret.
-func (f *Fleet) relink(kubeconfig string, link *netfault.Proxy) (string, error) {
-	cfg, err := clientcmd.LoadFromFile(kubeconfig)
-	if err != nil {
-		return "", err
-	}
-	for _, c := range cfg.Clusters {
-		// The link listens on the region's address; the API server's
-		// certificate names the address it listens on.
-		if u, err := url.Parse(c.Server); err == nil && c.TLSServerName == "" {
-			c.TLSServerName = u.Hostname()
-		}
-		c.Server = "https://" + link.Addr()
-	}
-	dir := filepath.Join(f.opts.StateDir, "links")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
-	}
-	path := filepath.Join(dir, filepath.Base(kubeconfig))
-	return path, clientcmd.WriteToFile(*cfg, path)
 }
 
 // hostPort is the host:port of an API server URL.

@@ -300,9 +300,12 @@ func (f *Fleet) start(ctx, runCtx context.Context) error {
 				return err
 			}
 			f.memberLinks[r.Name] = link
-			if kubeconfig, err = f.relink(kubeconfig, link); err != nil {
+			// As in production: the hub gets a least-privilege
+			// ServiceAccount on the member, never its admin kubeconfig.
+			if err := membership.AddPush(ctx, f.Hub.Client, cp.Client, hub.MembersNamespace, f.memberOptions(r, "https://"+link.Addr(), cp.Config)); err != nil {
 				return err
 			}
+			continue
 		} else {
 			f.step("using the existing cluster %s from %s", r.Name, r.Kubeconfig)
 		}
@@ -376,23 +379,30 @@ func (f *Fleet) joinPull(ctx context.Context, i int, r Region, cp *controlplane.
 		return err
 	}
 	f.memberLinks[r.Name] = link
-	u, err := url.Parse(f.Hub.Config.Host)
-	if err != nil {
-		return err
-	}
-	b, err := membership.Add(ctx, f.Hub.Client, membership.AddOptions{
-		Name:     r.Name,
-		Identity: v1.ClusterIdentity{Region: v1.RegionName(r.Name), Zone: r.Name + "-a", Location: &v1.GeoLocation{Latitude: r.Latitude, Longitude: r.Longitude}},
-		Server:   "https://" + link.Addr(), CAData: f.Hub.Config.CAData, TLSServerName: u.Hostname(),
-	})
+	b, err := membership.Add(ctx, f.Hub.Client, f.memberOptions(r, "https://"+link.Addr(), f.Hub.Config))
 	if err != nil {
 		return err
 	}
 	return hubsync.WriteBundle(ctx, cp.Client, types.NamespacedName{Namespace: hubsync.DefaultNamespace, Name: hubsync.DefaultJoinSecret}, b)
 }
 
-// join registers a member with the hub: its kubeconfig in a labelled
-// Secret, as in production.
+// memberOptions describe local region r to the hub, whose API server
+// (the hub's for a pull member, the member's for a push member) is
+// reached at server through a link, checked against target's certificate.
+func (f *Fleet) memberOptions(r Region, server string, target *rest.Config) membership.AddOptions {
+	name := ""
+	if u, err := url.Parse(target.Host); err == nil {
+		name = u.Hostname()
+	}
+	return membership.AddOptions{
+		Name:     r.Name,
+		Identity: v1.ClusterIdentity{Region: v1.RegionName(r.Name), Zone: r.Name + "-a", Location: &v1.GeoLocation{Latitude: r.Latitude, Longitude: r.Longitude}},
+		Server:   server, CAData: target.CAData, TLSServerName: name,
+	}
+}
+
+// join registers an existing cluster with the hub: the kubeconfig given
+// for it in a labelled Secret.
 func (f *Fleet) join(ctx context.Context, name, kubeconfig string) error {
 	b, err := os.ReadFile(kubeconfig)
 	if err != nil {

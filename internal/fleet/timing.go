@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"cmp"
 	"fmt"
 	"time"
 
@@ -63,3 +64,22 @@ func (t Timing) String() string {
 
 // Timing is the preset the fleet runs with.
 func (f *Fleet) Timing() Timing { return f.timing }
+
+// Membership is how the fleet's local members joined the hub: push or
+// pull.
+func (f *Fleet) Membership() string { return cmp.Or(f.opts.Membership, "push") }
+
+// DetectionTarget is the bound the drills hold the hub's detection of a
+// lost region to: 2s, the hub's production bound for push members with
+// room for a loaded machine; for pull members, the hub's documented bound
+// when that is longer (hub.Timing.PullUnreachableWithin: a pull member
+// is noticed by its silence).
+func (f *Fleet) DetectionTarget() time.Duration {
+	target := 2 * time.Second
+	if f.Membership() == "pull" {
+		if t, err := f.opts.Hub.EffectiveTiming(); err == nil {
+			target = max(target, t.PullUnreachableWithin())
+		}
+	}
+	return target
+}
