@@ -33,6 +33,11 @@ func fleetDashboard() *dashboardBuilder {
 		WithPanel(upDown("Serving, by cluster and model",
 			"The global balancers' verdict on each target: serving while probes and gossip both let it (the best of all balancers).",
 			query(`max by (cluster, model) (`+recTargetUp+`)`, "{{cluster}} {{model}}"))).
+		WithPanel(timeline("Member health", "Each member's health as the hub judges it now (docs/hub.md, Health): Unreachable members get no new placements.",
+			query(memberHealth, "{{cluster}}"),
+			state{"0", "Unknown", "text"}, state{"1", "Ready", "green"}, state{"2", "Degraded", "yellow"}, state{"3", "Unreachable", "red"})).
+		WithPanel(graph("Heartbeat age", "Age of the newest heartbeat the hub has read from each member, by the member's clock. A push member turns Unreachable past --heartbeat-grace (30s in production); a pull member is judged by the hub's clock instead, so a skewed clock shows here but changes nothing.", "s",
+			query(`time() - max by (cluster) (meridian_hub_cluster_heartbeat_timestamp_seconds)`, "{{cluster}}"))).
 		WithPanel(graph("Member health changes", "The hub's changes of each member's health, by the health it changed to (Unreachable: API server or heartbeat lost).", "none",
 			query(`sum by (cluster, health) (increase(meridian_hub_cluster_health_transitions_total`+win+`))`, "{{cluster}} → {{health}}"))).
 		WithPanel(graph("Agent heartbeats", "ClusterReport writes by each agent, ok or error; every agent writes one each report period (10s).", "wps",
@@ -55,8 +60,20 @@ func fleetDashboard() *dashboardBuilder {
 		WithPanel(graph("Ready and desired replicas by region", "What the agents' autoscalers ask for (desired) and what is ready, per region.", "none",
 			query(`sum by (region, state) (meridian_agent_replicas{`+inRegion+`})`, "{{region}} {{state}}"))).
 		WithPanel(graph("Placed replicas by InferenceModel", "Replicas the hub's latest placement of each InferenceModel asks for, across the fleet.", "none",
-			query(`sum by (namespace, name) (meridian_hub_placed_replicas)`, "{{namespace}}/{{name}}")))
+			query(`sum by (namespace, name) (meridian_hub_placed_replicas)`, "{{namespace}}/{{name}}"))).
+		WithPanel(timeline("Placement, by InferenceModel", "Whether the hub's latest placement of each InferenceModel met its policy (condition Placed). Unsatisfied: the best placement within the hard rules is applied; its status says what could not be met (MeridianPlacementUnsatisfied fires after 5 minutes).",
+			query(`max by (namespace, name) (meridian_hub_inferencemodel_placed)`, "{{namespace}}/{{name}}"),
+			state{"0", "unsatisfied", "red"}, state{"1", "satisfied", "green"}))
 }
+
+// memberHealth is each member's health as one number per cluster, for
+// the Member health timeline: 1 Ready, 2 Degraded, 3 Unreachable, and 0
+// Unknown, the one health whose series is not among these.
+const memberHealth = `max by (cluster) (
+    meridian_hub_cluster_health{health="Ready"}
+  or 2 * meridian_hub_cluster_health{health="Degraded"}
+  or 3 * meridian_hub_cluster_health{health="Unreachable"}
+)`
 
 // regionMap is the world map: a marker on each region with demand or
 // replicas, sized and coloured by its requests per second, its ready

@@ -77,17 +77,25 @@ func single(title, help, unit string, q *prometheus.DataqueryBuilder) *stat.Pane
 		ReduceOptions(common.NewReduceDataOptionsBuilder().Calcs([]string{"lastNotNull"}))
 }
 
+// state is one value of a state timeline's series, shown as text in a
+// colour.
+type state struct{ value, text, color string }
+
+// timeline is a state timeline, the full width, of series whose values
+// are states.
+func timeline(title, help string, q *prometheus.DataqueryBuilder, states ...state) *statetimeline.PanelBuilder {
+	texts := map[string]dashboard.ValueMappingResult{}
+	for _, s := range states {
+		texts[s.value] = dashboard.ValueMappingResult{Text: cog.ToPtr(s.text), Color: cog.ToPtr(s.color)}
+	}
+	return setup(statetimeline.NewPanelBuilder(), title, help, "", 24, 8, []*prometheus.DataqueryBuilder{q}).
+		Mappings([]dashboard.ValueMapping{{ValueMap: &dashboard.ValueMap{Type: dashboard.MappingTypeValueToText, Options: texts}}}).
+		ShowValue(common.VisibilityModeNever)
+}
+
 // upDown is a state timeline of 1/0 series, shown as up and down.
 func upDown(title, help string, q *prometheus.DataqueryBuilder) *statetimeline.PanelBuilder {
-	return setup(statetimeline.NewPanelBuilder(), title, help, "", 24, 8, []*prometheus.DataqueryBuilder{q}).
-		Mappings([]dashboard.ValueMapping{{ValueMap: &dashboard.ValueMap{
-			Type: dashboard.MappingTypeValueToText,
-			Options: map[string]dashboard.ValueMappingResult{
-				"0": {Text: cog.ToPtr("held out"), Color: cog.ToPtr("red")},
-				"1": {Text: cog.ToPtr("serving"), Color: cog.ToPtr("green")},
-			},
-		}}}).
-		ShowValue(common.VisibilityModeNever)
+	return timeline(title, help, q, state{"0", "held out", "red"}, state{"1", "serving", "green"})
 }
 
 // row starts a section of a dashboard.

@@ -244,7 +244,6 @@ func alert(name, severity, expr, forDur, summary, description string) Rule {
 }
 
 func alerts() []Rule {
-	const unreachable = `meridian_hub_cluster_health_transitions_total{health="Unreachable"}`
 	okWrites := `sum without (result) (increase(meridian_agent_report_writes_total{result="ok"}[2m]))`
 	return []Rule{
 		alert("MeridianRegionDown", "critical",
@@ -263,6 +262,14 @@ func alerts() []Rule {
 			`max by (job) (up{job=~"`+jobHub+`"}) == 0`, "5m",
 			"No Meridian hub replica can be scraped",
 			"Every target of job {{ $labels.job }} is down: nothing places models or notices a member that fails. Serving goes on as last placed."),
+		alert("MeridianHubStale", "critical",
+			// The newest heartbeat of any member, so that one member's skewed
+			// clock or lost agent does not fire it, while the hub still counts
+			// some member healthy (when it counts none, MeridianMemberUnreachable
+			// fires for each).
+			"time() - max by (job) (meridian_hub_cluster_heartbeat_timestamp_seconds) > 300\nand on (job)\nmax by (job) (meridian_hub_cluster_health{health=~\"Ready|Degraded\"}) == 1", "",
+			"The hub has read no member's heartbeat for {{ $value | humanizeDuration }}",
+			"Job {{ $labels.job }} is scraped but its health checks have stopped: it still counts members healthy on reports more than 5 minutes old, so it notices no member that fails, and placement may be stalled too."),
 		alert("MeridianBalancerDown", "critical",
 			`max by (job) (up{job=~"`+jobGLB+`"}) == 0`, "2m",
 			"No global balancer can be scraped",
@@ -284,12 +291,9 @@ func alerts() []Rule {
 			"The hub refuses the credential of agent {{ $labels.instance }}",
 			"The member's hub credential was revoked or has expired, so it is cut off from the hub until joined again. Its replicas keep serving."),
 		alert("MeridianMemberUnreachable", "warning",
-			// The hub creates a cluster's Unreachable series at 1 on its first
-			// such transition, which increase() cannot see: a series new in
-			// the window counts too.
-			"sum by (cluster) (\n  increase("+unreachable+"[10m]) > 0\n  or ("+unreachable+" unless "+unreachable+" offset 10m)\n) > 0", "",
-			"The hub marked {{ $labels.cluster }} Unreachable",
-			"In the last 10 minutes the hub found the member's API server unreachable or its agent's heartbeat stale, and moved placements away from it."),
+			`max by (cluster) (meridian_hub_cluster_health{health="Unreachable"}) == 1`, "2m",
+			"The hub has held {{ $labels.cluster }} Unreachable for 2 minutes",
+			"The hub cannot read the member's ClusterReport or finds its heartbeat stale, and has moved placements away from it; `kubectl get cluster {{ $labels.cluster }}` says why (condition Ready)."),
 		alert("MeridianMemberHealthFlapping", "warning",
 			`sum by (cluster) (increase(meridian_hub_cluster_health_transitions_total[1h])) > 6`, "",
 			"Health of {{ $labels.cluster }} changed {{ printf \"%.0f\" $value }} times in an hour",
@@ -298,6 +302,10 @@ func alerts() []Rule {
 			`sum without (state) (meridian_agent_replicas{state="desired"}) > sum without (state) (meridian_agent_replicas{state="ready"})`, "15m",
 			"{{ $labels.namespace }}/{{ $labels.name }} has fewer ready replicas than desired",
 			"For 15 minutes the cluster has not made ready what its placement and autoscaler ask for (no room, image or model failing, crash loop)."),
+		alert("MeridianPlacementUnsatisfied", "warning",
+			`max by (namespace, name) (meridian_hub_inferencemodel_placed) == 0`, "5m",
+			"The placement of {{ $labels.namespace }}/{{ $labels.name }} has not met its policy for 5 minutes",
+			"The hub cannot place the InferenceModel as its policy asks (condition Placed False, reason Unsatisfiable: too few regions, no healthy cluster with room, …) and applies the best placement within its hard rules."),
 		alert("MeridianModelShedding", "warning",
 			`sum by (model) (rate(meridian_inference_requests_total{code="429"}[5m])) / sum by (model) (rate(meridian_inference_requests_total[5m])) > 0.05`, "10m",
 			"{{ $labels.model }} sheds {{ $value | humanizePercentage }} of its requests",
