@@ -11,10 +11,12 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/scheme"
 
 	"meridian.dev/meridian/charts"
+	"meridian.dev/meridian/hub/membership"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files testdata/*.golden.yaml from the chart")
@@ -202,5 +204,26 @@ func TestCRDsAreTheGeneratedOnes(t *testing.T) {
 		if err != nil || !bytes.Equal(a, b) {
 			t.Errorf("%s differs from the chart's copy (%v): run make generate", w, err)
 		}
+	}
+}
+
+// The chart's hub-access ClusterRole on a push member grants what
+// `meridian member add --member-kubeconfig` grants: all the hub does there.
+func TestHubAccessIsThePushRole(t *testing.T) {
+	t.Parallel()
+	out, err := charts.Run(t, "template", "meridian", charts.Dir(), "--namespace", "meridian-system",
+		"--show-only", "templates/agent.yaml", "--values", filepath.Join("testdata", "agent-push.values.yaml"))
+	if err != nil {
+		t.Fatalf("helm template: %v\n%s", err, out)
+	}
+	var got []rbacv1.PolicyRule
+	for doc := range strings.SplitSeq(string(out), "\n---\n") {
+		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
+		if r, ok := obj.(*rbacv1.ClusterRole); err == nil && ok && r.Name == "meridian-hub-access" {
+			got = r.Rules
+		}
+	}
+	if want := membership.PushRules(); !equality.Semantic.DeepEqual(got, want) {
+		t.Errorf("ClusterRole meridian-hub-access rules\n%+v\nwant membership.PushRules()\n%+v", got, want)
 	}
 }

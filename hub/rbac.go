@@ -17,18 +17,17 @@ package hub
 // +kubebuilder:rbac:groups=meridian.dev,resources=inferencemodels/status,verbs=patch
 //
 // Clusters: one per member, created on engagement, identity updated,
-// health and capacity patched into the status.
-// +kubebuilder:rbac:groups=meridian.dev,resources=clusters,verbs=get;list;watch;create;update
+// health and capacity patched into the status; imported ones
+// (hub/inventory) deleted with their ClusterProfile.
+// +kubebuilder:rbac:groups=meridian.dev,resources=clusters,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups=meridian.dev,resources=clusters/status,verbs=patch
 //
 // DemandReports: the balancers' counts of where the users are, summed.
 // +kubebuilder:rbac:groups=meridian.dev,resources=demandreports,verbs=get;list;watch
 //
-// Push members: their kubeconfig Secrets. Cluster-wide, because the
-// kubeconfig provider's informer lists and watches Secrets in every
-// namespace and filters by namespace afterwards; with the manager's cache
-// restricted to --members-namespace for Secrets this becomes a Role there.
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// Push members: their kubeconfig Secrets, in --members-namespace (the
+// manager's cache watches Secrets there only).
+// +kubebuilder:rbac:groups="",namespace=meridian-system,resources=secrets,verbs=get;list;watch
 //
 // Pull members (hub/membership): each is a namespace labelled
 // meridian.dev/member, where the hub writes the member's ModelDeployments
@@ -37,7 +36,12 @@ package hub
 // +kubebuilder:rbac:groups=meridian.dev,resources=modeldeployments,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=meridian.dev,resources=clusterreports,verbs=get;list;watch
 //
-// Leader election between the hub's replicas (a Lease in the hub's own
-// namespace, and the Events that record a change of leader).
+// The cluster inventory (hub/inventory, --export-cluster-profiles and
+// --import-cluster-profiles): ClusterProfiles in --cluster-profile-namespace.
+// +kubebuilder:rbac:groups=multicluster.x-k8s.io,namespace=meridian-system,resources=clusterprofiles,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=multicluster.x-k8s.io,namespace=meridian-system,resources=clusterprofiles/status,verbs=patch
+//
+// Leader election between the hub's replicas (the Lease meridian-hub),
+// and the Events that record a change of leader and the inventory's work.
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=meridian-system,resources=leases,verbs=get;create;update
 // +kubebuilder:rbac:groups="";events.k8s.io,namespace=meridian-system,resources=events,verbs=create;patch
