@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net"
@@ -28,6 +29,7 @@ import (
 
 	"meridian.dev/meridian/charts"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
+	"meridian.dev/meridian/hub/membership"
 	"meridian.dev/meridian/internal/controlplane"
 	"meridian.dev/meridian/internal/netfault"
 	"meridian.dev/meridian/internal/node"
@@ -52,44 +54,16 @@ const helmNamespace = "meridian-system"
 // on the node's bridge: the identity, and so the RBAC under test, is the
 // chart's.
 func TestHelmInstallRunsEveryComponent(t *testing.T) {
-	cp := controlplane.ForTest(t, controlplane.Options{NoCRDs: true, ControllerManager: true, Scheduler: true, NodeLifecycle: true})
-	statefulSetController(t, cp.Kubeconfig)
-	n, image := node.ForTest(t, "helm-node-1", cp.Kubeconfig)
-	repo, digest, ok := strings.Cut(image, "@")
-	if !ok {
-		t.Fatalf("image %q is not by digest", image)
-	}
-	api, err := url.Parse(cp.Config.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy, err := netfault.NewProxyOn(n.IP, api.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(proxy.Cut)
-
-	values := filepath.Join(t.TempDir(), "values.yaml")
-	writeFile(t, values, fmt.Sprintf(helmValues, repo, digest))
-	install := []string{"install", "meridian", charts.Dir(), "--kubeconfig", cp.Kubeconfig,
-		"--namespace", helmNamespace, "--create-namespace", "--values", values}
+	c := newHelmCluster(t, "helm-node-1")
 	start := time.Now()
-	if out, err := charts.Run(t, install...); err != nil {
-		t.Fatalf("helm %s: %v\n%s", strings.Join(install, " "), err, out)
-	}
-	cs := kubernetes.NewForConfigOrDie(cp.Config)
-	t.Cleanup(func() {
-		if t.Failed() {
-			dumpPods(t, cs, helmNamespace)
-		}
-	})
-	for _, c := range []string{"hub", "agent", "glb"} {
-		kubeconfigSecret(t, cs, "meridian-"+c, "meridian-"+c+"-kubeconfig", "https://"+proxy.Addr(), cp.Config.CAData, nil)
+	c.install(t, helmValues)
+	for _, comp := range []string{"hub", "agent", "glb"} {
+		c.kubeconfigSecret(t, "meridian-"+comp, "meridian-"+comp+"-kubeconfig", nil)
 	}
 	// The hub's kubeconfig for its push member "eu-west-1", as an admin
 	// would make it: the member's hub-access ServiceAccount.
-	kubeconfigSecret(t, cs, "meridian-hub-access", "eu-west-1", "https://"+proxy.Addr(), cp.Config.CAData,
-		map[string]string{"sigs.k8s.io/multicluster-runtime-kubeconfig": "true"})
+	c.kubeconfigSecret(t, "meridian-hub-access", "eu-west-1", map[string]string{membership.KubeconfigLabel: "true"})
+	cp, cs := c.cp, c.cs
 
 	ctx := context.Background()
 	testbin.Eventually(t, "the hub's two, the agent's and the balancer's pods Ready", 3*time.Minute, func() bool {
@@ -128,27 +102,77 @@ func TestHelmInstallRunsEveryComponent(t *testing.T) {
 		return cp.Client.Get(ctx, client.ObjectKey{Name: "pop-0"}, &r) == nil
 	})
 
-	// The generated RBAC is enough: nothing any component did was refused.
 	logs := podLogs(t, cs, helmNamespace)
-	for _, c := range []string{"meridian-hub-", "meridian-agent-", "meridian-glb-"} {
-		if !slices.ContainsFunc(slices.Collect(maps.Keys(logs)), func(pod string) bool { return strings.HasPrefix(pod, c) && logs[pod] != "" }) {
-			t.Errorf("no logs of %s* among %v", c, slices.Collect(maps.Keys(logs)))
+	for _, comp := range []string{"meridian-hub-", "meridian-agent-", "meridian-glb-"} {
+		if !slices.ContainsFunc(slices.Collect(maps.Keys(logs)), func(pod string) bool { return strings.HasPrefix(pod, comp) && logs[pod] != "" }) {
+			t.Errorf("no logs of %s* among %v", comp, slices.Collect(maps.Keys(logs)))
 		}
 	}
-	for pod, log := range logs {
-		for line := range strings.SplitSeq(log, "\n") {
-			if strings.Contains(line, "forbidden") {
-				t.Errorf("%s was refused: %s", pod, line)
-			}
-		}
-	}
+	noneRefused(t, c)
 }
 
-// helmValues installs every component from the image (repository, digest)
-// served to the node, each reaching the API server through its
-// kubeconfig Secret; two hub replicas, one leading.
+// A pull member installed with the chart joins a hub installed with the
+// chart, in another cluster: its agent exchanges the join bundle (from
+// `meridian member add`) for its own credential, kept in the Secret the
+// chart's Role lets it write, and its reports reach the hub, which holds
+// no credential for the member.
+func TestHelmInstallPullMember(t *testing.T) {
+	hub := newHelmCluster(t, "helm-hub-1")
+	hub.install(t, `
+hub: {enabled: true, replicas: 1, leaderElection: false, kubeconfigSecret: meridian-hub-kubeconfig}
+`)
+	hub.kubeconfigSecret(t, "meridian-hub", "meridian-hub-kubeconfig", nil)
+
+	ctx := context.Background()
+	bundle, err := membership.Add(ctx, hub.cp.Client, membership.AddOptions{
+		Name: "on-prem-1", Identity: v1.ClusterIdentity{Region: "eu-central"},
+		Server: hub.server, CAData: hub.cp.Config.CAData, TLSServerName: "127.0.0.1",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	join, err := json.Marshal(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	member := newHelmCluster(t, "helm-member-1")
+	if _, err := member.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: helmNamespace}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := member.cs.CoreV1().Secrets(helmNamespace).Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "meridian-hub-join", Namespace: helmNamespace},
+		Data:       map[string][]byte{"bundle.json": join},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	member.install(t, `
+agent:
+  enabled: true
+  clusterName: on-prem-1
+  region: eu-central
+  membership: {mode: pull}
+  kubeconfigSecret: meridian-agent-kubeconfig
+`)
+	member.kubeconfigSecret(t, "meridian-agent", "meridian-agent-kubeconfig", nil)
+
+	testbin.Eventually(t, "the hub's and the member's agent's pods Ready", 3*time.Minute, func() bool {
+		return podsReady(t, hub.cp.Client, helmNamespace, 1) && podsReady(t, member.cp.Client, helmNamespace, 1)
+	})
+	testbin.Eventually(t, "the agent's credential in Secret meridian-hub-credential", time.Minute, func() bool {
+		_, err := member.cs.CoreV1().Secrets(helmNamespace).Get(ctx, "meridian-hub-credential", metav1.GetOptions{})
+		return err == nil
+	})
+	testbin.Eventually(t, "Cluster on-prem-1 Ready on the hub, from the reports the agent pushes", 2*time.Minute, func() bool {
+		var c v1.Cluster
+		return hub.cp.Client.Get(ctx, client.ObjectKey{Name: "on-prem-1"}, &c) == nil && c.Status.Health == v1.HealthReady
+	})
+	noneRefused(t, hub)
+	noneRefused(t, member)
+}
+
+// helmValues installs every component, each reaching the API server
+// through its kubeconfig Secret; two hub replicas, one leading.
 const helmValues = `
-image: {repository: %s, digest: "%s"}
 logFormat: text
 hub:
   enabled: true
@@ -170,6 +194,19 @@ glb:
   service: {type: ClusterIP}
   kubeconfigSecret: meridian-glb-kubeconfig
 `
+
+// noneRefused asserts that the generated RBAC is enough: no request of
+// any component in c was refused.
+func noneRefused(t *testing.T, c *helmCluster) {
+	t.Helper()
+	for pod, log := range podLogs(t, c.cs, helmNamespace) {
+		for line := range strings.SplitSeq(log, "\n") {
+			if strings.Contains(line, "forbidden") {
+				t.Errorf("%s was refused: %s", pod, line)
+			}
+		}
+	}
+}
 
 // hubFailsOver deletes the hub replica that holds the Lease meridian-hub
 // and checks that the other one takes it over.
@@ -218,11 +255,64 @@ func statefulSetController(t *testing.T, kubeconfig string) {
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 }
 
-// kubeconfigSecret writes Secret name (key kubeconfig) in the chart's
-// namespace: server, with a token of ServiceAccount sa.
-func kubeconfigSecret(t *testing.T, cs kubernetes.Interface, sa, name, server string, ca []byte, labels map[string]string) {
+// helmCluster is a control plane with one real node, Meridian's image
+// served to it, and its API server reachable from the pods through a
+// proxy on the node's address.
+type helmCluster struct {
+	cp *controlplane.ControlPlane
+	cs kubernetes.Interface
+	// server is the API server's URL as the pods reach it; its
+	// certificate names 127.0.0.1, where the proxy forwards to.
+	server string
+	// image is Meridian's image by digest.
+	image string
+}
+
+func newHelmCluster(t *testing.T, nodeName string) *helmCluster {
 	t.Helper()
-	ctx := context.Background()
+	cp := controlplane.ForTest(t, controlplane.Options{NoCRDs: true, ControllerManager: true, Scheduler: true, NodeLifecycle: true})
+	statefulSetController(t, cp.Kubeconfig)
+	n, image := node.ForTest(t, nodeName, cp.Kubeconfig)
+	api, err := url.Parse(cp.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := netfault.NewProxyOn(n.IP, api.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Cut)
+	c := &helmCluster{cp: cp, cs: kubernetes.NewForConfigOrDie(cp.Config), server: "https://" + proxy.Addr(), image: image}
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpPods(t, c.cs, helmNamespace)
+		}
+	})
+	return c
+}
+
+// install runs helm install of the chart with values and Meridian's image.
+func (c *helmCluster) install(t *testing.T, values string) {
+	t.Helper()
+	repo, digest, ok := strings.Cut(c.image, "@")
+	if !ok {
+		t.Fatalf("image %q is not by digest", c.image)
+	}
+	file := filepath.Join(t.TempDir(), "values.yaml")
+	writeFile(t, file, fmt.Sprintf("image: {repository: %s, digest: %q}\n%s", repo, digest, values))
+	install := []string{"install", "meridian", charts.Dir(), "--kubeconfig", c.cp.Kubeconfig,
+		"--namespace", helmNamespace, "--create-namespace", "--values", file}
+	if out, err := charts.Run(t, install...); err != nil {
+		t.Fatalf("helm %s: %v\n%s", strings.Join(install, " "), err, out)
+	}
+}
+
+// kubeconfigSecret writes Secret name (key kubeconfig) in the chart's
+// namespace: the API server as the pods reach it, with a token of
+// ServiceAccount sa.
+func (c *helmCluster) kubeconfigSecret(t *testing.T, sa, name string, labels map[string]string) {
+	t.Helper()
+	ctx, cs := context.Background(), c.cs
 	var tok *authnv1.TokenRequest
 	testbin.Eventually(t, "a token of ServiceAccount "+sa, 30*time.Second, func() bool {
 		var err error
@@ -231,9 +321,7 @@ func kubeconfigSecret(t *testing.T, cs kubernetes.Interface, sa, name, server st
 		return err == nil
 	})
 	cfg := clientcmdapi.NewConfig()
-	// The API server's certificate names 127.0.0.1, where the proxy
-	// forwards to.
-	cfg.Clusters["c"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: ca, TLSServerName: "127.0.0.1"}
+	cfg.Clusters["c"] = &clientcmdapi.Cluster{Server: c.server, CertificateAuthorityData: c.cp.Config.CAData, TLSServerName: "127.0.0.1"}
 	cfg.AuthInfos["u"] = &clientcmdapi.AuthInfo{Token: tok.Status.Token}
 	cfg.Contexts["c"] = &clientcmdapi.Context{Cluster: "c", AuthInfo: "u"}
 	cfg.CurrentContext = "c"
