@@ -46,7 +46,10 @@ for t in "${targets[@]}"; do
   fi
   echo "tofu: building $name $version (the first build takes minutes) ..."
   start=$(date +%s)
-  (cd "$here/$module" && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$out/$file.tmp" "$pkg")
+  ldflags="-s -w"
+  # A release build: without this OpenTofu calls itself a -dev prerelease.
+  [ "$name" = tofu ] && ldflags+=" -X github.com/opentofu/opentofu/version.dev=no"
+  (cd "$here/$module" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out/$file.tmp" "$pkg")
   mkdir -p "$dir"
   mv "$out/$file.tmp" "$dir/$file"
   if [ -n "$stamp" ]; then echo "$version" >"$stamp"; fi
@@ -63,4 +66,4 @@ provider_installation {
   }
 }
 EOF
-"$out/bin/tofu" version
+TF_CLI_CONFIG_FILE="$out/tofurc" "$out/bin/tofu" version

@@ -9,6 +9,7 @@ locals {
     eu-west  = { latitude = 53.35, longitude = -6.26 }
     ap-south = { latitude = 19.08, longitude = 72.88 }
   }
+  members = toset(keys(local.regions))
 }
 
 provider "kubernetes" {
@@ -25,6 +26,9 @@ provider "helm" {
   }
 }
 
+# One provider configuration per region, and one member per element of
+# local.members: to remove a member, drop it from local.members and apply
+# (its provider destroys it), then from local.regions.
 provider "kubernetes" {
   alias          = "member"
   for_each       = local.regions
@@ -52,7 +56,7 @@ module "hub" {
 
 module "member" {
   source   = "../../modules/member"
-  for_each = local.regions
+  for_each = local.members
   providers = {
     kubernetes     = kubernetes.member[each.key]
     kubernetes.hub = kubernetes.hub
@@ -60,8 +64,8 @@ module "member" {
   }
   name        = each.key
   region      = each.key
-  latitude    = each.value.latitude
-  longitude   = each.value.longitude
+  latitude    = local.regions[each.key].latitude
+  longitude   = local.regions[each.key].longitude
   join_bundle = file("${var.join_bundle_dir}/${each.key}.json")
   image       = var.image
   chart_path  = var.chart_path

@@ -13,12 +13,13 @@ run "ns_and_glue" {
   command = plan
 
   assert {
-    condition = output.record_sets == [
+    # Compared as JSON: a list and a tuple of the same values are not equal.
+    condition = jsonencode(output.record_sets) == jsonencode([
       { name = "infer.example.com", type = "NS", ttl = 3600, values = ["ns1.infer.example.com", "ns2.infer.example.com", "ns.example.net"] },
       { name = "ns1.infer.example.com", type = "A", ttl = 3600, values = ["192.0.2.53"] },
       { name = "ns2.infer.example.com", type = "A", ttl = 3600, values = ["198.51.100.53"] },
       { name = "ns2.infer.example.com", type = "AAAA", ttl = 3600, values = ["2001:db8::53"] },
-    ]
+    ])
     error_message = "the record sets are not NS for the zone and glue for the nameservers inside it"
   }
   assert {
