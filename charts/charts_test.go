@@ -227,3 +227,26 @@ func TestHubAccessIsThePushRole(t *testing.T) {
 		t.Errorf("ClusterRole meridian-hub-access rules\n%+v\nwant membership.PushRules()\n%+v", got, want)
 	}
 }
+
+// The dashboards and rules another generator writes into files/ become a
+// ConfigMap per dashboard and a PrometheusRule when turned on; the chart
+// renders without them too.
+func TestDashboardsAndRules(t *testing.T) {
+	t.Parallel()
+	dashboards, _ := filepath.Glob(filepath.Join(charts.Dir(), "files", "dashboards", "*.json"))
+	_, rulesErr := os.Stat(filepath.Join(charts.Dir(), "files", "prometheus", "rules.yaml"))
+	set := []string{"--set", "monitoring.dashboards.enabled=true", "--set", "monitoring.prometheusRule.enabled=true"}
+	if out, err := charts.Run(t, append([]string{"lint", "--strict", charts.Dir()}, set...)...); err != nil {
+		t.Fatalf("helm lint: %v\n%s", err, out)
+	}
+	out, err := charts.Run(t, append([]string{"template", "meridian", charts.Dir()}, set...)...)
+	if err != nil {
+		t.Fatalf("helm template: %v\n%s", err, out)
+	}
+	if got := strings.Count(string(out), `grafana_dashboard: "1"`); got != len(dashboards) {
+		t.Errorf("%d dashboard ConfigMaps, want one per files/dashboards/*.json (%d)", got, len(dashboards))
+	}
+	if got, want := strings.Contains(string(out), "kind: PrometheusRule"), rulesErr == nil; got != want {
+		t.Errorf("PrometheusRule rendered: %v, want %v (files/prometheus/rules.yaml there: %v)", got, want, want)
+	}
+}

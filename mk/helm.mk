@@ -5,7 +5,7 @@ HELM_VERSION := v4.3.2
 HELM         := $(CACHE)/bin/helm-$(HELM_VERSION)
 
 .PHONY: helm
-helm: $(HELM) ## build Helm $(HELM_VERSION) into .cache/bin (about 4 min cold, skipped when built)
+helm: $(HELM) ## build Helm v4.3.2 into .cache/bin (4 to 17 min cold on 2 shared cores; skipped when built)
 
 $(HELM): tools/helm/go.mod tools/helm/go.sum
 	@mkdir -p $(@D)
