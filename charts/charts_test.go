@@ -250,3 +250,14 @@ func TestDashboardsAndRules(t *testing.T) {
 		t.Errorf("PrometheusRule rendered: %v, want %v (files/prometheus/rules.yaml there: %v)", got, want, want)
 	}
 }
+
+// A pull member's agent keeps its Secrets in meridian-system: a release
+// elsewhere is refused, saying where to install it.
+func TestPullMemberOutsideMeridianSystem(t *testing.T) {
+	t.Parallel()
+	out, err := charts.Run(t, "template", "meridian", charts.Dir(), "--namespace", "meridian",
+		"--values", filepath.Join("testdata", "agent-pull.values.yaml"))
+	if err == nil || !strings.Contains(string(out), "install the release into namespace meridian-system") {
+		t.Errorf("helm template of a pull member in namespace meridian: %v\n%s\nwant an error naming meridian-system", err, out)
+	}
+}
