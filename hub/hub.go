@@ -9,9 +9,11 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
 	"sigs.k8s.io/controller-runtime/pkg/config"
@@ -57,6 +59,15 @@ type Options struct {
 	// Workers is how many InferenceModels are placed at once. Default 16:
 	// each placement mostly waits for the API servers it writes to.
 	Workers int
+	// MembersNamespace holds the push members' kubeconfig Secrets (the
+	// provider's namespace); the hub reads Secrets there only. Default
+	// MembersNamespace.
+	MembersNamespace string
+	// LeaderElection runs the hub as one of several replicas: only the
+	// holder of the Lease "meridian-hub" in LeaderElectionNamespace
+	// (default MembersNamespace) probes, places and writes.
+	LeaderElection          bool
+	LeaderElectionNamespace string
 	// Inventory publishes Clusters as ClusterProfiles and imports other
 	// cluster managers' (hub/inventory); the zero value does neither.
 	Inventory inventory.Options
@@ -110,11 +121,21 @@ func Run(ctx context.Context, cfg *rest.Config, provider multicluster.Provider, 
 	}
 	log := logr.FromSlogHandler(opts.Logger.Handler())
 	ctrl.SetLogger(log)
+	membersNS := cmp.Or(opts.MembersNamespace, MembersNamespace)
 	mgr, err := mcmanager.New(cfg, provider, manager.Options{
-		Scheme:                 scheme.Scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Logger:                 log,
+		Scheme: scheme.Scheme,
+		// The kubeconfig provider watches Secrets: those of the members'
+		// namespace only, so the hub needs no cluster-wide Secret access.
+		Cache:                   cache.Options{ByObject: map[client.Object]cache.ByObject{&corev1.Secret{}: {Namespaces: map[string]cache.Config{membersNS: {}}}}},
+		LeaderElection:          opts.LeaderElection,
+		LeaderElectionID:        "meridian-hub",
+		LeaderElectionNamespace: cmp.Or(opts.LeaderElectionNamespace, membersNS),
+		// Give the Lease up on a clean stop so the other replica takes
+		// over at once, not after the lease runs out.
+		LeaderElectionReleaseOnCancel: true,
+		Metrics:                       metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress:        "0",
+		Logger:                        log,
 		// Controller names are unique per process only for their metrics;
 		// a hub restarted in the same process (tests, the fleet's
 		// hub-loss drill) registers the same names again.

@@ -62,7 +62,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"cluster", "health"}),
 		heartbeat: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "meridian_hub_cluster_heartbeat_timestamp_seconds",
-			Help: "When the hub last read a member's report with a heartbeat (Unix seconds; the member's clock for push members, the hub's sync time for pull members).",
+			Help: "The heartbeat in the member's report the hub last read (Unix seconds, by the member's clock: the agent's heartbeat for push members, the time of its last sync for pull members).",
 		}, []string{"cluster"}),
 	}
 	if err := metricsreg.Register(reg, "hub", m.transitions, m.placed, m.satisfied, m.health, m.heartbeat); err != nil {

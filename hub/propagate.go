@@ -109,13 +109,13 @@ func (h *Hub) Reconcile(ctx context.Context, req mcreconcileRequest) (ctrl.Resul
 	var assignments []v1.ClusterAssignment
 	chosen := map[string]bool{}
 	var ready, wanted int32
-	allReady := true
+	allReady, writeFailed := true, false
 	for _, a := range result.Assignments {
 		chosen[a.Cluster] = true
 		n, err := h.propagate(ctx, a.Cluster, im, a.Replicas, buffers[a.Cluster])
 		if err != nil {
-			h.log.Warn("writing ModelDeployment", "cluster", a.Cluster, "inferencemodel", req.NamespacedName, "err", err)
-			allReady = false
+			h.log.Warn("writing ModelDeployment; retrying", "cluster", a.Cluster, "inferencemodel", req.NamespacedName, "err", err, "in", writeRetry)
+			allReady, writeFailed = false, true
 		}
 		if n < a.Replicas {
 			allReady = false
@@ -172,6 +172,12 @@ func (h *Hub) Reconcile(ctx context.Context, req mcreconcileRequest) (ctrl.Resul
 	}
 	h.metrics.placed.WithLabelValues(im.Namespace, im.Name).Set(float64(wanted))
 	h.metrics.satisfied.WithLabelValues(im.Namespace, im.Name).Set(map[bool]float64{true: 1, false: 0}[result.Satisfied])
+	if writeFailed {
+		// A member chosen but not yet engaged (a hub just started or
+		// just elected) or a write that timed out: try again soon, not
+		// at the resync.
+		return ctrl.Result{RequeueAfter: min(writeRetry, h.opts.ResyncPeriod)}, nil
+	}
 	return ctrl.Result{RequeueAfter: h.opts.ResyncPeriod}, nil
 }
 
@@ -252,6 +258,10 @@ func (h *Hub) propagate(ctx context.Context, cluster string, im *v1.InferenceMod
 	}
 	return md.Status.ReadyReplicas, nil
 }
+
+// writeRetry is how soon a placement whose write into a member failed is
+// tried again.
+const writeRetry = 2 * time.Second
 
 // writeTimeout bounds one write into a member: longer than a probe, since
 // a write is not retried for another 30s when the model's placement does

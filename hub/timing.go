@@ -28,8 +28,9 @@ type Timing struct {
 	HeartbeatGrace time.Duration
 	// PullGrace is how long a pull member's report on the hub may go
 	// unchanged, by the hub's own clock, before the member is
-	// Unreachable: three of its agent's syncs (--hub-sync-period, 500ms
-	// by default). A pull member is lost within PullGrace + HealthPeriod.
+	// Unreachable: four of its agent's report writes (--hub-sync-period,
+	// 500ms by default), so one slow write on a loaded member moves
+	// nothing. A pull member is lost within PullUnreachableWithin.
 	PullGrace time.Duration
 	// ResyncPeriod is how often every InferenceModel is placed again even
 	// when nothing it depends on changed: a safety net, since a change of
@@ -52,7 +53,7 @@ const (
 // ClusterReport per second per member.
 func Production() Timing {
 	return Timing{Name: TimingProduction, HealthPeriod: 500 * time.Millisecond, ProbeTimeout: 500 * time.Millisecond,
-		FailureThreshold: 2, HeartbeatGrace: 30 * time.Second, PullGrace: 1500 * time.Millisecond, ResyncPeriod: 30 * time.Second}
+		FailureThreshold: 2, HeartbeatGrace: 30 * time.Second, PullGrace: 2 * time.Second, ResyncPeriod: 30 * time.Second}
 }
 
 // WAN is for members far from the hub or behind lossy links, where a
@@ -61,7 +62,7 @@ func Production() Timing {
 // within 8s; it costs 0.5 reads per second per member.
 func WAN() Timing {
 	return Timing{Name: TimingWAN, HealthPeriod: 2 * time.Second, ProbeTimeout: 2 * time.Second,
-		FailureThreshold: 3, HeartbeatGrace: time.Minute, PullGrace: 6 * time.Second, ResyncPeriod: time.Minute}
+		FailureThreshold: 3, HeartbeatGrace: time.Minute, PullGrace: 8 * time.Second, ResyncPeriod: time.Minute}
 }
 
 // TimingPresets are every preset, the default first.

@@ -43,10 +43,10 @@ const (
 	SecretKey               = "bundle.json"
 )
 
-// DefaultPeriod between syncs: with the hub's production PullGrace
-// (1.5s), a pull member is lost to the hub within 2s, as a push member
-// is; each sync costs the hub one list, one report read and one status
-// write per member.
+// DefaultPeriod between syncs, and between report writes: with the hub's
+// production PullGrace (2s) a pull member is lost to the hub within 3s.
+// Each period costs the hub one list of the member's ModelDeployments, two
+// reads of its report and one status write.
 const DefaultPeriod = 500 * time.Millisecond
 
 // Options configure a Syncer.
@@ -87,11 +87,18 @@ type Syncer struct {
 	local   client.Client
 	metrics *metrics
 
-	mu   sync.Mutex
-	cred *membership.Bundle
-	hub  client.Client
+	// credMu serializes credential(): the two loops must not both join
+	// or renew.
+	credMu sync.Mutex
+	mu     sync.Mutex
+	cred   *membership.Bundle
+	hub    client.Client
 	// issued is when cred's token was obtained, for RenewFraction.
 	issued time.Time
+	// refused is the stored token the hub refused last: the join Secret
+	// is tried instead, so an operator rejoins a revoked member by
+	// replacing that Secret alone.
+	refused string
 }
 
 // New returns a Syncer writing into the member cluster at local.
@@ -112,13 +119,25 @@ func New(local *rest.Config, opts Options) (*Syncer, error) {
 // the metrics and the member's ClusterReport, and retried: a member whose
 // hub is down or whose credential was revoked keeps serving.
 func (s *Syncer) Run(ctx context.Context) error {
-	t := time.NewTicker(s.opts.Period)
-	defer t.Stop()
+	// The report, the member's heartbeat on the hub, has a loop of its
+	// own: a slow sync of many ModelDeployments must not make the hub
+	// think the member is gone.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		every(ctx, s.opts.Period, func() {
+			if hub, cred, err := s.credential(ctx); err == nil {
+				if err := s.pushReport(ctx, hub, cred.Member); err != nil && ctx.Err() == nil {
+					s.log.Debug("writing the report to the hub", "err", err)
+				}
+			}
+		})
+	}()
 	var last error
-	for {
+	every(ctx, s.opts.Period, func() {
 		err := s.SyncOnce(ctx)
 		if ctx.Err() != nil {
-			return nil
+			return
 		}
 		s.record(ctx, err)
 		if err != nil && (last == nil || err.Error() != last.Error()) {
@@ -127,9 +146,20 @@ func (s *Syncer) Run(ctx context.Context) error {
 			s.log.Info("syncing with the hub again")
 		}
 		last = err
+	})
+	<-done
+	return nil
+}
+
+// every runs f now and then each period until ctx ends.
+func every(ctx context.Context, period time.Duration, f func()) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		f()
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-t.C:
 		}
 	}
@@ -152,11 +182,16 @@ func (s *Syncer) SyncOnce(ctx context.Context) error {
 // the one in CredentialSecret, else one exchanged from JoinSecret's
 // bootstrap bundle; renewed once RenewFraction of its life has passed.
 func (s *Syncer) credential(ctx context.Context) (client.Client, membership.Bundle, error) {
+	s.credMu.Lock()
+	defer s.credMu.Unlock()
 	s.mu.Lock()
-	cred, hub, issued := s.cred, s.hub, s.issued
+	cred, hub, issued, refused := s.cred, s.hub, s.issued, s.refused
 	s.mu.Unlock()
 	if cred == nil {
 		stored, err := s.readBundle(ctx, s.opts.CredentialSecret)
+		if err == nil && stored.Token == refused {
+			err = apierrors.NewNotFound(corev1.Resource("secrets"), s.opts.CredentialSecret.Name)
+		}
 		switch {
 		case err == nil:
 			cred = &stored
@@ -236,7 +271,14 @@ func (s *Syncer) record(ctx context.Context, err error) {
 	case membership.Refused(err):
 		reason, msg = v1.ReasonCredentialRejected, err.Error()
 		s.metrics.syncs.WithLabelValues("refused").Inc()
-		s.Forget() // re-read the Secrets: an operator may have joined it again
+		// Read the Secrets again, the join Secret first: an operator may
+		// have put a new bundle there.
+		s.mu.Lock()
+		if s.cred != nil {
+			s.refused = s.cred.Token
+		}
+		s.cred, s.hub = nil, nil
+		s.mu.Unlock()
 	case errors.Is(err, errNotJoined):
 		reason, msg = v1.ReasonNotJoined, err.Error()
 		s.metrics.syncs.WithLabelValues("error").Inc()

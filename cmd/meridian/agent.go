@@ -173,7 +173,7 @@ docs/agent.md explains the autoscaling maths, every knob and every metric.`,
 	fs.StringVar(&membershipMode, "membership", "push", "push: the hub reaches this cluster's API server with a kubeconfig it holds; pull: this agent reaches the hub with its own credential (from --hub-join-secret's bundle, kept in --hub-credential-secret), pulls its ModelDeployments and pushes its ClusterReport, so the hub needs no access to this cluster")
 	fs.StringVar(&hubSync.JoinSecret.Name, "hub-join-secret", hubsync.DefaultJoinSecret, "pull membership: Secret in "+hubsync.DefaultNamespace+" holding the join bundle from `meridian member add` (key "+hubsync.SecretKey+")")
 	fs.StringVar(&hubSync.CredentialSecret.Name, "hub-credential-secret", hubsync.DefaultCredentialSecret, "pull membership: Secret in "+hubsync.DefaultNamespace+" where the agent keeps its renewed hub credential")
-	fs.DurationVar(&hubSync.Period, "hub-sync-period", hubsync.DefaultPeriod, "pull membership: how often ModelDeployments are pulled from the hub and the ClusterReport pushed to it; the hub calls the member Unreachable when its report goes unchanged for the hub timing's pull grace (1.5s production, 6s wan: use 2s here with --timing wan)")
+	fs.DurationVar(&hubSync.Period, "hub-sync-period", hubsync.DefaultPeriod, "pull membership: how often ModelDeployments are pulled from the hub and the ClusterReport pushed to it; the hub calls the member Unreachable when its report goes unchanged for the hub timing's pull grace (2s production, 8s wan: use 2s here with --timing wan)")
 	logs.register(fs)
 	_ = cmd.MarkFlagRequired("region")
 	return cmd

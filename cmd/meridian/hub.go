@@ -48,6 +48,7 @@ docs/hub.md explains membership, health, the placement maths and failover.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			opts.MembersNamespace = namespace
 			return hub.Run(ctx, cfg, hub.NewProvider(cfg, namespace, log), opts)
 		},
 	}
@@ -61,6 +62,8 @@ docs/hub.md explains membership, health, the placement maths and failover.`,
 	fs.DurationVar(&opts.HeartbeatGrace, "heartbeat-grace", 0, "push members: age of an agent's heartbeat after which its member is Unreachable (default: the preset's)")
 	fs.DurationVar(&opts.PullGrace, "pull-grace", 0, "pull members: how long a member's report on the hub may go unchanged, by the hub's clock, before it is Unreachable; keep it at least three of the agents' --hub-sync-period (default: the preset's)")
 	fs.DurationVar(&opts.ResyncPeriod, "resync-period", 0, "how often every InferenceModel is placed again when nothing changed (default: the preset's)")
+	fs.BoolVar(&opts.LeaderElection, "leader-elect", false, "run as one of several replicas: only the holder of the Lease meridian-hub probes, places and writes; the others wait to take over")
+	fs.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: --members-namespace)")
 	fs.BoolVar(&opts.Inventory.Export, "export-cluster-profiles", false, "publish every Cluster as a ClusterProfile (sigs.k8s.io/cluster-inventory-api) in --cluster-profile-namespace, for Open Cluster Management, Argo CD and other inventory consumers; needs the ClusterProfile CRD on the hub cluster")
 	fs.BoolVar(&opts.Inventory.Import, "import-cluster-profiles", false, "turn other cluster managers' ClusterProfiles in --cluster-profile-namespace into Clusters that placement can choose (labelled meridian.dev/imported-from); needs the ClusterProfile CRD")
 	fs.StringVar(&opts.Inventory.Namespace, "cluster-profile-namespace", inventory.DefaultNamespace, "namespace of the hub cluster where ClusterProfiles are published and imported")

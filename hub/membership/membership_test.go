@@ -278,9 +278,16 @@ func TestPullMemberJoinPlaceRevoke(t *testing.T) {
 	if err := as(t, renewed).Get(ctx, client.ObjectKey{Name: membership.ReportName("eu-1")}, &v1.ClusterReport{}); !membership.Refused(err) {
 		t.Fatalf("a revoked token works again after the member was re-added: %v", err)
 	}
-	if _, err := membership.Exchange(ctx, fresh, time.Hour); err != nil {
-		t.Fatalf("joining again after rotate: %v", err)
+	// The member's operator replaces the join Secret alone: the agent
+	// tries it since its stored credential was refused, and is back.
+	if err := hubsync.WriteBundle(ctx, memberCP.Client, joinKey, fresh); err != nil {
+		t.Fatal(err)
 	}
+	testbin.Eventually(t, "the member back in sync with the new bundle", 20*time.Second, func() (bool, string) {
+		writeLocalReport(t, memberCP.Client, "eu-west")
+		err := s.SyncOnce(ctx)
+		return err == nil, errString(err)
+	})
 }
 
 func newRegistry() *prometheus.Registry { return prometheus.NewRegistry() }
