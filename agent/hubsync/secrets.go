@@ -24,7 +24,7 @@ func (s *Syncer) readBundle(ctx context.Context, key types.NamespacedName) (memb
 	}
 	b, err := membership.ParseBundle(sec.Data[SecretKey])
 	if err != nil {
-		return membership.Bundle{}, fmt.Errorf("Secret %s, key %s: %w", key, SecretKey, err)
+		return membership.Bundle{}, fmt.Errorf("secret %s, key %s: %w", key, SecretKey, err)
 	}
 	return b, nil
 }
@@ -53,7 +53,7 @@ func WriteBundle(ctx context.Context, c client.Client, key types.NamespacedName,
 		err = write()
 	}
 	if err != nil {
-		return fmt.Errorf("Secret %s: %w", key, err)
+		return fmt.Errorf("secret %s: %w", key, err)
 	}
 	return nil
 }

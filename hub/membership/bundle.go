@@ -159,12 +159,12 @@ func requestTokenIn(ctx context.Context, c client.Client, namespace, sa string, 
 func explain(err error, b Bundle) error {
 	switch {
 	case apierrors.IsUnauthorized(err):
-		return fmt.Errorf("%w: hub %s does not accept the token of member %s (unknown, expired or revoked); ask the hub's admin for a new join bundle (meridian member rotate %s): %v",
+		return fmt.Errorf("%w: hub %s does not accept the token of member %s (unknown, expired or revoked); ask the hub's admin for a new join bundle (meridian member rotate %s): %w",
 			ErrRefused, b.Server, b.Member, b.Member, err)
 	case apierrors.IsForbidden(err):
-		return fmt.Errorf("%w: hub %s does not let member %s do this (revoked, or a bundle of another member?): %v", ErrRefused, b.Server, b.Member, err)
+		return fmt.Errorf("%w: hub %s does not let member %s do this (revoked, or a bundle of another member?): %w", ErrRefused, b.Server, b.Member, err)
 	case apierrors.IsNotFound(err):
-		return fmt.Errorf("%w: hub %s has no member %s (removed?): %v", ErrRefused, b.Server, b.Member, err)
+		return fmt.Errorf("%w: hub %s has no member %s (removed?): %w", ErrRefused, b.Server, b.Member, err)
 	}
 	return fmt.Errorf("reaching hub %s as member %s: %w", b.Server, b.Member, err)
 }

@@ -151,7 +151,12 @@ func TestPullMemberJoinPlaceRevoke(t *testing.T) {
 		hubDone <- hub.Run(hubCtx, hubCP.Config, hub.NewProvider(hubCP.Config, hub.MembersNamespace, quiet),
 			hub.Options{Logger: quiet, ResyncPeriod: time.Hour, Registry: hubReg})
 	}()
-	t.Cleanup(func() { stopHub(); <-hubDone })
+	t.Cleanup(func() {
+		stopHub()
+		if err := <-hubDone; err != nil {
+			t.Errorf("hub: %v", err)
+		}
+	})
 
 	im := &v1.InferenceModel{ObjectMeta: metav1.ObjectMeta{Name: "sentiment", Namespace: "default"},
 		Spec: v1.InferenceModelSpec{Model: v1.ModelSource{Name: "sentiment"},

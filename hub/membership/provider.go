@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -69,12 +70,14 @@ func (p *Provider) SetupWithManager(_ context.Context, mgr mcmanager.Manager) er
 // label or went away.
 func (p *Provider) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	ns := &corev1.Namespace{}
-	err := p.mgr.GetLocalManager().GetClient().Get(ctx, req.NamespacedName, ns)
-	if client.IgnoreNotFound(err) != nil {
+	gone := false
+	if err := p.mgr.GetLocalManager().GetClient().Get(ctx, req.NamespacedName, ns); apierrors.IsNotFound(err) {
+		gone = true
+	} else if err != nil {
 		return ctrl.Result{}, err
 	}
 	member := ns.Labels[MemberLabel]
-	if err != nil || member == "" || Namespace(member) != ns.Name || !ns.DeletionTimestamp.IsZero() {
+	if gone || member == "" || Namespace(member) != ns.Name || !ns.DeletionTimestamp.IsZero() {
 		p.disengage(strings.TrimPrefix(req.Name, NamespacePrefix))
 		return ctrl.Result{}, nil
 	}

@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"sync"
 
-
 	"meridian.dev/meridian/hub"
 )
 
