@@ -25,13 +25,15 @@ func memberCommand() *cobra.Command {
 	var kubeconfig string
 	cmd := &cobra.Command{
 		Use:   "member",
-		Short: "Add, rotate, revoke and list pull-mode members (run against the hub cluster)",
-		Long: `member manages pull-mode members: clusters whose agent reaches the hub
-itself, so the hub holds no credential for them and they may sit behind
-NAT. 'member add' registers one and prints its join bundle, a short-lived
-bootstrap token the member exchanges for its own credential ('meridian
-join', or the agent with --membership pull). docs/install.md explains both
-membership modes and the RBAC each needs.`,
+		Short: "Add, rotate, revoke and list the fleet's members (run against the hub cluster)",
+		Long: `member manages the fleet's members. In pull mode (the default of 'member
+add') the member's agent reaches the hub itself, so the hub holds no
+credential for it and it may sit behind NAT: 'member add' registers it and
+prints its join bundle, a short-lived bootstrap token the member exchanges
+for its own credential ('meridian join', or the agent with --membership
+pull). In push mode ('member add --member-kubeconfig') the hub reaches the
+member with a least-privilege ServiceAccount created there. docs/install.md
+explains both modes and the RBAC each needs.`,
 	}
 	cmd.PersistentFlags().StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the hub cluster, with rights to manage namespaces, ServiceAccounts, RBAC and Meridian's objects (default: $KUBECONFIG, in-cluster config, or ~/.kube/config)")
 	hubClient := func() (client.Client, *rest.Config, error) {
@@ -61,14 +63,18 @@ func memberAddCommand(hubClient hubClientFunc, rotate bool) *cobra.Command {
 		labels                      []string
 	)
 	use, short := "add NAME", "Register a pull member and write its join bundle (a secret: hand it to the member's operator), or with --member-kubeconfig a push member"
+	example := `  meridian member add eu-west-1 --region eu-west --label tier=gold --hub-server https://hub.example.com:6443 -o eu-west-1.join.json
+  # on the member: meridian join --bundle eu-west-1.join.json --kubeconfig member.kubeconfig
+  meridian member add eu-west-2 --region eu-west --member-kubeconfig eu-west-2-admin.kubeconfig   # push mode`
 	if rotate {
 		use, short = "rotate NAME", "Revoke every credential of a pull member and write a new join bundle"
+		example = `  meridian member rotate eu-west-1 -o eu-west-1.join.json
+  # on the member: replace the join Secret, or meridian join --bundle eu-west-1.join.json`
 	}
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,
-		Example: `  meridian member add eu-west-1 --region eu-west --label tier=gold --hub-server https://hub.example.com:6443 -o eu-west-1.join.json
-  # on the member: meridian join --bundle eu-west-1.join.json --kubeconfig member.kubeconfig`,
+		Example: example,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, cfg, err := hubClient()
@@ -293,7 +299,7 @@ refused, and nothing is written.`,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of this member cluster (default: $KUBECONFIG, in-cluster config, or ~/.kube/config)")
-	fs.StringVar(&bundle, "bundle", "", "the join bundle file from `meridian member add` (required)")
+	fs.StringVar(&bundle, "bundle", "", "the join bundle file from 'meridian member add' (required)")
 	fs.StringVar(&namespace, "namespace", hubsync.DefaultNamespace, "namespace of the credential Secret in this member cluster")
 	fs.StringVar(&secret, "credential-secret", hubsync.DefaultCredentialSecret, "name of the credential Secret the agent reads")
 	fs.DurationVar(&ttl, "token-ttl", membership.DefaultAgentTokenTTL, "lifetime of the member's credential; the agent renews it after 80%")
