@@ -11,8 +11,9 @@ package agent
 //
 // ModelDeployments (agent.go, kubernetes.go): reconciled, their status
 // written; finalizers because the owner references of the objects made
-// for them set blockOwnerDeletion.
-// +kubebuilder:rbac:groups=meridian.dev,resources=modeldeployments,verbs=get;list;watch
+// for them set blockOwnerDeletion. In pull mode (hubsync) the agent itself
+// writes the ModelDeployments it pulls from the hub, and their namespaces.
+// +kubebuilder:rbac:groups=meridian.dev,resources=modeldeployments,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups=meridian.dev,resources=modeldeployments/status,verbs=patch
 // +kubebuilder:rbac:groups=meridian.dev,resources=modeldeployments/finalizers,verbs=update
 //

@@ -77,21 +77,7 @@ func TestHelmInstallRunsEveryComponent(t *testing.T) {
 		return cp.Client.Get(ctx, client.ObjectKey{Name: "eu-west-1"}, &c) == nil && c.Status.Health == v1.HealthReady
 	})
 
-	im := &v1.InferenceModel{
-		ObjectMeta: metav1.ObjectMeta{Name: "sentiment", Namespace: "default"},
-		Spec: v1.InferenceModelSpec{
-			Model:       v1.ModelSource{Name: "sentiment"},
-			Resources:   v1.Resources{CPU: resource.MustParse("100m"), Memory: resource.MustParse("256Mi")},
-			Autoscaling: v1.Autoscaling{MinReplicas: ptr.To[int32](1), MaxReplicas: 1},
-		},
-	}
-	if err := cp.Client.Create(ctx, im); err != nil {
-		t.Fatal(err)
-	}
-	testbin.Eventually(t, "sentiment placed and its replica Ready (a pod the agent made)", 3*time.Minute, func() bool {
-		var got v1.InferenceModel
-		return cp.Client.Get(ctx, client.ObjectKeyFromObject(im), &got) == nil && got.Status.ReadyReplicas >= 1
-	})
+	placeSentiment(t, cp.Client)
 
 	glb := podIP(t, cp.Client, helmNamespace, "glb")
 	testbin.Eventually(t, "the balancer's authoritative answer for its zone", time.Minute, func() bool {
@@ -166,6 +152,7 @@ agent:
 		var c v1.Cluster
 		return hub.cp.Client.Get(ctx, client.ObjectKey{Name: "on-prem-1"}, &c) == nil && c.Status.Health == v1.HealthReady
 	})
+	placeSentiment(t, hub.cp.Client)
 	noneRefused(t, hub)
 	noneRefused(t, member)
 }
@@ -194,6 +181,29 @@ glb:
   service: {type: ClusterIP}
   kubeconfigSecret: meridian-glb-kubeconfig
 `
+
+// placeSentiment creates the InferenceModel sentiment on the hub (one
+// replica) and waits until a replica is Ready: placed by the hub, run by
+// the agent as a pod.
+func placeSentiment(t *testing.T, hub client.Client) {
+	t.Helper()
+	ctx := context.Background()
+	im := &v1.InferenceModel{
+		ObjectMeta: metav1.ObjectMeta{Name: "sentiment", Namespace: "default"},
+		Spec: v1.InferenceModelSpec{
+			Model:       v1.ModelSource{Name: "sentiment"},
+			Resources:   v1.Resources{CPU: resource.MustParse("100m"), Memory: resource.MustParse("256Mi")},
+			Autoscaling: v1.Autoscaling{MinReplicas: ptr.To[int32](1), MaxReplicas: 1},
+		},
+	}
+	if err := hub.Create(ctx, im); err != nil {
+		t.Fatal(err)
+	}
+	testbin.Eventually(t, "sentiment placed and its replica Ready (a pod the agent made)", 3*time.Minute, func() bool {
+		var got v1.InferenceModel
+		return hub.Get(ctx, client.ObjectKeyFromObject(im), &got) == nil && got.Status.ReadyReplicas >= 1
+	})
+}
 
 // noneRefused asserts that the generated RBAC is enough: no request of
 // any component in c was refused.
