@@ -122,9 +122,6 @@ hub: {enabled: true, replicas: 1, leaderElection: false, kubeconfigSecret: merid
 		t.Fatal(err)
 	}
 	member := newHelmCluster(t, "helm-member-1")
-	if _, err := member.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: helmNamespace}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := member.cs.CoreV1().Secrets(helmNamespace).Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "meridian-hub-join", Namespace: helmNamespace},
 		Data:       map[string][]byte{"bundle.json": join},
@@ -293,6 +290,12 @@ func newHelmCluster(t *testing.T, nodeName string) *helmCluster {
 	}
 	t.Cleanup(proxy.Cut)
 	c := &helmCluster{cp: cp, cs: kubernetes.NewForConfigOrDie(cp.Config), server: "https://" + proxy.Addr(), image: image}
+	// The API server's Pod Security admission refuses any pod of the
+	// chart that breaks the restricted profile.
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: helmNamespace, Labels: map[string]string{"pod-security.kubernetes.io/enforce": "restricted"}}}
+	if _, err := c.cs.CoreV1().Namespaces().Create(context.Background(), ns, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			dumpPods(t, c.cs, helmNamespace)
@@ -311,7 +314,7 @@ func (c *helmCluster) install(t *testing.T, values string) {
 	file := filepath.Join(t.TempDir(), "values.yaml")
 	writeFile(t, file, fmt.Sprintf("image: {repository: %s, digest: %q}\n%s", repo, digest, values))
 	install := []string{"install", "meridian", charts.Dir(), "--kubeconfig", c.cp.Kubeconfig,
-		"--namespace", helmNamespace, "--create-namespace", "--values", file}
+		"--namespace", helmNamespace, "--values", file}
 	if out, err := charts.Run(t, install...); err != nil {
 		t.Fatalf("helm %s: %v\n%s", strings.Join(install, " "), err, out)
 	}
