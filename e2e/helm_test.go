@@ -167,6 +167,7 @@ agent:
   region: eu-west
   latitude: "53.35"
   longitude: "-6.26"
+  membership: {push: {hubAccess: true}}
   placeholderImage: meridian.local/pause:3.10
   kubeconfigSecret: meridian-agent-kubeconfig
 glb:
