@@ -2,7 +2,8 @@
 // the OpenTofu and providers `make tofu` builds into .cache/tofu: tofu fmt,
 // tofu validate and tofu test (plan-mode runs with the real providers and
 // the real chart, which helm_release lints while planning) for every
-// module and the example, offline, from the filesystem mirror.
+// module and the example, offline, from the filesystem mirror; and an
+// apply and destroy of the example onto a local fleet (apply_test.go).
 package terraform_test
 
 import (

@@ -19,7 +19,7 @@ locals {
 }
 
 resource "helm_release" "hub" {
-  name      = "meridian-hub"
+  name      = "meridian"
   chart     = local.chart_path
   namespace = local.namespace
   values    = concat([yamlencode(local.values)], var.values)

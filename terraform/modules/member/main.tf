@@ -44,13 +44,15 @@ resource "kubernetes_secret" "kubeconfig" {
 }
 
 resource "helm_release" "agent" {
-  name      = "meridian-agent"
+  name      = "meridian-member"
   chart     = local.chart_path
   namespace = local.namespace
   values    = concat([yamlencode(local.values)], var.values)
   # helm lint with these values at plan time: a value the chart's schema
-  # refuses fails the plan, naming it.
-  lint    = true
+  # refuses fails the plan, naming it. Not in pull mode: the helm provider
+  # (1.x) lints with no namespace, and the chart refuses a pull-mode agent
+  # outside meridian-system (var.membership checks that instead).
+  lint    = var.membership == "push"
   timeout = var.timeout
   # The agent starts with its join bundle in place.
   depends_on = [kubernetes_secret.join]

@@ -50,6 +50,10 @@ variable "membership" {
     condition     = contains(["pull", "push"], var.membership)
     error_message = "membership must be pull or push."
   }
+  validation {
+    condition     = var.membership != "pull" || var.namespace == "meridian-system"
+    error_message = "Pull mode needs namespace meridian-system: the agent keeps its join and credential Secrets there."
+  }
 }
 
 variable "join_bundle" {

@@ -66,8 +66,8 @@ run "push" {
     error_message = "the hub's kubeconfig Secret is not the one the hub engages members by"
   }
   assert {
-    condition     = yamldecode(helm_release.agent.values[0]).agent.membership.mode == "push"
-    error_message = "the agent is not in push mode"
+    condition     = yamldecode(helm_release.agent.values[0]).agent.membership.mode == "push" && helm_release.agent.lint
+    error_message = "the agent is not in push mode, or not linted"
   }
 }
 
@@ -93,6 +93,14 @@ run "push_without_kubeconfig" {
     membership = "push"
   }
   expect_failures = [var.member_kubeconfig]
+}
+
+run "pull_outside_meridian_system" {
+  command = plan
+  variables {
+    namespace = "fleet"
+  }
+  expect_failures = [var.membership]
 }
 
 run "bad_membership_and_coordinates" {
