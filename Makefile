@@ -48,7 +48,7 @@ CONTROLPLANE_IN  := $(wildcard tools/controlplane/*/go.mod tools/controlplane/bu
 all: build ## same as build
 
 help: ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
 deps: $(ORT_LIB) $(TEXTDIR) $(AFINN) $(GEO4) $(GEO6) ## fetch ONNX Runtime, the bundled models and the geo database (pinned, verified, cached)
 
