@@ -72,10 +72,10 @@ func memberAddCommand(hubClient hubClientFunc, rotate bool) *cobra.Command {
   # on the member: replace the join Secret, or meridian join --bundle eu-west-1.join.json`
 	}
 	cmd := &cobra.Command{
-		Use:   use,
-		Short: short,
+		Use:     use,
+		Short:   short,
 		Example: example,
-		Args: cobra.ExactArgs(1),
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, cfg, err := hubClient()
 			if err != nil {
