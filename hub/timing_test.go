@@ -40,13 +40,13 @@ func TestTimingPresetsMatchTheDocs(t *testing.T) {
 	}
 	for _, p := range hub.TimingPresets() {
 		row, ok := rows[p.Name]
-		if !ok || len(row) < 8 {
+		if !ok || len(row) < 9 {
 			t.Errorf("docs/hub.md has no row for the %s timing preset", p.Name)
 			continue
 		}
 		if dur(row[1]) != p.HealthPeriod || dur(row[2]) != p.ProbeTimeout || row[3] != strconv.Itoa(p.FailureThreshold) ||
-			dur(row[6]) != p.HeartbeatGrace || dur(row[7]) != p.ResyncPeriod {
-			t.Errorf("docs/hub.md says %s is %v; the preset is %+v", p.Name, row[1:8], p)
+			dur(row[6]) != p.HeartbeatGrace || dur(row[7]) != p.PullGrace || dur(row[8]) != p.ResyncPeriod {
+			t.Errorf("docs/hub.md says %s is %v; the preset is %+v", p.Name, row[1:9], p)
 		}
 		if got := dur(row[4]); got != p.UnreachableWithin() {
 			t.Errorf("docs/hub.md says %s detects an unreachable member within %s; UnreachableWithin is %s", p.Name, got, p.UnreachableWithin())
