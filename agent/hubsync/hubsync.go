@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "meridian.dev/meridian/crds/v1alpha1"
+	meridianhub "meridian.dev/meridian/hub"
 	"meridian.dev/meridian/hub/membership"
 	"meridian.dev/meridian/internal/metricsreg"
 	"meridian.dev/meridian/internal/scheme"
@@ -316,7 +317,7 @@ func (s *Syncer) pullModels(ctx context.Context, hub client.Client, member strin
 		return fmt.Errorf("listing this member's ModelDeployments on the hub: %w", err)
 	}
 	var have v1.ModelDeploymentList
-	if err := s.local.List(ctx, &have, client.MatchingLabels{managedBy: managedByHub}); err != nil {
+	if err := s.local.List(ctx, &have, client.MatchingLabels{meridianhub.ManagedByLabel: meridianhub.ManagedByValue}); err != nil {
 		return fmt.Errorf("listing ModelDeployments in the member: %w", err)
 	}
 	keep := map[types.NamespacedName]bool{}
@@ -352,12 +353,6 @@ func (s *Syncer) pullModels(ctx context.Context, hub client.Client, member strin
 	return nil
 }
 
-// Labels the hub writes on its ModelDeployments (hub.ManagedByLabel).
-const (
-	managedBy    = "app.kubernetes.io/managed-by"
-	managedByHub = "meridian-hub"
-)
-
 // apply writes the hub's ModelDeployment h into the member as ns/name.
 func (s *Syncer) apply(ctx context.Context, ns, name string, h *v1.ModelDeployment) (*v1.ModelDeployment, error) {
 	md := &v1.ModelDeployment{}
@@ -379,7 +374,7 @@ func (s *Syncer) apply(ctx context.Context, ns, name string, h *v1.ModelDeployme
 	if err != nil {
 		return nil, err
 	}
-	if md.Labels[managedBy] != managedByHub {
+	if md.Labels[meridianhub.ManagedByLabel] != meridianhub.ManagedByValue {
 		return nil, fmt.Errorf("a ModelDeployment %s/%s not written by the hub is in the way", ns, name)
 	}
 	if equality.Semantic.DeepEqual(md.Spec, h.Spec) && equality.Semantic.DeepEqual(md.Labels, h.Labels) {
