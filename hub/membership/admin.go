@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -89,7 +90,16 @@ func Add(ctx context.Context, c client.Client, o AddOptions) (Bundle, error) {
 
 // writeCluster creates or updates the member's Cluster with what the
 // admin said, labelled with its membership mode; its status is the hub's.
+// The running hub writes the Cluster too (its labels and region once the
+// identity is agreed), so a write that lost the race is read and tried
+// again rather than failing the admin's command.
 func writeCluster(ctx context.Context, c client.Client, o AddOptions, mode string) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		return writeClusterOnce(ctx, c, o, mode)
+	})
+}
+
+func writeClusterOnce(ctx context.Context, c client.Client, o AddOptions, mode string) error {
 	cl := &v1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: o.Name}}
 	_, err := controllerutil.CreateOrUpdate(ctx, c, cl, func() error {
 		if cl.Labels == nil {
