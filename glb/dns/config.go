@@ -38,9 +38,14 @@ type Config struct {
 	// Default 3600.
 	NSTTL uint32
 
-	// RRL limits responses per client network over UDP. The zero value
-	// disables rate limiting.
+	// RRL limits responses per client network over UDP. It is on by
+	// default (the zero value takes production defaults); RRL.Off turns it
+	// off.
 	RRL RRL
+
+	// DNSSEC, when it names keys, signs the zone online (dnssec.go). The
+	// zero value serves the zone unsigned.
+	DNSSEC DNSSEC
 
 	// MaxUDPSize is the largest UDP response, in bytes, the server sends
 	// and advertises in its OPT record; a client's smaller EDNS buffer size
@@ -79,18 +84,30 @@ type SOA struct {
 	Minimum uint32
 }
 
-// RRL configures response rate limiting: each client network (the /24 of
-// an IPv4 source, the /56 of an IPv6 source — the resolver's address, never
-// the ECS address) gets a token bucket of ResponsesPerSecond refilled up to
-// Burst. A response without a token is dropped, except that every Slip-th
-// one is sent truncated (TC set, no records) so that a real client retries
-// over TCP, which is not rate limited. This blunts reflection and
-// amplification attacks that spoof a victim's address.
+// RRL configures response rate limiting, as BIND's and Knot's: each
+// client network (the /24 of an IPv4 source, the /56 of an IPv6 source —
+// the resolver's address, never the ECS address) gets a token bucket of
+// ResponsesPerSecond holding up to Burst. A response without a token is
+// dropped, except that every Slip-th one is sent truncated (TC set, no
+// records) so that a real client retries over TCP, which is not rate
+// limited. Limited responses still draw on the bucket, down to a debt of
+// Window's worth of responses, so a network that keeps flooding stays
+// limited until its rate over Window falls below ResponsesPerSecond. This
+// blunts reflection and amplification attacks that spoof a victim's
+// address. The zero value is on with the defaults below.
 type RRL struct {
-	// ResponsesPerSecond per client network. 0 disables rate limiting.
+	// Off disables rate limiting (for benchmarks and debugging only: an
+	// authoritative server without it is an amplifier for anyone who can
+	// spoof a source address).
+	Off bool
+	// ResponsesPerSecond per client network. Default 100.
 	ResponsesPerSecond float64
-	// Burst is the bucket size. Default: 2 × ResponsesPerSecond (at least 1).
+	// Burst is the bucket size. Default: one second's worth
+	// (ResponsesPerSecond, at least 1).
 	Burst int
+	// Window is how long a flood is remembered (BIND's window): the bucket
+	// goes at most ResponsesPerSecond × Window into debt. Default 15s.
+	Window time.Duration
 	// Slip sends every Slip-th limited response truncated instead of
 	// dropping it: 1 slips every one, 2 every other. 0 means the default,
 	// 2; a negative value never slips.
@@ -101,6 +118,9 @@ type RRL struct {
 	// IPv4PrefixLen and IPv6PrefixLen size the client network. Defaults 24
 	// and 56.
 	IPv4PrefixLen, IPv6PrefixLen int
+	// Exempt lists networks never rate limited (monitoring, or resolvers
+	// known to send more than ResponsesPerSecond). Default none.
+	Exempt []netip.Prefix
 }
 
 // Defaults for Config.
@@ -110,6 +130,9 @@ const (
 	DefaultMaxUDPSize     = 1232
 	DefaultTCPIdleTimeout = 10 * time.Second
 	DefaultRRLTableSize   = 65536
+	DefaultRRLRate        = 100
+	DefaultRRLWindow      = 15 * time.Second
+	DefaultRRLSlip        = 2
 	minUDPSize            = 512
 )
 
@@ -188,25 +211,43 @@ func (c Config) withDefaults() (Config, error) {
 		errs = append(errs, fmt.Errorf("UDPSockets %d and UDPWorkers %d must be positive", c.UDPSockets, c.UDPWorkers))
 	}
 
-	r := &c.RRL
-	if r.ResponsesPerSecond < 0 {
-		errs = append(errs, errors.New("RRL.ResponsesPerSecond is negative"))
-	}
-	if r.Burst == 0 {
-		r.Burst = max(1, int(2*r.ResponsesPerSecond))
-	}
-	setDefault(&r.Slip, 2)
-	setDefault(&r.TableSize, DefaultRRLTableSize)
-	setDefault(&r.IPv4PrefixLen, 24)
-	setDefault(&r.IPv6PrefixLen, 56)
-	if r.Burst < 0 || r.TableSize < 0 || r.IPv4PrefixLen < 0 || r.IPv4PrefixLen > 32 ||
-		r.IPv6PrefixLen < 0 || r.IPv6PrefixLen > 128 {
-		errs = append(errs, errors.New("RRL: burst, table size and prefix lengths must be in range"))
+	errs = append(errs, c.RRL.withDefaults()...)
+	var err error
+	if c.DNSSEC, err = c.DNSSEC.withDefaults(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, fmt.Errorf("dns config: %w", err)
 	}
 	return c, nil
+}
+
+// withDefaults fills in r's defaults and returns what is out of range.
+func (r *RRL) withDefaults() []error {
+	if r.Off {
+		return nil
+	}
+	var errs []error
+	if r.ResponsesPerSecond < 0 {
+		errs = append(errs, errors.New("RRL.ResponsesPerSecond is negative (set RRL.Off to turn rate limiting off)"))
+	}
+	setDefault(&r.ResponsesPerSecond, DefaultRRLRate)
+	setDefault(&r.Burst, max(1, int(r.ResponsesPerSecond)))
+	setDefault(&r.Window, DefaultRRLWindow)
+	setDefault(&r.Slip, DefaultRRLSlip)
+	setDefault(&r.TableSize, DefaultRRLTableSize)
+	setDefault(&r.IPv4PrefixLen, 24)
+	setDefault(&r.IPv6PrefixLen, 56)
+	if r.Burst < 0 || r.Window < 0 || r.TableSize < 0 || r.IPv4PrefixLen < 0 || r.IPv4PrefixLen > 32 ||
+		r.IPv6PrefixLen < 0 || r.IPv6PrefixLen > 128 {
+		errs = append(errs, errors.New("RRL: burst, window, table size and prefix lengths must be in range (prefixes 0-32 and 0-128)"))
+	}
+	for _, p := range r.Exempt {
+		if !p.IsValid() {
+			errs = append(errs, errors.New("RRL.Exempt holds an invalid prefix"))
+		}
+	}
+	return errs
 }
 
 func canonical(name string) string {

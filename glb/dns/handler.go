@@ -25,12 +25,16 @@ const (
 
 // DNS numbers the answer logic needs; the library files use their own.
 const (
-	typeNS   uint16 = 2
-	typeSOA  uint16 = 6
-	typeOPT  uint16 = 41
-	typeIXFR uint16 = 251
-	typeAXFR uint16 = 252
-	typeANY  uint16 = 255
+	typeNS     uint16 = 2
+	typeSOA    uint16 = 6
+	typeOPT    uint16 = 41
+	typeRRSIG  uint16 = 46
+	typeNSEC   uint16 = 47
+	typeDNSKEY uint16 = 48
+	typeNXNAME uint16 = 128
+	typeIXFR   uint16 = 251
+	typeAXFR   uint16 = 252
+	typeANY    uint16 = 255
 
 	classINET uint16 = 1
 
@@ -172,7 +176,11 @@ func (s *Server) answer(req *request, remote netip.Addr) (resp *response) {
 	resp.setAuthoritative()
 
 	client, clientPrefix := steeringClient(ecs, remote)
-	scope := s.resolve(resp, name, req.qtype, client, clientPrefix)
+	q := Query{Name: name, Type: req.qtype, Client: client, ClientPrefix: clientPrefix, Resolver: remote.Unmap()}
+	scope := s.resolve(resp, q)
+	if s.signer != nil && req.do {
+		s.denyAndSign(resp, name, req.qtype)
+	}
 	if ecs != nil {
 		resp.addSubnet(*ecs, uint8(min(scope, maxBits(ecs.family))))
 	}
@@ -181,14 +189,20 @@ func (s *Server) answer(req *request, remote netip.Addr) (resp *response) {
 
 // resolve fills the answer and authority sections for a question in the
 // zone and returns the ECS scope the answer depended on.
-func (s *Server) resolve(resp *response, name string, qtype uint16, client netip.Addr, prefix int) int {
+func (s *Server) resolve(resp *response, q Query) int {
 	c := &s.cfg
+	name, qtype := q.Name, q.Type
 	apex := name == c.Zone
 	if apex {
 		switch qtype {
 		case typeSOA:
 			resp.addSOA(answerSection, c.Zone, &c.SOA, c.DefaultTTL)
 			return 0
+		case typeDNSKEY:
+			if s.signer != nil {
+				resp.addDNSKEY(s.signer)
+				return 0
+			}
 		case typeNS:
 			for _, ns := range c.NS {
 				resp.addNS(c.Zone, ns, c.NSTTL)
@@ -221,7 +235,7 @@ func (s *Server) resolve(resp *response, name string, qtype uint16, client netip
 	scope := 0
 	exists := apex
 	if qtype == TypeA || qtype == TypeAAAA {
-		ans, ok := s.steerer.Steer(Query{Name: name, Type: qtype, Client: client, ClientPrefix: prefix})
+		ans, ok := s.steerer.Steer(q)
 		if ok {
 			exists = true
 			scope = ans.Scope
@@ -247,7 +261,9 @@ func (s *Server) resolve(resp *response, name string, qtype uint16, client netip
 		if t == qtype {
 			continue // already asked
 		}
-		ans, ok := s.steerer.Steer(Query{Name: name, Type: t, Client: client, ClientPrefix: prefix})
+		other := q
+		other.Type = t
+		ans, ok := s.steerer.Steer(other)
 		if ok {
 			exists = true
 			scope = max(scope, ans.Scope)
@@ -346,6 +362,7 @@ func (s *Server) pack(resp *response, req *request, proto string, remote netip.A
 			return nil
 		case rrlSlip:
 			s.metrics.rrlDrops.Inc()
+			s.metrics.rrlSlips.Inc()
 			resp = resp.slip()
 		}
 		limit = minUDPSize

@@ -22,7 +22,7 @@ func BenchmarkHandle(b *testing.B) {
 		}
 		return Answer{Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.10")}, Scope: 24}, true
 	})
-	s, err := New(Config{Zone: zone, NS: []string{"ns1.example.net."}}, steer, nil)
+	s, err := New(Config{Zone: zone, NS: []string{"ns1.example.net."}, RRL: RRL{Off: true}}, steer, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

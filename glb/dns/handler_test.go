@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	mdns "github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
@@ -63,6 +64,9 @@ func testConfig() Config {
 		SOA:        SOA{Serial: 2026112701, Minimum: 10},
 		DefaultTTL: 30,
 		MaxUDPSize: 1232,
+		// Every query here comes from one resolver; rrl_test.go and
+		// abuse_test.go turn rate limiting back on.
+		RRL: RRL{Off: true},
 	}
 }
 
@@ -361,8 +365,8 @@ func TestSteererSeesClient(t *testing.T) {
 	pkt, _ := query("X.Z.example.", mdns.TypeAAAA, ecs(1, "193.0.2.0", 24, 0)).Pack()
 	s.handle(pkt, protoUDP, resolver)
 	want := []Query{
-		{Name: "x.z.example.", Type: TypeAAAA, Client: netip.MustParseAddr("193.0.2.0"), ClientPrefix: 24},
-		{Name: "x.z.example.", Type: TypeA, Client: netip.MustParseAddr("193.0.2.0"), ClientPrefix: 24},
+		{Name: "x.z.example.", Type: TypeAAAA, Client: netip.MustParseAddr("193.0.2.0"), ClientPrefix: 24, Resolver: resolver},
+		{Name: "x.z.example.", Type: TypeA, Client: netip.MustParseAddr("193.0.2.0"), ClientPrefix: 24, Resolver: resolver},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("steerer asked %+v, want %+v (both types, ECS client, lower-case name)", got, want)
@@ -394,7 +398,9 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		"in-zone NS no glue": func(c *Config) { c.Glue = nil },
 		"glue for stranger":  func(c *Config) { c.Glue["ns9.z.example."] = []netip.Addr{resolver} },
 		"small UDP size":     func(c *Config) { c.MaxUDPSize = 100 },
-		"bad RRL prefix":     func(c *Config) { c.RRL.IPv4PrefixLen = 40 },
+		"bad RRL prefix":     func(c *Config) { c.RRL = RRL{IPv4PrefixLen: 40} },
+		"bad RRL window":     func(c *Config) { c.RRL = RRL{Window: -time.Second} },
+		"missing DNSSEC key": func(c *Config) { c.DNSSEC.KeyFiles = []string{"/nonexistent/Kz.example.+013+00001"} },
 		"negative sockets":   func(c *Config) { c.UDPSockets = -1 },
 	} {
 		c := testConfig()

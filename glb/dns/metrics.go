@@ -13,10 +13,17 @@ type metrics struct {
 	responses *prometheus.CounterVec
 	duration  prometheus.Histogram
 	rrlDrops  prometheus.Counter
+	rrlSlips  prometheus.Counter
+	networks  prometheus.GaugeFunc
 	truncated prometheus.Counter
+	// signatures counts RRSIGs put in answers, by whether they were
+	// computed (signed) or reused (cached).
+	signatures *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+// newMetrics builds the collectors and registers them on reg (nil: not
+// registered); networks reads how many client networks RRL tracks.
+func newMetrics(reg prometheus.Registerer, networks func() float64) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meridian_glb_dns_requests_total",
@@ -35,12 +42,24 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "meridian_glb_dns_rrl_dropped_total",
 			Help: "UDP responses withheld by response rate limiting (dropped, or slipped as a truncated reply).",
 		}),
+		rrlSlips: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meridian_glb_dns_rrl_slipped_total",
+			Help: "UDP responses withheld by response rate limiting that were sent as a truncated reply (TC, no records) so a real client retries over TCP; the rest of meridian_glb_dns_rrl_dropped_total got nothing.",
+		}),
+		networks: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "meridian_glb_dns_rrl_networks",
+			Help: "Client networks response rate limiting tracks now (bounded by its table size); 0 while it is off.",
+		}, networks),
+		signatures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meridian_glb_dns_dnssec_signatures_total",
+			Help: "RRSIGs put in DNSSEC answers, by result: signed (computed for the answer) or cached (reused for an RRset signed before).",
+		}, []string{"result"}),
 		truncated: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "meridian_glb_dns_truncated_total",
 			Help: "UDP responses sent with the TC bit, because they did not fit or were slipped by rate limiting.",
 		}),
 	}
-	if err := metricsreg.Register(reg, "DNS server", m.requests, m.responses, m.duration, m.rrlDrops, m.truncated); err != nil {
+	if err := metricsreg.Register(reg, "DNS server", m.requests, m.responses, m.duration, m.rrlDrops, m.rrlSlips, m.networks, m.truncated, m.signatures); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -34,8 +34,10 @@ type bucket struct {
 	limited uint64 // responses limited so far, for slip
 }
 
+// newRateLimiter returns nil, which allows everything, when cfg is Off;
+// cfg has its defaults filled in.
 func newRateLimiter(cfg RRL, now func() time.Time) *rateLimiter {
-	if cfg.ResponsesPerSecond <= 0 {
+	if cfg.Off || cfg.ResponsesPerSecond <= 0 {
 		return nil
 	}
 	l, err := simplelru.NewLRU[netip.Prefix, *bucket](cfg.TableSize, nil)
@@ -58,7 +60,8 @@ func (r *rateLimiter) clientNetwork(a netip.Addr) netip.Prefix {
 
 // allow charges one response to the client's network.
 func (r *rateLimiter) allow(client netip.Addr) rrlVerdict {
-	if r == nil || !client.IsValid() {
+	client = client.Unmap()
+	if r == nil || !client.IsValid() || r.exempt(client) {
 		return rrlSend
 	}
 	key := r.clientNetwork(client)
@@ -78,6 +81,9 @@ func (r *rateLimiter) allow(client netip.Addr) rrlVerdict {
 		b.tokens--
 		return rrlSend
 	}
+	// Limited responses run the bucket into debt, down to Window's worth,
+	// so a sustained flood stays limited until it subsides.
+	b.tokens = max(b.tokens-1, -r.cfg.ResponsesPerSecond*r.cfg.Window.Seconds())
 	b.limited++
 	if r.cfg.Slip > 0 && b.limited%uint64(r.cfg.Slip) == 0 {
 		return rrlSlip
@@ -85,8 +91,20 @@ func (r *rateLimiter) allow(client netip.Addr) rrlVerdict {
 	return rrlDrop
 }
 
+func (r *rateLimiter) exempt(a netip.Addr) bool {
+	for _, p := range r.cfg.Exempt {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
 // len is the number of client networks tracked.
 func (r *rateLimiter) len() int {
+	if r == nil {
+		return 0
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.buckets.Len()

@@ -50,7 +50,7 @@ func TestRateLimiterBounded(t *testing.T) {
 	if n := r.len(); n > 1000 {
 		t.Fatalf("table holds %d networks, want at most 1000", n)
 	}
-	if newRateLimiter(RRL{}, time.Now) != nil {
-		t.Error("zero RRL should disable rate limiting")
+	if newRateLimiter(RRL{Off: true, ResponsesPerSecond: 1}, time.Now) != nil {
+		t.Error("RRL.Off should disable rate limiting")
 	}
 }

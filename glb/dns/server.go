@@ -23,6 +23,7 @@ type Server struct {
 	steerer Steerer
 	metrics *metrics
 	rrl     *rateLimiter
+	signer  *signer // nil: the zone is served unsigned
 
 	mu      sync.Mutex
 	udp     []*net.UDPConn // UDPSockets sockets sharing the port (SO_REUSEPORT)
@@ -43,7 +44,12 @@ func New(cfg Config, steerer Steerer, reg prometheus.Registerer) (*Server, error
 	if err != nil {
 		return nil, err
 	}
-	m, err := newMetrics(reg)
+	sg, err := newSigner(c.DNSSEC, c.Zone, c.NSTTL)
+	if err != nil {
+		return nil, err
+	}
+	rrl := newRateLimiter(c.RRL, time.Now)
+	m, err := newMetrics(reg, func() float64 { return float64(rrl.len()) })
 	if err != nil {
 		return nil, fmt.Errorf("dns: registering metrics: %w", err)
 	}
@@ -51,7 +57,8 @@ func New(cfg Config, steerer Steerer, reg prometheus.Registerer) (*Server, error
 		cfg:     c,
 		steerer: steerer,
 		metrics: m,
-		rrl:     newRateLimiter(c.RRL, time.Now),
+		rrl:     rrl,
+		signer:  sg,
 		conns:   map[net.Conn]struct{}{},
 		bound:   make(chan struct{}),
 		stopped: make(chan struct{}),

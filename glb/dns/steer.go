@@ -16,6 +16,12 @@ type Query struct {
 	// ClientPrefix is how many leading bits of Client are meaningful: the
 	// ECS source prefix, or 32 (IPv4) / 128 (IPv6) for a resolver address.
 	ClientPrefix int
+	// Resolver is the query's source address: the resolver that sent it
+	// (over UDP spoofable, over TCP not). Client is the ECS address the
+	// resolver vouches for, or Resolver itself; anything that trusts ECS
+	// beyond steering one answer (counting demand, say) should check
+	// Resolver first.
+	Resolver netip.Addr
 }
 
 // Answer is a Steerer's reply for one Query.
