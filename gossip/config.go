@@ -23,6 +23,15 @@ const DefaultPort = 7946
 // limit on node metadata (memberlist.MetaMaxSize).
 const MaxMetaBytes = memberlist.MetaMaxSize
 
+// DefaultKeyringCheckInterval is how often a node re-reads its keyring
+// file when Config.KeyringCheckInterval is zero.
+const DefaultKeyringCheckInterval = 10 * time.Second
+
+// ErrNoKeyring is returned by Start for a node that would gossip in
+// plaintext on a non-loopback address: Config.KeyringFile is empty and
+// Config.Insecure is not set.
+var ErrNoKeyring = errors.New("gossip on a non-loopback address needs a keyring")
+
 // ErrMetaTooLarge is returned by Start when Config.Meta does not fit in
 // memberlist's node metadata.
 var ErrMetaTooLarge = errors.New("node meta too large")
@@ -73,12 +82,29 @@ type Config struct {
 
 	// KeyringFile is the path of a file holding the gossip encryption keys,
 	// one per line, each the standard base64 encoding of 16, 24 or 32 random
-	// bytes (AES-128, AES-192 or AES-256). The first key is the primary: it
-	// encrypts everything this node sends; all keys are tried when
-	// decrypting. Empty lines and lines starting with '#' are ignored. If
-	// empty, gossip is neither encrypted nor authenticated, and encryption
-	// cannot be turned on later without restarting every member.
+	// bytes (AES-128, AES-192 or AES-256); WriteKeyring makes one. The
+	// first key is the primary: it encrypts everything this node sends,
+	// UDP packets and TCP streams (push/pull, joins, direct sends) alike;
+	// all keys are tried when decrypting, and whatever no key opens is
+	// dropped. Empty lines and lines starting with '#' are ignored. The
+	// node re-reads the file every KeyringCheckInterval and applies any
+	// change: the file is the only way to change a node's keys (see the
+	// package documentation). Required unless both BindAddr and
+	// AdvertiseAddr are loopback addresses or Insecure is set.
 	KeyringFile string
+
+	// KeyringCheckInterval is how often the node re-reads KeyringFile for
+	// changes, such as a Kubernetes Secret update. Zero means
+	// DefaultKeyringCheckInterval; negative turns the check off, leaving
+	// Node.ReloadKeyring as the only way to apply an edited file.
+	KeyringCheckInterval time.Duration
+
+	// Insecure lets a node without KeyringFile gossip on a non-loopback
+	// address, in plaintext and without authentication: anyone who can
+	// reach it reads every member's health and load, and can declare any
+	// member dead. For debugging on a network you trust; Start logs a
+	// warning. It cannot be combined with KeyringFile.
+	Insecure bool
 
 	// Timing holds memberlist's probe, suspicion and gossip intervals. The
 	// zero value means LAN(); a field left at zero takes LAN()'s value.
@@ -420,6 +446,17 @@ func (c Config) complete() (config, error) {
 	if c.AdvertisePort == 0 {
 		c.AdvertisePort = c.BindPort
 	}
+	if c.Insecure && c.KeyringFile != "" {
+		return config{}, errors.New("Insecure and KeyringFile are both set: a node with a keyring always encrypts; drop Insecure")
+	}
+	if c.KeyringFile == "" && !c.Insecure && !c.loopbackOnly() {
+		return config{}, fmt.Errorf("%w: %s would carry every member's health in plaintext, and anyone reaching it could declare members dead; "+
+			"give every member the same keyring file (Config.KeyringFile; make one with gossip.WriteKeyring, or `head -c32 /dev/urandom | base64 > gossip.keys`), "+
+			"or set Config.Insecure on a network you trust", ErrNoKeyring, c.publicAddr())
+	}
+	if c.KeyringCheckInterval == 0 {
+		c.KeyringCheckInterval = DefaultKeyringCheckInterval
+	}
 	c.Timing = c.Timing.withDefaults()
 	if err := c.Timing.validate(); err != nil {
 		return config{}, err
@@ -435,6 +472,20 @@ func (c Config) complete() (config, error) {
 			ErrMetaTooLarge, len(meta), MaxMetaBytes, len(c.Meta.Cluster), len(c.Meta.Region), len(c.Meta.Endpoint))
 	}
 	return config{Config: c}, nil
+}
+
+// loopbackOnly says whether the node listens and advertises on loopback
+// addresses only, where nothing off this machine can reach it.
+func (c Config) loopbackOnly() bool {
+	return net.ParseIP(c.BindAddr).IsLoopback() && (c.AdvertiseAddr == "" || net.ParseIP(c.AdvertiseAddr).IsLoopback())
+}
+
+// publicAddr names the address that is not loopback, for errors.
+func (c Config) publicAddr() string {
+	if !net.ParseIP(c.BindAddr).IsLoopback() {
+		return "bind address " + c.BindAddr
+	}
+	return "advertise address " + c.AdvertiseAddr
 }
 
 // memberlistConfig maps c onto memberlist's configuration.
@@ -459,6 +510,12 @@ func (c config) memberlistConfig() *memberlist.Config {
 	mc.RetransmitMult = t.RetransmitMult
 	mc.PushPullInterval = t.PushPullInterval
 	mc.TCPTimeout = t.TCPTimeout
+
+	// With a keyring, send nothing in plaintext and accept nothing that
+	// no key opens, on UDP and TCP alike (memberlist's defaults, stated
+	// here because the pool's security rests on them).
+	mc.GossipVerifyIncoming = true
+	mc.GossipVerifyOutgoing = true
 
 	mc.DelegateProtocolVersion = wireVersion
 	mc.DelegateProtocolMin = wireVersion

@@ -87,20 +87,12 @@ func (d *delegate) NotifyMsg(b []byte) {
 			// their origin alone, to a handful of random members.
 			n.broadcasts.QueueBroadcast(&stateBroadcast{name: e.origin, msg: bytes.Clone(b)})
 		}
-	case kindKeyOp:
-		op := dec.keyOp()
-		if err := dec.finish(); err != nil {
-			n.rejected("key operation", err)
-			return
-		}
-		n.handleKeyOp(op)
-	case kindKeyAck:
-		ack := dec.keyAck()
-		if err := dec.finish(); err != nil {
-			n.rejected("key ack", err)
-			return
-		}
-		n.keyWait.deliver(ack)
+	case kindKeyOp, kindKeyAck:
+		// Any key holder can send this, an internet-facing balancer
+		// included; keys change only from each node's keyring file.
+		n.metrics.rejected.WithLabelValues(rejectForbidden).Inc()
+		n.log.Warn("refused a key operation sent over gossip: keys change only from each member's keyring file; a member holding the pool key tried to change it",
+			"kind", kind)
 	default:
 		n.rejected("message", reject(rejectMalformed, "unknown message kind %d", kind))
 	}

@@ -59,63 +59,79 @@ func TestWrongKeyCannotJoin(t *testing.T) {
 	}
 }
 
-// TestRotateKey rotates the key of a running 3-node pool with RotateKey,
-// checks that the pool stays whole and keeps exchanging state on the new
-// key, and that a node holding only the old key can no longer join.
-func TestRotateKey(t *testing.T) {
+// TestKeyringFileRotation rotates a running 3-node pool's key the
+// documented way: each node's own keyring file is edited in three steps
+// and the nodes pick the change up by themselves, each step waiting until
+// every member reports it in its metrics. The pool stays whole and keeps
+// exchanging state, and a node holding only the old key is locked out.
+func TestKeyringFileRotation(t *testing.T) {
 	t.Parallel()
 	timing := Local()
 	oldKey, newKey := newKey(t), newKey(t)
-	keys := writeKeyring(t, keyringPath(t, "pool"), oldKey)
-	nodes := startCluster(t, "rotate", 3, Config{Timing: timing, KeyringFile: keys})
-
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := nodes[0].RotateKey(ctx, newKey); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range nodes {
-		if got := n.Keys(); !reflect.DeepEqual(got, [][]byte{newKey}) {
-			t.Errorf("%s holds %d keys after rotation, want only the new one (has new: %v)", n.Name(), len(got), len(got) > 0 && bytes.Equal(got[0], newKey))
+	nodes := make([]*testNode, 3)
+	paths := make([]string, 3)
+	for i := range nodes {
+		paths[i] = writeKeyring(t, keyringPath(t, "rotate"), oldKey)
+		cfg := Config{NodeName: "rotate-" + string(rune('0'+i)), Timing: timing, KeyringFile: paths[i], KeyringCheckInterval: 20 * time.Millisecond}
+		for _, prev := range nodes[:i] {
+			cfg.Join = append(cfg.Join, prev.Addr())
 		}
+		nodes[i] = mustStart(t, cfg)
 	}
-
-	// The pool still talks: a state set after the rotation reaches all.
-	if err := nodes[2].SetLocalState(NodeState{Models: digests("rotate", 2)}); err != nil {
-		t.Fatal(err)
-	}
-	want := nodes[2].LocalState()
-	testbin.Eventually(t, "the post-rotation state spreads", timing.PushPullInterval+5*time.Second, func() bool {
-		for _, n := range nodes[:2] {
-			if p, _ := n.Peer("rotate-2"); !reflect.DeepEqual(p.State, want) {
-				return false
+	for i, step := range []struct {
+		name string
+		keys [][]byte
+	}{
+		{"install the new key", [][]byte{oldKey, newKey}},
+		{"use the new key", [][]byte{newKey, oldKey}},
+		{"remove the old key", [][]byte{newKey}},
+	} {
+		for _, p := range paths {
+			if err := WriteKeyring(p, step.keys...); err != nil {
+				t.Fatal(err)
 			}
 		}
-		return true
-	})
-	quiet(timing)
+		primary := map[string]string{"fingerprint": Fingerprint(step.keys[0])}
+		testbin.Eventually(t, step.name+": every member reports it", 5*time.Second, func() bool {
+			for _, n := range nodes {
+				moved, _ := testbin.MetricIfAny(t, n.reg, "meridian_gossip_keyring_primary", primary)
+				if moved != 1 || testbin.Metric(t, n.reg, "meridian_gossip_keyring_keys", nil) != float64(len(step.keys)) {
+					return false
+				}
+			}
+			return true
+		})
+		for _, n := range nodes {
+			if got := n.Keys(); !reflect.DeepEqual(got, step.keys) {
+				t.Fatalf("%s: %s holds %d keys unlike its file", step.name, n.Name(), len(got))
+			}
+		}
+		// The pool still talks: a state set after the step reaches all.
+		if err := nodes[2].SetLocalState(NodeState{Models: digests("rotate", i+1)}); err != nil {
+			t.Fatal(err)
+		}
+		want := nodes[2].LocalState()
+		testbin.Eventually(t, step.name+": state spreads", timing.PushPullInterval+5*time.Second, func() bool {
+			for _, n := range nodes[:2] {
+				if p, _ := n.Peer("rotate-2"); p.Status != StatusAlive || !reflect.DeepEqual(p.State, want) {
+					return false
+				}
+			}
+			return true
+		})
+	}
 	for _, n := range nodes {
-		if got := countStatus(n.Peers(), StatusAlive); got != 2 || n.obs.leftCount() != 0 {
-			t.Errorf("%s after rotation: %d alive peers, %d departures; want 2 and 0", n.Name(), got, n.obs.leftCount())
+		if got := n.obs.leftCount(); got != 0 {
+			t.Errorf("%s saw %d departures during the rotation", n.Name(), got)
 		}
 	}
-
-	// Old key only: locked out. New key: welcome.
 	if _, err := startNode(t, Config{NodeName: "rotate-old", KeyringFile: writeKeyring(t, keyringPath(t, "old"), oldKey), Join: []string{nodes[1].Addr()}}); err == nil {
 		t.Fatal("a node holding only the old key joined after rotation")
 	}
 	fresh := mustStart(t, Config{NodeName: "rotate-new", Timing: timing, KeyringFile: writeKeyring(t, keyringPath(t, "new"), newKey), Join: []string{nodes[1].Addr()}})
-	// The join's push/pull tells both sides everything at once; the other
-	// members hear by gossip or a later push/pull, which memberlist's
-	// Local preset does not bound tightly.
 	if got := countStatus(fresh.Peers(), StatusAlive); got != 3 {
 		t.Errorf("rotate-new sees %d alive members, want 3", got)
 	}
-	// The joined member answers before it merges, so give it a moment.
-	testbin.Eventually(t, "rotate-1 sees rotate-new", 5*time.Second, func() bool {
-		p, ok := nodes[1].Peer("rotate-new")
-		return ok && p.Status == StatusAlive
-	})
 }
 
 // TestReloadKeyring rotates a 2-node pool's key by editing the keyring
@@ -166,8 +182,9 @@ func TestReloadKeyring(t *testing.T) {
 	}
 }
 
-// TestKeyringErrors covers keyring files and key operations that must be
-// refused.
+// TestKeyringErrors covers keyring files that must be refused, at start,
+// on ReloadKeyring and when the watched file changes: the node keeps the
+// keys it had and counts the failure.
 func TestKeyringErrors(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -179,43 +196,94 @@ func TestKeyringErrors(t *testing.T) {
 		return p
 	}
 	short := base64.StdEncoding.EncodeToString([]byte("too short"))
-	for name, body := range map[string]string{
+	bad := map[string]string{
 		"empty":     "\n# nothing\n\n",
 		"notbase64": "!!!!\n",
 		"shortkey":  short + "\n",
-	} {
-		if _, err := readKeyringFile(write(name, body)); err == nil {
+	}
+	for name, body := range bad {
+		if _, err := parseKeyring(name, []byte(body)); err == nil {
 			t.Errorf("%s keyring accepted", name)
 		} else if strings.Contains(err.Error(), short) {
 			t.Errorf("%s: error reveals key material: %v", name, err)
 		}
-	}
-	if _, err := readKeyringFile(dir + "/missing"); err == nil {
-		t.Error("missing keyring accepted")
+		if _, err := startNode(t, Config{NodeName: "bad-" + name, KeyringFile: write(name, body)}); err == nil {
+			t.Errorf("Start with the %s keyring succeeded", name)
+		}
 	}
 	k := newKey(t)
-	keys, err := readKeyringFile(write("dups", "  "+base64.StdEncoding.EncodeToString(k)+"  \n"+base64.StdEncoding.EncodeToString(k)+"\n"))
+	keys, err := parseKeyring("dups", []byte("  "+base64.StdEncoding.EncodeToString(k)+"  \n"+base64.StdEncoding.EncodeToString(k)+"\n"))
 	if err != nil || len(keys) != 1 || !bytes.Equal(keys[0], k) {
 		t.Errorf("keyring with a duplicate key = %d keys, %v", len(keys), err)
 	}
+	if err := WriteKeyring(dir+"/x", []byte("short")); err == nil {
+		t.Error("WriteKeyring accepted a 5-byte key")
+	}
 
 	plain := mustStart(t, Config{NodeName: "plain"})
-	ctx := context.Background()
-	if err := plain.RotateKey(ctx, k); !errors.Is(err, ErrEncryptionDisabled) {
-		t.Errorf("RotateKey without encryption = %v", err)
-	}
 	if err := plain.ReloadKeyring(); !errors.Is(err, ErrEncryptionDisabled) {
 		t.Errorf("ReloadKeyring without encryption = %v", err)
 	}
 
-	enc := mustStart(t, Config{NodeName: "enc", KeyringFile: writeKeyring(t, dir+"/enc", k)})
-	if err := enc.InstallKey(ctx, []byte("short")); err == nil {
-		t.Error("InstallKey accepted a 5-byte key")
+	path := writeKeyring(t, dir+"/enc", k)
+	enc := mustStart(t, Config{NodeName: "enc", KeyringFile: path, KeyringCheckInterval: 10 * time.Millisecond})
+	loads := func(result string) float64 {
+		return testbin.Metric(t, enc.reg, "meridian_gossip_keyring_loads_total", map[string]string{"result": result})
 	}
-	if err := enc.UseKey(ctx, newKey(t)); err == nil {
-		t.Error("UseKey accepted a key that is not installed")
+	// Replace the file in one step, as WriteKeyring and Kubernetes do, so
+	// that the watcher never reads it half written.
+	if err := os.Rename(write("enc.new", bad["shortkey"]), path); err != nil {
+		t.Fatal(err)
 	}
-	if err := enc.RemoveKey(ctx, k); err == nil {
-		t.Error("RemoveKey removed the primary key")
+	testbin.Eventually(t, "the watcher reports the broken file", 5*time.Second, func() bool { return loads("error") == 1 })
+	if err := enc.ReloadKeyring(); err == nil {
+		t.Error("ReloadKeyring accepted a keyring with a short key")
+	}
+	if got := enc.Keys(); !reflect.DeepEqual(got, [][]byte{k}) {
+		t.Errorf("a broken keyring file changed the keys: %d keys", len(got))
+	}
+	if loads("error") != 2 || loads("ok") != 1 {
+		t.Errorf("loads: %v failed, %v ok; want 2 (watcher once, ReloadKeyring once) and 1 (start)", loads("error"), loads("ok"))
+	}
+	k2 := newKey(t)
+	if err := WriteKeyring(path, k2, k); err != nil {
+		t.Fatal(err)
+	}
+	testbin.Eventually(t, "the repaired file is applied", 5*time.Second, func() bool { return loads("ok") == 2 })
+	if got := enc.Keys(); !reflect.DeepEqual(got, [][]byte{k2, k}) {
+		t.Errorf("after the repair the node holds %d keys, want the file's 2", len(got))
+	}
+}
+
+// TestGenerateAndWriteKeyring checks the helpers a fleet uses to make its
+// keyring: a fresh AES-256 key each time, written owner-only, that a node
+// starts with and encrypts under.
+func TestGenerateAndWriteKeyring(t *testing.T) {
+	t.Parallel()
+	k1, err := GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, _ := GenerateKey()
+	if len(k1) != KeySize || bytes.Equal(k1, k2) {
+		t.Fatalf("GenerateKey: %d bytes, distinct %v", len(k1), !bytes.Equal(k1, k2))
+	}
+	path := keyringPath(t, "fleet")
+	if err := WriteKeyring(path, k1, k2); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("keyring file mode %v, want 0600", fi.Mode().Perm())
+	}
+	n := mustStart(t, Config{NodeName: "generated", KeyringFile: path})
+	if got := n.Keys(); !reflect.DeepEqual(got, [][]byte{k1, k2}) {
+		t.Errorf("node holds %d keys, want the 2 written, primary first", len(got))
+	}
+	if testbin.Metric(t, n.reg, "meridian_gossip_keyring_primary", map[string]string{"fingerprint": Fingerprint(k1)}) != 1 {
+		t.Error("the primary key's fingerprint is not reported")
 	}
 }

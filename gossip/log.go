@@ -18,9 +18,18 @@ import (
 // prober right before it marks the member suspect, is the only race-free
 // signal that carries the member's name. TestFailureDetectedWithinBound
 // fails if a memberlist upgrade changes the line.
+//
+// Likewise memberlist counts nothing when it drops traffic that no key
+// opens; it only logs it. The bridge reports those lines to
+// onUndecryptable with the transport: "Decrypt packet failed" for UDP,
+// and a stream it failed to receive with an error about encryption
+// ("no installed keys could decrypt the message", "encryption is
+// configured but remote state is not encrypted") for TCP.
+// TestIntruderCannotDeclareMembersDead fails if an upgrade changes them.
 type logBridge struct {
-	log       *slog.Logger
-	onSuspect func(name string)
+	log             *slog.Logger
+	onSuspect       func(name string)
+	onUndecryptable func(transport string)
 }
 
 // suspectPrefix and suspectSuffix frame the member's name in memberlist's
@@ -28,6 +37,14 @@ type logBridge struct {
 const (
 	suspectPrefix = "Suspect "
 	suspectSuffix = " has failed, no acks received"
+)
+
+// The lines memberlist writes when it drops a packet (net.go,
+// ingestPacket) or a stream (handleConn) that no key opens.
+const (
+	packetDecryptPrefix = "Decrypt packet failed: "
+	streamFailedPrefix  = "failed to receive: "
+	streamCryptoWord    = "crypt" // in "decrypt", "encrypted", "encryption"
 )
 
 func newMemberlistLogger(b *logBridge) *log.Logger { return log.New(b, "", 0) }
@@ -47,6 +64,14 @@ func (b *logBridge) Write(p []byte) (int, error) {
 			if name, ok := strings.CutSuffix(rest, suspectSuffix); ok {
 				b.onSuspect(name)
 			}
+		}
+	}
+	if b.onUndecryptable != nil {
+		switch {
+		case strings.HasPrefix(msg, packetDecryptPrefix):
+			b.onUndecryptable(transportPacket)
+		case strings.HasPrefix(msg, streamFailedPrefix) && strings.Contains(msg, streamCryptoWord):
+			b.onUndecryptable(transportStream)
 		}
 	}
 	if b.log.Enabled(context.Background(), slog.LevelDebug) {

@@ -2,10 +2,12 @@ package gossip
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -35,8 +37,10 @@ type Node struct {
 	// keyMu serialises this package's use of the keyring: GetKeys returns
 	// the keyring's internal slice, which RemoveKey shifts in place.
 	keyMu sync.Mutex
-	ml    atomic.Pointer[memberlist.Memberlist]
-	addr  string
+	// keyringSum is the SHA-256 of the keyring file last applied.
+	keyringSum [sha256.Size]byte
+	ml         atomic.Pointer[memberlist.Memberlist]
+	addr       string
 
 	// broadcasts queues this node's NodeState for gossip.
 	broadcasts *memberlist.TransmitLimitedQueue
@@ -51,7 +55,6 @@ type Node struct {
 
 	notify   *notifier
 	directCh chan struct{} // wakes the direct sender
-	keyWait  keyWaiters
 
 	leaving   atomic.Bool // Leave has begun: advertised in the node meta
 	lifecycle sync.Mutex  // serialises Leave and Shutdown
@@ -82,20 +85,25 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.local = stateEntry{origin: n.name, version: uint64(time.Now().UnixNano())}
 	n.members.Store(1)
 	n.notify = newNotifier(c.Observer)
-	n.keyWait.m = make(map[uint64]chan keyAck)
 	n.broadcasts = &memberlist.TransmitLimitedQueue{
 		NumNodes:       func() int { return int(n.members.Load()) },
 		RetransmitMult: max(c.Timing.RetransmitMult, minStateRetransmitMult),
 	}
 
 	if c.KeyringFile != "" {
-		keys, err := readKeyringFile(c.KeyringFile)
+		b, err := os.ReadFile(c.KeyringFile)
+		if err != nil {
+			return nil, fmt.Errorf("gossip: read keyring: %w", err)
+		}
+		keys, err := parseKeyring(c.KeyringFile, b)
 		if err != nil {
 			return nil, fmt.Errorf("gossip: %w", err)
 		}
 		if n.keyring, err = memberlist.NewKeyring(keys, keys[0]); err != nil {
 			return nil, fmt.Errorf("gossip: keyring %s: %w", c.KeyringFile, err)
 		}
+		n.keyringSum = sha256.Sum256(b)
+		n.metrics.keyringLoaded(keys)
 	}
 	if err := n.metrics.register(c.Registerer); err != nil {
 		return nil, fmt.Errorf("gossip: metrics: %w", err)
@@ -105,7 +113,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	d := &delegate{n: n}
 	mc.Delegate, mc.Events, mc.Ping = d, d, d
 	mc.Keyring = n.keyring
-	mc.Logger = newMemberlistLogger(&logBridge{log: n.log, onSuspect: n.markSuspect})
+	mc.Logger = newMemberlistLogger(&logBridge{log: n.log, onSuspect: n.markSuspect, onUndecryptable: n.metrics.undecryptable})
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		n.metrics.unregister()
@@ -121,6 +129,14 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	go n.notify.run(n.stop, &n.wg)
 	go n.sendDirect()
 	go n.prune()
+	if n.keyring != nil && c.KeyringCheckInterval > 0 {
+		n.wg.Add(1)
+		go n.watchKeyring()
+	}
+	if n.keyring == nil && !c.loopbackOnly() {
+		n.log.Warn("GOSSIP IS NOT ENCRYPTED OR AUTHENTICATED (insecure mode): anyone who can reach this address reads every member's health and load and can declare members dead; use only on a network you trust, and give every member a keyring for anything else",
+			"addr", n.addr)
+	}
 
 	if len(c.Join) > 0 {
 		if _, err := n.Join(ctx, c.Join...); err != nil {

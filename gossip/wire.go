@@ -31,8 +31,11 @@ const wireVersion = 2
 const (
 	kindState    byte = 1 // one node's NodeState: broadcast or direct send
 	kindSnapshot byte = 2 // every known NodeState: push/pull
-	kindKeyOp    byte = 3 // a keyring operation request
-	kindKeyAck   byte = 4 // the answer to a keyring operation
+	// Retired: key operations one member asked of another. Every node
+	// refuses them (meridian_gossip_rejected_total{reason="forbidden"});
+	// the numbers stay reserved so that nothing else ever means them.
+	kindKeyOp  byte = 3
+	kindKeyAck byte = 4
 )
 
 // metaVersion is the first byte of the encoded Meta.
@@ -62,9 +65,10 @@ const (
 	rejectVersion   = "version"   // a wire version this node does not speak
 	rejectTooLarge  = "too_large" // over a size or count bound
 	rejectInvalid   = "invalid"   // decodes, but the values are impossible
+	rejectForbidden = "forbidden" // a kind no member may send (key operations)
 )
 
-var rejectReasons = []string{rejectMalformed, rejectVersion, rejectTooLarge, rejectInvalid}
+var rejectReasons = []string{rejectMalformed, rejectVersion, rejectTooLarge, rejectInvalid, rejectForbidden}
 
 // rejectError is a decoding failure with the reason it is counted under.
 type rejectError struct {
@@ -392,81 +396,6 @@ func decodeSnapshot(b []byte) ([]stateEntry, error) {
 	}
 	s := d.snapshot()
 	return s, d.finish()
-}
-
-// keyOp is a keyring operation one node asks another to perform.
-type keyOp struct {
-	id   uint64
-	from string
-	op   keyOpKind
-	key  []byte
-}
-
-// keyOpKind is install, use or remove.
-type keyOpKind byte
-
-const (
-	keyInstall keyOpKind = 1
-	keyUse     keyOpKind = 2
-	keyRemove  keyOpKind = 3
-)
-
-func (k keyOpKind) String() string {
-	switch k {
-	case keyInstall:
-		return "install"
-	case keyUse:
-		return "use"
-	case keyRemove:
-		return "remove"
-	}
-	return fmt.Sprintf("keyop(%d)", byte(k))
-}
-
-func encodeKeyOp(o keyOp) []byte {
-	var enc encoder
-	enc.header(kindKeyOp)
-	enc.uvarint(o.id)
-	enc.string(o.from)
-	enc.byte(byte(o.op))
-	enc.bytes(o.key)
-	return enc.b
-}
-
-func (d *decoder) keyOp() keyOp {
-	var o keyOp
-	o.id = d.uvarint()
-	o.from = d.string()
-	o.op = keyOpKind(d.byte())
-	o.key = append([]byte(nil), d.raw(32)...)
-	if d.err == nil && (o.op < keyInstall || o.op > keyRemove) {
-		d.fail(rejectInvalid, "unknown key operation %d", o.op)
-	}
-	return o
-}
-
-// keyAck answers a keyOp; err is empty on success.
-type keyAck struct {
-	id   uint64
-	from string
-	err  string
-}
-
-func encodeKeyAck(a keyAck) []byte {
-	var enc encoder
-	enc.header(kindKeyAck)
-	enc.uvarint(a.id)
-	enc.string(a.from)
-	enc.string(a.err)
-	return enc.b
-}
-
-func (d *decoder) keyAck() keyAck {
-	var a keyAck
-	a.id = d.uvarint()
-	a.from = d.string()
-	a.err = d.string()
-	return a
 }
 
 // nodeMeta is what travels in memberlist's node metadata: the Meta and
