@@ -1,0 +1,113 @@
+package tlsx
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// MinVersion is the oldest TLS version either side accepts. TLS 1.3 is
+// negotiated whenever the peer speaks it.
+const MinVersion = tls.VersionTLS12
+
+// ServerOptions configure ServerConfig.
+type ServerOptions struct {
+	// RequireClientCert turns on mutual TLS: a client must present a
+	// certificate for client authentication that chains to the
+	// Reloader's current CA bundle, or its handshake fails.
+	RequireClientCert bool
+	// AllowedClients narrows RequireClientCert to certificates naming one
+	// of these identities as a SAN: a URI (spiffe://meridian/glb) or a DNS
+	// name (glb.meridian.internal), matched exactly (DNS names without
+	// regard to case). Empty: any certificate the CA bundle trusts.
+	AllowedClients []string
+}
+
+// ServerConfig is a server's tls.Config serving r's current certificate
+// (tls.Config.GetCertificate) and, with RequireClientCert, verifying
+// clients against r's current CA bundle. Clients are verified in
+// VerifyConnection rather than by crypto/tls's ClientCAs, so that a
+// rotated ca.crt applies to the next handshake — resumed sessions
+// included, which VerifyConnection also sees — without a new tls.Config.
+// Use it as http.Server.TLSConfig with ServeTLS(ln, "", "") (which adds
+// HTTP/2), or with tls.NewListener.
+func ServerConfig(r *Reloader, o ServerOptions) (*tls.Config, error) {
+	if r.Certificate() == nil {
+		return nil, fmt.Errorf("tls %s: a server needs a certificate and key (tls.crt and tls.key)", r.o.Name)
+	}
+	cfg := &tls.Config{
+		MinVersion:     MinVersion,
+		GetCertificate: r.GetCertificate,
+	}
+	if len(o.AllowedClients) > 0 && !o.RequireClientCert {
+		return nil, fmt.Errorf("tls %s: allowed client identities need client certificates (RequireClientCert)", r.o.Name)
+	}
+	if o.RequireClientCert {
+		if r.Pool() == nil {
+			return nil, fmt.Errorf("tls %s: verifying client certificates needs a CA bundle (ca.crt)", r.o.Name)
+		}
+		allowed := slices.Clone(o.AllowedClients)
+		cfg.ClientAuth = tls.RequireAnyClientCert
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			return verifyPeer(r.Pool(), cs.PeerCertificates, "", x509.ExtKeyUsageClientAuth, allowed)
+		}
+	}
+	return cfg, nil
+}
+
+// verifyPeer verifies a peer's chain against pool for usage (and dnsName
+// when set), then its identity against allowed when set.
+func verifyPeer(pool *x509.CertPool, chain []*x509.Certificate, dnsName string, usage x509.ExtKeyUsage, allowed []string) error {
+	if len(chain) == 0 {
+		return errors.New("tls: the peer presented no certificate")
+	}
+	opts := x509.VerifyOptions{
+		Roots:         pool,
+		Intermediates: x509.NewCertPool(),
+		DNSName:       dnsName,
+		KeyUsages:     []x509.ExtKeyUsage{usage},
+		CurrentTime:   time.Now(),
+	}
+	for _, c := range chain[1:] {
+		opts.Intermediates.AddCert(c)
+	}
+	if _, err := chain[0].Verify(opts); err != nil {
+		return fmt.Errorf("tls: peer certificate %q is not trusted: %w", chain[0].Subject.String(), err)
+	}
+	if len(allowed) > 0 {
+		return AllowedIdentity(chain[0], allowed)
+	}
+	return nil
+}
+
+// Identities are the identities a certificate names, as AllowedClients
+// matches them: its URI SANs, then its DNS SANs.
+func Identities(cert *x509.Certificate) []string {
+	ids := make([]string, 0, len(cert.URIs)+len(cert.DNSNames))
+	for _, u := range cert.URIs {
+		ids = append(ids, u.String())
+	}
+	return append(ids, cert.DNSNames...)
+}
+
+// AllowedIdentity returns nil when cert names one of allowed as a URI or
+// DNS SAN (DNS names compared without regard to case), and otherwise an
+// error naming what it does name. Handlers that authorize per route can
+// call it with r.TLS.PeerCertificates[0].
+func AllowedIdentity(cert *x509.Certificate, allowed []string) error {
+	for _, u := range cert.URIs {
+		if slices.Contains(allowed, u.String()) {
+			return nil
+		}
+	}
+	for _, d := range cert.DNSNames {
+		if slices.ContainsFunc(allowed, func(a string) bool { return strings.EqualFold(a, d) }) {
+			return nil
+		}
+	}
+	return fmt.Errorf("tls: peer identity %v is not among the allowed %v", Identities(cert), allowed)
+}
