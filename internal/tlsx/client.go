@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,27 +24,53 @@ type ClientOptions struct {
 // roots when it has none) and its name, and the Reloader's current
 // certificate presented when the server asks for one.
 type Client struct {
-	r *Reloader
-	o ClientOptions
+	r        *Reloader
+	o        ClientOptions
+	sessions atomic.Pointer[sessions]
+}
+
+// sessions is the session cache of the certificate set it was made for:
+// a new set starts a new cache, so that the next connection presents the
+// new certificate instead of resuming as the old one.
+type sessions struct {
+	set   *material
+	cache tls.ClientSessionCache
 }
 
 // NewClient returns a Client reading r.
 func NewClient(r *Reloader, o ClientOptions) *Client { return &Client{r: r, o: o} }
 
+func (c *Client) cache(set *material) tls.ClientSessionCache {
+	if s := c.sessions.Load(); s != nil && s.set == set {
+		return s.cache
+	}
+	s := &sessions{set: set, cache: tls.NewLRUClientSessionCache(0)}
+	c.sessions.Store(s)
+	return s.cache
+}
+
 // Config is the tls.Config for one connection to host (the host part of
 // the address dialed: a DNS name or an IP address). Make one per
 // connection: it carries the CA bundle current when it was made, so
-// rotations reach the next connection.
+// rotations reach the next connection. Connections resume TLS sessions
+// (a cheaper handshake) until the Reloader's set changes.
 func (c *Client) Config(host string) *tls.Config {
 	name := c.o.ServerName
 	if name == "" {
 		name = host
 	}
+	set := c.r.cur.Load()
 	return &tls.Config{
-		MinVersion:           MinVersion,
-		ServerName:           name,
-		RootCAs:              c.r.Pool(),
-		GetClientCertificate: c.r.GetClientCertificate,
+		MinVersion: MinVersion,
+		ServerName: name,
+		RootCAs:    set.pool,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			if set.cert == nil {
+				return &tls.Certificate{}, nil // none to present
+			}
+			return set.cert, nil
+		},
+		ClientSessionCache: c.cache(set),
 	}
 }
 
