@@ -17,6 +17,7 @@ type metrics struct {
 	batchSize     *prometheus.HistogramVec
 	inflight      *prometheus.GaugeVec
 	expired       *prometheus.CounterVec
+	panics        *prometheus.CounterVec
 	cacheHits     *prometheus.CounterVec
 	cacheMisses   *prometheus.CounterVec
 }
@@ -56,6 +57,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "meridian_inference_expired_total",
 			Help: "Requests dropped from the queue because their deadline passed or their client left before a worker took them.",
 		}, mv),
+		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meridian_inference_batch_panics_total",
+			Help: "Batches whose run panicked; their requests failed with 500 and the model kept serving.",
+		}, mv),
 		cacheHits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meridian_inference_cache_hits_total",
 			Help: "Requests answered from the result cache.",
@@ -66,7 +71,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, mv),
 	}
 	err := metricsreg.Register(reg, "model server", m.requests, m.duration, m.queueDuration, m.runDuration, m.batchSize,
-		m.inflight, m.expired, m.cacheHits, m.cacheMisses,
+		m.inflight, m.expired, m.panics, m.cacheHits, m.cacheMisses,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err != nil {
 		return nil, err

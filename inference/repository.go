@@ -48,6 +48,9 @@ type ModelConfig struct {
 	NoCache bool `json:"no_cache"`
 	// Text, when set, lets POST /analyze drive this model with raw text.
 	Text *TextConfig `json:"text,omitempty"`
+	// Limits override, field by field, the server's input limits for this
+	// model (see InputLimits).
+	Limits InputLimits `json:"limits,omitempty"`
 }
 
 // TextConfig wires a text model to POST /analyze.
@@ -106,6 +109,9 @@ func (c *ModelConfig) validate() error {
 	}
 	if c.IntraOpThreads < 0 {
 		errs = append(errs, errors.New("intra_op_threads must be >= 0"))
+	}
+	if l := c.Limits; l.MaxDim < 0 || l.MaxRequestElements < 0 || l.MaxRequestBytes < 0 || l.MaxBatchElements < 0 || l.MaxBatchBytes < 0 {
+		errs = append(errs, errors.New("limits must be positive (or left out for the server's)"))
 	}
 	if t := c.Text; t != nil && (t.Tokenizer != "words" || t.Input == "" || t.Output == "") {
 		errs = append(errs, errors.New(`text needs tokenizer: words, input and output`))

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,10 +41,12 @@ type modelVersion struct {
 	version string
 	sess    *session
 	padded  map[string]bool
+	limits  InputLimits
 	metrics *metrics
+	log     *slog.Logger
 
 	// beforeRun, when set (by tests), is called by a worker just before it
-	// runs a batch; it lets a test hold the model busy.
+	// runs a batch; it lets a test hold the model busy, or make it panic.
 	beforeRun func()
 
 	mu      sync.RWMutex // guards stopped against close(queue)
@@ -51,13 +55,15 @@ type modelVersion struct {
 	workers sync.WaitGroup
 }
 
-func newModelVersion(spec ModelSpec, sess *session, m *metrics) *modelVersion {
+func newModelVersion(spec ModelSpec, sess *session, limits InputLimits, m *metrics, log *slog.Logger) *modelVersion {
 	v := &modelVersion{
 		spec:    spec,
 		version: strconv.FormatInt(spec.Version, 10),
 		sess:    sess,
 		padded:  make(map[string]bool),
+		limits:  limits,
 		metrics: m,
+		log:     log,
 		queue:   make(chan *job, spec.Config.QueueSize),
 	}
 	for _, name := range spec.Config.PadInputs {
@@ -76,8 +82,9 @@ func (v *modelVersion) batching() bool { return v.spec.Config.MaxBatchSize > 0 }
 // saturated reports whether the queue is full, so new requests are shed.
 func (v *modelVersion) saturated() bool { return len(v.queue) >= cap(v.queue) }
 
-// prepare checks the request's inputs against the model and orders them as
-// the model expects.
+// prepare checks the request's inputs against the model and its limits,
+// and orders them as the model expects. A request over a limit is a 413,
+// any other mismatch a plain error (400).
 func (v *modelVersion) prepare(inputs []*Tensor) (*job, error) {
 	byName := make(map[string]*Tensor, len(inputs))
 	for _, t := range inputs {
@@ -121,6 +128,9 @@ func (v *modelVersion) prepare(inputs []*Tensor) (*job, error) {
 	}
 	for name := range byName {
 		return nil, fmt.Errorf("the model has no input %q; it takes %v", name, names(v.sess.inputs))
+	}
+	if err := v.limits.checkRequest(j.inputs); err != nil {
+		return nil, err
 	}
 	j.key = key.String()
 	return j, nil
@@ -176,16 +186,41 @@ func (v *modelVersion) work() {
 		if v.batching() {
 			batch, carry = v.collect(first)
 		}
-		v.run(batch)
+		v.runRecovering(batch)
 	}
+}
+
+// runRecovering runs the batch; a panic in it (ONNX Runtime's bindings,
+// a bug of ours) fails that batch's requests with 500 and leaves the
+// worker serving the next one.
+func (v *modelVersion) runRecovering(batch []*job) {
+	defer func() {
+		p := recover()
+		if p == nil {
+			return
+		}
+		v.metrics.panics.WithLabelValues(v.spec.Name, v.version).Inc()
+		v.log.Error("a batch panicked; its requests fail, the model keeps serving", "model", v.spec.Name, "version", v.version,
+			"requests", len(batch), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		err := fmt.Errorf("model %s version %s failed on this batch (the server logged why)", v.spec.Name, v.version)
+		for _, j := range batch {
+			select { // a job answered before the panic keeps its answer
+			case j.done <- jobResult{err: err}:
+			default:
+			}
+		}
+	}()
+	v.run(batch)
 }
 
 // collect gathers jobs compatible with first until the batch is full, the
 // queue is empty and the delay has passed, or an incompatible job arrives
+// or one that would take the batch over its limits, padding included
 // (returned as carry, to lead the next batch).
 func (v *modelVersion) collect(first *job) (batch []*job, carry *job) {
 	batch = []*job{first}
 	rows := first.rows
+	size := load{}.with(first)
 	var timeout <-chan time.Time
 	if d := v.spec.Config.MaxQueueDelay.Duration - time.Since(first.enqueued); d > 0 {
 		t := time.NewTimer(d)
@@ -216,8 +251,13 @@ func (v *modelVersion) collect(first *job) (batch []*job, carry *job) {
 		if j.key != first.key || rows+j.rows > v.spec.Config.MaxBatchSize {
 			return batch, j
 		}
+		next := size.with(j)
+		if !next.fits(j, v.limits) {
+			return batch, j
+		}
 		batch = append(batch, j)
 		rows += j.rows
+		size = next
 	}
 	return batch, nil
 }

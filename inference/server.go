@@ -11,6 +11,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"meridian.dev/meridian/internal/httpserve"
 	"meridian.dev/meridian/internal/metricsreg"
 	"meridian.dev/meridian/internal/version"
 )
@@ -40,9 +42,20 @@ type Options struct {
 	// RequestTimeout bounds every request, queueing included; a client
 	// may ask for less with the "timeout" parameter. Default 10s.
 	RequestTimeout time.Duration
-	// MaxBodyBytes bounds request bodies; larger ones get 413.
-	// Default 64 MiB.
+	// MaxBodyBytes bounds request bodies; larger ones get 413. Bodies are
+	// read as they arrive, never allocated at the length a client
+	// announces. Default 64 MiB.
 	MaxBodyBytes int64
+	// Limits bound every model's inputs, per request and per batch; zero
+	// fields take DefaultInputLimits, and a model's config.yaml may
+	// override them.
+	Limits InputLimits
+	// HTTP hardens the listener Serve runs (timeouts, header size,
+	// connection and in-flight caps); zero fields take httpserve's
+	// defaults, but WriteTimeout defaults to RequestTimeout + 20s so a
+	// request that uses its whole deadline still gets its answer out.
+	// Its Name, Registerer, Logger and Refuse are the server's own.
+	HTTP httpserve.Options
 	// AnalyzeModel is the model behind POST /analyze; it needs a text
 	// section in its config. Default "sentiment".
 	AnalyzeModel string
@@ -94,6 +107,10 @@ func New(opts Options) (*Server, error) {
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
 	}
+	if opts.HTTP.WriteTimeout == 0 {
+		opts.HTTP.WriteTimeout = opts.RequestTimeout + 20*time.Second
+	}
+	opts.HTTP.Name, opts.HTTP.Registerer, opts.HTTP.Logger, opts.HTTP.Refuse = "inference", opts.Registry, opts.Logger, writeError
 	specs, err := ScanRepository(opts.ModelRepository)
 	if err != nil {
 		return nil, err
@@ -120,12 +137,17 @@ func New(opts Options) (*Server, error) {
 	}
 	for _, spec := range specs {
 		start := time.Now()
+		limits := DefaultInputLimits.over(opts.Limits).over(spec.Config.Limits)
+		if err := limits.validate(); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("model %s: %w (the server's --max-* flags, or limits: in its config.yaml)", spec.Name, err)
+		}
 		sess, err := openSession(spec, opts.Device)
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("model %s version %d: %w", spec.Name, spec.Version, err)
 		}
-		v := newModelVersion(spec, sess, s.metrics)
+		v := newModelVersion(spec, sess, limits, s.metrics, s.log)
 		if err := s.metrics.registerQueue(opts.Registry, v); err != nil {
 			s.Close()
 			return nil, err
@@ -158,28 +180,26 @@ func (s *Server) Close() {
 	}
 }
 
-// Serve answers on ln until ctx is done, then turns readiness off, waits up
-// to drain for in-flight requests to finish, and stops the workers.
+// Serve answers on ln, hardened as Options.HTTP says, until ctx is done,
+// then turns readiness off, waits up to drain for in-flight requests to
+// finish, and stops the workers.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration) error {
-	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
+	hs, err := httpserve.New(s.Handler(), s.opts.HTTP)
+	if err != nil {
 		s.Close()
+		return err
+	}
+	defer s.Close()
+	served := make(chan error, 1)
+	go func() { served <- httpserve.Serve(ctx, hs, ln, drain) }()
+	select {
+	case err := <-served:
 		return err
 	case <-ctx.Done():
 	}
 	s.draining.Store(true)
 	s.log.Info("draining in-flight requests", "timeout", drain)
-	sctx, cancel := context.WithTimeout(context.Background(), drain)
-	defer cancel()
-	err := hs.Shutdown(sctx)
-	s.Close()
-	if err != nil {
-		return fmt.Errorf("draining: %w", err)
-	}
-	return nil
+	return <-served
 }
 
 // Handler routes the Open Inference Protocol v2, /analyze and /metrics.
@@ -372,8 +392,12 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request, v *modelVersion) 
 // else through the queue, within the request's deadline.
 func (s *Server) run(ctx context.Context, v *modelVersion, inputs []*Tensor, timeout time.Duration) ([]*Tensor, error) {
 	j, err := v.prepare(inputs)
+	var re *requestError
+	if err != nil && !errors.As(err, &re) {
+		err = badRequest(err)
+	}
 	if err != nil {
-		return nil, badRequest(err)
+		return nil, err
 	}
 	cacheable := s.cache != nil && !v.spec.Config.NoCache
 	var key [32]byte
@@ -530,29 +554,46 @@ func statusOf(err error) int {
 	return http.StatusInternalServerError
 }
 
-// readBody reads at most limit bytes; a larger body is a 413.
+// firstBodyBuffer is the most readBody allocates before any byte arrives:
+// a client announcing 64 MiB and sending nothing costs this much.
+const firstBodyBuffer = 64 << 10
+
+// readBody reads the body as it arrives, at most limit bytes: a larger
+// body is a 413, one that does not arrive in time (httpserve's body
+// deadline) a 408. Its buffer grows with the bytes received, never ahead
+// of them, and up to the announced length at most (no ReadAll doubling
+// past it).
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	if r.ContentLength > limit {
-		return nil, &requestError{http.StatusRequestEntityTooLarge, fmt.Errorf("body of %d bytes is over the %d-byte limit (--max-body-bytes)", r.ContentLength, limit)}
+	announced := r.ContentLength
+	if announced > limit {
+		return nil, &requestError{http.StatusRequestEntityTooLarge, fmt.Errorf("body of %d bytes is over the %d-byte limit (--max-body-bytes)", announced, limit)}
 	}
-	var body []byte
-	var err error
-	if r.ContentLength > 0 {
-		// One allocation of the announced size, instead of ReadAll's
-		// doubling (the body can be an image's worth of floats).
-		body = make([]byte, r.ContentLength)
-		_, err = io.ReadFull(r.Body, body)
-	} else {
-		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body := make([]byte, 0, min(max(announced, 512), firstBodyBuffer))
+	src := http.MaxBytesReader(w, r.Body, limit)
+	for {
+		if len(body) == cap(body) {
+			grow := cap(body) // double, but not past the announced length
+			if rest := announced - int64(len(body)); rest > 0 && rest < int64(grow) {
+				grow = int(rest)
+			}
+			body = slices.Grow(body, max(grow, 512))
+		}
+		n, err := src.Read(body[len(body):cap(body)])
+		body = body[:len(body)+n]
+		if err == io.EOF {
+			return body, nil
+		}
+		var tooBig *http.MaxBytesError
+		switch {
+		case err == nil:
+		case errors.As(err, &tooBig):
+			return nil, &requestError{http.StatusRequestEntityTooLarge, fmt.Errorf("body is over the %d-byte limit (--max-body-bytes)", limit)}
+		case errors.Is(err, httpserve.ErrBodyTimeout):
+			return nil, &requestError{http.StatusRequestTimeout, fmt.Errorf("the body did not arrive in time: %d bytes came (--body-timeout, --min-body-rate)", len(body))}
+		default:
+			return nil, fmt.Errorf("reading body: %w", context.Canceled)
+		}
 	}
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooBig):
-		return nil, &requestError{http.StatusRequestEntityTooLarge, fmt.Errorf("body is over the %d-byte limit (--max-body-bytes)", limit)}
-	case err != nil:
-		return nil, fmt.Errorf("reading body: %w", context.Canceled)
-	}
-	return body, nil
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
