@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	codeberg.org/miekg/dns v0.6.0
+	github.com/go-jose/go-jose/v4 v4.1.9
 	github.com/go-logr/logr v1.4.3
 	github.com/grafana/grafana-foundation-sdk/go v0.0.22
 	github.com/google/go-containerregistry v0.22.1
