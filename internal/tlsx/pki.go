@@ -133,4 +133,3 @@ func validName(name string) error {
 	}
 	return nil
 }
-
