@@ -31,7 +31,7 @@ func BenchmarkFrontServe(b *testing.B) {
 		b.Fatal(err)
 	}
 	bal.CountDemand(d)
-	f, err := front.New(bal, front.Options{TrustForwardedFor: true})
+	f, err := front.New(bal, front.Options{ForwardedFor: front.ForwardedFor{TrustedHops: 1}, AllowLocalEndpoints: true})
 	if err != nil {
 		b.Fatal(err)
 	}

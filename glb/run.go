@@ -21,6 +21,7 @@ import (
 	"meridian.dev/meridian/glb/geo"
 	"meridian.dev/meridian/glb/steer"
 	"meridian.dev/meridian/gossip"
+	"meridian.dev/meridian/internal/endpoint"
 )
 
 // Options configure a running balancer.
@@ -41,9 +42,22 @@ type Options struct {
 	// DemandPeriod is how often this site's DemandReport is written on the
 	// hub (the rates are averaged over it). Default 30s.
 	DemandPeriod time.Duration
-	// TrustForwardedFor steers HTTP requests by X-Forwarded-For's first
-	// address; set it only behind a proxy that sets that header.
+	// ForwardedFor says which X-Forwarded-For entries the HTTP front
+	// believes, counted from the right (front.ForwardedFor); the zero
+	// value believes none.
+	ForwardedFor front.ForwardedFor
+	// TrustForwardedFor, when ForwardedFor is zero, trusts one hop: the
+	// client is the rightmost X-Forwarded-For entry, what the peer saw.
+	// Set it only when every client comes through one proxy.
 	TrustForwardedFor bool
+	// RetryBudget bounds the HTTP front's retries and hedges
+	// (front.RetryBudget); zero fields take its defaults.
+	RetryBudget front.RetryBudget
+	// AllowLocalEndpoints lets the HTTP front send to loopback model
+	// endpoints, for a fleet on one machine; link-local, metadata,
+	// unspecified and multicast endpoints are refused whatever it says
+	// (package internal/endpoint).
+	AllowLocalEndpoints bool
 	// Affinity, when its Header or Cookie is set, makes the HTTP front
 	// send requests that carry the same key to the same cluster, from
 	// every site alike (front.Affinity). The zero value turns it off.
@@ -247,13 +261,24 @@ func firstKey(m map[string][]netip.Addr) string {
 // the command's flags choose, the registry and logger, and the dialer.
 func frontOptions(opts Options, reg prometheus.Registerer, log *slog.Logger) front.Options {
 	fo := front.Options{
-		Registerer: reg, Logger: log, TrustForwardedFor: opts.TrustForwardedFor,
+		Registerer: reg, Logger: log, ForwardedFor: opts.ForwardedFor, RetryBudget: opts.RetryBudget,
 		Affinity: opts.Affinity, Hedge: opts.HedgeAfter > 0, HedgeAfter: opts.HedgeAfter,
+		AllowLocalEndpoints: opts.AllowLocalEndpoints,
+	}
+	if !fo.ForwardedFor.Enabled() && opts.TrustForwardedFor {
+		fo.ForwardedFor.TrustedHops = 1
 	}
 	if opts.Dial != nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.DialContext, t.MaxIdleConnsPerHost = opts.Dial, 256
+		t.DialContext, t.MaxIdleConnsPerHost = endpointDial(opts), 256
 		fo.Transport = t
 	}
 	return fo
+}
+
+// endpointDial is opts.Dial for the front's transport, refusing the
+// endpoints the policy forbids as soon as connected, before anything is
+// written.
+func endpointDial(opts Options) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return endpoint.Policy{Local: opts.AllowLocalEndpoints}.Guard(opts.Dial)
 }

@@ -62,7 +62,7 @@ func TestRunDrainsTheFrontAndReportsTheLastDemandWhenStopped(t *testing.T) {
 	ready, done := make(chan string, 1), make(chan error, 1)
 	go func() {
 		done <- Run(ctx, cp.Client, Options{Zone: "infer.test", DNSListen: "127.0.0.1:0", StateFile: filepath.Join(t.TempDir(), "snap.json"),
-			HTTPListeners: []net.Listener{ln}, TrustForwardedFor: true, Site: "pop-1",
+			HTTPListeners: []net.Listener{ln}, TrustForwardedFor: true, AllowLocalEndpoints: true, Site: "pop-1",
 			GeoIPv4:       filepath.Join("..", geo.DefaultIPv4Path),
 			RefreshPeriod: 200 * time.Millisecond, DemandPeriod: time.Hour, Logger: quiet(), Ready: ready})
 	}()
@@ -125,19 +125,26 @@ func TestRunDrainsTheFrontAndReportsTheLastDemandWhenStopped(t *testing.T) {
 	}
 }
 
-// The command's front choices reach the front: affinity, hedging and
-// trusting X-Forwarded-For, each off unless asked for.
+// The command's front choices reach the front: affinity, hedging,
+// trusting X-Forwarded-For, the retry budget and loopback endpoints, each
+// off (or default) unless asked for.
 func TestFrontOptionsCarryTheBalancersChoices(t *testing.T) {
 	t.Parallel()
 	off := frontOptions(Options{}, nil, quiet())
-	if off.Affinity != (front.Affinity{}) || off.Hedge || off.TrustForwardedFor || off.Transport != nil {
+	if off.Affinity != (front.Affinity{}) || off.Hedge || off.ForwardedFor.Enabled() || off.RetryBudget != (front.RetryBudget{}) || off.AllowLocalEndpoints || off.Transport != nil {
 		t.Fatalf("zero Options gave front options %+v: want affinity, hedging and X-Forwarded-For off, the default transport", off)
 	}
 	on := frontOptions(Options{
 		Affinity: front.Affinity{Header: "X-Session-Id"}, HedgeAfter: 150 * time.Millisecond, TrustForwardedFor: true,
+		RetryBudget: front.RetryBudget{Percent: 5}, AllowLocalEndpoints: true,
 		Dial: (&net.Dialer{}).DialContext,
 	}, nil, quiet())
-	if on.Affinity.Header != "X-Session-Id" || !on.Hedge || on.HedgeAfter != 150*time.Millisecond || !on.TrustForwardedFor || on.Transport == nil {
-		t.Fatalf("front options %+v: want affinity by X-Session-Id, hedging after 150ms, X-Forwarded-For trusted, the balancer's dialer", on)
+	if on.Affinity.Header != "X-Session-Id" || !on.Hedge || on.HedgeAfter != 150*time.Millisecond || on.ForwardedFor.TrustedHops != 1 || on.Transport == nil ||
+		on.RetryBudget.Percent != 5 || !on.AllowLocalEndpoints {
+		t.Fatalf("front options %+v: want affinity by X-Session-Id, hedging after 150ms, one X-Forwarded-For hop trusted, the balancer's dialer, a 5%% retry budget, loopback endpoints", on)
+	}
+	hops := frontOptions(Options{TrustForwardedFor: true, ForwardedFor: front.ForwardedFor{TrustedHops: 2}}, nil, quiet())
+	if hops.ForwardedFor.TrustedHops != 2 {
+		t.Fatalf("explicit ForwardedFor %+v overridden by TrustForwardedFor", hops.ForwardedFor)
 	}
 }

@@ -38,7 +38,7 @@ func Example() {
 	primary, _ := url.Parse(euWest.URL)
 	fallback, _ := url.Parse(usEast.URL)
 
-	f, err := front.New(regions{primary, fallback}, front.Options{})
+	f, err := front.New(regions{primary, fallback}, front.Options{AllowLocalEndpoints: true}) // the regions are on loopback here
 	if err != nil {
 		panic(err)
 	}

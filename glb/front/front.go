@@ -1,20 +1,20 @@
 package front
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -53,6 +53,7 @@ type Front struct {
 	opts     Options
 	log      *slog.Logger
 	clusters *clusters
+	budget   *retryBudget
 	metrics  *metrics
 }
 
@@ -70,6 +71,7 @@ func New(router Router, opts Options) (*Front, error) {
 		opts:     opts,
 		log:      opts.Logger,
 		clusters: newClusters(opts),
+		budget:   &retryBudget{percent: opts.RetryBudget.Percent, minimum: opts.RetryBudget.MinConcurrency},
 		metrics:  m,
 	}, nil
 }
@@ -115,12 +117,19 @@ func (f *Front) serve(w http.ResponseWriter, r *http.Request) (string, int) {
 
 	ctx, cancel := context.WithTimeout(r.Context(), f.timeout(r))
 	defer cancel()
-	cands := f.router.Route(r, model, f.client(r))
+	chain := f.opts.ForwardedFor.chain(r)
+	var clientAddr netip.Addr
+	if len(chain) > 0 {
+		clientAddr = chain[0]
+	}
+	cands := f.allowed(f.router.Route(r, model, clientAddr))
 	key := f.opts.Affinity.key(r)
 
 	results := make(chan *attempt, f.opts.Attempts)
 	tried := make(map[string]bool, len(cands))
-	launched, inflight := 0, 0
+	launched, inflight, held := 0, 0, 0
+	f.budget.begin()
+	defer func() { f.budget.end(held) }()
 	var running []*attempt
 	launch := func(reason string) bool {
 		if launched >= f.opts.Attempts {
@@ -129,6 +138,14 @@ func (f *Front) serve(w http.ResponseWriter, r *http.Request) (string, int) {
 		cand, ok := f.clusters.pick(cands, tried, key)
 		if !ok {
 			return false
+		}
+		if launched > 0 && costsBudget(reason) {
+			if !f.budget.take() {
+				f.clusters.done(cand.Cluster)
+				f.metrics.budgetExhausted.Inc()
+				return false
+			}
+			held++
 		}
 		tried[cand.Cluster] = true
 		if launched > 0 {
@@ -141,7 +158,7 @@ func (f *Front) serve(w http.ResponseWriter, r *http.Request) (string, int) {
 		running = append(running, a)
 		var actx context.Context
 		actx, a.cancel = context.WithCancelCause(ctx)
-		go f.send(actx, a, r, body, results)
+		go f.send(actx, a, r, body, chain, results)
 		return true
 	}
 	// abandon cancels every attempt still running but the winner (whose
@@ -230,13 +247,15 @@ func (f *Front) expired(w http.ResponseWriter, r *http.Request, last *bufferedRe
 }
 
 // send performs one attempt and reports it on results.
-func (f *Front) send(ctx context.Context, a *attempt, r *http.Request, body []byte, results chan<- *attempt) {
+func (f *Front) send(ctx context.Context, a *attempt, r *http.Request, body []byte, chain []netip.Addr, results chan<- *attempt) {
 	var stop func() bool
 	if f.opts.PerTryTimeout > 0 {
 		t := time.AfterFunc(f.opts.PerTryTimeout, func() { a.cancel(errPerTryTimeout) })
 		stop = t.Stop
 	}
-	resp, err := f.opts.Transport.RoundTrip(outgoing(ctx, r, a.cand.URL, body))
+	var sent atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteHeaders: func() { sent.Store(true) }})
+	resp, err := f.opts.Transport.RoundTrip(outgoing(ctx, r, a.cand.URL, body, chain))
 	if stop != nil && !stop() && err == nil {
 		// The timer fired as the headers arrived; the body is lost to
 		// the cancellation, so this is a timeout all the same.
@@ -247,6 +266,8 @@ func (f *Front) send(ctx context.Context, a *attempt, r *http.Request, body []by
 	switch {
 	case err != nil && errors.Is(context.Cause(ctx), errPerTryTimeout):
 		a.err, a.reason = errPerTryTimeout, "timeout"
+	case err != nil && sent.Load():
+		a.reason = "reset"
 	case err != nil:
 		a.reason = "connection"
 	case retryable(resp.StatusCode):
@@ -254,6 +275,37 @@ func (f *Front) send(ctx context.Context, a *attempt, r *http.Request, body []by
 	}
 	results <- a
 }
+
+// allowed returns the candidates whose endpoints the policy allows (the
+// dialer checks the addresses names resolve to as well), counting the
+// others.
+func (f *Front) allowed(cands []Candidate) []Candidate {
+	var out []Candidate
+	for i, c := range cands {
+		err := f.opts.endpoints.CheckURL(c.URL)
+		if err == nil {
+			if out != nil {
+				out = append(out, c)
+			}
+			continue
+		}
+		if out == nil {
+			out = append(make([]Candidate, 0, len(cands)), cands[:i]...)
+		}
+		f.metrics.refused.WithLabelValues(c.Cluster).Inc()
+		f.log.Debug("global front: skipping a cluster whose endpoint is not allowed", "cluster", c.Cluster, "err", err)
+	}
+	if out == nil {
+		return cands
+	}
+	return out
+}
+
+// costsBudget reports whether a copy sent again for this reason spends
+// the retry budget: every one does but a retry after a failure to
+// connect, which reached no cluster and so adds no load (bounded by
+// Attempts alone, as HAProxy's retries).
+func costsBudget(reason string) bool { return reason != "connection" }
 
 // finish releases an attempt that is not relayed to the client.
 func (f *Front) finish(a *attempt) {
@@ -369,25 +421,6 @@ func (f *Front) model(path string) string {
 	return m
 }
 
-// client returns the address the Router steers by.
-func (f *Front) client(r *http.Request) netip.Addr {
-	if f.opts.TrustForwardedFor {
-		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-			first, _, _ := strings.Cut(xff, ",")
-			if a, err := netip.ParseAddr(strings.TrimSpace(first)); err == nil {
-				return a.Unmap()
-			}
-		}
-	}
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		return ap.Addr().Unmap()
-	}
-	if a, err := netip.ParseAddr(r.RemoteAddr); err == nil {
-		return a.Unmap()
-	}
-	return netip.Addr{}
-}
-
 // timeout is the request's whole budget: RequestTimeout, or the client's
 // Request-Timeout header when that is shorter.
 func (f *Front) timeout(r *http.Request) time.Duration {
@@ -408,100 +441,6 @@ func (f *Front) timeout(r *http.Request) time.Duration {
 		return c
 	}
 	return d
-}
-
-// hopHeaders are meaningful only for one connection and are not
-// forwarded (RFC 9110 section 7.6.1).
-var hopHeaders = []string{
-	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-}
-
-// copyHeader copies src into dst without hop-by-hop headers.
-func copyHeader(dst, src http.Header) {
-	for k, vv := range src {
-		dst[k] = append([]string(nil), vv...)
-	}
-	removeHopHeaders(dst)
-}
-
-func removeHopHeaders(h http.Header) {
-	for _, f := range h["Connection"] {
-		for name := range strings.SplitSeq(f, ",") {
-			if name = strings.TrimSpace(name); name != "" {
-				h.Del(name)
-			}
-		}
-	}
-	for _, k := range hopHeaders {
-		h.Del(k)
-	}
-}
-
-// outgoing builds the copy of r sent to the cluster at base: same method,
-// path, query, headers (Inference-Header-Content-Length among them) and
-// body, less hop-by-hop headers, plus X-Forwarded-For/-Host/-Proto.
-func outgoing(ctx context.Context, r *http.Request, base *url.URL, body []byte) *http.Request {
-	u := *base
-	u.Path, u.RawPath = joinPath(base, r.URL)
-	u.RawQuery = r.URL.RawQuery
-	u.Fragment, u.RawFragment = "", ""
-	out := &http.Request{
-		Method:        r.Method,
-		URL:           &u,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        r.Header.Clone(),
-		Host:          u.Host,
-		ContentLength: int64(len(body)),
-	}
-	if out.Header == nil {
-		out.Header = make(http.Header)
-	}
-	removeHopHeaders(out.Header)
-	// The body is already here; waiting for a 100 Continue only adds a
-	// round trip.
-	out.Header.Del("Expect")
-	if len(body) > 0 {
-		out.Body = io.NopCloser(bytes.NewReader(body))
-		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	}
-	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		if prior := out.Header.Values("X-Forwarded-For"); len(prior) > 0 {
-			ip = strings.Join(prior, ", ") + ", " + ip
-		}
-		out.Header.Set("X-Forwarded-For", ip)
-	}
-	out.Header.Set("X-Forwarded-Host", r.Host)
-	proto := "http"
-	if r.TLS != nil {
-		proto = "https"
-	}
-	out.Header.Set("X-Forwarded-Proto", proto)
-	if _, ok := out.Header["User-Agent"]; !ok {
-		out.Header.Set("User-Agent", "") // send none rather than Go's default
-	}
-	return out.WithContext(ctx)
-}
-
-// joinPath appends the request's path to the base URL's path, keeping an
-// escaped form when either has one.
-func joinPath(base, req *url.URL) (path, rawPath string) {
-	if base.RawPath == "" && req.RawPath == "" {
-		return singleJoin(base.Path, req.Path), ""
-	}
-	return singleJoin(base.Path, req.Path), singleJoin(base.EscapedPath(), req.EscapedPath())
-}
-
-func singleJoin(a, b string) string {
-	switch as, bs := strings.HasSuffix(a, "/"), strings.HasPrefix(b, "/"); {
-	case as && bs:
-		return a + b[1:]
-	case !as && !bs && a != "" && b != "":
-		return a + "/" + b
-	}
-	return a + b
 }
 
 // writeError answers a JSON error body and returns the code.

@@ -158,6 +158,7 @@ func serveFront(t *testing.T, router front.Router, opts front.Options) (string, 
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	opts.Registerer = reg
+	opts.AllowLocalEndpoints = true // the clusters are on loopback
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -217,7 +218,7 @@ func TestRoutesByModelAndClient(t *testing.T) {
 			netip.MustParsePrefix("10.2.0.0/16"): "us-east",
 		},
 	}
-	trusting, _ := serveFront(t, router, front.Options{TrustForwardedFor: true})
+	trusting, _ := serveFront(t, router, front.Options{ForwardedFor: front.ForwardedFor{TrustedHops: 1}})
 	plain, _ := serveFront(t, router, front.Options{})
 
 	cases := []struct {
@@ -226,7 +227,8 @@ func TestRoutesByModelAndClient(t *testing.T) {
 		wantCluster                   string
 	}{
 		{"european client", trusting, "POST", "/v2/models/sentiment/infer", "10.1.2.3", 200, "eu-west"},
-		{"american client", trusting, "POST", "/v2/models/sentiment/infer", "10.2.2.3, 10.1.0.1", 200, "us-east"},
+		{"american client", trusting, "POST", "/v2/models/sentiment/infer", "10.2.2.3", 200, "us-east"},
+		{"spoofed left end ignored", trusting, "POST", "/v2/models/sentiment/infer", "10.2.2.3, 10.1.0.1", 200, "eu-west"},
 		{"analyze is sentiment", trusting, "POST", "/analyze", "10.1.9.9", 200, "eu-west"},
 		{"model with versions", trusting, "POST", "/v2/models/sentiment/versions/1/infer", "10.1.9.9", 200, "eu-west"},
 		{"metadata", trusting, "GET", "/v2/models/sentiment", "10.1.9.9", 200, "eu-west"},

@@ -13,11 +13,13 @@ const noCluster = "none"
 // cluster is one of the fleet's member clusters (or "none"), the code an
 // HTTP status code, the reason one of a fixed few words.
 type metrics struct {
-	requests    *prometheus.CounterVec
-	retries     *prometheus.CounterVec
-	duration    prometheus.Histogram
-	ejections   *prometheus.CounterVec
-	outstanding *prometheus.GaugeVec
+	requests        *prometheus.CounterVec
+	retries         *prometheus.CounterVec
+	budgetExhausted prometheus.Counter
+	refused         *prometheus.CounterVec
+	duration        prometheus.Histogram
+	ejections       *prometheus.CounterVec
+	outstanding     *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -28,8 +30,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"cluster", "code"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meridian_glb_http_retries_total",
-			Help: "Extra copies of requests sent to another cluster, by the reason (connection, timeout, 429, 502, 503, 504, hedge).",
+			Help: "Extra copies of requests sent to another cluster, by the reason (connection, reset, timeout, 429, 502, 503, 504, hedge).",
 		}, []string{"reason"}),
+		budgetExhausted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meridian_glb_http_retry_budget_exhausted_total",
+			Help: "Retries and hedges not sent because the retry budget was spent (the request got the last answer, or 503).",
+		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meridian_glb_http_endpoints_refused_total",
+			Help: "Candidate clusters skipped because their model endpoint is not allowed (scheme, or a link-local, metadata, loopback, unspecified or multicast host).",
+		}, []string{"cluster"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "meridian_glb_http_request_duration_seconds",
 			Help:    "Time from receiving a request to the end of its response, retries included.",
@@ -44,7 +54,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Requests sent to a cluster and not yet finished.",
 		}, []string{"cluster"}),
 	}
-	if err := metricsreg.Register(reg, "HTTP front", m.requests, m.retries, m.duration, m.ejections, m.outstanding); err != nil {
+	if err := metricsreg.Register(reg, "HTTP front", m.requests, m.retries, m.budgetExhausted, m.refused, m.duration, m.ejections, m.outstanding); err != nil {
 		return nil, err
 	}
 	return m, nil

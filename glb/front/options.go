@@ -2,10 +2,13 @@ package front
 
 import (
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"meridian.dev/meridian/internal/endpoint"
 )
 
 // Defaults for the zero values of Options.
@@ -17,6 +20,10 @@ const (
 	DefaultEjectFor       = 10 * time.Second
 	DefaultHedgeAfter     = 100 * time.Millisecond
 	DefaultPerTryTimeout  = 2 * time.Second
+	// DefaultRetryBudgetPercent and DefaultRetryBudgetMinConcurrency are
+	// RetryBudget's defaults.
+	DefaultRetryBudgetPercent        = 20
+	DefaultRetryBudgetMinConcurrency = 10
 )
 
 // Options configure a Front. The zero value is usable: every field has a
@@ -62,6 +69,9 @@ type Options struct {
 	// fleet-wide blip does not refuse every request. Default 10s.
 	EjectFor time.Duration
 
+	// RetryBudget bounds the retries and hedges of all requests together.
+	RetryBudget RetryBudget
+
 	// Affinity makes requests that carry the same key go to the same
 	// cluster. The zero value turns it off.
 	Affinity Affinity
@@ -81,14 +91,27 @@ type Options struct {
 	// means {"/analyze": "sentiment"}; an empty non-nil map means none.
 	PathModels map[string]string
 
-	// TrustForwardedFor takes the client address the Router sees from the
-	// first hop of X-Forwarded-For instead of the connection's remote
-	// address. Turn it on only behind a proxy that sets that header.
-	TrustForwardedFor bool
+	// ForwardedFor says which X-Forwarded-For entries are believed: the
+	// client address the Router sees, and the X-Forwarded-For sent
+	// upstream. The zero value believes none (ForwardedFor).
+	ForwardedFor ForwardedFor
+
+	// AllowLocalEndpoints lets the front send to loopback endpoints, for
+	// a fleet on one machine. Whatever it says, the front never sends to
+	// an endpoint that is not http or https, or whose host is or resolves
+	// to a link-local, cloud metadata, unspecified or multicast address
+	// (package internal/endpoint).
+	AllowLocalEndpoints bool
 
 	// Transport sends the requests upstream. Default: a clone of
-	// http.DefaultTransport with 256 idle connections per host.
+	// http.DefaultTransport with 256 idle connections per host, whose
+	// dialer refuses the addresses AllowLocalEndpoints and the endpoint
+	// policy forbid. A Transport given here must refuse them itself
+	// (endpoint.Policy's Dialer or Guard).
 	Transport http.RoundTripper
+
+	// endpoints is the policy AllowLocalEndpoints chooses.
+	endpoints endpoint.Policy
 
 	// Registerer receives the front's metrics. Nil registers none.
 	Registerer prometheus.Registerer
@@ -98,6 +121,25 @@ type Options struct {
 
 	// Now is the clock used for ejection, for tests. Default time.Now.
 	Now func() time.Time
+}
+
+// RetryBudget bounds the extra load that retries and hedges put on the
+// fleet, shared by every request through one Front, as Envoy's retry
+// budget: a request may send another copy only while the copies already
+// sent again, by requests still in flight, are fewer than Percent of the
+// requests in flight, or than MinConcurrency, whichever is more. A retry
+// after a failure to connect (nothing reached a cluster) is free: it is
+// bounded by Attempts alone. When the budget is spent the request gets
+// the last answer it had, or 503, and
+// meridian_glb_http_retry_budget_exhausted_total counts it.
+type RetryBudget struct {
+	// Percent of the requests in flight that may be copies sent again.
+	// Default 20.
+	Percent float64
+	// MinConcurrency is how many copies may be out at once whatever the
+	// load, so a quiet front still retries. Default 10: a region that
+	// dies fails every request in flight there at once.
+	MinConcurrency int
 }
 
 // Affinity chooses where a request's affinity key comes from. At most one
@@ -144,6 +186,12 @@ func (o Options) withDefaults() Options {
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = DefaultRequestTimeout
 	}
+	if o.RetryBudget.Percent <= 0 {
+		o.RetryBudget.Percent = DefaultRetryBudgetPercent
+	}
+	if o.RetryBudget.MinConcurrency <= 0 {
+		o.RetryBudget.MinConcurrency = DefaultRetryBudgetMinConcurrency
+	}
 	if o.EjectAfter <= 0 {
 		o.EjectAfter = DefaultEjectAfter
 	}
@@ -156,9 +204,11 @@ func (o Options) withDefaults() Options {
 	if o.PathModels == nil {
 		o.PathModels = map[string]string{"/analyze": "sentiment"}
 	}
+	o.endpoints = endpoint.Policy{Local: o.AllowLocalEndpoints}
 	if o.Transport == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConnsPerHost = 256
+		t.DialContext = o.endpoints.Dialer(&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 		o.Transport = t
 	}
 	if o.Logger == nil {
