@@ -66,6 +66,10 @@ type Options struct {
 	// has had no answer for this long a second copy at the next cluster;
 	// the first answer wins. Zero: no hedging.
 	HedgeAfter time.Duration
+	// DNS are the DNS server's abuse controls (rate limiting, what counts
+	// as demand) and DNSSEC signing; the zero value is rate limited and
+	// unsigned (DNSOptions).
+	DNS DNSOptions
 	// NS are the zone's name servers and the addresses they resolve to
 	// (glue); default one "ns1.<zone>" at the DNS listen address.
 	NS map[string][]netip.Addr
@@ -165,6 +169,7 @@ func Run(ctx context.Context, hub client.Client, opts Options) error {
 	for name := range ns {
 		cfg.NS = append(cfg.NS, name)
 	}
+	applyDNS(&cfg, demand, opts.DNS, log)
 	srv, err := dns.New(cfg, b, reg)
 	if err != nil {
 		return fmt.Errorf("glb: %w", err)

@@ -1,9 +1,12 @@
 package gossip
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
 	"math"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -169,4 +172,70 @@ func TestSetLocalStateValidates(t *testing.T) {
 	if n.LocalState().Models[0].Name == models[0].Name {
 		t.Error("SetLocalState kept the caller's slice")
 	}
+}
+
+// TestPlaintextOnlyOnLoopback checks that a node refuses to gossip in
+// plaintext where anything off the machine could reach it, says how to
+// make a keyring, and starts there with a keyring or when told Insecure.
+func TestPlaintextOnlyOnLoopback(t *testing.T) {
+	t.Parallel()
+	for name, cfg := range map[string]Config{
+		"all interfaces":         {NodeName: "x", BindAddr: "0.0.0.0"},
+		"bind address unset":     {NodeName: "x"},
+		"advertised off machine": {NodeName: "x", BindAddr: "127.0.0.1", AdvertiseAddr: "192.0.2.10"},
+	} {
+		_, err := Start(t.Context(), cfg)
+		if !errors.Is(err, ErrNoKeyring) {
+			t.Errorf("%s: Start without a keyring = %v, want ErrNoKeyring", name, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), "head -c32 /dev/urandom | base64") || !strings.Contains(err.Error(), "Insecure") {
+			t.Errorf("%s: the error does not say how to make a keyring or opt out: %v", name, err)
+		}
+	}
+	keys := writeKeyring(t, keyringPath(t, "public"), newKey(t))
+	if _, err := Start(t.Context(), Config{NodeName: "x", BindAddr: "0.0.0.0", KeyringFile: keys, Insecure: true}); err == nil {
+		t.Error("Insecure with a keyring accepted")
+	}
+	c, err := Config{NodeName: "x", KeyringFile: keys}.complete()
+	if mc := c.memberlistConfig(); err != nil || !mc.GossipVerifyIncoming || !mc.GossipVerifyOutgoing {
+		t.Errorf("memberlist would accept or send plaintext beside a keyring (%v)", err)
+	}
+	var logs lockedBuffer
+	for name, cfg := range map[string]Config{
+		"keyring":  {NodeName: "enc", BindAddr: "0.0.0.0", KeyringFile: keys},
+		"insecure": {NodeName: "plain", BindAddr: "0.0.0.0", Insecure: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))},
+		"loopback": {NodeName: "local", BindAddr: "127.0.0.1", AdvertiseAddr: "127.0.0.1"},
+	} {
+		n, err := Start(t.Context(), cfg)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if got := len(n.Keys()); (name == "keyring") != (got == 1) {
+			t.Errorf("%s: %d keys", name, got)
+		}
+		_ = n.Shutdown()
+	}
+	if got := logs.String(); !strings.Contains(got, "level=WARN") || !strings.Contains(got, "NOT ENCRYPTED") {
+		t.Errorf("an insecure node off loopback did not warn: %q", got)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -241,7 +241,8 @@ func (g *gossipFlags) register(fs *pflag.FlagSet, bindHelp, who string) {
 	fs.StringVar(&g.bind, "gossip-bind", "", bindHelp)
 	fs.StringVar(&g.cfg.AdvertiseAddr, "gossip-advertise", "", "address other members reach this "+who+"'s gossip at, when it differs from --gossip-bind (NAT)")
 	fs.StringSliceVar(&g.cfg.Join, "gossip-join", nil, "members to join, host:port (repeatable); retried until one answers")
-	fs.StringVar(&g.cfg.KeyringFile, "gossip-keyring", "", "file of base64 AES keys (16, 24 or 32 bytes), one per line, first = primary; without it gossip is unencrypted")
+	fs.StringVar(&g.cfg.KeyringFile, "gossip-keyring", "", "file of base64 AES keys (16, 24 or 32 bytes), one per line, first = primary, the same on every member (make one: head -c32 /dev/urandom | base64 > gossip.keys); encrypts and authenticates all gossip, UDP and TCP; re-read when it changes, the only way keys change (rotate: add the new key as line 2, then move it first, then delete the old line, waiting for every member between steps); required unless --gossip-bind is loopback or --gossip-insecure is set")
+	fs.BoolVar(&g.cfg.Insecure, "gossip-insecure", false, "gossip in plaintext without --gossip-keyring on a non-loopback address: anyone who reaches it reads cluster health and can declare members dead; debugging on a trusted network only (logged as a warning)")
 	fs.StringVar(&g.preset, "gossip-preset", "lan", "failure-detection timing: lan (one region), wan (across regions) or local (one machine); docs/agent.md gives the detection bound of each")
 }
 
@@ -260,8 +261,27 @@ func (g *gossipFlags) config() (*gossip.Config, error) {
 		return nil, fmt.Errorf("--gossip-bind %q: bad port", g.bind)
 	}
 	c.BindAddr = host
+	if c.KeyringFile == "" && !c.Insecure && !loopbackHost(host, c.AdvertiseAddr) {
+		return nil, fmt.Errorf("--gossip-bind %q without --gossip-keyring would gossip cluster health in plaintext and let anyone on the network declare members dead: "+
+			"make a keyring (head -c32 /dev/urandom | base64 > gossip.keys), give the same file to every agent and balancer with --gossip-keyring, "+
+			"or pass --gossip-insecure on a network you trust", g.bind)
+	}
+	if c.KeyringFile != "" && c.Insecure {
+		return nil, fmt.Errorf("--gossip-insecure and --gossip-keyring: set one of them (with a keyring gossip is always encrypted)")
+	}
 	if c.Timing, err = gossip.PresetTiming(g.preset); err != nil {
 		return nil, fmt.Errorf("--gossip-preset: %w", err)
 	}
 	return &c, nil
+}
+
+// loopbackHost says whether gossip bound to host and advertised at
+// advertise (empty: host) stays on this machine.
+func loopbackHost(host, advertise string) bool {
+	ip := net.ParseIP(host)
+	adv := ip
+	if advertise != "" {
+		adv = net.ParseIP(advertise)
+	}
+	return ip != nil && ip.IsLoopback() && adv != nil && adv.IsLoopback()
 }
