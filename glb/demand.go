@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/prometheus/client_golang/prometheus"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -41,6 +43,82 @@ type Demand struct {
 
 	mu    sync.Mutex
 	since time.Time // start of the current window
+
+	// DNS queries are counted by the policy's rules (DNSDemandPolicy):
+	// sources are the queries counted this window by source network.
+	policy    DNSDemandPolicy
+	srcMu     sync.Mutex
+	sources   *simplelru.LRU[netip.Prefix, int]
+	capped    prometheus.Counter
+	untrusted prometheus.Counter
+}
+
+// DNSDemandPolicy says which DNS queries count as demand, and where from.
+// ECS steers every answer (that is the protocol), but anyone can forge it,
+// and demand moves replicas: so a query's ECS address places its demand
+// only when the query comes from a trusted resolver; any other query
+// counts where its source address is. And no source network (an IPv4 /24,
+// an IPv6 /56) counts more than PerSource queries in one window, so one
+// flooding source cannot outweigh a region's users.
+type DNSDemandPolicy struct {
+	// TrustedResolvers are the networks of resolvers whose ECS addresses
+	// count as demand. Default none: every query counts by its source.
+	TrustedResolvers []netip.Prefix
+	// PerSource is the most queries one source network counts as demand
+	// per window (--demand-period). Default DefaultDNSDemandPerSource;
+	// negative: no cap.
+	PerSource int
+}
+
+// DNS demand defaults: queries per source network per window, and how
+// many source networks are tracked (least recently seen forgotten first).
+const (
+	DefaultDNSDemandPerSource = 1500
+	demandSourceTable         = 65536
+)
+
+// SetDNSPolicy sets how DNS queries count as demand; call it before
+// serving.
+func (d *Demand) SetDNSPolicy(p DNSDemandPolicy) {
+	if p.PerSource == 0 {
+		p.PerSource = DefaultDNSDemandPerSource
+	}
+	d.policy = p
+}
+
+// trusts reports whether resolver's ECS addresses count as demand.
+func (d *Demand) trusts(resolver netip.Addr) bool {
+	for _, p := range d.policy.TrustedResolvers {
+		if p.Contains(resolver) {
+			return true
+		}
+	}
+	return false
+}
+
+// addDNS counts one DNS query of endpoint e from region, unless its
+// source network has used up this window's share.
+func (d *Demand) addDNS(e Endpoint, region string, source netip.Addr) {
+	if d == nil || e.Namespace == "" || region == "" {
+		return
+	}
+	if limit := d.policy.PerSource; limit > 0 && source.IsValid() {
+		bits := 56
+		if source.Is4() {
+			bits = 24
+		}
+		key, _ := source.Prefix(bits)
+		d.srcMu.Lock()
+		n, _ := d.sources.Get(key)
+		if n >= limit {
+			d.srcMu.Unlock()
+			d.capped.Inc()
+			return
+		}
+		d.sources.Add(key, n+1)
+		d.srcMu.Unlock()
+	}
+	d.add(e, region, demandDNS)
 }
 
 type demandKey struct{ namespace, model, region string }
@@ -56,12 +134,25 @@ type demandCount struct {
 // NewDemand returns an empty counter whose meridian_glb_demand_total
 // registers on reg (nil: not registered).
 func NewDemand(reg prometheus.Registerer) (*Demand, error) {
-	d := &Demand{since: time.Now(),
+	sources, err := simplelru.NewLRU[netip.Prefix, int](demandSourceTable, nil)
+	if err != nil {
+		return nil, err
+	}
+	d := &Demand{since: time.Now(), sources: sources,
 		total: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meridian_glb_demand_total",
 			Help: "DNS queries and HTTP requests for each GlobalEndpoint's model, by the fleet region nearest to the client and source (dns, http).",
-		}, []string{"namespace", "model", "region", "source"})}
-	if err := metricsreg.Register(reg, "demand", d.total); err != nil {
+		}, []string{"namespace", "model", "region", "source"}),
+		capped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meridian_glb_demand_dns_capped_total",
+			Help: "DNS queries not counted as demand because their source network (/24, /56) had reached its share of the window (--dns-demand-per-source).",
+		}),
+		untrusted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meridian_glb_demand_dns_ecs_untrusted_total",
+			Help: "DNS queries whose EDNS Client Subnet steered the answer but, from a resolver not in --dns-ecs-trusted-resolvers, was not believed as demand: counted where the resolver is.",
+		})}
+	d.SetDNSPolicy(DNSDemandPolicy{})
+	if err := metricsreg.Register(reg, "demand", d.total, d.capped, d.untrusted); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -106,6 +197,9 @@ func (d *Demand) take(now time.Time) (window, time.Time) {
 	})
 	since := d.since
 	d.since = now
+	d.srcMu.Lock()
+	d.sources.Purge() // every source's share starts again
+	d.srcMu.Unlock()
 	return w, since
 }
 

@@ -2,15 +2,18 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"meridian.dev/meridian/glb"
+	"meridian.dev/meridian/glb/dns"
 	"meridian.dev/meridian/glb/geo"
 	"meridian.dev/meridian/glb/steer"
 	"meridian.dev/meridian/internal/scheme"
@@ -26,6 +29,7 @@ func glbCommand() *cobra.Command {
 		healthFailures int
 		holdDown       time.Duration
 		logs           logFlags
+		dnsFlags       dnsFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "glb",
@@ -52,7 +56,15 @@ With --http-listen it is also the HTTP front of a point of presence: each
 request goes to the best cluster by the same policies, and is retried at
 the next one on errors, 5xx and 429 within its deadline. Every query and
 request is counted by model and client region and written to the hub every
---demand-period, so placement follows the users.`,
+--demand-period, so placement follows the users.
+
+DNS abuse controls are on by default: response rate limiting per client
+network (--dns-rrl-*; --dns-rrl=false turns it off and says so loudly in
+the log), and demand counted by each query's source address, capped per
+source network (--dns-demand-per-source): an EDNS Client Subnet steers
+the answer from any resolver but counts as demand only from
+--dns-ecs-trusted-resolvers. --dnssec-key-file signs the zone online
+(ECDSA P-256; make keys with "meridian glb dnssec-keygen").`,
 		Example: `  meridian glb --kubeconfig hub.kubeconfig --zone infer.example.com --dns-listen 0.0.0.0:53 \
     --gossip-bind 0.0.0.0:7946 --gossip-join eu-west-1.agents.example.com:7946 --gossip-keyring gossip.keys`,
 		Args: cobra.NoArgs,
@@ -71,6 +83,9 @@ request is counted by model and client region and written to the hub every
 			}
 			if opts.Affinity.Header != "" && opts.Affinity.Cookie != "" {
 				return fmt.Errorf("--affinity-header and --affinity-cookie: set one of them")
+			}
+			if opts.DNS, err = dnsFlags.options(); err != nil {
+				return err
 			}
 			opts.Health = steer.HealthConfig{FailureThreshold: healthFailures, HoldDown: holdDown}
 			if holdDown <= 0 {
@@ -117,7 +132,116 @@ request is counted by model and client region and written to the hub every
 	fs.DurationVar(&holdDown, "health-hold-down", steer.DefaultHoldDown, "how long a target taken out (by probes or gossip) must stay healthy, without a single failure, before it is answered again, so it cannot flap in and out of cached DNS answers; 0 brings it back on the first success")
 	gossipFlags.register(fs, "host:port (UDP and TCP) to join the agents' gossip pool on, as an observer, to learn within seconds that a cluster died or a model is not ready there, e.g. 0.0.0.0:7946; empty: health from the hub and probes alone", "balancer")
 	fs.StringVar(&gossipName, "gossip-name", "", "this balancer's node name in the gossip pool, unique there (default glb-<host name>; agents use their cluster's name)")
+	dnsFlags.register(fs)
 	logs.register(fs)
+	_ = cmd.MarkFlagRequired("zone")
+	cmd.AddCommand(dnssecKeygenCommand())
+	return cmd
+}
+
+// dnsFlags are the DNS server's abuse controls and signing.
+type dnsFlags struct {
+	rrl            bool
+	rate           float64
+	burst          int
+	window         time.Duration
+	slip           int
+	v4, v6, table  int
+	exempt         []string
+	trusted        []string
+	perSource      int
+	keyFiles       []string
+	validity, skew time.Duration
+}
+
+func (f *dnsFlags) register(fs *pflag.FlagSet) {
+	fs.BoolVar(&f.rrl, "dns-rrl", true, "DNS response rate limiting per client network over UDP (as BIND and Knot do), which keeps the server from amplifying spoofed floods; false turns it off, for benchmarks only")
+	fs.Float64Var(&f.rate, "dns-rrl-responses-per-second", dns.DefaultRRLRate, "UDP responses per second each client network (--dns-rrl-ipv4-prefix, --dns-rrl-ipv6-prefix) gets; beyond it responses are dropped or slipped")
+	fs.IntVar(&f.burst, "dns-rrl-burst", 0, "responses a client network may send at once above the rate (0: one second's worth)")
+	fs.DurationVar(&f.window, "dns-rrl-window", dns.DefaultRRLWindow, "how long a flood is remembered: a network over the rate stays limited until its rate over this window falls below it")
+	fs.IntVar(&f.slip, "dns-rrl-slip", dns.DefaultRRLSlip, "send every n-th limited response truncated (TC, no records) so a real client retries over TCP, which is not limited; 1 slips all, 0 none")
+	fs.IntVar(&f.v4, "dns-rrl-ipv4-prefix", 24, "IPv4 prefix length of a rate-limited client network")
+	fs.IntVar(&f.v6, "dns-rrl-ipv6-prefix", 56, "IPv6 prefix length of a rate-limited client network")
+	fs.IntVar(&f.table, "dns-rrl-table-size", dns.DefaultRRLTableSize, "client networks tracked at once (least recently seen forgotten first), which bounds the memory a spoofed flood can take")
+	fs.StringSliceVar(&f.exempt, "dns-rrl-exempt", nil, "networks (CIDRs or addresses, comma-separated) never rate limited, such as your monitoring")
+	fs.StringSliceVar(&f.trusted, "dns-ecs-trusted-resolvers", nil, "networks (CIDRs or addresses) of resolvers whose EDNS Client Subnet counts as demand (moves replicas); ECS steers answers from any resolver, but from others a query counts where the resolver is (default none)")
+	fs.IntVar(&f.perSource, "dns-demand-per-source", glb.DefaultDNSDemandPerSource, "most DNS queries one source network (an IPv4 /24, an IPv6 /56) counts as demand per --demand-period, so one flooding source cannot move replicas; 0: no cap")
+	fs.StringSliceVar(&f.keyFiles, "dnssec-key-file", nil, "sign the zone online with these keys: BIND key file prefixes (K<zone>.+013+<tag>, with .key and .private beside), one combined key or key- and zone-signing keys, ECDSA P-256 (make them with `meridian glb dnssec-keygen`); empty serves the zone unsigned")
+	fs.DurationVar(&f.validity, "dnssec-signature-validity", dns.DefaultSignatureValidity, "how long each signature is valid; signatures are reused for a quarter of it")
+	fs.DurationVar(&f.skew, "dnssec-inception-skew", dns.DefaultInceptionSkew, "how far each signature's inception is backdated, for validators whose clocks run behind")
+}
+
+func (f *dnsFlags) options() (glb.DNSOptions, error) {
+	o := glb.DNSOptions{
+		RRL: dns.RRL{Off: !f.rrl, ResponsesPerSecond: f.rate, Burst: f.burst, Window: f.window, Slip: f.slip,
+			TableSize: f.table, IPv4PrefixLen: f.v4, IPv6PrefixLen: f.v6},
+		DNSSEC: dns.DNSSEC{KeyFiles: f.keyFiles, Validity: f.validity, InceptionSkew: f.skew},
+		Demand: glb.DNSDemandPolicy{PerSource: f.perSource},
+	}
+	if f.slip == 0 {
+		o.RRL.Slip = -1 // dns.RRL's "never"
+	}
+	if f.perSource == 0 {
+		o.Demand.PerSource = -1 // glb's "no cap"
+	}
+	if f.rrl && f.rate <= 0 {
+		return o, fmt.Errorf("--dns-rrl-responses-per-second %v: want above 0 (--dns-rrl=false turns rate limiting off)", f.rate)
+	}
+	var err error
+	if o.RRL.Exempt, err = prefixes("--dns-rrl-exempt", f.exempt); err != nil {
+		return o, err
+	}
+	o.Demand.TrustedResolvers, err = prefixes("--dns-ecs-trusted-resolvers", f.trusted)
+	return o, err
+}
+
+// prefixes parses CIDRs; a bare address is its own /32 or /128.
+func prefixes(flag string, list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("%s %q: want a CIDR such as 192.0.2.0/24 or an address", flag, s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// dnssecKeygenCommand is `glb dnssec-keygen`: a key for --dnssec-key-file.
+func dnssecKeygenCommand() *cobra.Command {
+	var zone, dir string
+	var zsk bool
+	cmd := &cobra.Command{
+		Use:   "dnssec-keygen",
+		Short: "Make an ECDSA P-256 DNSSEC key for the balancer's zone, in BIND's key file format",
+		Long: `dnssec-keygen writes K<zone>.+013+<tag>.key (the DNSKEY) and .private
+(the private key, mode 0600) into --dir, as BIND's dnssec-keygen
+-a ECDSAP256SHA256 does, and prints the prefix to give --dnssec-key-file
+and the DNS records for the parent zone (DS) and for trust anchors.
+A key made without --zsk is a key-signing key (flags 257), which alone
+signs everything (a combined signing key); with a zone-signing key made
+with --zsk beside it, it signs only the DNSKEY set.`,
+		Example: `  meridian glb dnssec-keygen --zone infer.example.com --dir /etc/meridian/dnssec`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			prefix, dnskey, ds, err := dns.GenerateKey(dir, zone, zsk)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			_, err = fmt.Fprintf(out, "%s\n; DNSKEY (trust anchor):\n%s\n; DS for the parent zone:\n%s\n", prefix, dnskey, ds)
+			return err
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&zone, "zone", "", "the zone the key signs, as given to meridian glb --zone (required)")
+	fs.StringVar(&dir, "dir", ".", "directory to write the key files into")
+	fs.BoolVar(&zsk, "zsk", false, "make a zone-signing key (flags 256), to sign the zone's data beside a key-signing key made without --zsk")
 	_ = cmd.MarkFlagRequired("zone")
 	return cmd
 }

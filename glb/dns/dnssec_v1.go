@@ -4,6 +4,7 @@ package dns
 
 import (
 	"crypto"
+	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -120,8 +121,10 @@ func readKey(prefix, zone string) (*zoneKey, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The library takes the public half from the DNSKEY, so derive it
+	// from the private scalar to see that the two files belong together.
 	ec, ok := priv.(*ecdsa.PrivateKey)
-	if !ok || k.PublicKey != publicKey(&ec.PublicKey) {
+	if !ok || k.PublicKey != derivedPublicKey(ec) {
 		return nil, errors.New(".private does not hold the private key of the DNSKEY in .key")
 	}
 	return &zoneKey{dnskey: k, priv: ec, tag: k.KeyTag()}, nil
@@ -134,6 +137,19 @@ func publicKey(pub *ecdsa.PublicKey) string {
 		return ""
 	}
 	return base64.StdEncoding.EncodeToString(b[1:])
+}
+
+// derivedPublicKey is the DNSKEY public key of priv's scalar, "" if it
+// is not a P-256 scalar.
+func derivedPublicKey(priv *ecdsa.PrivateKey) string {
+	if priv.D == nil || priv.D.BitLen() > 256 {
+		return ""
+	}
+	k, err := ecdh.P256().NewPrivateKey(priv.D.FillBytes(make([]byte, 32)))
+	if err != nil {
+		return ""
+	}
+	return base64.StdEncoding.EncodeToString(k.PublicKey().Bytes()[1:])
 }
 
 // rrset is one owner name's records of one type, in a section.
@@ -233,16 +249,17 @@ func (r *response) addNSEC(name, next string, types []uint16, ttl uint32) {
 	r.add(authoritySection, &mdns.NSEC{Hdr: hdr(name, mdns.TypeNSEC, ttl), NextDomain: next, TypeBitMap: types})
 }
 
-// GenerateKey makes an ECDSA P-256 key for zone, a key-signing key (flags
-// 257) when ksk is set, else a zone-signing key (256), and writes it into
-// dir as BIND's dnssec-keygen does: K<zone>.+013+<tag>.key with the
-// DNSKEY and .private with the private key (mode 0600). It returns the
-// files' prefix, for DNSSEC.KeyFiles, and the DNSKEY record, for a trust
-// anchor or the DS at the parent.
-func GenerateKey(dir, zone string, ksk bool) (prefix, dnskey string, err error) {
+// GenerateKey makes an ECDSA P-256 key for zone, a zone-signing key
+// (flags 256) when zsk is set, else a key-signing key (257, which alone
+// signs everything), and writes it into dir as BIND's dnssec-keygen does:
+// K<zone>.+013+<tag>.key with the DNSKEY and .private with the private key
+// (mode 0600). It returns the files' prefix, for DNSSEC.KeyFiles, the
+// DNSKEY record, for a trust anchor, and its DS (SHA-256), for the parent
+// zone.
+func GenerateKey(dir, zone string, zsk bool) (prefix, dnskey, ds string, err error) {
 	zone = canonical(zone)
 	if !isDomainName(zone) || zone == "." {
-		return "", "", fmt.Errorf("dns: %q is not a zone name", zone)
+		return "", "", "", fmt.Errorf("dns: %q is not a zone name", zone)
 	}
 	k := &mdns.DNSKEY{
 		Hdr:       mdns.RR_Header{Name: zone, Rrtype: mdns.TypeDNSKEY, Class: mdns.ClassINET, Ttl: DefaultNSTTL},
@@ -251,22 +268,22 @@ func GenerateKey(dir, zone string, ksk bool) (prefix, dnskey string, err error) 
 		Algorithm: mdns.ECDSAP256SHA256,
 	}
 	kind := "zone-signing"
-	if ksk {
+	if !zsk {
 		k.Flags |= mdns.SEP
 		kind = "key-signing"
 	}
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return "", "", fmt.Errorf("dns: generating a key: %w", err)
+		return "", "", "", fmt.Errorf("dns: generating a key: %w", err)
 	}
 	k.PublicKey = publicKey(&priv.PublicKey)
 	prefix = filepath.Join(dir, fmt.Sprintf("K%s+%03d+%05d", zone, k.Algorithm, k.KeyTag()))
 	pub := fmt.Sprintf("; This is a %s key, keyid %d, for %s\n%s\n", kind, k.KeyTag(), zone, k.String())
 	if err := os.WriteFile(prefix+".key", []byte(pub), 0o644); err != nil {
-		return "", "", fmt.Errorf("dns: %w", err)
+		return "", "", "", fmt.Errorf("dns: %w", err)
 	}
 	if err := os.WriteFile(prefix+".private", []byte(k.PrivateKeyString(priv)), 0o600); err != nil {
-		return "", "", fmt.Errorf("dns: %w", err)
+		return "", "", "", fmt.Errorf("dns: %w", err)
 	}
-	return prefix, k.String(), nil
+	return prefix, k.String(), k.ToDS(mdns.SHA256).String(), nil
 }

@@ -31,4 +31,6 @@ func (r *response) sign(*signer, time.Time) (int, int, error) {
 }
 
 // GenerateKey needs the default build.
-func GenerateKey(string, string, bool) (string, string, error) { return "", "", errNoDNSSEC }
+func GenerateKey(string, string, bool) (string, string, string, error) {
+	return "", "", "", errNoDNSSEC
+}

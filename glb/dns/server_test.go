@@ -12,6 +12,7 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"meridian.dev/meridian/internal/testbin"
@@ -21,7 +22,15 @@ import (
 // its address, the same port for UDP and TCP.
 func startServer(t *testing.T, cfg Config) (*Server, string) {
 	t.Helper()
-	s, _ := newTestServer(t, cfg)
+	s, addr, _ := startServerRegistry(t, cfg)
+	return s, addr
+}
+
+// startServerRegistry is startServer that also returns the registry of
+// the server's metrics.
+func startServerRegistry(t *testing.T, cfg Config) (*Server, string, *prometheus.Registry) {
+	t.Helper()
+	s, reg := newTestServer(t, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- s.ListenAndServe(ctx, "127.0.0.1:0") }()
@@ -43,7 +52,7 @@ func startServer(t *testing.T, cfg Config) (*Server, string) {
 			t.Error("server did not stop")
 		}
 	})
-	return s, ap.String()
+	return s, ap.String(), reg
 }
 
 func TestServerUDPAndTCP(t *testing.T) {
