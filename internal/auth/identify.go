@@ -2,6 +2,7 @@ package auth
 
 import (
 	"net/http"
+	"strings"
 )
 
 // identify establishes the request's tenant from its credential, the
@@ -63,7 +64,9 @@ func (a *Authenticator) local(r *http.Request, cred credential) (Tenant, bool, e
 // external asks the external authorization service about r, which the
 // request's credential identified as t if known. On an allowing answer it
 // sets the answer's forwarded headers on r and, when t is not known,
-// takes the tenant the answer names. ok is false when it refused r.
+// takes the tenant the answer names; headers with the forwarded prefix
+// that the client sent are removed, so that the handler can trust them.
+// ok is false when it refused r.
 func (a *Authenticator) external(w http.ResponseWriter, r *http.Request, t Tenant, known bool) (_ Tenant, _, ok bool) {
 	v := a.ext.check(r, t.Name)
 	switch {
@@ -82,6 +85,11 @@ func (a *Authenticator) external(w http.ResponseWriter, r *http.Request, t Tenan
 		a.m.requests.WithLabelValues(resultExtDenied, a.tenantLabel(t.Name)).Inc()
 		v.relay(w)
 		return t, known, false
+	}
+	for k := range r.Header { // only the service may set these
+		if strings.HasPrefix(strings.ToLower(k), a.ext.opts.ForwardPrefix) {
+			delete(r.Header, k)
+		}
 	}
 	for k, vals := range v.set {
 		r.Header[k] = vals

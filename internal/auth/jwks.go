@@ -18,11 +18,11 @@ import (
 )
 
 const (
-	maxJWKSBytes   = 1 << 20
-	jwksTimeout    = 10 * time.Second
-	minRSAKeyBits  = 2048
-	fetchOK        = "ok"
-	fetchError     = "error"
+	maxJWKSBytes  = 1 << 20
+	jwksTimeout   = 10 * time.Second
+	minRSAKeyBits = 2048
+	fetchOK       = "ok"
+	fetchError    = "error"
 )
 
 // keySet is the usable part of a JSON Web Key Set: public RSA, EC and

@@ -138,7 +138,9 @@ type ExtAuthzOptions struct {
 	FailOpen bool
 
 	// ForwardPrefix selects the headers of an allowing answer that are
-	// set on the request passed on. Default "x-meridian-".
+	// set on the request passed on; headers with this prefix that the
+	// client sent are removed first, so the handler can trust them.
+	// Default "x-meridian-".
 	ForwardPrefix string
 
 	// TenantHeader is the header of an allowing answer that names the

@@ -70,4 +70,3 @@ func challenge(code, desc string) string {
 	}, desc)
 	return c + `, error="` + code + `", error_description="` + clean + `"`
 }
-
