@@ -41,16 +41,13 @@ func New(opts Options, reg prometheus.Registerer, log *slog.Logger) (*Authentica
 	if log == nil {
 		log = slog.Default()
 	}
-	m, err := newMetrics(reg)
-	if err != nil {
-		return nil, err
-	}
+	m := newMetrics()
 	a := &Authenticator{opts: opts.withDefaults(), enabled: opts.Enabled(), log: log, m: m, stop: func() {}}
 	a.tenants.Store(&tenantPolicies{})
 	a.limits = newLimiter(a.opts.Now)
 	if !a.enabled {
 		log.Warn("authentication is off: anyone who reaches this server may call every model and read /metrics; set --auth-api-keys-file, --auth-jwks-file/--auth-jwks-url or --auth-ext-authz-url to turn it on")
-		return a, nil
+		return a, m.register(reg)
 	}
 	if err := a.validate(); err != nil {
 		return nil, err
@@ -80,6 +77,9 @@ func New(opts Options, reg prometheus.Registerer, log *slog.Logger) (*Authentica
 		if a.ext, err = newExtAuthz(a.opts.ExtAuthz, a.opts.Client, m); err != nil {
 			return nil, err
 		}
+	}
+	if err := m.register(reg); err != nil {
+		return nil, err
 	}
 	a.start(files)
 	return a, nil

@@ -66,9 +66,9 @@ func (e *extAuthz) check(r *http.Request, tenant string) verdict {
 func (e *extAuthz) ask(r *http.Request, tenant string) verdict {
 	ctx, cancel := context.WithTimeout(r.Context(), e.opts.Timeout)
 	defer cancel()
-	u := *e.base
-	u.Path = strings.TrimSuffix(u.Path, "/") + r.URL.Path
-	u.RawPath = ""
+	u := *e.base // the request's path appended, escaped as the client sent it
+	u.Path = strings.TrimSuffix(e.base.Path, "/") + r.URL.Path
+	u.RawPath = strings.TrimSuffix(e.base.EscapedPath(), "/") + r.URL.EscapedPath()
 	u.RawQuery = r.URL.RawQuery
 	req, err := http.NewRequestWithContext(ctx, r.Method, u.String(), http.NoBody)
 	if err != nil {

@@ -6,8 +6,9 @@ import (
 )
 
 // identify establishes the request's tenant from its credential, the
-// external authorization service and the anonymous policy, in that
-// order. On failure it has answered the request.
+// external authorization service (which, when configured, has the last
+// word) and the anonymous policy, in that order. On failure it has
+// answered the request.
 func (a *Authenticator) identify(w http.ResponseWriter, r *http.Request) (Tenant, bool) {
 	cred, err := credentialFrom(r.Header)
 	if err != nil {
@@ -20,11 +21,7 @@ func (a *Authenticator) identify(w http.ResponseWriter, r *http.Request) (Tenant
 		return Tenant{}, false
 	}
 	if a.ext != nil {
-		if t, known, ok := a.external(w, r, t, known); !ok {
-			return Tenant{}, false
-		} else if known {
-			return t, true
-		}
+		return a.external(w, r, t, known)
 	}
 	switch {
 	case known:
@@ -66,25 +63,27 @@ func (a *Authenticator) local(r *http.Request, cred credential) (Tenant, bool, e
 // sets the answer's forwarded headers on r and, when t is not known,
 // takes the tenant the answer names; headers with the forwarded prefix
 // that the client sent are removed, so that the handler can trust them.
-// ok is false when it refused r.
-func (a *Authenticator) external(w http.ResponseWriter, r *http.Request, t Tenant, known bool) (_ Tenant, _, ok bool) {
+// When the service fails open, the request goes on as the credential's
+// tenant, or as tenant "" when it named none. It returns false when it
+// refused r.
+func (a *Authenticator) external(w http.ResponseWriter, r *http.Request, t Tenant, known bool) (Tenant, bool) {
 	v := a.ext.check(r, t.Name)
 	switch {
 	case v.err != nil && !a.opts.ExtAuthz.FailOpen:
 		a.log.Warn("external authorization failed; refusing (fail closed)", "err", v.err)
 		a.m.requests.WithLabelValues(resultExtError, a.tenantLabel(t.Name)).Inc()
 		writeError(w, http.StatusForbidden, "authorization service unavailable")
-		return t, known, false
+		return Tenant{}, false
 	case v.err != nil:
 		a.log.Warn("external authorization failed; letting the request through (fail open)", "err", v.err)
 		if !known {
 			t = Tenant{Method: MethodExtAuthz}
 		}
-		return t, true, true
+		return t, true
 	case !v.allowed:
 		a.m.requests.WithLabelValues(resultExtDenied, a.tenantLabel(t.Name)).Inc()
 		v.relay(w)
-		return t, known, false
+		return Tenant{}, false
 	}
 	for k := range r.Header { // only the service may set these
 		if strings.HasPrefix(strings.ToLower(k), a.ext.opts.ForwardPrefix) {
@@ -97,5 +96,5 @@ func (a *Authenticator) external(w http.ResponseWriter, r *http.Request, t Tenan
 	if !known {
 		t = Tenant{Name: v.tenant, Method: MethodExtAuthz}
 	}
-	return t, true, true
+	return t, true
 }

@@ -121,7 +121,9 @@ func (s *jwksSource) keys(ctx context.Context, kid string) []jose.JSONWebKey {
 	}
 	s.fetchMu.Lock()
 	if time.Since(s.lastFetch) >= s.minRefresh {
-		_ = s.fetchLocked(ctx, "unknown-kid")
+		// Shared by every request waiting here: one client hanging up
+		// must not abort it.
+		_ = s.fetchLocked(context.WithoutCancel(ctx), "unknown-kid")
 	}
 	s.fetchMu.Unlock()
 	if set := s.set.Load(); set != nil {

@@ -38,7 +38,7 @@ type metrics struct {
 	reloads     *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics() *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meridian_auth_requests_total",
@@ -62,6 +62,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Loads of the API key, JWKS and tenants files after they changed, by file (api_keys, jwks, tenants) and result (ok, error); an error keeps what was loaded before.",
 		}, []string{"file", "result"}),
 	}
-	err := metricsreg.Register(reg, "auth", m.requests, m.extChecks, m.extDuration, m.jwksFetches, m.reloads)
-	return m, err
+	return m
+}
+
+// register registers every metric on reg, or none.
+func (m *metrics) register(reg prometheus.Registerer) error {
+	return metricsreg.Register(reg, "auth", m.requests, m.extChecks, m.extDuration, m.jwksFetches, m.reloads)
 }

@@ -18,6 +18,7 @@ type watchedFile struct {
 	label string // the file label of meridian_auth_file_reloads_total
 	load  func(data []byte) error
 	sum   [sha256.Size]byte
+	gone  bool // the last poll could not read the file (said once)
 }
 
 // initial loads the file; its error fails start-up.
@@ -39,9 +40,14 @@ func (f *watchedFile) initial() error {
 func (f *watchedFile) poll(m *metrics, log *slog.Logger) {
 	data, err := os.ReadFile(f.path)
 	if err != nil {
-		log.Error("cannot read; keeping what was loaded", "file", f.path, "err", err)
+		if !f.gone {
+			m.reloads.WithLabelValues(f.label, fetchError).Inc()
+			log.Error("cannot read; keeping what was loaded", "file", f.path, "err", err)
+		}
+		f.gone = true
 		return
 	}
+	f.gone = false
 	sum := sha256.Sum256(data)
 	if sum == f.sum {
 		return
