@@ -38,6 +38,11 @@ type Options struct {
 	// TTL, as some public resolvers do with low TTLs. Whole seconds.
 	// Default 0: the answers' own TTLs.
 	CacheMinTTL time.Duration
+	// TrustAnchors, when set, make Unbound validate DNSSEC with these
+	// trust anchors: DNSKEY or DS records in presentation form, such as
+	// the balancer zone's DNSKEY (validate.go). Default none: no
+	// validation, as before.
+	TrustAnchors []string
 	// Verbosity is Unbound's verbosity, 0 to 5. Default 1 (operational
 	// messages); 2 and up log queries and cache decisions.
 	Verbosity int
@@ -186,7 +191,10 @@ func config(o Options, up netip.AddrPort, dir string, port uint16) string {
 	p("\taccess-control: 127.0.0.0/8 allow")
 	p("\taccess-control: ::1 allow")
 	p("\tdo-not-query-localhost: no")
-	p("\tmodule-config: \"subnetcache iterator\"")
+	p("\tmodule-config: %q", modules(o))
+	for _, line := range validation(o) {
+		p("\t%s", line)
+	}
 	p("\tsend-client-subnet: %s", up.Addr().Unmap())
 	p("\tclient-subnet-always-forward: yes")
 	p("\tmax-client-subnet-ipv4: 24")
