@@ -32,6 +32,7 @@ This binary holds every component; pick one with a subcommand.`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(serveCommand(), agentCommand(), hubCommand(), glbCommand(), upCommand(), drillCommand(), memberCommand(), joinCommand(), versionCommand())
+	root.AddCommand(caCommand())
 	return root
 }
 
