@@ -162,3 +162,101 @@ func qty(q *resource.Quantity) string {
 	}
 	return q.String()
 }
+
+// demandOf is the DNS demand counted for sentiment from a region so far.
+func demandOf(t *testing.T, d *Demand, region string) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := d.total.WithLabelValues("default", "sentiment", region, demandDNS).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+func demandBalancer(t *testing.T, policy DNSDemandPolicy) (*Balancer, *Demand) {
+	t.Helper()
+	src := &Source{}
+	src.set(fleetSnapshot())
+	d, err := NewDemand(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.SetDNSPolicy(policy)
+	b := NewBalancer(src, openGeo(t), nil, "test", quiet())
+	b.CountDemand(d)
+	return b, d
+}
+
+// A forged EDNS Client Subnet steers the answer but does not move demand
+// unless the resolver that sent it is trusted: over real UDP from a
+// resolver at 127.0.0.1, an Amsterdam ECS gets eu-west's address either
+// way, and counts for eu-west only once 127.0.0.0/8 is trusted.
+func TestDNSDemandBelievesECSOnlyFromTrustedResolvers(t *testing.T) {
+	b, d := demandBalancer(t, DNSDemandPolicy{})
+	ask := serveDNS(t, b)
+	for range 5 {
+		if addr, _ := ask("193.0.0.0/24"); addr != "127.0.1.2" {
+			t.Fatalf("Amsterdam's ECS answered %s, want eu-west's 127.0.1.2: ECS must still steer", addr)
+		}
+	}
+	if got := demandOf(t, d, "eu-west"); got != 0 {
+		t.Errorf("forged ECS from an untrusted resolver counted %v queries for eu-west, want 0", got)
+	}
+	if got := counterValue(t, d.untrusted); got != 5 {
+		t.Errorf("meridian_glb_demand_dns_ecs_untrusted_total %v, want 5", got)
+	}
+
+	b, d = demandBalancer(t, DNSDemandPolicy{TrustedResolvers: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	ask = serveDNS(t, b)
+	for range 5 {
+		ask("193.0.0.0/24")
+	}
+	if got := demandOf(t, d, "eu-west"); got != 5 {
+		t.Errorf("ECS from a trusted resolver counted %v queries for eu-west, want 5", got)
+	}
+
+	// An untrusted resolver that can be located counts where it is: one
+	// in Ashburn forging Amsterdam counts for us-east.
+	b, d = demandBalancer(t, DNSDemandPolicy{})
+	b.Steer(dns.Query{Name: "sentiment.infer.test.", Type: dns.TypeA, Client: amsterdam, ClientPrefix: 24, Resolver: ashburn})
+	if eu, us := demandOf(t, d, "eu-west"), demandOf(t, d, "us-east"); eu != 0 || us != 1 {
+		t.Errorf("Ashburn resolver forging Amsterdam: eu-west %v us-east %v, want 0 and 1", eu, us)
+	}
+}
+
+// One source network flooding distinct ECS subnets counts at most
+// PerSource queries a window, even when trusted; another network is still
+// counted, and the next window starts afresh.
+func TestDNSDemandCappedPerSourceNetwork(t *testing.T) {
+	b, d := demandBalancer(t, DNSDemandPolicy{TrustedResolvers: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, PerSource: 10})
+	ask := serveDNS(t, b)
+	for i := range 40 {
+		ask(netip.PrefixFrom(netip.AddrFrom4([4]byte{193, 0, byte(i), 0}), 24).String())
+	}
+	if got := demandOf(t, d, "eu-west"); got != 10 {
+		t.Errorf("a flood of 40 ECS subnets from one /24 counted %v, want the cap of 10", got)
+	}
+	if got := counterValue(t, d.capped); got != 30 {
+		t.Errorf("meridian_glb_demand_dns_capped_total %v, want 30", got)
+	}
+	// Another resolver network (in the same /24 as nothing above).
+	other := netip.MustParseAddr("127.0.9.1")
+	b.Steer(dns.Query{Name: "sentiment.infer.test.", Type: dns.TypeA, Client: amsterdam, ClientPrefix: 24, Resolver: other})
+	if got := demandOf(t, d, "eu-west"); got != 11 {
+		t.Errorf("another source network was not counted: %v, want 11", got)
+	}
+	d.take(time.Now())
+	ask("193.0.200.0/24")
+	if got := demandOf(t, d, "eu-west"); got != 12 {
+		t.Errorf("the cap did not reset with the window: %v, want 12", got)
+	}
+}
