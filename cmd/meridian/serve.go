@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"meridian.dev/meridian/inference"
+	"meridian.dev/meridian/internal/httpserve"
 	"meridian.dev/meridian/internal/version"
 )
 
@@ -29,6 +31,9 @@ tensors), POST /analyze for sentiment, and GET /metrics for Prometheus.
 
 Requests are batched dynamically per model, wait in a bounded queue with a
 deadline, and are shed with 429 + Retry-After when the queue is full.
+The listener is hardened against slow and greedy clients (header, body and
+write deadlines, header-size, connection and in-flight caps), and every
+model's inputs are bounded per request and per batch (413 beyond).
 SIGINT/SIGTERM turn readiness off and drain in-flight requests.
 
 Run from a Meridian checkout after 'make', it needs no flag: the bundled
@@ -83,6 +88,31 @@ docs/inference.md documents the API, the repository layout and every metric.`,
 	fs.DurationVar(&opts.RequestTimeout, "request-timeout", 10*time.Second, "deadline for every request, queueing included; clients may ask for less with the \"timeout\" parameter (µs); expired requests are dropped before they reach the model")
 	fs.Int64Var(&opts.MaxBodyBytes, "max-body-bytes", 64<<20, "largest request body accepted; larger ones get 413")
 	fs.DurationVar(&drain, "drain-timeout", 30*time.Second, "on SIGTERM, how long to wait for in-flight requests before exiting")
+	listenerFlags(fs, &opts.HTTP)
+	inputLimitFlags(fs, &opts.Limits)
 	logs.register(fs)
 	return cmd
+}
+
+// listenerFlags are the model server's listener limits (internal/httpserve).
+func listenerFlags(fs *pflag.FlagSet, o *httpserve.Options) {
+	fs.DurationVar(&o.ReadHeaderTimeout, "read-header-timeout", httpserve.DefaultReadHeaderTimeout, "deadline for a request's line and headers, from its first byte (slowloris)")
+	fs.DurationVar(&o.BodyTimeout, "body-timeout", httpserve.DefaultBodyTimeout, "deadline for a request's body after its headers, extended by --min-body-rate; a body late past it gets 408")
+	fs.Int64Var(&o.MinBodyRate, "min-body-rate", httpserve.DefaultMinBodyRate, "bytes per second of body that each buy another second of --body-timeout, so uploads at least this fast are never cut off; negative: --body-timeout is fixed")
+	fs.DurationVar(&o.WriteTimeout, "write-timeout", 0, "deadline for writing an answer, from the end of the request; 0: --request-timeout + 20s")
+	fs.DurationVar(&o.IdleTimeout, "idle-timeout", httpserve.DefaultIdleTimeout, "close keep-alive connections idle this long (above the 90s of the agent's and balancer's connection pools)")
+	fs.IntVar(&o.MaxHeaderBytes, "max-header-bytes", httpserve.DefaultMaxHeaderBytes, "largest request line and headers; larger ones get 431")
+	fs.IntVar(&o.MaxConns, "max-connections", httpserve.DefaultMaxConns, "most connections open at once; one over is closed as soon as it is accepted")
+	fs.IntVar(&o.MaxInFlight, "max-in-flight", httpserve.DefaultMaxInFlight, "most requests being handled at once (bodies being read included); one over gets 503 + Retry-After")
+}
+
+// inputLimitFlags are every model's input limits; a model's config.yaml
+// may override them under limits:.
+func inputLimitFlags(fs *pflag.FlagSet, l *inference.InputLimits) {
+	d := inference.DefaultInputLimits
+	fs.Int64Var(&l.MaxDim, "max-input-dim", d.MaxDim, "largest size of any dimension of any input, padded ones included; beyond it 413")
+	fs.Int64Var(&l.MaxRequestElements, "max-request-elements", d.MaxRequestElements, "most elements of one request's inputs together; beyond it 413")
+	fs.Int64Var(&l.MaxRequestBytes, "max-request-bytes", d.MaxRequestBytes, "most bytes of one request's inputs together (BYTES elements at their length); beyond it 413")
+	fs.Int64Var(&l.MaxBatchElements, "max-batch-elements", d.MaxBatchElements, "most elements of one batch's inputs, padding included; a request that would exceed it waits for the next batch")
+	fs.Int64Var(&l.MaxBatchBytes, "max-batch-bytes", d.MaxBatchBytes, "most bytes of one batch's inputs, padding included; a request that would exceed it waits for the next batch")
 }
