@@ -119,7 +119,7 @@ func (a *Authenticator) credentialFiles() ([]*watchedFile, error) {
 	}
 	src := &jwksSource{url: a.opts.JWKSURL, client: a.opts.Client, minRefresh: a.opts.JWKSMinRefresh, log: a.log, m: a.m}
 	a.jwt = &jwtVerifier{keys: src, issuer: a.opts.Issuer, audiences: jwt.Audience(a.opts.Audiences),
-		skew: a.opts.ClockSkew, claims: a.opts.TenantClaims, now: a.opts.Now}
+		skew: a.opts.ClockSkew, claims: a.opts.TenantClaims, now: a.opts.Now, cache: newJWTCache()}
 	if p := a.opts.JWKSFile; p != "" {
 		files = append(files, &watchedFile{path: p, label: "jwks", load: func(d []byte) error {
 			set, err := parseJWKS(d, a.log)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -112,7 +113,7 @@ func (v verdict) relay(w http.ResponseWriter) {
 			w.Header()[h] = vals
 		}
 	}
-	w.Header().Set("Content-Length", fmt.Sprint(len(v.body)))
+	w.Header().Set("Content-Length", strconv.Itoa(len(v.body)))
 	w.WriteHeader(v.denial.StatusCode)
 	_, _ = w.Write(v.body)
 }

@@ -30,7 +30,7 @@ func FuzzCredentials(f *testing.F) {
 		f.Fatal(err)
 	}
 	src.set.Store(set)
-	v := &jwtVerifier{keys: src, issuer: testIssuer, audiences: []string{testAudience}, skew: time.Minute, claims: DefaultTenantClaims, now: time.Now}
+	v := &jwtVerifier{keys: src, issuer: testIssuer, audiences: []string{testAudience}, skew: time.Minute, claims: DefaultTenantClaims, now: time.Now, cache: newJWTCache()}
 	f.Fuzz(func(t *testing.T, authz, apiKey string) {
 		h := http.Header{}
 		if authz != "" {

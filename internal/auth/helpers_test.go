@@ -182,7 +182,7 @@ type answer struct {
 	h    http.Header
 }
 
-// get sends method path with headers (pairs of name, value) to the door.
+// do sends method path with headers (pairs of name, value) to the door.
 func (d *door) do(t testing.TB, method, path string, headers ...string) answer {
 	t.Helper()
 	req, err := http.NewRequest(method, d.url+path, strings.NewReader("{}"))

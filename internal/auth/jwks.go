@@ -109,15 +109,16 @@ type jwksSource struct {
 	lastFetch time.Time  // guarded by fetchMu
 }
 
-// keys returns the keys a token with kid may be signed with.
-func (s *jwksSource) keys(ctx context.Context, kid string) []jose.JSONWebKey {
+// keys returns the keys a token with kid may be signed with, and the set
+// they belong to.
+func (s *jwksSource) keys(ctx context.Context, kid string) (*keySet, []jose.JSONWebKey) {
 	if set := s.set.Load(); set != nil {
 		if ks := set.lookup(kid); len(ks) > 0 {
-			return ks
+			return set, ks
 		}
 	}
 	if s.url == "" {
-		return nil
+		return nil, nil
 	}
 	s.fetchMu.Lock()
 	if time.Since(s.lastFetch) >= s.minRefresh {
@@ -127,9 +128,9 @@ func (s *jwksSource) keys(ctx context.Context, kid string) []jose.JSONWebKey {
 	}
 	s.fetchMu.Unlock()
 	if set := s.set.Load(); set != nil {
-		return set.lookup(kid)
+		return set, set.lookup(kid)
 	}
-	return nil
+	return nil, nil
 }
 
 // fetch fetches the key set from the URL and installs it.

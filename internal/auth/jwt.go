@@ -29,16 +29,21 @@ type jwtVerifier struct {
 	skew      time.Duration
 	claims    []string
 	now       func() time.Time
+	cache     *jwtCache
 }
 
 // verify returns the tenant raw names, or a tokenError.
 func (v *jwtVerifier) verify(ctx context.Context, raw string) (string, error) {
+	now, set := v.now(), v.keys.set.Load()
+	if t, ok := v.cache.get(raw, now, set); ok {
+		return t, nil
+	}
 	tok, err := jwt.ParseSigned(raw, algorithms)
 	if err != nil || len(tok.Headers) != 1 {
 		return "", tokenError("not a JWT signed with RS256, ES256 or EdDSA")
 	}
 	h := tok.Headers[0]
-	keys := v.keys.keys(ctx, h.KeyID)
+	set, keys := v.keys.keys(ctx, h.KeyID)
 	if len(keys) == 0 {
 		return "", tokenError("signed by an unknown key")
 	}
@@ -62,12 +67,21 @@ func (v *jwtVerifier) verify(ctx context.Context, raw string) (string, error) {
 	if std.Expiry == nil {
 		return "", tokenError("the token has no expiry (exp)")
 	}
-	err = std.ValidateWithLeeway(jwt.Expected{Issuer: v.issuer, AnyAudience: v.audiences, Time: v.now()}, v.skew)
+	err = std.ValidateWithLeeway(jwt.Expected{Issuer: v.issuer, AnyAudience: v.audiences, Time: now}, v.skew)
 	if err != nil {
 		return "", claimsError(err)
 	}
+	t, err := v.tenant(extra)
+	if err == nil {
+		v.cache.add(raw, t, std.Expiry.Time().Add(v.skew), now, set)
+	}
+	return t, err
+}
+
+// tenant is the first of the tenant claims that holds a string.
+func (v *jwtVerifier) tenant(claims map[string]any) (string, error) {
 	for _, c := range v.claims {
-		if t, _ := extra[c].(string); t != "" {
+		if t, _ := claims[c].(string); t != "" {
 			if validTenantName(t) != nil {
 				return "", tokenError("the token's tenant claim is not a valid tenant name")
 			}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -162,4 +163,39 @@ func TestUnknownKidsCannotHammerTheProvider(t *testing.T) {
 	if n := idp.fetches.Load(); n != 1 {
 		t.Errorf("%d fetches, want only the start fetch", n)
 	}
+}
+
+// TestVerifiedTokenCache checks that remembering verified tokens changes
+// nothing a client can see: a token stops working when it expires, and
+// when its key leaves the key set.
+func TestVerifiedTokenCache(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	k, other := newKey(t, "k", jose.ES256), newKey(t, "other", jose.ES256)
+	opts := jwtOptions(t, jwks(t, k, other))
+	opts.Now, opts.ClockSkew, opts.ReloadInterval = clock.Now, time.Second, 5*time.Millisecond
+	d := newDoor(t, opts)
+	now := clock.Now()
+	short := bearer(k.sign(t, claims(now, "acme", func(c map[string]any) { c["exp"] = now.Add(10 * time.Second).Unix() })))
+	for range 3 {
+		if a := d.infer(t, "m", short...); a.code != 200 {
+			t.Fatalf("fresh token: %d %s", a.code, a.body)
+		}
+	}
+	clock.Advance(12 * time.Second)
+	if a := d.infer(t, "m", short...); a.code != 401 || !strings.Contains(a.body, "expired") {
+		t.Fatalf("token past its expiry and the skew: %d %s, want 401 expired", a.code, a.body)
+	}
+
+	long := bearer(k.sign(t, claims(clock.Now(), "acme")))
+	if a := d.infer(t, "m", long...); a.code != 200 {
+		t.Fatalf("token: %d %s", a.code, a.body)
+	}
+	tmp := writeFile(t, t.TempDir(), "jwks.json", string(jwks(t, other)))
+	if err := os.Rename(tmp, opts.JWKSFile); err != nil {
+		t.Fatal(err)
+	}
+	testbin.Eventually(t, "the withdrawn key's token to be refused", 5*time.Second, func() bool {
+		return d.infer(t, "m", long...).code == 401
+	})
 }
