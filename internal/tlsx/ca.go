@@ -170,7 +170,8 @@ func (u Usage) extKeyUsage() ([]x509.ExtKeyUsage, error) {
 // IssueOptions describe a certificate to issue.
 type IssueOptions struct {
 	// CommonName is the subject's CN, for people reading the certificate;
-	// peers check the SANs below. Empty: the first DNS name, IP or URI.
+	// peers check the SANs below. Empty: the first DNS name or IP, else
+	// the first URI when it fits the CN's 64 characters, else none.
 	CommonName string
 	// DNSNames, IPs and URIs are the subject alternative names: the names
 	// a server is dialed by, and the identities ServerOptions.AllowedClients
@@ -247,8 +248,10 @@ func firstName(o IssueOptions) string {
 		return o.DNSNames[0]
 	case len(o.IPs) > 0:
 		return o.IPs[0].String()
+	case len(o.URIs[0].String()) <= 64: // RFC 5280's ub-common-name
+		return o.URIs[0].String()
 	}
-	return o.URIs[0].String()
+	return ""
 }
 
 func selfSigned(c *x509.Certificate) bool {

@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -80,6 +81,15 @@ func TestCAWriteLoadIssue(t *testing.T) {
 		if string(b.CA) != string(ca.Bundle().CA) {
 			t.Errorf("%s: ca.crt is not the CA's", c.usage)
 		}
+	}
+
+	long := &url.URL{Scheme: "spiffe", Host: "meridian.example.com", Path: "/ns/meridian-system/sa/meridian-glb-front-eu-west-1"}
+	b, err := ca.Issue(tlsx.IssueOptions{URIs: []*url.URL{long}, Usage: tlsx.UsageClient})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lf := leaf(t, b); lf.Subject.CommonName != "" || lf.URIs[0].String() != long.String() {
+		t.Errorf("a URI longer than a CN may be: CN %q, URIs %v", lf.Subject.CommonName, lf.URIs)
 	}
 
 	short, err := tlsx.NewCA(tlsx.CAOptions{CommonName: "short", TTL: time.Hour})

@@ -1,6 +1,7 @@
 package tlsx_test
 
 import (
+	"crypto/tls"
 	"net/http"
 	"net/url"
 	"strings"
@@ -174,6 +175,12 @@ func TestClientCertificateRotates(t *testing.T) {
 		if want := serial(t, b).Text(16); body != want || resp.TLS.DidResume {
 			t.Errorf("certificate %d: the server saw %s (resumed: %v), want %s", i, body, resp.TLS.DidResume, want)
 		}
+	}
+	// A tls.Config of the caller's own presents the current one too.
+	own := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cr.Pool(), GetClientCertificate: cr.GetClientCertificate}}
+	t.Cleanup(own.CloseIdleConnections)
+	if _, body, _, err := get(t, own, url); err != nil || body != serial(t, second).Text(16) {
+		t.Errorf("Reloader.GetClientCertificate: the server saw %q (%v), want %s", body, err, serial(t, second).Text(16))
 	}
 }
 
