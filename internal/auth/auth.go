@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -187,7 +188,7 @@ func (a *Authenticator) serve(w http.ResponseWriter, r *http.Request, next http.
 	}
 	switch model := a.opts.ModelOf(r); {
 	case pol == nil:
-		a.forbidden(w, r, label, "tenant "+t.Name+" has no policy in the tenants file")
+		a.forbidden(w, r, label, "tenant "+strconv.Quote(t.Name)+" has no policy in the tenants file, and it has no default")
 		return
 	case admin && !pol.Admin:
 		a.forbidden(w, r, label, "this path needs an admin tenant")

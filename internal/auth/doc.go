@@ -22,8 +22,10 @@
 //     future, wrong iss, no matching aud, no exp, no tenant) is 401
 //     invalid_token with the reason in error_description.
 //  4. External authorization (Options.ExtAuthz), if configured: see below.
-//  5. Tenant: the credential's; else the tenant the external service
-//     named; else, for a request with no credential at all, the tenants
+//  5. Tenant: the credential's. With an external service its verdict is
+//     final: an allowed request without a tenant of its own takes the
+//     one the service names, or "" (the tenants file's default policy).
+//     Without one, a request with no credential at all gets the tenants
 //     file's anonymous policy if it has one (tenant "anonymous", one
 //     shared bucket); else 401 (a bare Bearer challenge when no
 //     credential was sent, invalid_token when one was sent that nothing

@@ -136,3 +136,23 @@ func TestExtAuthzUnreachable(t *testing.T) {
 		t.Errorf("ext_error = %v, want 1", n)
 	}
 }
+
+// TestExtAuthzTenantPolicy applies the tenants file to the tenant the
+// service names.
+func TestExtAuthzTenantPolicy(t *testing.T) {
+	t.Parallel()
+	svc := newAuthzService(t)
+	d := newDoor(t, Options{
+		ExtAuthz:    ExtAuthzOptions{URL: svc.URL},
+		TenantsFile: writeFile(t, t.TempDir(), "tenants.yaml", "tenants:\n  team-a: {models: [sentiment]}\n"),
+	})
+	if a := d.infer(t, "sentiment", bearer("team-token")...); a.code != 200 || a.body != "ext-authz:team-a" {
+		t.Fatalf("allowed model: %d %q", a.code, a.body)
+	}
+	if a := d.infer(t, "textdir", bearer("team-token")...); a.code != 403 {
+		t.Fatalf("model outside the allow-list: %d %q, want 403", a.code, a.body)
+	}
+	if n := testbin.Metric(t, d.reg, "meridian_auth_requests_total", map[string]string{"result": "forbidden", "tenant": "team-a"}); n != 1 {
+		t.Errorf("forbidden{team-a} = %v, want 1", n)
+	}
+}
