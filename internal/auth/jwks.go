@@ -21,8 +21,6 @@ const (
 	maxJWKSBytes  = 1 << 20
 	jwksTimeout   = 10 * time.Second
 	minRSAKeyBits = 2048
-	fetchOK       = "ok"
-	fetchError    = "error"
 )
 
 // keySet is the usable part of a JSON Web Key Set: public RSA, EC and
@@ -144,11 +142,11 @@ func (s *jwksSource) fetchLocked(ctx context.Context, why string) error {
 	s.lastFetch = time.Now()
 	set, err := s.get(ctx)
 	if err != nil {
-		s.m.jwksFetches.WithLabelValues(fetchError).Inc()
+		s.m.jwksFetches.WithLabelValues(outcomeError).Inc()
 		s.log.Error("fetching the JWKS failed; keeping the keys held", "url", s.url, "why", why, "err", err)
 		return err
 	}
-	s.m.jwksFetches.WithLabelValues(fetchOK).Inc()
+	s.m.jwksFetches.WithLabelValues(outcomeOK).Inc()
 	s.set.Store(set)
 	s.log.Debug("fetched the JWKS", "url", s.url, "why", why, "keys", len(set.keys))
 	return nil

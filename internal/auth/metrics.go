@@ -24,6 +24,13 @@ const (
 	extError   = "error"
 )
 
+// Values of the result label of meridian_auth_jwks_fetches_total and
+// meridian_auth_file_reloads_total.
+const (
+	outcomeOK    = "ok"
+	outcomeError = "error"
+)
+
 // Tenant label values other than configured tenant names.
 const (
 	tenantLabelNone     = ""

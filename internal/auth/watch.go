@@ -41,7 +41,7 @@ func (f *watchedFile) poll(m *metrics, log *slog.Logger) {
 	data, err := os.ReadFile(f.path)
 	if err != nil {
 		if !f.gone {
-			m.reloads.WithLabelValues(f.label, fetchError).Inc()
+			m.reloads.WithLabelValues(f.label, outcomeError).Inc()
 			log.Error("cannot read; keeping what was loaded", "file", f.path, "err", err)
 		}
 		f.gone = true
@@ -54,11 +54,11 @@ func (f *watchedFile) poll(m *metrics, log *slog.Logger) {
 	}
 	f.sum = sum
 	if err := f.load(data); err != nil {
-		m.reloads.WithLabelValues(f.label, fetchError).Inc()
+		m.reloads.WithLabelValues(f.label, outcomeError).Inc()
 		log.Error("reloading failed; keeping what was loaded before", "file", f.path, "err", err)
 		return
 	}
-	m.reloads.WithLabelValues(f.label, fetchOK).Inc()
+	m.reloads.WithLabelValues(f.label, outcomeOK).Inc()
 	log.Info("reloaded", "file", f.path)
 }
 
