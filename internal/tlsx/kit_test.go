@@ -109,7 +109,8 @@ func reloader(t *testing.T, files tlsx.Files, m *tlsx.Metrics, name string) *tls
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // serveTLS serves an HTTPS echo of the client's certificate serial on
-// loopback with cfg, as a component would: http.Server.ServeTLS. It
+// loopback with cfg, as httpserve.Serve does: http.Server.Serve on a TLS
+// listener (the runnable example uses ServeTLS). It
 // returns the server's URL and its error log (failed handshakes).
 func serveTLS(t *testing.T, cfg *tls.Config) (string, *logLines) {
 	t.Helper()
@@ -129,7 +130,7 @@ func serveTLS(t *testing.T, cfg *tls.Config) (string, *logLines) {
 		ErrorLog:          log.New(errs, "", 0),
 	}
 	var wg sync.WaitGroup
-	wg.Go(func() { _ = srv.ServeTLS(ln, "", "") })
+	wg.Go(func() { _ = srv.Serve(tls.NewListener(ln, cfg)) })
 	t.Cleanup(func() { _ = srv.Close(); wg.Wait() })
 	return "https://" + ln.Addr().String(), errs
 }

@@ -33,8 +33,12 @@ type ServerOptions struct {
 // VerifyConnection rather than by crypto/tls's ClientCAs, so that a
 // rotated ca.crt applies to the next handshake — resumed sessions
 // included, which VerifyConnection also sees — without a new tls.Config.
-// Use it as http.Server.TLSConfig with ServeTLS(ln, "", "") (which adds
-// HTTP/2), or with tls.NewListener.
+//
+// It offers HTTP/2 and HTTP/1.1 by ALPN (NextProtos), so that an
+// http.Server given it as TLSConfig speaks both whether it runs
+// ServeTLS(ln, "", "") or Serve(tls.NewListener(ln, cfg)) (as
+// httpserve.Serve does); a server that must not speak HTTP/2 sets
+// NextProtos to []string{"http/1.1"}, and one that is not HTTP to nil.
 func ServerConfig(r *Reloader, o ServerOptions) (*tls.Config, error) {
 	if r.Certificate() == nil {
 		return nil, fmt.Errorf("tls %s: a server needs a certificate and key (tls.crt and tls.key)", r.o.Name)
@@ -42,6 +46,7 @@ func ServerConfig(r *Reloader, o ServerOptions) (*tls.Config, error) {
 	cfg := &tls.Config{
 		MinVersion:     MinVersion,
 		GetCertificate: r.GetCertificate,
+		NextProtos:     []string{"h2", "http/1.1"},
 	}
 	if len(o.AllowedClients) > 0 && !o.RequireClientCert {
 		return nil, fmt.Errorf("tls %s: allowed client identities need client certificates (RequireClientCert)", r.o.Name)
