@@ -5,8 +5,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -198,4 +200,41 @@ func TestVerifiedTokenCache(t *testing.T) {
 	testbin.Eventually(t, "the withdrawn key's token to be refused", 5*time.Second, func() bool {
 		return d.infer(t, "m", long...).code == 401
 	})
+}
+
+// TestJWKSRefreshedOnTTL starts while the identity provider is down,
+// picks up its keys once it answers (fetches are retried every
+// JWKSMinRefresh until one succeeds, without any request asking), then
+// follows a rotation.
+func TestJWKSRefreshedOnTTL(t *testing.T) {
+	t.Parallel()
+	k1, k2 := newKey(t, "k1", jose.ES256), newKey(t, "k2", jose.ES256)
+	idp := newJWKSServer(t, k1)
+	var down atomic.Bool
+	down.Store(true)
+	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		idp.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(flaky.Close)
+	d := newDoor(t, Options{JWKSURL: flaky.URL, Issuer: testIssuer, Audiences: []string{testAudience},
+		JWKSRefresh: 20 * time.Millisecond, JWKSMinRefresh: 20 * time.Millisecond})
+	now := time.Now()
+	if a := d.infer(t, "m", bearer(k1.sign(t, claims(now, "acme")))...); a.code != 401 {
+		t.Fatalf("no keys yet: %d, want 401", a.code)
+	}
+	down.Store(false)
+	testbin.Eventually(t, "the keys once the provider answers", 5*time.Second, func() bool {
+		return d.infer(t, "m", bearer(k1.sign(t, claims(now, "acme")))...).code == 200
+	})
+	idp.publish(t, k2)
+	testbin.Eventually(t, "the rotated key after a refresh", 5*time.Second, func() bool {
+		return d.infer(t, "m", bearer(k2.sign(t, claims(now, "acme")))...).code == 200
+	})
+	if n := testbin.Metric(t, d.reg, "meridian_auth_jwks_fetches_total", map[string]string{"result": "error"}); n < 1 {
+		t.Errorf("failed fetches = %v, want the ones while the provider was down", n)
+	}
 }
