@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"meridian.dev/meridian/agent/process"
+	"meridian.dev/meridian/internal/httpserve"
 )
 
 // The gateway is the process runtime's one address for every model of
@@ -32,7 +33,13 @@ func (a *Agent) serveGateway(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("gateway: listening on %s (--gateway-port; every site serves its models on this one port): %w", addr, err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(a.routeGateway), ReadHeaderTimeout: 10 * time.Second}
+	// The fronts behind it answer within a minute (their WriteTimeout).
+	srv, err := httpserve.New(http.HandlerFunc(a.routeGateway), httpserve.Options{
+		Name: "agent-gateway", WriteTimeout: time.Minute, Registerer: a.opts.Registry, Logger: a.log})
+	if err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("gateway: %w", err)
+	}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"meridian.dev/meridian/internal/hostip"
+	"meridian.dev/meridian/internal/httpserve"
 )
 
 // Defaults of Options.
@@ -176,7 +177,21 @@ func (a *Activator) Register(namespace, name string, t Target) (netip.AddrPort, 
 	}
 	m := &model{a: a, namespace: namespace, name: name, target: t, ln: ln,
 		addr: ln.Addr().(*net.TCPAddr).AddrPort(), probed: map[string]bool{}}
-	m.srv = &http.Server{Handler: m, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 30 * time.Second}
+	// A held request's body is read only once a replica is ready, and its
+	// answer written after that: both deadlines run from the headers, so
+	// both cover the longest hold.
+	m.srv, err = httpserve.New(m, httpserve.Options{
+		Name:         "agent-activator",
+		BodyTimeout:  a.opts.HoldTimeout + httpserve.DefaultBodyTimeout,
+		WriteTimeout: a.opts.HoldTimeout + time.Minute,
+		IdleTimeout:  30 * time.Second,
+		Registerer:   a.opts.Registry,
+		Logger:       a.log,
+	})
+	if err != nil {
+		_ = ln.Close()
+		return netip.AddrPort{}, fmt.Errorf("activator for %s: %w", key, err)
+	}
 	m.proxy = &httputil.ReverseProxy{
 		Transport: a.transport,
 		Rewrite: func(r *httputil.ProxyRequest) {

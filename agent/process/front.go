@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"meridian.dev/meridian/internal/httpserve"
 )
 
 // Front is the one address a model is served at in this cluster: it sends
@@ -41,6 +43,12 @@ type FrontOptions struct {
 	MaxBodyBytes int64
 	// Logger; default slog.Default().
 	Logger *slog.Logger
+	// HTTP hardens the front's listener (internal/httpserve); zero fields
+	// take its defaults, but WriteTimeout defaults to 60s, above a
+	// replica's own (its request timeout + 20s) so the replica's answer
+	// gets through. Its Name is "agent-front"; its Registerer, when set,
+	// receives the meridian_http_* series.
+	HTTP httpserve.Options
 }
 
 // NewFront starts serving in front of the supervisor's replicas.
@@ -63,7 +71,14 @@ func NewFront(sup *Supervisor, opts FrontOptions) (*Front, error) {
 		transport:   &http.Transport{MaxIdleConnsPerHost: 128, IdleConnTimeout: 90 * time.Second, ResponseHeaderTimeout: 0},
 		outstanding: make(map[string]*atomic.Int64),
 	}
-	f.srv = &http.Server{Handler: f, ReadHeaderTimeout: 10 * time.Second}
+	opts.HTTP.Name, opts.HTTP.Logger = "agent-front", opts.Logger
+	if opts.HTTP.WriteTimeout == 0 {
+		opts.HTTP.WriteTimeout = time.Minute
+	}
+	if f.srv, err = httpserve.New(f, opts.HTTP); err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("front for %s: %w", sup.opts.Name, err)
+	}
 	go func() { _ = f.srv.Serve(ln) }()
 	return f, nil
 }
@@ -108,10 +123,13 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, f.maxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		switch {
+		case errors.As(err, &tooBig):
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over the %d-byte limit", f.maxBody))
+		case errors.Is(err, httpserve.ErrBodyTimeout):
+			writeError(w, http.StatusRequestTimeout, "the body did not arrive in time")
 		}
-		return
+		return // otherwise the client left
 	}
 	tried := make(map[string]bool)
 	var last *http.Response

@@ -33,6 +33,7 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 
 	"meridian.dev/meridian/inference"
+	"meridian.dev/meridian/internal/httpserve"
 )
 
 type config struct {
@@ -156,7 +157,10 @@ func run(c config) error {
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: e.srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	hs, err := httpserve.New(e.srv.Handler(), httpserve.Options{Name: "inference"}) // as meridian serve's listener
+	if err != nil {
+		return err
+	}
 	go func() { _ = hs.Serve(ln) }()
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -16,6 +16,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"meridian.dev/meridian/internal/httpserve"
 )
 
 // ServeRegistry serves an in-memory OCI distribution registry (plain HTTP)
@@ -40,7 +42,12 @@ func ServeRegistry(ctx context.Context, ln net.Listener, images map[string]v1.Im
 			return fmt.Errorf("storing the image %s in the in-memory registry: %w", ref, err)
 		}
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	// Image layers are hundreds of MB, pulled by nodes at their own pace:
+	// no deadline on writing them (idle and header deadlines still hold).
+	srv, err := httpserve.New(h, httpserve.Options{Name: "image-registry", WriteTimeout: -1})
+	if err != nil {
+		return err
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -49,7 +56,7 @@ func ServeRegistry(ctx context.Context, ln net.Listener, images map[string]v1.Im
 		defer cancel()
 		_ = srv.Shutdown(shutdown)
 	}()
-	err := srv.Serve(ln)
+	err = srv.Serve(ln)
 	<-done
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"meridian.dev/meridian/internal/httpserve"
 )
 
 // backendEnv, when set in a benchmark's environment, turns the process
@@ -83,12 +85,15 @@ func serveBackend(name, addr string) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+	srv, err := httpserve.New(mux, httpserve.Options{Name: "backend",
 		ConnState: func(_ net.Conn, st http.ConnState) {
 			if st == http.StateNew {
 				conns.Add(1)
 			}
-		}}
+		}})
+	if err != nil {
+		return err
+	}
 	return srv.Serve(ln)
 }
 
