@@ -29,6 +29,7 @@ func TestLoopbackPaths(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := httptest.NewUnstartedServer(a.Wrap(http.HandlerFunc(echoTenant)))
+	_ = srv.Listener.Close() // the loopback one it made
 	srv.Listener = ln
 	srv.Start()
 	t.Cleanup(srv.Close)
