@@ -19,6 +19,16 @@ func FuzzHandle(f *testing.F) {
 		query("big."+zone, mdns.TypeA),
 		query("nope."+zone, mdns.TypeMX),
 		query("example.org.", mdns.TypeA),
+		// DNSSEC-bearing queries: DO set (answered unsigned here; FuzzHandleSigned
+		// signs them), and the DNSSEC types.
+		query("app."+zone, mdns.TypeA, do),
+		query("nope."+zone, mdns.TypeA, do),
+		query(zone, mdns.TypeDNSKEY, do),
+		query(zone, mdns.TypeRRSIG, do),
+		query("app."+zone, mdns.TypeNSEC, do),
+		query(zone, mdns.TypeDS, do),
+		query("big."+zone, mdns.TypeA, do),
+		func() *mdns.Msg { m := query("v4only."+zone, mdns.TypeAAAA, do); m.CheckingDisabled = true; return m }(),
 	} {
 		b, err := m.Pack()
 		if err != nil {
@@ -38,27 +48,33 @@ func FuzzHandle(f *testing.F) {
 
 	cfg := testConfig()
 	s, _ := newTestServer(f, cfg)
-	f.Fuzz(func(t *testing.T, pkt []byte, tcp bool) {
-		proto := protoUDP
-		if tcp {
-			proto = protoTCP
-		}
-		out := s.handle(pkt, proto, resolver)
-		if out == nil {
-			return
-		}
-		if len(pkt) < headerLen {
-			t.Fatalf("answered a %d-byte packet", len(pkt))
-		}
-		if !tcp && len(out) > int(cfg.MaxUDPSize) {
-			t.Fatalf("UDP response of %d bytes exceeds %d", len(out), cfg.MaxUDPSize)
-		}
-		r := new(mdns.Msg)
-		if err := r.Unpack(out); err != nil {
-			t.Fatalf("response does not parse: %v", err)
-		}
-		if !r.Response || r.Id != uint16(pkt[0])<<8|uint16(pkt[1]) || r.RecursionAvailable {
-			t.Fatalf("bad response header: %+v", r.MsgHdr)
-		}
-	})
+	f.Fuzz(func(t *testing.T, pkt []byte, tcp bool) { fuzzOnce(t, s, pkt, tcp) })
 }
+
+// fuzzOnce answers pkt and checks whatever comes back.
+func fuzzOnce(t *testing.T, s *Server, pkt []byte, tcp bool) *mdns.Msg {
+	proto := protoUDP
+	if tcp {
+		proto = protoTCP
+	}
+	out := s.handle(pkt, proto, resolver)
+	if out == nil {
+		return nil
+	}
+	if len(pkt) < headerLen {
+		t.Fatalf("answered a %d-byte packet", len(pkt))
+	}
+	if !tcp && len(out) > int(s.cfg.MaxUDPSize) {
+		t.Fatalf("UDP response of %d bytes exceeds %d", len(out), s.cfg.MaxUDPSize)
+	}
+	r := new(mdns.Msg)
+	if err := r.Unpack(out); err != nil {
+		t.Fatalf("response does not parse: %v", err)
+	}
+	if !r.Response || r.Id != uint16(pkt[0])<<8|uint16(pkt[1]) || r.RecursionAvailable {
+		t.Fatalf("bad response header: %+v", r.MsgHdr)
+	}
+	return r
+}
+
+func do(m *mdns.Msg) { m.SetEdns0(1232, true) }
