@@ -32,4 +32,5 @@
 //
 //	meridian_tls_reload_total{name,result}                       counter: load attempts of a changed set, result success or error
 //	meridian_tls_certificate_expiry_timestamp_seconds{name,cert} gauge: NotAfter of the serving leaf (cert="leaf") and the earliest of the CA bundle (cert="ca"), in Unix seconds
+//	meridian_tls_client_rejected_total{name,reason}               counter: client handshakes a mutual-TLS server refused, reason no_certificate, untrusted or identity
 package tlsx

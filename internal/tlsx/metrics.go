@@ -12,8 +12,9 @@ import (
 // component (each labels its series with its own name). A nil *Metrics
 // records nothing.
 type Metrics struct {
-	reloads *prometheus.CounterVec
-	expiry  *prometheus.GaugeVec
+	reloads  *prometheus.CounterVec
+	expiry   *prometheus.GaugeVec
+	rejected *prometheus.CounterVec
 }
 
 // NewMetrics creates the TLS metrics and registers them on reg (nil:
@@ -28,8 +29,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "meridian_tls_certificate_expiry_timestamp_seconds",
 			Help: "When the certificate in use expires (NotAfter, Unix seconds), by set name and cert: leaf (the certificate presented to peers) or ca (the earliest-expiring CA of the trusted bundle).",
 		}, []string{"name", "cert"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meridian_tls_client_rejected_total",
+			Help: "TLS handshakes a server requiring client certificates refused, by set name and reason: no_certificate, untrusted (not signed by the CA bundle for client use, or expired) or identity (not among the allowed clients).",
+		}, []string{"name", "reason"}),
 	}
-	if err := metricsreg.Register(reg, "tls", m.reloads, m.expiry); err != nil {
+	if err := metricsreg.Register(reg, "tls", m.reloads, m.expiry, m.rejected); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -55,4 +60,17 @@ func (m *Metrics) expires(name, cert string, at time.Time) {
 		return
 	}
 	m.expiry.WithLabelValues(name, cert).Set(float64(at.Unix()))
+}
+
+// Reasons a client's handshake is refused.
+const (
+	rejectNoCertificate = "no_certificate"
+	rejectUntrusted     = "untrusted"
+	rejectIdentity      = "identity"
+)
+
+func (m *Metrics) reject(name, reason string) {
+	if m != nil {
+		m.rejected.WithLabelValues(name, reason).Inc()
+	}
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"meridian.dev/meridian/internal/testbin"
 	"meridian.dev/meridian/internal/tlsx"
 )
@@ -55,18 +57,25 @@ func TestMutualTLS(t *testing.T) {
 		name   string
 		client func(t *testing.T) *tlsx.Reloader
 		reason string // in the server's log; "" accepted
+		metric string // the reason label counted
 	}{
-		{"no certificate", caOnly, "client didn't provide a certificate"},
-		{"signed by another CA", withCert(issue(t, other, tlsx.UsageClient, "glb")), "not trusted"},
-		{"server-only certificate", withCert(issue(t, ca, tlsx.UsageServer, "glb")), "incompatible key usage"},
-		{"identity not allowed", withCert(issue(t, ca, tlsx.UsageClient, "intruder")), "not among the allowed"},
-		{"allowed DNS name", withCert(issue(t, ca, tlsx.UsageClient, "GLB")), ""},
-		{"allowed URI", withCert(prober), ""},
-		{"allowed, for both usages", withCert(issue(t, ca, tlsx.UsageBoth, "glb")), ""},
+		{"no certificate", caOnly, "presented no certificate", "no_certificate"},
+		{"signed by another CA", withCert(issue(t, other, tlsx.UsageClient, "glb")), "not trusted", "untrusted"},
+		{"server-only certificate", withCert(issue(t, ca, tlsx.UsageServer, "glb")), "incompatible key usage", "untrusted"},
+		{"identity not allowed", withCert(issue(t, ca, tlsx.UsageClient, "intruder")), "not among the allowed", "identity"},
+		{"allowed DNS name", withCert(issue(t, ca, tlsx.UsageClient, "GLB")), "", ""},
+		{"allowed URI", withCert(prober), "", ""},
+		{"allowed, for both usages", withCert(issue(t, ca, tlsx.UsageBoth, "glb")), "", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			_, sr := fleetDir(t, issue(t, ca, tlsx.UsageServer, "region"), "server")
+			dir, _ := fleetDir(t, issue(t, ca, tlsx.UsageServer, "region"), "unused")
+			reg := prometheus.NewRegistry()
+			m, err := tlsx.NewMetrics(reg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sr := reloader(t, tlsx.Dir(dir), m, "server")
 			cfg, err := tlsx.ServerConfig(sr, tlsx.ServerOptions{RequireClientCert: true, AllowedClients: []string{"glb", "spiffe://meridian.local/prober"}})
 			if err != nil {
 				t.Fatal(err)
@@ -84,6 +93,9 @@ func TestMutualTLS(t *testing.T) {
 				if resp.ProtoMajor != 2 {
 					t.Errorf("negotiated %s, want HTTP/2", resp.Proto)
 				}
+				if n, _ := testbin.MetricIfAny(t, reg, "meridian_tls_client_rejected_total", nil); n != 0 {
+					t.Errorf("%v rejections counted for an accepted client", n)
+				}
 				return
 			}
 			if err == nil {
@@ -92,6 +104,9 @@ func TestMutualTLS(t *testing.T) {
 			testbin.Eventually(t, "the server to log why", 5*time.Second, func() (bool, string) {
 				return errs.count(c.reason) > 0, errs.buf.String()
 			})
+			if n := testbin.Metric(t, reg, "meridian_tls_client_rejected_total", map[string]string{"name": "server", "reason": c.metric}); n != 1 {
+				t.Errorf("rejections counted with reason %s: %v, want 1", c.metric, n)
+			}
 		})
 	}
 }

@@ -18,7 +18,8 @@ const MinVersion = tls.VersionTLS12
 type ServerOptions struct {
 	// RequireClientCert turns on mutual TLS: a client must present a
 	// certificate for client authentication that chains to the
-	// Reloader's current CA bundle, or its handshake fails.
+	// Reloader's current CA bundle, or its handshake fails (and is
+	// counted in meridian_tls_client_rejected_total).
 	RequireClientCert bool
 	// AllowedClients narrows RequireClientCert to certificates naming one
 	// of these identities as a SAN: a URI (spiffe://meridian/glb) or a DNS
@@ -56,37 +57,45 @@ func ServerConfig(r *Reloader, o ServerOptions) (*tls.Config, error) {
 			return nil, fmt.Errorf("tls %s: verifying client certificates needs a CA bundle (ca.crt)", r.o.Name)
 		}
 		allowed := slices.Clone(o.AllowedClients)
-		cfg.ClientAuth = tls.RequireAnyClientCert
+		// RequestClientCert, not RequireAnyClientCert: VerifyConnection
+		// refuses a client without one itself, so that it is counted.
+		cfg.ClientAuth = tls.RequestClientCert
 		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-			return verifyPeer(r.Pool(), cs.PeerCertificates, "", x509.ExtKeyUsageClientAuth, allowed)
+			reason, err := verifyClient(r.Pool(), cs.PeerCertificates, allowed)
+			if err != nil {
+				r.o.Metrics.reject(r.o.Name, reason)
+			}
+			return err
 		}
 	}
 	return cfg, nil
 }
 
-// verifyPeer verifies a peer's chain against pool for usage (and dnsName
-// when set), then its identity against allowed when set.
-func verifyPeer(pool *x509.CertPool, chain []*x509.Certificate, dnsName string, usage x509.ExtKeyUsage, allowed []string) error {
+// verifyClient verifies a client's chain against pool for client use,
+// then its identity against allowed when set; on failure it says why, as
+// a reason label.
+func verifyClient(pool *x509.CertPool, chain []*x509.Certificate, allowed []string) (reason string, err error) {
 	if len(chain) == 0 {
-		return errors.New("tls: the peer presented no certificate")
+		return rejectNoCertificate, errors.New("tls: the client presented no certificate, and this server requires one")
 	}
 	opts := x509.VerifyOptions{
 		Roots:         pool,
 		Intermediates: x509.NewCertPool(),
-		DNSName:       dnsName,
-		KeyUsages:     []x509.ExtKeyUsage{usage},
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		CurrentTime:   time.Now(),
 	}
 	for _, c := range chain[1:] {
 		opts.Intermediates.AddCert(c)
 	}
 	if _, err := chain[0].Verify(opts); err != nil {
-		return fmt.Errorf("tls: peer certificate %q is not trusted: %w", chain[0].Subject.String(), err)
+		return rejectUntrusted, fmt.Errorf("tls: client certificate %q is not trusted: %w", chain[0].Subject.String(), err)
 	}
 	if len(allowed) > 0 {
-		return AllowedIdentity(chain[0], allowed)
+		if err := AllowedIdentity(chain[0], allowed); err != nil {
+			return rejectIdentity, err
+		}
 	}
-	return nil
+	return "", nil
 }
 
 // Identities are the identities a certificate names, as AllowedClients
