@@ -30,6 +30,8 @@ import (
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/hub/inventory"
 	"meridian.dev/meridian/hub/membership"
+	"meridian.dev/meridian/internal/endpoint"
+	"meridian.dev/meridian/internal/modelsource"
 	"meridian.dev/meridian/internal/scheme"
 )
 
@@ -68,6 +70,17 @@ type Options struct {
 	// (default MembersNamespace) probes, places and writes.
 	LeaderElection          bool
 	LeaderElectionNamespace string
+	// AllowLocalEndpoints accepts loopback endpoints in members' reports,
+	// for a fleet on one machine. Endpoints that are not http or https,
+	// or name a link-local, cloud metadata, unspecified or multicast
+	// address, are dropped whatever it says (EndpointsAllowed).
+	AllowLocalEndpoints bool
+	// AllowedModelSources are the directories an InferenceModel's
+	// spec.model.repository may lie under (modelsource.AllowList); one
+	// elsewhere is not placed (condition Placed False,
+	// ModelSourceNotAllowed). Empty allows only the agents' default
+	// repository.
+	AllowedModelSources modelsource.AllowList
 	// Inventory publishes Clusters as ClusterProfiles and imports other
 	// cluster managers' (hub/inventory); the zero value does neither.
 	Inventory inventory.Options
@@ -97,12 +110,14 @@ func (o *Options) setDefaults() (Timing, error) {
 
 // Hub places InferenceModels on member clusters and keeps them placed.
 type Hub struct {
-	opts    Options
-	log     *slog.Logger
-	mgr     mcmanager.Manager
-	client  client.Client // the hub cluster
-	members *members
-	metrics *metrics
+	opts   Options
+	log    *slog.Logger
+	mgr    mcmanager.Manager
+	client client.Client // the hub cluster
+	// endpoints decides which endpoints members may publish.
+	endpoints endpoint.Policy
+	members   *members
+	metrics   *metrics
 }
 
 // Run runs the hub against the hub cluster at cfg, engaging the member
@@ -148,7 +163,8 @@ func Run(ctx context.Context, cfg *rest.Config, provider multicluster.Provider, 
 	if err != nil {
 		return err
 	}
-	h := &Hub{opts: opts, log: opts.Logger, mgr: mgr, client: mgr.GetLocalManager().GetClient(), metrics: m}
+	h := &Hub{opts: opts, log: opts.Logger, mgr: mgr, client: mgr.GetLocalManager().GetClient(), metrics: m,
+		endpoints: endpoint.Policy{Local: opts.AllowLocalEndpoints}}
 	if p, ok := provider.(interface {
 		SetupWithManager(context.Context, mcmanager.Manager) error
 	}); ok {

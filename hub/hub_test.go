@@ -64,7 +64,7 @@ func TestFleetPlacementResidencyFailoverAndReturn(t *testing.T) {
 		// The production timing preset, whose heartbeat grace (30s) is three
 		// of the agents' report periods (10s). Only the resync is shorter:
 		// a change of demand waits for it.
-		Hub: hub.Options{ResyncPeriod: time.Second},
+		Hub: hub.Options{ResyncPeriod: time.Second, AllowLocalEndpoints: true},
 	})
 	if err != nil {
 		t.Fatal(err)

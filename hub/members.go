@@ -193,11 +193,16 @@ func saturated(s v1.ClusterReportStatus) bool {
 }
 
 // writeCluster creates or updates the hub's Cluster object for a member
-// and its status. The first report of a member with no Cluster creates it;
-// from then on the hub owns its region and zone (and its labels, cost and
-// provider, which reports do not carry): a report that says otherwise
-// changes nothing and sets IdentityAgreed False, so no member can move
-// itself past a residency rule. Location and endpoint follow the reports.
+// and its status. The first report of a member with no Cluster creates it
+// (`meridian member add` writes it first, with the operator's identity);
+// from then on the hub owns its region, zone and location (and its labels,
+// cost and provider, which reports do not carry): a report that says
+// otherwise changes nothing and sets IdentityAgreed False, so no member
+// can move itself past a residency rule or nearer its users. A zone or
+// location the Cluster lacks is taken from a report of the same region.
+// The endpoints
+// follow the reports, less those the endpoint policy refuses
+// (EndpointsAllowed).
 func (h *Hub) writeCluster(ctx context.Context, name string, rep *v1.ClusterReport, fresh bool, health v1.ClusterHealth, reason v1.ConditionReason, msg string) error {
 	c := &v1.Cluster{}
 	err := h.client.Get(ctx, client.ObjectKey{Name: name}, c)
@@ -207,6 +212,7 @@ func (h *Hub) writeCluster(ctx context.Context, name string, rep *v1.ClusterRepo
 			return nil // nothing known to describe it with yet
 		}
 		c = &v1.Cluster{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1.ClusterSpec{ClusterIdentity: rep.Spec}}
+		c.Spec.Endpoint, _, _ = h.allowedEndpoints(rep)
 		if err := h.client.Create(ctx, c); err != nil {
 			return err
 		}
@@ -214,8 +220,13 @@ func (h *Hub) writeCluster(ctx context.Context, name string, rep *v1.ClusterRepo
 		return err
 	case fresh:
 		id := c.Spec.ClusterIdentity
-		id.Zone = cmp.Or(id.Zone, rep.Spec.Zone)
-		id.Location, id.Endpoint = rep.Spec.Location, rep.Spec.Endpoint
+		if rep.Spec.Region == id.Region { // nothing is taken from a member that claims another region
+			id.Zone = cmp.Or(id.Zone, rep.Spec.Zone)
+			if id.Location == nil {
+				id.Location = rep.Spec.Location
+			}
+		}
+		id.Endpoint, _, _ = h.allowedEndpoints(rep)
 		if !id.Equal(c.Spec.ClusterIdentity) {
 			c.Spec.ClusterIdentity = id
 			if err := h.client.Update(ctx, c); err != nil {
@@ -228,13 +239,16 @@ func (h *Hub) writeCluster(ctx context.Context, name string, rep *v1.ClusterRepo
 	if fresh {
 		c.Status.LastHeartbeat = rep.Status.Heartbeat
 		c.Status.Capacity = rep.Status.Capacity
-		c.Status.Models = rep.Status.Models
-		agreed := rep.Spec.Region == c.Spec.Region && (rep.Spec.Zone == "" || rep.Spec.Zone == c.Spec.Zone)
-		why, idMsg := v1.ReasonIdentityMatches, "the agent reports the region and zone the hub has"
+		_, models, refused := h.allowedEndpoints(rep)
+		c.Status.Models = models
+		h.setEndpointsCondition(c, refused)
+		agreed := rep.Spec.Region == c.Spec.Region && (rep.Spec.Zone == "" || rep.Spec.Zone == c.Spec.Zone) &&
+			(rep.Spec.Location == nil || c.Spec.Location == nil || *rep.Spec.Location == *c.Spec.Location)
+		why, idMsg := v1.ReasonIdentityMatches, "the agent reports the region, zone and location the hub has"
 		if !agreed {
 			why = v1.ReasonIdentityConflict
-			idMsg = fmt.Sprintf("the agent reports region %q zone %q; the hub keeps %q %q (change them on the Cluster, or fix the agent's --region/--zone)",
-				rep.Spec.Region, rep.Spec.Zone, c.Spec.Region, c.Spec.Zone)
+			idMsg = fmt.Sprintf("the agent reports region %q zone %q location %s; the hub keeps %q %q %s (change them on the Cluster, or fix the agent's --region/--zone/--location)",
+				rep.Spec.Region, rep.Spec.Zone, where(rep.Spec.Location), c.Spec.Region, c.Spec.Zone, where(c.Spec.Location))
 		}
 		if v1.SetCondition(&c.Status.Conditions, v1.ConditionIdentityAgreed, agreed, why, idMsg, c.Generation) && !agreed {
 			h.log.Warn("a member reports another identity than its Cluster's; keeping the hub's", "cluster", name, "message", idMsg)
@@ -245,4 +259,12 @@ func (h *Hub) writeCluster(ctx context.Context, name string, rep *v1.ClusterRepo
 		return nil // most probes: nothing to tell the hub's API server
 	}
 	return h.client.Status().Patch(ctx, c, client.MergeFrom(base))
+}
+
+// where prints a location for a message.
+func where(l *v1.GeoLocation) string {
+	if l == nil {
+		return "none"
+	}
+	return l.Latitude + "," + l.Longitude
 }

@@ -56,6 +56,9 @@ func (h *Hub) Reconcile(ctx context.Context, req mcreconcileRequest) (ctrl.Resul
 			return ctrl.Result{}, err
 		}
 	}
+	if err := h.opts.AllowedModelSources.Check(im.Spec.Model.Repository); err != nil {
+		return ctrl.Result{}, h.refuseSource(ctx, im, err)
+	}
 	var clusters v1.ClusterList
 	if err := h.client.List(ctx, &clusters); err != nil {
 		return ctrl.Result{}, err

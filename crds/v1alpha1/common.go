@@ -15,12 +15,16 @@ type ModelSource struct {
 	// +kubebuilder:validation:MaxLength=63
 	Name string `json:"name"`
 	// Repository is the directory the process runtime's replicas load
-	// models from. Empty means the agent's default repository (its
+	// models from: an absolute path with no . or .. segments, which the
+	// hub places only when it lies under one of its
+	// --allowed-model-sources, and an agent loads only when it lies under
+	// one of its own. Empty means the agent's default repository (its
 	// --models). The kubernetes runtime ignores it: its pods serve the
 	// models baked into the image (the agent's --image-models, default
 	// /models); nothing mounts or fetches a repository into them.
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule="self.startsWith('/') && !self.matches('(^|/)[.][.]?(/|$)')",message="repository must be an absolute directory path with no . or .. segments"
 	Repository string `json:"repository,omitempty"`
 }
 

@@ -10,7 +10,7 @@ type ConditionType string
 
 // Condition types. ModelDeployment: Ready, Progressing, Degraded and, when
 // it adopts objects, AdoptionHealthy. InferenceModel: Placed and Ready.
-// Cluster: Ready and IdentityAgreed. ClusterReport: HubConnected (pull
+// Cluster: Ready, IdentityAgreed and EndpointsAllowed. ClusterReport: HubConnected (pull
 // membership).
 const (
 	// ConditionReady: a ModelDeployment has a ready replica; an
@@ -32,6 +32,13 @@ const (
 	// zone the hub has for it. The hub's own are the ones used; a member
 	// cannot move itself to another region (and past residency rules).
 	ConditionIdentityAgreed ConditionType = "IdentityAgreed"
+	// ConditionEndpointsAllowed: every endpoint a Cluster's agent reports
+	// (the cluster's and its models') may be sent requests: http or https,
+	// and not a link-local, cloud metadata, unspecified or multicast
+	// address, nor loopback unless the hub runs a fleet on one machine.
+	// The hub drops the endpoints that may not, so the balancer never
+	// sends there.
+	ConditionEndpointsAllowed ConditionType = "EndpointsAllowed"
 	// ConditionHubConnected: a member in pull mode reaches the hub with a
 	// valid credential and its last sync succeeded. Replicas keep serving
 	// when it is False.
@@ -59,6 +66,9 @@ const (
 
 	ReasonPlaced        ConditionReason = "Placed"
 	ReasonUnsatisfiable ConditionReason = "Unsatisfiable"
+	// ReasonModelSourceNotAllowed: spec.model.repository is not under the
+	// hub's --allowed-model-sources; nothing is placed or changed.
+	ReasonModelSourceNotAllowed ConditionReason = "ModelSourceNotAllowed"
 	ReasonWaiting       ConditionReason = "Waiting"
 	ReasonAllReady      ConditionReason = "AllReady"
 
@@ -71,6 +81,9 @@ const (
 
 	ReasonIdentityMatches  ConditionReason = "IdentityMatches"
 	ReasonIdentityConflict ConditionReason = "IdentityConflict"
+
+	ReasonEndpointsAllowed ConditionReason = "EndpointsAllowed"
+	ReasonEndpointRefused  ConditionReason = "EndpointRefused"
 
 	ReasonSynced             ConditionReason = "Synced"
 	ReasonCredentialRejected ConditionReason = "CredentialRejected"

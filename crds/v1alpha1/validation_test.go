@@ -94,6 +94,8 @@ func TestCRDValidationOnRealAPIServer(t *testing.T) {
 			m.Spec.Resources.GPU = &v1.GPURequirement{Count: 17}
 		}), "spec.resources.gpu.count", "less than or equal to 16"},
 		{"unknown runtime", md("runtime", func(m *v1.ModelDeployment) { m.Spec.Runtime = "docker" }), "spec.runtime", "Unsupported value"},
+		{"relative repository", md("relrepo", func(m *v1.ModelDeployment) { m.Spec.Model.Repository = "models" }), "spec.model.repository", "absolute directory path"},
+		{"repository climbing out", md("dotdot", func(m *v1.ModelDeployment) { m.Spec.Model.Repository = "/srv/models/../../etc" }), "spec.model.repository", "no . or .. segments"},
 		{"cpu target over 100%", md("cpu", func(m *v1.ModelDeployment) {
 			m.Spec.Autoscaling.Targets.CPUUtilization = ptr.To[int32](150)
 		}), "spec.autoscaling.targets.cpuUtilization", "less than or equal to 100"},
