@@ -6,10 +6,19 @@
 // POST /analyze. Every request path is instrumented with
 // meridian_inference_* Prometheus metrics.
 //
+// Hostile input costs little: Serve runs on internal/httpserve's hardened
+// listener (header, body and write deadlines, connection and in-flight
+// caps); bodies are read as they arrive, never allocated at the length a
+// client announces; every model's inputs are bounded per request and per
+// batch, padding included, before they are queued (InputLimits, 413
+// beyond); and a batch that panics fails its own requests with 500 while
+// the model keeps serving.
+//
 // The pieces, one file each: repository.go (layout on disk and per-model
 // config), runtime.go (the ONNX Runtime environment and sessions),
-// tensor.go (tensors, validation, batching), protocol.go (OIP v2 JSON and
-// binary wire format), scheduler.go (queue, batcher, workers), cache.go,
-// metrics.go, text.go (the /analyze tokenizer) and server.go (HTTP).
+// tensor.go (tensors, validation, batching), limits.go (input limits),
+// protocol.go (OIP v2 JSON and binary wire format), scheduler.go (queue,
+// batcher, workers), cache.go, metrics.go, text.go (the /analyze
+// tokenizer) and server.go (HTTP).
 // docs/inference.md is the user-facing reference.
 package inference

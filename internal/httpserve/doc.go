@@ -29,9 +29,14 @@
 //     client cannot safely retry);
 //   - MaxHeaderBytes caps the request line and headers; net/http answers
 //     431 Request Header Fields Too Large beyond it (plus its 4 KiB of
-//     slack). Requests with both Content-Length and Transfer-Encoding,
-//     or conflicting Content-Lengths, are refused 400 by net/http itself
-//     (request smuggling);
+//     slack). Ambiguous framing (request smuggling) is net/http's own
+//     to refuse: conflicting Content-Lengths get 400, a transfer coding
+//     other than chunked 501; a request with both Content-Length and
+//     chunked Transfer-Encoding is framed by the chunking alone, its
+//     Content-Length dropped, as RFC 9112 section 6.3 has a server do
+//     (net/http offers no hook to refuse it instead), so this server and
+//     any proxy following the RFC agree where it ends, and Meridian's
+//     proxies re-frame what they forward;
 //   - MaxConns caps open connections: one over the cap is closed as soon
 //     as it is accepted (the client sees a reset and can try another
 //     address), so a flood of idle sockets cannot exhaust descriptors or
