@@ -94,7 +94,8 @@ func nsecTypes(apex, nxdomain bool, qtype uint16) []uint16 {
 	if apex {
 		types = append(types, typeNS, typeSOA, typeDNSKEY)
 	}
-	types = slices.DeleteFunc(types, func(t uint16) bool { return t == qtype })
+	// The NSEC and its RRSIG exist at the name whatever was asked.
+	types = slices.DeleteFunc(types, func(t uint16) bool { return t == qtype && t != typeRRSIG && t != typeNSEC })
 	slices.Sort(types)
 	return types
 }

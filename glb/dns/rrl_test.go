@@ -54,3 +54,43 @@ func TestRateLimiterBounded(t *testing.T) {
 		t.Error("RRL.Off should disable rate limiting")
 	}
 }
+
+// A network that keeps flooding runs its bucket into debt, up to Window's
+// worth, so it stays limited after the burst would have refilled, and is
+// served again once its rate over the window is low; exempt networks are
+// never limited.
+func TestRateLimiterWindowAndExempt(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1_700_000_000, 0)
+	r := newRateLimiter(RRL{ResponsesPerSecond: 10, Burst: 10, Window: 5 * time.Second, Slip: -1, TableSize: 8,
+		IPv4PrefixLen: 24, IPv6PrefixLen: 56, Exempt: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/28")}},
+		func() time.Time { return now })
+	a := netip.MustParseAddr("198.51.100.1")
+	sent := 0
+	for range 1000 { // 10 to spend, then 990 limited: the debt stops at 50
+		if r.allow(a) == rrlSend {
+			sent++
+		}
+	}
+	if sent != 10 {
+		t.Fatalf("%d sent, want the burst of 10", sent)
+	}
+	now = now.Add(2 * time.Second) // 20 tokens: still 30 in debt
+	if v := r.allow(a); v == rrlSend {
+		t.Error("served 2s after a flood whose debt was 5s deep")
+	}
+	now = now.Add(4 * time.Second) // 40 more: above zero again
+	if v := r.allow(a); v != rrlSend {
+		t.Errorf("still limited after the window: %v", v)
+	}
+	for r.allow(a) == rrlSend { // drain the network's bucket
+	}
+	if r.allow(netip.MustParseAddr("::ffff:198.51.100.7")) == rrlSend {
+		t.Error("an IPv4-mapped address of a limited network has a bucket of its own")
+	}
+	for range 100 {
+		if v := r.allow(netip.MustParseAddr("192.0.2.9")); v != rrlSend {
+			t.Fatalf("an exempt network was limited: %v", v)
+		}
+	}
+}
