@@ -179,3 +179,9 @@ func (l *logLines) count(s string) int {
 	defer l.mu.Unlock()
 	return strings.Count(l.buf.String(), s)
 }
+
+func (l *logLines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}

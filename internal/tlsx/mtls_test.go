@@ -102,7 +102,7 @@ func TestMutualTLS(t *testing.T) {
 				t.Fatal("accepted")
 			}
 			testbin.Eventually(t, "the server to log why", 5*time.Second, func() (bool, string) {
-				return errs.count(c.reason) > 0, errs.buf.String()
+				return errs.count(c.reason) > 0, errs.String()
 			})
 			if n := testbin.Metric(t, reg, "meridian_tls_client_rejected_total", map[string]string{"name": "server", "reason": c.metric}); n != 1 {
 				t.Errorf("rejections counted with reason %s: %v, want 1", c.metric, n)
@@ -149,7 +149,7 @@ func TestServerFollowsCARotationOnResumedSessions(t *testing.T) {
 		t.Fatal("a client of the removed CA resumed its session")
 	}
 	testbin.Eventually(t, "the server to log why", 5*time.Second, func() (bool, string) {
-		return errs.count("not trusted") > 0, errs.buf.String()
+		return errs.count("not trusted") > 0, errs.String()
 	})
 	fresh := issue(t, newCA, tlsx.UsageClient, "glb")
 	fresh.CA = oldCA.Bundle().CA // the server's own certificate is still the old CA's
@@ -242,5 +242,45 @@ func TestServerConfigRefuses(t *testing.T) {
 		if _, err := tlsx.ServerConfig(reloader(t, c.files, nil, "x"), c.o); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v %+v: %v, want %q", c.files, c.o, err, c.want)
 		}
+	}
+}
+
+// A client trusts the CA bundle current at each new connection: a server
+// moved to a new CA is refused until the client's ca.crt names it.
+func TestClientFollowsCARotation(t *testing.T) {
+	t.Parallel()
+	oldCA, newCA := newCA(t), newCA(t)
+	serverDir, sr := fleetDir(t, issue(t, oldCA, tlsx.UsageServer, "region"), "server")
+	cfg, err := tlsx.ServerConfig(sr, tlsx.ServerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, _ := serveTLS(t, cfg)
+	clientDir, cr := fleetDir(t, issue(t, oldCA, tlsx.UsageClient, "glb"), "client")
+	tr := client(t, cr, tlsx.ClientOptions{})
+	if _, _, _, err := get(t, tr, url); err != nil {
+		t.Fatal(err)
+	}
+	moved := issue(t, newCA, tlsx.UsageServer, "region")
+	if err := moved.WriteDir(serverDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := sr.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	tr.CloseIdleConnections()
+	if _, _, _, err := get(t, tr, url); err == nil || !strings.Contains(err.Error(), "unknown authority") {
+		t.Fatalf("a server of a CA the client does not trust yet: %v, want unknown authority", err)
+	}
+	both := issue(t, oldCA, tlsx.UsageClient, "glb")
+	both.CA = append(oldCA.Bundle().CA, newCA.Bundle().CA...)
+	if err := both.WriteDir(clientDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := cr.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _, err := get(t, tr, url); err != nil || got.Cmp(serial(t, moved)) != 0 {
+		t.Fatalf("after the client's ca.crt names the new CA: %v %v", got, err)
 	}
 }

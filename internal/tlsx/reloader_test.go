@@ -155,7 +155,7 @@ func TestBadNewFilesKeepThePreviousPair(t *testing.T) {
 				t.Errorf("errors counted: %v, want 2 (one per attempt)", got)
 			}
 			if got := logs.count("refusing a changed TLS certificate set"); got != 1 {
-				t.Errorf("logged the refusal %d times, want once:\n%s", got, logs.buf.String())
+				t.Errorf("logged the refusal %d times, want once:\n%s", got, logs.String())
 			}
 
 			if err := fixed.WriteDir(dir); err != nil {
