@@ -339,3 +339,20 @@ func BenchmarkHandleSigned(b *testing.B) {
 		})
 	}
 }
+
+// TestAmplification's queries, and DNSKEY, with the DO bit on a zone
+// signed with a KSK and a ZSK: signatures make answers bigger, and the
+// bounds README.md documents for signed answers still hold.
+func TestAmplificationSigned(t *testing.T) {
+	t.Parallel()
+	cfg, _ := signedConfig(t, true)
+	_, addr := startServer(t, cfg)
+	do4096 := func(m *mdns.Msg) { m.SetEdns0(4096, true) }
+	measureAmplification(t, addr, []amplification{
+		{"ANY +DO", query("app."+zone, mdns.TypeANY, do4096), 5, rfc8482},
+		{"NXDOMAIN +DO", query("nope."+zone, mdns.TypeA, do4096), 10, nil},
+		{"A +DO", query("app."+zone, mdns.TypeA, do4096), 5, nil},
+		{"DNSKEY +DO", query(zone, mdns.TypeDNSKEY, do4096), 10, nil},
+		{"200 A records +DO", query("big."+zone, mdns.TypeA, do4096), DefaultMaxUDPSize / 40.0, truncatedAtLimit},
+	})
+}
