@@ -19,6 +19,7 @@
 // tensor.go (tensors, validation, batching), limits.go (input limits),
 // protocol.go (OIP v2 JSON and binary wire format), scheduler.go (queue,
 // batcher, workers), cache.go, metrics.go, text.go (the /analyze
-// tokenizer) and server.go (HTTP).
+// tokenizer), server.go (HTTP routes) and httpio.go (reading bodies,
+// writing answers and errors).
 // docs/inference.md is the user-facing reference.
 package inference

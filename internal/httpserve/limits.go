@@ -95,7 +95,7 @@ func (b *body) Read(p []byte) (int, error) {
 		return n, err
 	}
 	switch {
-	case err == io.EOF:
+	case errors.Is(err, io.EOF):
 		b.done = true
 		_ = b.rc.SetReadDeadline(time.Time{})
 		b.restartWrite()
