@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -69,16 +70,32 @@ type agentNode struct {
 	cluster string
 }
 
+// gossipKeyring writes a new keyring file for one test's pool: the agents
+// and the balancer gossip encrypted, as in production.
+func gossipKeyring(t *testing.T) string {
+	t.Helper()
+	k, err := gossip.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "gossip.keys")
+	if err := gossip.WriteKeyring(path, k); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // startAgent starts cluster's agent node on bind ("127.0.0.1:0" for any
-// port) joining join, and publishes models as ready and healthy.
-func startAgent(t *testing.T, cluster, bind string, join []string, models ...string) *agentNode {
+// port) with the keyring file keys, joining join, and publishes models as
+// ready and healthy.
+func startAgent(t *testing.T, cluster, bind, keys string, join []string, models ...string) *agentNode {
 	t.Helper()
 	host, port, _ := net.SplitHostPort(bind)
 	p, _ := strconv.Atoi(port)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	n, err := gossip.Start(ctx, gossip.Config{
-		NodeName: cluster, BindAddr: host, BindPort: p, Join: join, Timing: gossipTiming(),
+		NodeName: cluster, BindAddr: host, BindPort: p, Join: join, Timing: gossipTiming(), KeyringFile: keys,
 		Meta:   gossip.Meta{Cluster: cluster, Region: cluster, Endpoint: "http://" + cluster + ".test"},
 		Logger: quiet(),
 	})
@@ -111,6 +128,7 @@ type gossipRig struct {
 	reg       *prometheus.Registry
 	agents    map[string]*agentNode
 	endpoints map[string]*fakeEndpoint
+	keys      string // the pool's keyring file
 }
 
 var (
@@ -120,7 +138,7 @@ var (
 
 func newGossipRig(t *testing.T) *gossipRig {
 	t.Helper()
-	r := &gossipRig{reg: prometheus.NewRegistry(), agents: map[string]*agentNode{}, endpoints: map[string]*fakeEndpoint{}}
+	r := &gossipRig{reg: prometheus.NewRegistry(), agents: map[string]*agentNode{}, endpoints: map[string]*fakeEndpoint{}, keys: gossipKeyring(t)}
 	snap := &Snapshot{}
 	for _, m := range rigModels {
 		snap.Endpoints = append(snap.Endpoints, Endpoint{Name: m, Hostname: m + ".infer.test", Model: m,
@@ -135,7 +153,7 @@ func newGossipRig(t *testing.T) *gossipRig {
 			cl.Models[m] = ModelTarget{Endpoint: e.URL, Ready: 1}
 		}
 		snap.Clusters = append(snap.Clusters, cl)
-		a := startAgent(t, c, "127.0.0.1:0", join, rigModels...)
+		a := startAgent(t, c, "127.0.0.1:0", r.keys, join, rigModels...)
 		r.agents[c] = a
 		join = append(join, a.Addr())
 	}
@@ -146,7 +164,7 @@ func newGossipRig(t *testing.T) *gossipRig {
 	// As Run does: join, export the health metrics, probe.
 	ctx, cancel := context.WithCancel(context.Background())
 	node, leave, err := r.b.joinGossip(ctx, gossip.Config{NodeName: "glb-test", BindAddr: "127.0.0.1", Timing: gossipTiming(),
-		Join: join}, r.b.health.Config())
+		KeyringFile: r.keys, Join: join}, r.b.health.Config())
 	if err != nil {
 		t.Fatal(err)
 	}

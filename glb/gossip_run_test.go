@@ -36,6 +36,7 @@ func TestRunWithGossipDropsADeadClusterFromDNS(t *testing.T) {
 	}
 	var join []string
 	agents := map[string]*agentNode{}
+	keys := gossipKeyring(t)
 	// Each cluster on its own loopback address, as in `meridian up`, so
 	// the A record names the cluster.
 	for _, c := range []struct{ name, ip string }{{"eu-west", "127.0.1.2"}, {"us-east", "127.0.1.1"}} {
@@ -51,7 +52,7 @@ func TestRunWithGossipDropsADeadClusterFromDNS(t *testing.T) {
 		if err := cp.Client.Status().Update(ctx, cl); err != nil {
 			t.Fatal(err)
 		}
-		agents[c.name] = startAgent(t, c.name, "127.0.0.1:0", join, "sentiment")
+		agents[c.name] = startAgent(t, c.name, "127.0.0.1:0", keys, join, "sentiment")
 		join = append(join, agents[c.name].Addr())
 	}
 
@@ -62,7 +63,7 @@ func TestRunWithGossipDropsADeadClusterFromDNS(t *testing.T) {
 		done <- Run(ctx, cp.Client, Options{
 			Zone: "infer.test", DNSListen: "127.0.0.1:0", StateFile: filepath.Join(t.TempDir(), "snap.json"),
 			RefreshPeriod: 200 * time.Millisecond, ProbeInterval: 100 * time.Millisecond,
-			Gossip:   &gossip.Config{NodeName: "glb-run", BindAddr: "127.0.0.1", Timing: gossipTiming(), Join: join},
+			Gossip:   &gossip.Config{NodeName: "glb-run", BindAddr: "127.0.0.1", Timing: gossipTiming(), Join: join, KeyringFile: keys},
 			Logger:   quiet(),
 			Registry: reg, Ready: ready,
 		})

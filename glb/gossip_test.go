@@ -1,6 +1,7 @@
 package glb
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"meridian.dev/meridian/glb/steer"
 	"meridian.dev/meridian/gossip"
 	"meridian.dev/meridian/internal/testbin"
 )
@@ -54,7 +56,7 @@ func TestGossipDeadAgentTakesItsClusterOutUntilHoldDownAfterReturn(t *testing.T)
 
 	// The agent restarts where it was (memberlist takes a dead member back
 	// only at its old address) and joins through the balancer.
-	startAgent(t, "eu-west", addr, []string{r.node.Addr()}, rigModels...)
+	startAgent(t, "eu-west", addr, r.keys, []string{r.node.Addr()}, rigModels...)
 	var since time.Time
 	testbin.Eventually(t, "the balancer sees eu-west alive again", 30*time.Second, func() bool {
 		p, ok := r.node.Peer("eu-west")
@@ -261,5 +263,19 @@ func TestGossipFailsOpenWithoutAnyLiveAgent(t *testing.T) {
 	})
 	if got := r.first("sentiment"); got != "eu-west" {
 		t.Fatalf("sentiment answered %q with no agent alive, want eu-west: gossip must fail open", got)
+	}
+}
+
+// The balancer refuses to join the agents' pool in plaintext on an address
+// the network can reach, and says to give it the pool's keyring.
+func TestGossipBalancerNeedsAKeyringOffLoopback(t *testing.T) {
+	t.Parallel()
+	b := NewBalancer(&Source{}, nil, steer.NewHealth(steer.HealthConfig{}), "test", quiet())
+	_, _, err := b.joinGossip(t.Context(), gossip.Config{BindAddr: "0.0.0.0", Timing: gossipTiming()}, steer.HealthConfig{})
+	if !errors.Is(err, gossip.ErrNoKeyring) {
+		t.Fatalf("joining on 0.0.0.0 without a keyring = %v, want gossip.ErrNoKeyring", err)
+	}
+	if b.gossip != nil {
+		t.Error("a balancer that failed to join judges by gossip")
 	}
 }

@@ -449,7 +449,7 @@ func (c Config) complete() (config, error) {
 	if c.Insecure && c.KeyringFile != "" {
 		return config{}, errors.New("Insecure and KeyringFile are both set: a node with a keyring always encrypts; drop Insecure")
 	}
-	if c.KeyringFile == "" && !c.Insecure && !c.loopbackOnly() {
+	if c.KeyringFile == "" && !c.Insecure && !c.LoopbackOnly() {
 		return config{}, fmt.Errorf("%w: %s would carry every member's health in plaintext, and anyone reaching it could declare members dead; "+
 			"give every member the same keyring file (Config.KeyringFile; make one with gossip.WriteKeyring, or `head -c32 /dev/urandom | base64 > gossip.keys`), "+
 			"or set Config.Insecure on a network you trust", ErrNoKeyring, c.publicAddr())
@@ -474,9 +474,10 @@ func (c Config) complete() (config, error) {
 	return config{Config: c}, nil
 }
 
-// loopbackOnly says whether the node listens and advertises on loopback
-// addresses only, where nothing off this machine can reach it.
-func (c Config) loopbackOnly() bool {
+// LoopbackOnly says whether the node listens and advertises on loopback
+// addresses only, where nothing off this machine can reach it: the one
+// place it may gossip in plaintext without Insecure.
+func (c Config) LoopbackOnly() bool {
 	return net.ParseIP(c.BindAddr).IsLoopback() && (c.AdvertiseAddr == "" || net.ParseIP(c.AdvertiseAddr).IsLoopback())
 }
 

@@ -133,7 +133,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.wg.Add(1)
 		go n.watchKeyring()
 	}
-	if n.keyring == nil && !c.loopbackOnly() {
+	if n.keyring == nil && !c.LoopbackOnly() {
 		n.log.Warn("GOSSIP IS NOT ENCRYPTED OR AUTHENTICATED (insecure mode): anyone who can reach this address reads every member's health and load and can declare members dead; use only on a network you trust, and give every member a keyring for anything else",
 			"addr", n.addr)
 	}

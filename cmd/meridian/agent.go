@@ -261,7 +261,7 @@ func (g *gossipFlags) config() (*gossip.Config, error) {
 		return nil, fmt.Errorf("--gossip-bind %q: bad port", g.bind)
 	}
 	c.BindAddr = host
-	if c.KeyringFile == "" && !c.Insecure && !loopbackHost(host, c.AdvertiseAddr) {
+	if c.KeyringFile == "" && !c.Insecure && !c.LoopbackOnly() {
 		return nil, fmt.Errorf("--gossip-bind %q without --gossip-keyring would gossip cluster health in plaintext and let anyone on the network declare members dead: "+
 			"make a keyring (head -c32 /dev/urandom | base64 > gossip.keys), give the same file to every agent and balancer with --gossip-keyring, "+
 			"or pass --gossip-insecure on a network you trust", g.bind)
@@ -273,15 +273,4 @@ func (g *gossipFlags) config() (*gossip.Config, error) {
 		return nil, fmt.Errorf("--gossip-preset: %w", err)
 	}
 	return &c, nil
-}
-
-// loopbackHost says whether gossip bound to host and advertised at
-// advertise (empty: host) stays on this machine.
-func loopbackHost(host, advertise string) bool {
-	ip := net.ParseIP(host)
-	adv := ip
-	if advertise != "" {
-		adv = net.ParseIP(advertise)
-	}
-	return ip != nil && ip.IsLoopback() && adv != nil && adv.IsLoopback()
 }
