@@ -100,12 +100,9 @@ func caIssueCommand() *cobra.Command {
 					files.CA = ""
 				}
 			}
-			for _, set := range []struct {
-				flag, v string
-				dst     *string
-			}{{"ca-cert", caCert, &files.Cert}, {"ca-key", caKey, &files.Key}, {"ca-bundle", caBundle, &files.CA}} {
-				if set.v != "" {
-					*set.dst = set.v
+			for _, x := range []struct{ v, dst *string }{{&caCert, &files.Cert}, {&caKey, &files.Key}, {&caBundle, &files.CA}} {
+				if *x.v != "" {
+					*x.dst = *x.v
 				}
 			}
 			if files.Cert == "" || files.Key == "" {

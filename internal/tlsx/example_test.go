@@ -60,7 +60,7 @@ func Example() {
 		TLSConfig:         cfg,
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	go srv.ServeTLS(ln, "", "") //nolint:errcheck // ends with Close
+	go func() { _ = srv.ServeTLS(ln, "", "") }()
 	defer srv.Close()
 
 	// The client.

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
 	"log/slog"
 	"math/big"
@@ -83,7 +85,7 @@ func kubeletWrite(t *testing.T, dir string, b tlsx.Bundle) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"tls.crt", "tls.key", "ca.crt"} {
-		if _, err := os.Lstat(filepath.Join(dir, name)); os.IsNotExist(err) {
+		if _, err := os.Lstat(filepath.Join(dir, name)); errors.Is(err, fs.ErrNotExist) {
 			if err := os.Symlink(filepath.Join("..data", name), filepath.Join(dir, name)); err != nil {
 				t.Fatal(err)
 			}

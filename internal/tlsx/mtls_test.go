@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -274,7 +275,7 @@ func TestClientFollowsCARotation(t *testing.T) {
 		t.Fatalf("a new session with a server of a CA the client does not trust yet: %v, want unknown authority", err)
 	}
 	both := issue(t, oldCA, tlsx.UsageClient, "glb")
-	both.CA = append(oldCA.Bundle().CA, newCA.Bundle().CA...)
+	both.CA = slices.Concat(oldCA.Bundle().CA, newCA.Bundle().CA)
 	if err := both.WriteDir(clientDir); err != nil {
 		t.Fatal(err)
 	}
