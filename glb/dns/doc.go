@@ -2,10 +2,46 @@
 //
 // A [Server] answers for one zone over UDP and TCP on the same port. It owns
 // the protocol (SOA and NS at the apex, NODATA and NXDOMAIN with the SOA,
-// REFUSED outside the zone, EDNS(0), EDNS Client Subnet, truncation and
-// response rate limiting) and asks a [Steerer] which addresses a name
-// should resolve to for a given client. The Steerer sees only plain Go
-// types ([Query], [Answer], [netip.Addr]).
+// REFUSED outside the zone, EDNS(0), EDNS Client Subnet, truncation,
+// response rate limiting and online DNSSEC signing) and asks a [Steerer]
+// which addresses a name should resolve to for a given client. The
+// Steerer sees only plain Go types ([Query], [Answer], [netip.Addr]).
+//
+// # Abuse controls
+//
+// Response rate limiting ([RRL]) is on unless turned off: an
+// authoritative server answers anyone, and over UDP "anyone" includes a
+// spoofed victim. Every UDP response is at most MaxUDPSize (1232) bytes
+// whatever buffer the query claims, ANY gets the one-record answer of RFC
+// 8482, and the amplification of each kind of answer is measured over
+// real UDP in abuse_test.go and dnssec_test.go (README.md has the
+// figures). [Query.Resolver] tells a Steerer who sent the query, so that
+// it can refuse to believe an ECS address for anything beyond steering
+// that one answer (the balancer counts demand by it only from trusted
+// resolvers).
+//
+// # DNSSEC: black lies, not NSEC3 white lies
+//
+// Answers are steered per client, so the zone cannot be signed ahead of
+// time: [DNSSEC] signs online, each RRset as it is given out, with ECDSA
+// P-256 (small signatures, cheap to make). A signature is cached by the
+// RRset's content, so the few distinct answers a steered name has are
+// signed once per quarter of the validity, and the cache is bounded.
+//
+// Negative answers use "black lies" (RFC 4470's minimally covering NSEC,
+// in the compact form of RFC 9824): a name that does not exist is
+// answered NOERROR with one NSEC at the name itself whose next name is the
+// name's immediate successor (\000.name) and whose bitmap holds only
+// RRSIG, NSEC and NXNAME; a missing type at an existing name gets the same
+// NSEC listing the types the name has. We chose this over NSEC3 "white
+// lies" (two NSEC3 records covering the hashed name, and a third for the
+// closest encloser): one NSEC and one signature instead of up to three of
+// each, so negative answers are smaller (less amplification) and cost one
+// signing instead of three; no hashing, whose only purpose — hiding the
+// zone's names from walking — black lies already serve, as no NSEC ever
+// names another existing name. The cost is that NXDOMAIN reads as NODATA
+// to clients that look only at the rcode with DO set; queries without DO
+// still get a real NXDOMAIN. The unsigned dnsv2 build (below) refuses keys.
 //
 // # The DNS library seam
 //
@@ -24,8 +60,10 @@
 //     encode with truncation) and the name checks Config uses (isDomainName,
 //     isSubDomain, fqdn). ecs_v2.go reads and writes the OPT record at the
 //     byte level where v2 gets it wrong.
-//   - server.go (sockets), rrl.go, metrics.go, config.go and steer.go
-//     never see the library.
+//   - server.go (sockets), rrl.go, metrics.go, config.go, dnssec.go
+//     (which negative answers get an NSEC and what it lists) and steer.go
+//     never see the library. dnssec_v1.go (keys, signing, the signature
+//     cache) is v1 only; dnssec_v2.go refuses keys.
 //
 // The tests use v1 as a client only, on the wire, so one suite checks
 // either build: go test ./glb/dns/ and go test -tags dnsv2 ./glb/dns/.
