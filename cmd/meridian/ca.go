@@ -100,11 +100,7 @@ func caIssueCommand() *cobra.Command {
 					files.CA = ""
 				}
 			}
-			for _, x := range []struct{ v, dst *string }{{&caCert, &files.Cert}, {&caKey, &files.Key}, {&caBundle, &files.CA}} {
-				if *x.v != "" {
-					*x.dst = *x.v
-				}
-			}
+			files = files.Override(tlsx.Files{Cert: caCert, Key: caKey, CA: caBundle})
 			if files.Cert == "" || files.Key == "" {
 				return errors.New("name the CA: --ca-dir, or --ca-cert and --ca-key")
 			}

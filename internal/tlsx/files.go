@@ -38,6 +38,17 @@ func Dir(dir string) Files {
 	return Files{Cert: filepath.Join(dir, CertFile), Key: filepath.Join(dir, KeyFile), CA: filepath.Join(dir, CAFile)}
 }
 
+// Override is f with each path that o sets in place of f's: a directory's
+// Files with some files named explicitly.
+func (f Files) Override(o Files) Files {
+	for _, x := range []struct{ v, dst *string }{{&o.Cert, &f.Cert}, {&o.Key, &f.Key}, {&o.CA, &f.CA}} {
+		if *x.v != "" {
+			*x.dst = *x.v
+		}
+	}
+	return f
+}
+
 // Bundle is a certificate set in memory, PEM-encoded, as the three files
 // of cert-manager's layout hold it.
 type Bundle struct {

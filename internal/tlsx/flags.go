@@ -98,18 +98,13 @@ func (f *ClientFlags) Client(ctx context.Context, o ReloaderOptions) (*Client, e
 	return NewClient(r, ClientOptions{ServerName: f.serverName}), nil
 }
 
-// overlay is dir's Files with the explicit paths set in explicit.
+// overlay is dir's Files (none when dir is empty) with the explicit
+// paths set in explicit.
 func overlay(dir string, explicit Files) Files {
-	files := Files{}
-	if dir != "" {
-		files = Dir(dir)
+	if dir == "" {
+		return explicit
 	}
-	for _, x := range []struct{ v, dst *string }{{&explicit.Cert, &files.Cert}, {&explicit.Key, &files.Key}, {&explicit.CA, &files.CA}} {
-		if *x.v != "" {
-			*x.dst = *x.v
-		}
-	}
-	return files
+	return Dir(dir).Override(explicit)
 }
 
 func start(ctx context.Context, files Files, o ReloaderOptions, prefix string) (*Reloader, error) {
