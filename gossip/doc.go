@@ -94,10 +94,10 @@
 // meridian_gossip_keyring_keys and
 // meridian_gossip_keyring_primary{fingerprint}.
 //
-// Files: config.go (Config, Meta, Timing and the presets), state.go
-// (NodeState, ModelDigest, Peer, Status, Observer), node.go (Node, Start,
-// Peers, SetLocalState), delegate.go (memberlist's callbacks and the peer
-// table), wire.go (the versioned, bounded wire format), keyring.go
-// (keyring files, their helpers and reloading), metrics.go and log.go
-// (memberlist's log into slog).
+// Files: config.go (Config, Meta), timing.go (Timing and the presets),
+// state.go (NodeState, ModelDigest, Peer, Status, Observer), node.go
+// (Node, Start, Peers, SetLocalState), delegate.go (memberlist's callbacks
+// and the peer table), wire.go (the versioned, bounded wire format),
+// keyring.go (keyring files, their helpers and reloading), metrics.go and
+// log.go (memberlist's log into slog).
 package gossip

@@ -364,13 +364,13 @@ func (n *Node) sendDirect() {
 		if len(msg) <= maxBroadcast {
 			continue // a smaller state replaced it and went by gossip
 		}
-		n.sendAll(targets, msg, nil)
+		n.sendAll(targets, msg)
 	}
 }
 
-// sendAll sends msg reliably to every target, eight at a time, and calls
-// failed (if not nil) for each send that fails.
-func (n *Node) sendAll(targets []memberlist.Node, msg []byte, failed func(name string, err error)) {
+// sendAll sends msg reliably to every target, eight at a time; push/pull
+// repairs what fails.
+func (n *Node) sendAll(targets []memberlist.Node, msg []byte) {
 	ml := n.ml.Load()
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
@@ -386,9 +386,6 @@ func (n *Node) sendAll(targets []memberlist.Node, msg []byte, failed func(name s
 			defer func() { <-sem; wg.Done() }()
 			if err := ml.SendReliable(t, msg); err != nil {
 				n.log.Debug("direct send failed", "peer", t.Name, "err", err)
-				if failed != nil {
-					failed(t.Name, err)
-				}
 			}
 		}(&targets[i])
 	}
