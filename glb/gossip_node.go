@@ -24,7 +24,12 @@ const gossipLeaveTimeout = 2 * time.Second
 // joinGossip starts this balancer's node in the agents' gossip pool and
 // makes b's answers follow what the pool says (see gossipHealth). The node
 // is an observer: its Meta has no Cluster and it publishes no state, so
-// nobody steers to it. It returns at once, joining cfg.Join in the
+// nobody steers to it. It holds the pool's key (cfg.KeyringFile) to read
+// the agents' health; that key cannot change any member's keys, which
+// change only from each member's own keyring file (package gossip), so a
+// compromised balancer cannot lock the agents out of their pool. Off
+// loopback, gossip.Start refuses to join without a keyring unless
+// cfg.Insecure is set. It returns at once, joining cfg.Join in the
 // background, so a balancer starts while its seeds are down; stop leaves
 // the pool and shuts the node down. Call it before b answers anything.
 func (b *Balancer) joinGossip(ctx context.Context, cfg gossip.Config, hc steer.HealthConfig) (node *gossip.Node, stop func(), err error) {
