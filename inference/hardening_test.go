@@ -100,6 +100,29 @@ func TestStalledBodiesCostNothing(t *testing.T) {
 	}
 }
 
+// The bodies held across requests are bounded as a whole: one that would
+// take the server past its budget is refused 503 with Retry-After, and
+// served once the budget frees.
+func TestBufferedBodiesHaveABudget(t *testing.T) {
+	s := serveHardened(t, Options{ModelRepository: testbin.Models(t), MaxBodyBytes: 1 << 20, MaxBufferedBodyBytes: 1 << 20})
+	held := func() float64 { return testbin.Metric(t, s.reg, "meridian_inference_buffered_body_bytes", nil) }
+	stalled := rawConn(t, s.url)
+	fmt.Fprintf(stalled, "POST /analyze HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", 900<<10, strings.Repeat(" ", 700<<10))
+	testbin.Eventually(t, "the stalled body's 900 KiB held", 20*time.Second, func() (bool, string) {
+		return held() == 900<<10, fmt.Sprintf("%v bytes held", held())
+	})
+	body := `{"text":"good` + strings.Repeat(" ", 200<<10) + `"}`
+	code, text, header := post(t, s.url+"/analyze", body)
+	if code != 503 || header.Get("Retry-After") != "1" || !strings.Contains(text, "--max-buffered-body-bytes") {
+		t.Fatalf("a body past the budget: %d Retry-After %q %s", code, header.Get("Retry-After"), text)
+	}
+	_ = stalled.Close()
+	testbin.Eventually(t, "the budget freed", 20*time.Second, func() bool { return held() == 0 })
+	if code, text, _ := post(t, s.url+"/analyze", body); code != 200 || !strings.Contains(text, Positive) {
+		t.Fatalf("the same body once the budget freed: %d %s", code, text)
+	}
+}
+
 // A body that stops arriving is answered 408 in the protocol's error
 // shape, and its connection closed.
 func TestBodyTimeoutAnswers408(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
+	"sync/atomic"
 
 	"meridian.dev/meridian/internal/httpserve"
 )
@@ -50,41 +50,75 @@ func statusOf(err error) int {
 // a client announcing 64 MiB and sending nothing costs this much.
 const firstBodyBuffer = 64 << 10
 
+// bodyBudget bounds the bytes of request bodies held in memory at once,
+// across every request (Options.MaxBufferedBodyBytes): the body limit
+// bounds one request, this bounds them all.
+type bodyBudget struct {
+	max  int64
+	held atomic.Int64
+}
+
+func (b *bodyBudget) reserve(n int64) bool {
+	if b.held.Add(n) > b.max {
+		b.held.Add(-n)
+		return false
+	}
+	return true
+}
+
 // readBody reads the body as it arrives, at most limit bytes: a larger
 // body is a 413, one that does not arrive in time (httpserve's body
-// deadline) a 408. Its buffer grows with the bytes received, never ahead
-// of them, and up to the announced length at most (no ReadAll doubling
-// past it).
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	announced := r.ContentLength
+// deadline) a 408, and one that would take the server past its budget of
+// buffered bodies a 503. Its buffer grows with the bytes received, never
+// ahead of them, and up to the announced length at most (no ReadAll
+// doubling past it). release returns the body's bytes to the budget; call
+// it once the body (which the decoded tensors share) is no longer used.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (body []byte, release func(), err error) {
+	limit, announced := s.opts.MaxBodyBytes, r.ContentLength
 	if announced > limit {
-		return nil, &requestError{http.StatusRequestEntityTooLarge, fmt.Errorf("body of %d bytes is over the %d-byte limit (--max-body-bytes)", announced, limit)}
+		return nil, func() {}, &requestError{http.StatusRequestEntityTooLarge, fmt.Errorf("body of %d bytes is over the %d-byte limit (--max-body-bytes)", announced, limit)}
 	}
-	body := make([]byte, 0, min(max(announced, 512), firstBodyBuffer))
+	var reserved int64
+	release = func() { s.bodies.held.Add(-reserved) }
 	src := http.MaxBytesReader(w, r.Body, limit)
 	for {
 		if len(body) == cap(body) {
 			grow := cap(body) // double, but not past the announced length
-			if rest := announced - int64(len(body)); rest > 0 && rest < int64(grow) {
+			switch rest := announced - int64(len(body)); {
+			case cap(body) == 0:
+				grow = int(min(max(announced, 512), firstBodyBuffer))
+			case announced >= 0 && rest <= 0:
+				grow = 512 // every announced byte is in: room to read the end
+			case rest > 0 && rest < int64(grow):
 				grow = int(rest)
 			}
-			body = slices.Grow(body, max(grow, 512))
+			next := make([]byte, len(body), cap(body)+grow) // exactly: append would round up
+			copy(next, body)
+			body = next
+			if !s.bodies.reserve(int64(cap(body)) - reserved) {
+				release()
+				return nil, func() {}, &requestError{http.StatusServiceUnavailable, fmt.Errorf("the server holds its limit of %d bytes of request bodies (--max-buffered-body-bytes); retry shortly", s.bodies.max)}
+			}
+			reserved = int64(cap(body))
 		}
 		n, err := src.Read(body[len(body):cap(body)])
 		body = body[:len(body)+n]
 		if errors.Is(err, io.EOF) {
-			return body, nil
+			return body, release, nil
 		}
 		var tooBig *http.MaxBytesError
 		switch {
 		case err == nil:
+			continue
 		case errors.As(err, &tooBig):
-			return nil, &requestError{http.StatusRequestEntityTooLarge, fmt.Errorf("body is over the %d-byte limit (--max-body-bytes)", limit)}
+			err = &requestError{http.StatusRequestEntityTooLarge, fmt.Errorf("body is over the %d-byte limit (--max-body-bytes)", limit)}
 		case errors.Is(err, httpserve.ErrBodyTimeout):
-			return nil, &requestError{http.StatusRequestTimeout, fmt.Errorf("the body did not arrive in time: %d bytes came (--body-timeout, --min-body-rate)", len(body))}
+			err = &requestError{http.StatusRequestTimeout, fmt.Errorf("the body did not arrive in time: %d bytes came (--body-timeout, --min-body-rate)", len(body))}
 		default:
-			return nil, fmt.Errorf("reading body: %w", context.Canceled)
+			err = fmt.Errorf("reading body: %w", context.Canceled)
 		}
+		release()
+		return nil, func() {}, err
 	}
 }
 

@@ -44,6 +44,11 @@ type Options struct {
 	// read as they arrive, never allocated at the length a client
 	// announces. Default 64 MiB.
 	MaxBodyBytes int64
+	// MaxBufferedBodyBytes bounds the bytes of request bodies held in
+	// memory at once, over every request; a body that would take the
+	// server past it gets 503 + Retry-After. At least MaxBodyBytes.
+	// Default 1 GiB.
+	MaxBufferedBodyBytes int64
 	// Limits bound every model's inputs, per request and per batch; zero
 	// fields take DefaultInputLimits, and a model's config.yaml may
 	// override them.
@@ -70,6 +75,7 @@ type Server struct {
 	models   map[string]*model
 	cache    *resultCache
 	metrics  *metrics
+	bodies   *bodyBudget
 	draining atomic.Bool
 }
 
@@ -95,6 +101,12 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 64 << 20
+	}
+	if opts.MaxBufferedBodyBytes <= 0 {
+		opts.MaxBufferedBodyBytes = 1 << 30
+	}
+	if opts.MaxBufferedBodyBytes < opts.MaxBodyBytes {
+		return nil, fmt.Errorf("--max-buffered-body-bytes %d is below --max-body-bytes %d: a body the server accepts could never be held", opts.MaxBufferedBodyBytes, opts.MaxBodyBytes)
 	}
 	if opts.AnalyzeModel == "" {
 		opts.AnalyzeModel = "sentiment"
@@ -123,6 +135,13 @@ func New(opts Options) (*Server, error) {
 		models:  make(map[string]*model),
 		cache:   newResultCache(opts.CacheSize, opts.CacheTTL),
 		metrics: metrics,
+		bodies:  &bodyBudget{max: opts.MaxBufferedBodyBytes},
+	}
+	if err := metricsreg.Register(opts.Registry, "model server bodies", prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "meridian_inference_buffered_body_bytes",
+		Help: "Bytes of request bodies held in memory now, against --max-buffered-body-bytes.",
+	}, func() float64 { return float64(s.bodies.held.Load()) })); err != nil {
+		return nil, err
 	}
 	if s.cache != nil {
 		err := metricsreg.Register(opts.Registry, "model server cache", prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -340,7 +359,8 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) infer(w http.ResponseWriter, r *http.Request, v *modelVersion) (*InferResponse, error) {
-	body, err := readBody(w, r, s.opts.MaxBodyBytes)
+	body, release, err := s.readBody(w, r)
+	defer release()
 	if err != nil {
 		return nil, err
 	}
@@ -476,7 +496,8 @@ func (s *Server) handleAnalyze(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) analyze(w http.ResponseWriter, r *http.Request, v *modelVersion) (*analyzeResponse, error) {
-	body, err := readBody(w, r, s.opts.MaxBodyBytes)
+	body, release, err := s.readBody(w, r)
+	defer release()
 	if err != nil {
 		return nil, err
 	}

@@ -87,6 +87,7 @@ docs/inference.md documents the API, the repository layout and every metric.`,
 	fs.DurationVar(&opts.CacheTTL, "cache-ttl", time.Minute, "how long a cached result may be served; 0 turns the cache off")
 	fs.DurationVar(&opts.RequestTimeout, "request-timeout", 10*time.Second, "deadline for every request, queueing included; clients may ask for less with the \"timeout\" parameter (µs); expired requests are dropped before they reach the model")
 	fs.Int64Var(&opts.MaxBodyBytes, "max-body-bytes", 64<<20, "largest request body accepted; larger ones get 413")
+	fs.Int64Var(&opts.MaxBufferedBodyBytes, "max-buffered-body-bytes", 1<<30, "most bytes of request bodies held in memory at once, over every request; a body past it gets 503 + Retry-After (at least --max-body-bytes)")
 	fs.DurationVar(&drain, "drain-timeout", 30*time.Second, "on SIGTERM, how long to wait for in-flight requests before exiting")
 	listenerFlags(fs, &opts.HTTP)
 	inputLimitFlags(fs, &opts.Limits)
