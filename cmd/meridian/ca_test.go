@@ -57,6 +57,13 @@ func TestCAInitIssue(t *testing.T) {
 	if d := time.Until(leaf.NotAfter); d > time.Hour || d < 59*time.Minute {
 		t.Errorf("--ttl 1h: expires in %v", d)
 	}
+	explicit := filepath.Join(dir, "hub")
+	if _, err := run("ca", "issue", "--ca-cert", filepath.Join(caDir, "tls.crt"), "--ca-key", filepath.Join(caDir, "tls.key"), "--out-dir", explicit, "--dns", "hub"); err != nil {
+		t.Fatalf("ca issue --ca-cert --ca-key: %v", err)
+	}
+	if b, err := tlsx.Dir(explicit).Read(); err != nil || string(b.CA) != string(ca.Bundle().CA) {
+		t.Errorf("issued from explicit CA files: ca.crt is not the CA (%v)", err)
+	}
 	if _, err := run("ca", "init", "--dir", caDir, "--force"); err != nil {
 		t.Errorf("ca init --force: %v", err)
 	}
