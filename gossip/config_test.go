@@ -203,8 +203,10 @@ func TestPlaintextOnlyOnLoopback(t *testing.T) {
 	}
 	var logs lockedBuffer
 	for name, cfg := range map[string]Config{
-		"keyring":  {NodeName: "enc", BindAddr: "0.0.0.0", KeyringFile: keys},
-		"insecure": {NodeName: "plain", BindAddr: "0.0.0.0", Insecure: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))},
+		// An advertise address spares memberlist looking for a private
+		// address, which a bare container may lack.
+		"keyring":  {NodeName: "enc", BindAddr: "0.0.0.0", AdvertiseAddr: "192.0.2.10", KeyringFile: keys},
+		"insecure": {NodeName: "plain", BindAddr: "0.0.0.0", AdvertiseAddr: "192.0.2.10", Insecure: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))},
 		"loopback": {NodeName: "local", BindAddr: "127.0.0.1", AdvertiseAddr: "127.0.0.1"},
 	} {
 		n, err := Start(t.Context(), cfg)
