@@ -14,10 +14,10 @@
 // rename over the file all count) and swaps in the newest valid set: the
 // tls.Config hooks read the current one on every handshake, so new
 // connections see a rotated certificate or CA bundle while listeners and
-// established connections are left alone. A new set
-// that does not load (a truncated file, a key that does not match, an
-// expired certificate) is refused: the old one keeps serving, the error
-// is logged once and counted on every attempt.
+// established connections are left alone. A new set that does not load
+// (a truncated file, a key that does not match, an expired certificate)
+// is refused: the old one keeps serving, the error is logged once and
+// counted on every attempt.
 //
 // ServerConfig and Client build the tls.Config of each side. A server
 // verifies client certificates against its Reloader's current CA bundle
