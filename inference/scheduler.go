@@ -219,7 +219,6 @@ func (v *modelVersion) runRecovering(batch []*job) {
 // (returned as carry, to lead the next batch).
 func (v *modelVersion) collect(first *job) (batch []*job, carry *job) {
 	batch = []*job{first}
-	rows := first.rows
 	size := load{}.with(first)
 	var timeout <-chan time.Time
 	if d := v.spec.Config.MaxQueueDelay.Duration - time.Since(first.enqueued); d > 0 {
@@ -227,7 +226,7 @@ func (v *modelVersion) collect(first *job) (batch []*job, carry *job) {
 		defer t.Stop()
 		timeout = t.C
 	}
-	for rows < v.spec.Config.MaxBatchSize {
+	for size.rows < v.spec.Config.MaxBatchSize {
 		var j *job
 		var ok bool
 		select {
@@ -248,15 +247,11 @@ func (v *modelVersion) collect(first *job) (batch []*job, carry *job) {
 		if v.expired(j) {
 			continue
 		}
-		if j.key != first.key || rows+j.rows > v.spec.Config.MaxBatchSize {
-			return batch, j
-		}
 		next := size.with(j)
-		if !next.fits(j, v.limits) {
+		if j.key != first.key || next.rows > v.spec.Config.MaxBatchSize || !next.fits(j, v.limits) {
 			return batch, j
 		}
 		batch = append(batch, j)
-		rows += j.rows
 		size = next
 	}
 	return batch, nil
