@@ -2,8 +2,10 @@ package glb
 
 import (
 	"context"
+	"log/slog"
 	"net/netip"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -258,5 +260,31 @@ func TestDNSDemandCappedPerSourceNetwork(t *testing.T) {
 	ask("193.0.200.0/24")
 	if got := demandOf(t, d, "eu-west"); got != 12 {
 		t.Errorf("the cap did not reset with the window: %v, want 12", got)
+	}
+}
+
+// The command's DNS options reach the server's config and the demand
+// counter, and turning rate limiting off says so loudly.
+func TestApplyDNSSaysWhatIsOff(t *testing.T) {
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	d, err := NewDemand(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trusted := []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
+	var cfg dns.Config
+	applyDNS(&cfg, d, DNSOptions{RRL: dns.RRL{Off: true}, DNSSEC: dns.DNSSEC{KeyFiles: []string{"K"}},
+		Demand: DNSDemandPolicy{TrustedResolvers: trusted}}, log)
+	if !cfg.RRL.Off || len(cfg.DNSSEC.KeyFiles) != 1 || !d.trusts(netip.MustParseAddr("192.0.2.9")) || d.policy.PerSource != DefaultDNSDemandPerSource {
+		t.Errorf("config %+v, demand policy %+v: the options did not arrive", cfg, d.policy)
+	}
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "RATE LIMITING IS OFF") {
+		t.Errorf("rate limiting off without a warning:\n%s", logs.String())
+	}
+	logs.Reset()
+	applyDNS(&cfg, d, DNSOptions{}, log)
+	if cfg.RRL.Off || strings.Contains(logs.String(), "WARN") || !strings.Contains(logs.String(), "DNSSEC off") {
+		t.Errorf("defaults: RRL off %v, log:\n%s", cfg.RRL.Off, logs.String())
 	}
 }
