@@ -86,7 +86,9 @@ func closedByServer(t *testing.T, c net.Conn) string {
 	return string(b)
 }
 
-var ok = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// readAll reads the whole body and answers "ok", or 408 when the body
+// came too late, as every Meridian handler that reads a body does.
+var readAll = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 	if _, err := io.ReadAll(r.Body); errors.Is(err, ErrBodyTimeout) {
 		http.Error(w, err.Error(), http.StatusRequestTimeout)
 		return
@@ -96,7 +98,7 @@ var ok = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 
 func TestHeaderTimeoutClosesSlowloris(t *testing.T) {
 	t.Parallel()
-	s := serve(t, Options{ReadHeaderTimeout: 200 * time.Millisecond}, ok)
+	s := serve(t, Options{ReadHeaderTimeout: 200 * time.Millisecond}, readAll)
 	c := dial(t, s.addr)
 	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nX-a: b\r\n") // never ends
 	if got := closedByServer(t, c); got != "" {
@@ -106,7 +108,7 @@ func TestHeaderTimeoutClosesSlowloris(t *testing.T) {
 
 func TestBodyTimeoutAnswers408AndCloses(t *testing.T) {
 	t.Parallel()
-	s := serve(t, Options{BodyTimeout: 200 * time.Millisecond, MinBodyRate: -1}, ok)
+	s := serve(t, Options{BodyTimeout: 200 * time.Millisecond, MinBodyRate: -1}, readAll)
 	c := dial(t, s.addr)
 	_, _ = io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789") // 90 bytes never come
 	got := closedByServer(t, c)
@@ -121,7 +123,7 @@ func TestBodyTimeoutAnswers408AndCloses(t *testing.T) {
 // A body arriving faster than MinBodyRate outlives BodyTimeout.
 func TestMinBodyRateExtendsTheBodyDeadline(t *testing.T) {
 	t.Parallel()
-	s := serve(t, Options{BodyTimeout: 300 * time.Millisecond, MinBodyRate: 500}, ok)
+	s := serve(t, Options{BodyTimeout: 300 * time.Millisecond, MinBodyRate: 500}, readAll)
 	c := dial(t, s.addr)
 	const chunks, chunk = 20, 100 // 2000 bytes, a chunk per 50ms: 2000 B/s, each chunk earning 200ms
 	fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n", chunks*chunk)
@@ -163,7 +165,7 @@ func TestSlowHandlerAfterBodyKeepsItsContext(t *testing.T) {
 
 func TestMaxConnsClosesTheOneOver(t *testing.T) {
 	t.Parallel()
-	s := serve(t, Options{MaxConns: 2}, ok)
+	s := serve(t, Options{MaxConns: 2}, readAll)
 	a, b := dial(t, s.addr), dial(t, s.addr)
 	testbin.Eventually(t, "two connections open", 10*time.Second, func() bool {
 		return s.metric(t, "meridian_http_open_connections", "") == 2
@@ -254,7 +256,7 @@ func roundTrip(t *testing.T, addr, req string) string {
 
 func TestOversizedHeadersGet431(t *testing.T) {
 	t.Parallel()
-	s := serve(t, Options{MaxHeaderBytes: 1 << 10}, ok)
+	s := serve(t, Options{MaxHeaderBytes: 1 << 10}, readAll)
 	big := "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 16<<10) + "\r\n\r\n"
 	if got := roundTrip(t, s.addr, big); got != "HTTP/1.1 431 Request Header Fields Too Large" {
 		t.Errorf("16 KiB of headers over a 1 KiB cap: %q", got)
@@ -308,7 +310,7 @@ func TestConflictingFraming(t *testing.T) {
 
 func TestIdleTimeoutClosesKeepAlive(t *testing.T) {
 	t.Parallel()
-	s := serve(t, Options{IdleTimeout: 200 * time.Millisecond}, ok)
+	s := serve(t, Options{IdleTimeout: 200 * time.Millisecond}, readAll)
 	c := dial(t, s.addr)
 	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	got := closedByServer(t, c)
@@ -319,7 +321,7 @@ func TestIdleTimeoutClosesKeepAlive(t *testing.T) {
 
 func TestDefaults(t *testing.T) {
 	t.Parallel()
-	srv, err := New(ok, Options{})
+	srv, err := New(readAll, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +329,7 @@ func TestDefaults(t *testing.T) {
 		srv.IdleTimeout != DefaultIdleTimeout || srv.MaxHeaderBytes != DefaultMaxHeaderBytes || srv.ReadTimeout != 0 {
 		t.Errorf("defaults not applied: %+v", srv)
 	}
-	srv, err = New(ok, Options{ReadHeaderTimeout: -1, WriteTimeout: -1, IdleTimeout: -1})
+	srv, err = New(readAll, Options{ReadHeaderTimeout: -1, WriteTimeout: -1, IdleTimeout: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,7 +343,7 @@ func TestServersShareARegistry(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
 	for _, name := range []string{"a", "b", "a"} {
-		if _, err := New(ok, Options{Name: name, Registerer: reg}); err != nil {
+		if _, err := New(readAll, Options{Name: name, Registerer: reg}); err != nil {
 			t.Fatalf("server %s: %v", name, err)
 		}
 	}
