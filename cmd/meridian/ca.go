@@ -93,6 +93,9 @@ func caIssueCommand() *cobra.Command {
   meridian ca issue --ca-cert corp-issuing.pem --ca-key corp-issuing.key --ca-bundle corp-root.pem --out-dir hub --dns hub.example.com`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if caDir != "" && filepath.Clean(caDir) == filepath.Clean(outDir) {
+				return errors.New("--out-dir is the CA's own directory: issuing there would replace the CA's key; pick another")
+			}
 			files := tlsx.Files{}
 			if caDir != "" {
 				files = tlsx.Dir(caDir)

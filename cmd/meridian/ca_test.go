@@ -88,6 +88,7 @@ func TestCAIssueRejectsBadFlags(t *testing.T) {
 		{[]string{"ca", "issue", "--ca-dir", caDir, "--out-dir", out, "--uri", "glb"}, "--uri"},
 		{[]string{"ca", "issue", "--ca-dir", t.TempDir(), "--out-dir", out, "--dns", "x"}, "tls.crt"},
 		{[]string{"ca", "init"}, `required flag(s) "dir"`},
+		{[]string{"ca", "issue", "--ca-dir", caDir, "--out-dir", caDir + "/", "--dns", "x"}, "the CA's own directory"},
 	} {
 		if _, err := run(c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: %v, want an error naming %q", c.args, err, c.want)
