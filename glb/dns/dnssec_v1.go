@@ -8,6 +8,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -36,7 +37,7 @@ type signer struct {
 	skew     time.Duration
 
 	mu    sync.Mutex
-	cache *simplelru.LRU[string, cachedSigs]
+	cache *simplelru.LRU[[sha256.Size]byte, cachedSigs]
 }
 
 type zoneKey struct {
@@ -76,7 +77,7 @@ func newSigner(cfg DNSSEC, zone string, dnskeyTTL uint32) (*signer, error) {
 	// One kind only: those keys sign everything (a combined signing key).
 	s.keySig, s.dataSig = cmpOr(ksk, zsk), cmpOr(zsk, ksk)
 	var err error
-	if s.cache, err = simplelru.NewLRU[string, cachedSigs](max(cfg.CacheSize, 1), nil); err != nil {
+	if s.cache, err = simplelru.NewLRU[[sha256.Size]byte, cachedSigs](max(cfg.CacheSize, 1), nil); err != nil {
 		return nil, fmt.Errorf("dns: %w", err)
 	}
 	return s, nil
@@ -155,7 +156,10 @@ func derivedPublicKey(priv *ecdsa.PrivateKey) string {
 // rrset is one owner name's records of one type, in a section.
 type rrset struct {
 	rrs []mdns.RR
-	key string // the RRset's content, canonical: the cache key
+	// key is the cache key: a hash of the RRset's content, canonical (its
+	// records in presentation form, lower-cased and sorted), so the
+	// cache's memory is bounded by its size alone.
+	key [sha256.Size]byte
 }
 
 // rrsets groups a section's records into RRsets, in order of appearance.
@@ -179,7 +183,7 @@ func rrsets(section []mdns.RR) []*rrset {
 			lines[i] = strings.ToLower(rr.String())
 		}
 		slices.Sort(lines)
-		set.key = strings.Join(lines, "\n")
+		set.key = sha256.Sum256([]byte(strings.Join(lines, "\n")))
 	}
 	return out
 }
