@@ -257,9 +257,9 @@ func TestDNSSECRejectsBadKeys(t *testing.T) {
 	if err == nil {
 		t.Fatalf("GenerateKey into a missing directory succeeded: %s", otherPrefix)
 	}
-	for name, prefix := range map[string]string{"mismatched private key": a[0], "missing files": other} {
+	for name, prefixes := range map[string][]string{"mismatched private key": a, "missing files": {other}, "a key twice": {b[0], b[0] + ".key"}} {
 		cfg := testConfig()
-		cfg.DNSSEC.KeyFiles = []string{prefix}
+		cfg.DNSSEC.KeyFiles = prefixes
 		_, err := New(cfg, SteererFunc(testSteerer), nil)
 		if err == nil || !strings.Contains(err.Error(), "dnssec-keygen") {
 			t.Errorf("%s: New returned %v, want an error that says how to make keys", name, err)

@@ -62,6 +62,9 @@ func newSigner(cfg DNSSEC, zone string, dnskeyTTL uint32) (*signer, error) {
 	var ksk, zsk []*zoneKey
 	for _, prefix := range cfg.KeyFiles {
 		k, err := readKey(prefix, zone)
+		if err == nil && slices.ContainsFunc(s.dnskeys, func(rr mdns.RR) bool { return rr.(*mdns.DNSKEY).PublicKey == k.dnskey.PublicKey }) {
+			err = errors.New("the same key is given twice")
+		}
 		if err != nil {
 			return nil, fmt.Errorf("dns: %w", keyFileError(prefix, err))
 		}
@@ -75,7 +78,7 @@ func newSigner(cfg DNSSEC, zone string, dnskeyTTL uint32) (*signer, error) {
 		}
 	}
 	// One kind only: those keys sign everything (a combined signing key).
-	s.keySig, s.dataSig = cmpOr(ksk, zsk), cmpOr(zsk, ksk)
+	s.keySig, s.dataSig = orKeys(ksk, zsk), orKeys(zsk, ksk)
 	var err error
 	if s.cache, err = simplelru.NewLRU[[sha256.Size]byte, cachedSigs](max(cfg.CacheSize, 1), nil); err != nil {
 		return nil, fmt.Errorf("dns: %w", err)
@@ -83,7 +86,8 @@ func newSigner(cfg DNSSEC, zone string, dnskeyTTL uint32) (*signer, error) {
 	return s, nil
 }
 
-func cmpOr(a, b []*zoneKey) []*zoneKey {
+// orKeys is a unless it is empty, else b.
+func orKeys(a, b []*zoneKey) []*zoneKey {
 	if len(a) > 0 {
 		return a
 	}
