@@ -1,9 +1,11 @@
 package inference
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -174,3 +176,23 @@ func attackStats(t *testing.T, path string) []attackSecond {
 
 // ansi matches the terminal colour codes slowhttptest writes.
 var ansi = regexp.MustCompile("\x1b\\[[0-9;]*[A-Za-z]")
+
+// The model server's own listener refuses oversized headers (431) and
+// ambiguous framing (400) before any handler runs.
+func TestOversizedHeadersAndAmbiguousFraming(t *testing.T) {
+	s := serveHardened(t, Options{ModelRepository: testbin.Models(t)})
+	for _, c := range []struct{ name, req, want string }{
+		{"128 KiB of headers", "POST /analyze HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 128<<10) + "\r\nContent-Length: 2\r\n\r\n{}", "HTTP/1.1 431 "},
+		{"two Content-Lengths", "POST /analyze HTTP/1.1\r\nHost: x\r\nContent-Length: 15\r\nContent-Length: 2\r\n\r\n{\"text\":\"good\"}", "HTTP/1.1 400 "},
+	} {
+		conn := rawConn(t, s.url)
+		_, _ = io.WriteString(conn, c.req)
+		answer, _ := bufio.NewReader(conn).ReadString('\n')
+		if !strings.HasPrefix(answer, c.want) {
+			t.Errorf("%s: %q, want %q", c.name, answer, c.want)
+		}
+	}
+	if n, _ := testbin.MetricIfAny(t, s.reg, "meridian_inference_requests_total", nil); n != 0 {
+		t.Errorf("%v refused requests reached the model server's handlers", n)
+	}
+}
