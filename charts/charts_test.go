@@ -261,3 +261,24 @@ func TestPullMemberOutsideMeridianSystem(t *testing.T) {
 		t.Errorf("helm template of a pull member in namespace meridian: %v\n%s\nwant an error naming meridian-system", err, out)
 	}
 }
+
+// Gossip off loopback is encrypted: join without a keyring Secret is
+// refused, saying how to make one, unless insecure says plaintext.
+func TestGossipNeedsAKeyring(t *testing.T) {
+	t.Parallel()
+	base := []string{"template", "meridian", charts.Dir(), "--namespace", "meridian-system",
+		"--values", filepath.Join("testdata", "agent-push.values.yaml"), "--set", "gossip.join={eu-west.example.com:7946}"}
+	out, err := charts.Run(t, base...)
+	if err == nil || !strings.Contains(string(out), "gossip.join needs gossip.keyringSecret") {
+		t.Errorf("helm template with gossip.join and no keyring: %v\n%s\nwant an error naming gossip.keyringSecret", err, out)
+	}
+	for _, c := range []struct{ set, want string }{
+		{"gossip.keyringSecret=meridian-gossip", "--gossip-keyring=/etc/meridian/gossip/keyring"},
+		{"gossip.insecure=true", "--gossip-insecure"},
+	} {
+		out, err := charts.Run(t, append(base, "--set", c.set)...)
+		if err != nil || !strings.Contains(string(out), c.want) {
+			t.Errorf("helm template --set %s: %v, want %s in:\n%s", c.set, err, c.want, out)
+		}
+	}
+}

@@ -160,6 +160,9 @@ type Fleet struct {
 	// each on its own loopback address.
 	gossipPort  int
 	gossipPeers []string
+	// gossipKeys is the pool's keyring file: the fleet gossips encrypted
+	// as a real one does.
+	gossipKeys string
 	// conns are the balancer's open connections and the region hosts it
 	// cannot reach (partitions).
 	conns   connSet
@@ -250,6 +253,9 @@ func (f *Fleet) start(ctx, runCtx context.Context) error {
 		}
 	}
 	if f.gossipPort, err = freeGossipPort(len(opts.Regions)); err != nil {
+		return err
+	}
+	if f.gossipKeys, err = writeGossipKeyring(opts.StateDir); err != nil {
 		return err
 	}
 	for i, r := range opts.Regions {

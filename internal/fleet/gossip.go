@@ -2,8 +2,10 @@ package fleet
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,7 +22,7 @@ func (f *Fleet) gossipConfig(host, name string) (*gossip.Config, error) {
 		return nil, err
 	}
 	c := &gossip.Config{NodeName: name, BindAddr: host, BindPort: f.gossipPort, Timing: t,
-		Join: slices.Clone(f.gossipPeers), Logger: f.opts.Logger.With("component", "gossip")}
+		Join: slices.Clone(f.gossipPeers), KeyringFile: f.gossipKeys, Logger: f.opts.Logger.With("component", "gossip")}
 	f.gossipPeers = append(f.gossipPeers, net.JoinHostPort(host, strconv.Itoa(f.gossipPort)))
 	return c, nil
 }
@@ -28,12 +30,27 @@ func (f *Fleet) gossipConfig(host, name string) (*gossip.Config, error) {
 // gossipArgs are the `meridian agent` flags that join an agent on host
 // to the pool the same way.
 func (f *Fleet) gossipArgs(host string) []string {
-	args := []string{"--gossip-bind", net.JoinHostPort(host, strconv.Itoa(f.gossipPort)), "--gossip-preset", f.timing.Gossip}
+	args := []string{"--gossip-bind", net.JoinHostPort(host, strconv.Itoa(f.gossipPort)), "--gossip-preset", f.timing.Gossip,
+		"--gossip-keyring", f.gossipKeys}
 	if len(f.gossipPeers) > 0 {
 		args = append(args, "--gossip-join", strings.Join(f.gossipPeers, ","))
 	}
 	f.gossipPeers = append(f.gossipPeers, net.JoinHostPort(host, strconv.Itoa(f.gossipPort)))
 	return args
+}
+
+// writeGossipKeyring gives the fleet a fresh pool key in dir/gossip.keys
+// (0600), so its gossip is encrypted like a real fleet's even on loopback.
+func writeGossipKeyring(dir string) (string, error) {
+	k, err := gossip.GenerateKey()
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "gossip.keys")
+	if err := gossip.WriteKeyring(path, k); err != nil {
+		return "", fmt.Errorf("the fleet's gossip keyring: %w", err)
+	}
+	return path, nil
 }
 
 // freeGossipPort finds a port free for UDP and TCP on the balancer's and

@@ -114,6 +114,10 @@ capabilities:
 {{- end }}
 {{- if $g.keyringSecret }}
 - --gossip-keyring=/etc/meridian/gossip/keyring
+{{- else if $g.insecure }}
+- --gossip-insecure
+{{- else }}
+{{- fail "gossip.join needs gossip.keyringSecret: a Secret with key \"keyring\" (kubectl create secret generic meridian-gossip --from-literal=keyring=$(head -c32 /dev/urandom | base64)); gossip.insecure=true gossips in plaintext, for debugging only" }}
 {{- end }}
 {{- end }}
 {{- end -}}
