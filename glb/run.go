@@ -22,6 +22,8 @@ import (
 	"meridian.dev/meridian/glb/steer"
 	"meridian.dev/meridian/gossip"
 	"meridian.dev/meridian/internal/endpoint"
+	"meridian.dev/meridian/internal/framing"
+	"meridian.dev/meridian/internal/httpserve"
 )
 
 // Options configure a running balancer.
@@ -214,7 +216,11 @@ func Run(ctx context.Context, hub client.Client, opts Options) error {
 		if err != nil {
 			return fmt.Errorf("glb: %w", err)
 		}
-		drained = serveHTTP(ctx, &http.Server{Handler: f, ReadHeaderTimeout: 10 * time.Second}, lns, errc, log)
+		hs, err := httpserve.New(f, httpserve.Options{Name: "glb-front", Refuse: front.WriteError, Registerer: reg, Logger: log})
+		if err != nil {
+			return fmt.Errorf("glb: %w", err)
+		}
+		drained = serveHTTP(ctx, hs, lns, errc, log)
 	}
 	addr, err := srv.Addr(ctx)
 	if err != nil {
@@ -234,7 +240,9 @@ func Run(ctx context.Context, hub client.Client, opts Options) error {
 }
 
 // serveHTTP serves hs on every listener until ctx ends, then drains it
-// (up to 10 s); the channel it returns is closed once drained.
+// (up to 10 s); the channel it returns is closed once drained. Requests
+// whose framing is ambiguous (both Content-Length and Transfer-Encoding:
+// request smuggling) are answered 400 before the front sees them.
 func serveHTTP(ctx context.Context, hs *http.Server, lns []net.Listener, errc chan<- error, log *slog.Logger) <-chan struct{} {
 	drained := make(chan struct{})
 	go func() {
@@ -246,7 +254,7 @@ func serveHTTP(ctx context.Context, hs *http.Server, lns []net.Listener, errc ch
 	}()
 	for _, ln := range lns {
 		go func() {
-			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := hs.Serve(framing.Listener(ln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- err
 			}
 		}()

@@ -144,3 +144,12 @@ func TestClientForwardingAndHopHeadersAreNotPassedOn(t *testing.T) {
 		t.Errorf("an end-to-end header was dropped: %v", h)
 	}
 }
+
+func mustURL(tb testing.TB, s string) *url.URL {
+	tb.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return u
+}
