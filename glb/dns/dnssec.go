@@ -2,7 +2,6 @@ package dns
 
 import (
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -98,9 +97,4 @@ func nsecTypes(apex, nxdomain bool, qtype uint16) []uint16 {
 	types = slices.DeleteFunc(types, func(t uint16) bool { return t == qtype && t != typeRRSIG && t != typeNSEC })
 	slices.Sort(types)
 	return types
-}
-
-// keyFileError wraps a key file problem with what to do about it.
-func keyFileError(prefix string, err error) error {
-	return fmt.Errorf("DNSSEC key %s: %w (make keys with `meridian glb dnssec-keygen --zone <zone>` or BIND's `dnssec-keygen -a ECDSAP256SHA256 <zone>`)", prefix, err)
 }

@@ -144,13 +144,14 @@ func publicKey(pub *ecdsa.PublicKey) string {
 	return base64.StdEncoding.EncodeToString(b[1:])
 }
 
-// derivedPublicKey is the DNSKEY public key of priv's scalar, "" if it
-// is not a P-256 scalar.
+// derivedPublicKey is the DNSKEY public key of priv's private scalar, ""
+// if it is not a P-256 scalar.
 func derivedPublicKey(priv *ecdsa.PrivateKey) string {
-	if priv.D == nil || priv.D.BitLen() > 256 {
+	d, err := priv.Bytes()
+	if err != nil {
 		return ""
 	}
-	k, err := ecdh.P256().NewPrivateKey(priv.D.FillBytes(make([]byte, 32)))
+	k, err := ecdh.P256().NewPrivateKey(d)
 	if err != nil {
 		return ""
 	}
@@ -294,4 +295,9 @@ func GenerateKey(dir, zone string, zsk bool) (prefix, dnskey, ds string, err err
 		return "", "", "", fmt.Errorf("dns: %w", err)
 	}
 	return prefix, k.String(), k.ToDS(mdns.SHA256).String(), nil
+}
+
+// keyFileError wraps a key file problem with what to do about it.
+func keyFileError(prefix string, err error) error {
+	return fmt.Errorf("DNSSEC key %s: %w (make keys with `meridian glb dnssec-keygen --zone <zone>` or BIND's `dnssec-keygen -a ECDSAP256SHA256 <zone>`)", prefix, err)
 }
