@@ -23,7 +23,7 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	pki := tlsx.LocalPKI{Dir: dir}
 	if _, err := pki.Ensure(
 		tlsx.CertRequest{Name: "region", IssueOptions: tlsx.IssueOptions{IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Usage: tlsx.UsageServer}},
@@ -61,7 +61,7 @@ func Example() {
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	go func() { _ = srv.ServeTLS(ln, "", "") }()
-	defer srv.Close()
+	defer func() { _ = srv.Close() }()
 
 	// The client.
 	clientCerts, err := tlsx.NewReloader(tlsx.Dir(pki.Path("glb")), tlsx.ReloaderOptions{Name: "upstream", Logger: log, Metrics: metrics})
@@ -74,7 +74,7 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, _ := io.ReadAll(resp.Body)
 	fmt.Println(resp.Proto, string(body))
 	// Output: HTTP/2.0 hello [glb]

@@ -137,20 +137,21 @@ func serveTLS(t *testing.T, cfg *tls.Config) (string, *logLines) {
 	return "https://" + ln.Addr().String(), errs
 }
 
-// get requests url and returns the server's leaf serial and the body
-// (the client certificate's serial, in hex, when one was presented).
-func get(t *testing.T, rt http.RoundTripper, url string) (*big.Int, string, *http.Response, error) {
+// get requests url and returns the server's leaf serial, the body (the
+// client certificate's serial, in hex, when one was presented) and the
+// connection's TLS state.
+func get(t *testing.T, rt http.RoundTripper, url string) (*big.Int, string, *tls.ConnectionState, error) {
 	t.Helper()
 	resp, err := (&http.Client{Transport: rt, Timeout: 10 * time.Second}).Get(url)
 	if err != nil {
 		return nil, "", nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return nil, "", nil, err
 	}
-	return resp.TLS.PeerCertificates[0].SerialNumber, string(body), resp, nil
+	return resp.TLS.PeerCertificates[0].SerialNumber, string(body), resp.TLS, nil
 }
 
 // trusting is a plain http.Transport trusting ca's certificates, for

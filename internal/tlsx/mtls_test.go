@@ -83,7 +83,7 @@ func TestMutualTLS(t *testing.T) {
 			}
 			url, errs := serveTLS(t, cfg)
 			cr := c.client(t)
-			_, body, resp, err := get(t, client(t, cr, tlsx.ClientOptions{}), url)
+			_, body, cs, err := get(t, client(t, cr, tlsx.ClientOptions{}), url)
 			if c.reason == "" {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
@@ -91,8 +91,8 @@ func TestMutualTLS(t *testing.T) {
 				if want := cr.Certificate().Leaf.SerialNumber.Text(16); body != want {
 					t.Errorf("the server saw client certificate %s, want %s", body, want)
 				}
-				if resp.ProtoMajor != 2 {
-					t.Errorf("negotiated %s, want HTTP/2", resp.Proto)
+				if cs.NegotiatedProtocol != "h2" {
+					t.Errorf("negotiated %q, want HTTP/2", cs.NegotiatedProtocol)
 				}
 				if n, _ := testbin.MetricIfAny(t, reg, "meridian_tls_client_rejected_total", nil); n != 0 {
 					t.Errorf("%v rejections counted for an accepted client", n)
@@ -128,12 +128,12 @@ func TestServerFollowsCARotationOnResumedSessions(t *testing.T) {
 	_, cr := fleetDir(t, issue(t, oldCA, tlsx.UsageClient, "glb"), "client")
 	tr := client(t, cr, tlsx.ClientOptions{})
 	for i, wantResumed := range []bool{false, true} {
-		_, _, resp, err := get(t, tr, url)
+		_, _, cs, err := get(t, tr, url)
 		if err != nil {
 			t.Fatalf("connection %d: %v", i, err)
 		}
-		if resp.TLS.DidResume != wantResumed {
-			t.Fatalf("connection %d resumed: %v, want %v", i, resp.TLS.DidResume, wantResumed)
+		if cs.DidResume != wantResumed {
+			t.Fatalf("connection %d resumed: %v, want %v", i, cs.DidResume, wantResumed)
 		}
 		tr.CloseIdleConnections()
 	}
@@ -184,12 +184,12 @@ func TestClientCertificateRotates(t *testing.T) {
 			}
 			tr.CloseIdleConnections()
 		}
-		_, body, resp, err := get(t, tr, url)
+		_, body, cs, err := get(t, tr, url)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := serial(t, b).Text(16); body != want || resp.TLS.DidResume {
-			t.Errorf("certificate %d: the server saw %s (resumed: %v), want %s", i, body, resp.TLS.DidResume, want)
+		if want := serial(t, b).Text(16); body != want || cs.DidResume {
+			t.Errorf("certificate %d: the server saw %s (resumed: %v), want %s", i, body, cs.DidResume, want)
 		}
 	}
 	// A tls.Config of the caller's own presents the current one too.
