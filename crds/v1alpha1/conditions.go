@@ -69,8 +69,8 @@ const (
 	// ReasonModelSourceNotAllowed: spec.model.repository is not under the
 	// hub's --allowed-model-sources; nothing is placed or changed.
 	ReasonModelSourceNotAllowed ConditionReason = "ModelSourceNotAllowed"
-	ReasonWaiting       ConditionReason = "Waiting"
-	ReasonAllReady      ConditionReason = "AllReady"
+	ReasonWaiting               ConditionReason = "Waiting"
+	ReasonAllReady              ConditionReason = "AllReady"
 
 	ReasonReportFresh          ConditionReason = "ReportFresh"
 	ReasonAPIServerUnreachable ConditionReason = "APIServerUnreachable"
