@@ -66,11 +66,11 @@ const (
 
 	ReasonPlaced        ConditionReason = "Placed"
 	ReasonUnsatisfiable ConditionReason = "Unsatisfiable"
+	ReasonWaiting       ConditionReason = "Waiting"
+	ReasonAllReady      ConditionReason = "AllReady"
 	// ReasonModelSourceNotAllowed: spec.model.repository is not under the
 	// hub's --allowed-model-sources; nothing is placed or changed.
 	ReasonModelSourceNotAllowed ConditionReason = "ModelSourceNotAllowed"
-	ReasonWaiting               ConditionReason = "Waiting"
-	ReasonAllReady              ConditionReason = "AllReady"
 
 	ReasonReportFresh          ConditionReason = "ReportFresh"
 	ReasonAPIServerUnreachable ConditionReason = "APIServerUnreachable"
