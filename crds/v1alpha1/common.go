@@ -17,9 +17,8 @@ type ModelSource struct {
 	// Repository is the directory the process runtime's replicas load
 	// models from: an absolute path with no . or .. segments, which the
 	// hub places only when it lies under one of its
-	// --allowed-model-sources, and an agent loads only when it lies under
-	// one of its own. Empty means the agent's default repository (its
-	// --models). The kubernetes runtime ignores it: its pods serve the
+	// --allowed-model-sources. Empty means the agent's default repository
+	// (its --models). The kubernetes runtime ignores it: its pods serve the
 	// models baked into the image (the agent's --image-models, default
 	// /models); nothing mounts or fetches a repository into them.
 	// +optional
