@@ -8,16 +8,21 @@
 // (the balancer implements it with its steering policies); the front owns
 // the HTTP side. It takes the model from the path (/v2/models/{model}/… of
 // the Open Inference Protocol, or an exact path such as /analyze) and the
-// client's address from the connection or X-Forwarded-For, buffers the body
-// up to a limit, and tries candidates in order: the best tier first,
-// balanced by least outstanding requests (or pinned by an affinity key),
-// skipping clusters ejected for consecutive failures. A connection error, a
-// per-try timeout, 429, 502, 503 or 504 moves the request to the next
-// cluster; once a response's headers are passed on it is never retried.
-// Retrying is safe because an inference request has no side effects:
-// sending it twice costs compute, never correctness. With hedging on, a
-// slow request also gets a second copy at the next cluster and the first
-// answer wins. Headers and body pass through untouched — the binary tensor
-// extension's Inference-Header-Content-Length included — and the answer
-// names its cluster in X-Meridian-Cluster.
+// client's address from the connection or the X-Forwarded-For entry its
+// [ForwardedFor] policy trusts (counted from the right, never the
+// spoofable left end), buffers the body up to a limit, and tries
+// candidates whose endpoints the SSRF policy allows (internal/endpoint) in
+// order: the best tier first, balanced by least outstanding requests (or
+// pinned by an affinity key), skipping clusters ejected for consecutive
+// failures. A connection error, a per-try timeout, 429, 502, 503 or 504
+// moves the request to the next cluster, while a retry budget shared by
+// all requests ([RetryBudget], as Envoy's) allows; once a response's
+// headers are passed on it is never retried. Retrying is safe because an
+// inference request has no side effects: sending it twice costs compute,
+// never correctness. With hedging on, a slow request also gets a second
+// copy at the next cluster and the first answer wins. Headers and body
+// pass through untouched — the binary tensor extension's
+// Inference-Header-Content-Length included — less hop-by-hop headers and
+// the client's own forwarding headers, and the answer names its cluster in
+// X-Meridian-Cluster.
 package front
