@@ -138,6 +138,23 @@ func TestMinBodyRateExtendsTheBodyDeadline(t *testing.T) {
 	}
 }
 
+// WriteTimeout restarts when the body is in: time spent receiving a body
+// does not eat into the answer's.
+func TestWriteTimeoutCountsFromTheBody(t *testing.T) {
+	t.Parallel()
+	s := serve(t, Options{WriteTimeout: 300 * time.Millisecond, BodyTimeout: 5 * time.Second}, readAll)
+	c := dial(t, s.addr)
+	const chunks = 10 // one per 60ms: the body takes twice WriteTimeout to arrive
+	fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n", chunks)
+	for range chunks {
+		time.Sleep(60 * time.Millisecond)
+		_, _ = io.WriteString(c, "x")
+	}
+	if got := closedByServer(t, c); !strings.HasPrefix(got, "HTTP/1.1 200 ") {
+		t.Fatalf("answer %q, want 200", got)
+	}
+}
+
 // Once the body is in, its deadline is lifted: a handler slower than
 // BodyTimeout keeps its request's context (net/http's ReadTimeout would
 // cancel it).
