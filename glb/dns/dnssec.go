@@ -61,11 +61,16 @@ func (d DNSSEC) withDefaults() (DNSSEC, error) {
 // denyAndSign makes the answer to a DO query verifiable: an empty answer
 // (NODATA, or NXDOMAIN told as a "black lie") gets an NSEC record at the
 // query name that covers nothing but that name, then every RRset of the
-// answer and authority sections gets its RRSIGs.
-func (s *Server) denyAndSign(resp *response, name string, qtype uint16) {
+// answer and authority sections gets its RRSIGs. A query with the CO bit
+// (compact answers OK, RFC 9824) gets the NXDOMAIN rcode back, and CO.
+func (s *Server) denyAndSign(resp *response, name string, qtype uint16, co bool) {
 	rcode := resp.currentRcode()
 	if resp.answers() == 0 && (rcode == rcodeSuccess || rcode == rcodeNameError) {
-		resp.setRcode(rcodeSuccess)
+		if co {
+			resp.setCompactOK()
+		} else {
+			resp.setRcode(rcodeSuccess)
+		}
 		next := `\000.` + name // the name's immediate successor (RFC 4470)
 		resp.addNSEC(name, next, nsecTypes(name == s.cfg.Zone, rcode == rcodeNameError, qtype), s.negativeTTL())
 	}

@@ -146,6 +146,15 @@ func TestDNSSECSignsAnswersAndDenials(t *testing.T) {
 		}
 	}
 
+	// With CO (compact answers OK, RFC 9824): the same denial, with the
+	// NXDOMAIN rcode back and CO in the reply.
+	co := query("nope."+zone, mdns.TypeA, do, func(m *mdns.Msg) { m.IsEdns0().SetCo() })
+	r = exchange(t, s, protoUDP, co)
+	if r.Rcode != mdns.RcodeNameError || !r.IsEdns0().Co() || len(rrsOfType(r.Ns, mdns.TypeNSEC)) != 1 {
+		t.Errorf("DO+CO: rcode %s CO %v authority %v; want NXDOMAIN, CO, the signed NSEC", mdns.RcodeToString[r.Rcode], r.IsEdns0().Co(), r.Ns)
+	}
+	verifySection(t, r.Ns, keys)
+
 	// Without DO: the unsigned answer, and a real NXDOMAIN.
 	r = exchange(t, s, protoUDP, query("nope."+zone, mdns.TypeA, edns(1232)))
 	if r.Rcode != mdns.RcodeNameError || len(rrsOfType(r.Ns, mdns.TypeRRSIG)) != 0 || len(rrsOfType(r.Ns, mdns.TypeNSEC)) != 0 {
@@ -293,6 +302,8 @@ func FuzzHandleSigned(f *testing.F) {
 		query("big."+zone, mdns.TypeA, do),
 		query(zone, mdns.TypeNSEC, do),
 		query("a.b.c.nope."+zone, mdns.TypeRRSIG, do),
+		query("nope."+zone, mdns.TypeAAAA, do, func(m *mdns.Msg) { m.IsEdns0().SetCo() }),
+		query("nope."+zone, mdns.TypeNXNAME, do),
 	} {
 		b, err := m.Pack()
 		if err != nil {

@@ -250,6 +250,9 @@ func (r *response) sign(s *signer, now time.Time) (signed, cached int, err error
 
 func (r *response) currentRcode() int { return r.msg.Rcode }
 
+// setCompactOK sets the CO bit of the response's OPT (RFC 9824).
+func (r *response) setCompactOK() { r.opt.SetCo() }
+
 // addDNSKEY answers with the zone's DNSKEY RRset.
 func (r *response) addDNSKEY(s *signer) { r.msg.Answer = append(r.msg.Answer, s.dnskeys...) }
 

@@ -40,8 +40,9 @@
 // signing instead of three; no hashing, whose only purpose — hiding the
 // zone's names from walking — black lies already serve, as no NSEC ever
 // names another existing name. The cost is that NXDOMAIN reads as NODATA
-// to clients that look only at the rcode with DO set; queries without DO
-// still get a real NXDOMAIN. The unsigned dnsv2 build (below) refuses keys.
+// to clients that look only at the rcode with DO set (those that send the
+// CO bit of RFC 9824 get NXDOMAIN back); queries without DO still get a
+// real NXDOMAIN. The unsigned dnsv2 build (below) refuses keys.
 //
 // # The DNS library seam
 //

@@ -60,6 +60,7 @@ type decoded struct {
 	opts    int    // OPT records: more than one is FORMERR
 	version uint8  // EDNS version of the (first) OPT
 	do      bool   // DNSSEC OK bit of the OPT
+	co      bool   // Compact Answers OK bit of the OPT (RFC 9824)
 	udpSize uint16 // the OPT's buffer size; 0 without EDNS
 
 	subnets int          // ECS options: more than one is FORMERR
@@ -163,7 +164,7 @@ func (s *Server) answer(req *request, remote netip.Addr) (resp *response) {
 	case req.qclass != classINET:
 		resp.setRcode(rcodeRefused) // no zone in any other class
 		return resp
-	case req.qtype == typeOPT:
+	case req.qtype == typeOPT || req.qtype == typeNXNAME: // meta-types (RFC 9824 section 3.5)
 		resp.setRcode(rcodeFormatError)
 		return resp
 	case !isSubDomain(s.cfg.Zone, name):
@@ -179,7 +180,7 @@ func (s *Server) answer(req *request, remote netip.Addr) (resp *response) {
 	q := Query{Name: name, Type: req.qtype, Client: client, ClientPrefix: clientPrefix, Resolver: remote.Unmap()}
 	scope := s.resolve(resp, q)
 	if s.signer != nil && req.do {
-		s.denyAndSign(resp, name, req.qtype)
+		s.denyAndSign(resp, name, req.qtype, req.co)
 	}
 	if ecs != nil {
 		resp.addSubnet(*ecs, uint8(min(scope, maxBits(ecs.family))))

@@ -204,6 +204,8 @@ func TestHandle(t *testing.T) {
 			return m
 		}(), nil, protoUDP,
 			want{rcode: mdns.RcodeRefused, ecsScope: -1}},
+		{"NXNAME meta-type is FORMERR", query("app."+zone, mdns.TypeNXNAME), nil, protoUDP,
+			want{rcode: mdns.RcodeFormatError, ecsScope: -1}},
 		{"AXFR is REFUSED", query(zone, mdns.TypeAXFR), nil, protoTCP,
 			want{rcode: mdns.RcodeRefused, ecsScope: -1}},
 		{"ANY gets RFC 8482 HINFO", query("app."+zone, mdns.TypeANY), nil, protoUDP,

@@ -44,7 +44,7 @@ func parseRequest(pkt []byte) (*request, error) {
 		if r.opts > 1 {
 			continue // FORMERR anyway
 		}
-		r.version, r.do, r.udpSize = o.Version(), o.Do(), o.UDPSize()
+		r.version, r.do, r.co, r.udpSize = o.Version(), o.Do(), o.Co(), o.UDPSize()
 		for _, e := range o.Option {
 			if sub, ok := e.(*mdns.EDNS0_SUBNET); ok {
 				r.subnets++
