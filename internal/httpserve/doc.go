@@ -15,9 +15,9 @@
 //     cut off. A handler's read then fails with an error that
 //     errors.Is(err, ErrBodyTimeout); answer it 408 (the server closes
 //     the connection after the reply). The server's own ReadTimeout stays
-//     off: its deadline outlives the body, and net/http cancels the
-//     request's context when it passes, so it would cut off a slow model
-//     run after its request had fully arrived;
+//     off: a fixed deadline for headers and body together either cuts
+//     off large uploads at a sane rate or lets a trickled body hold its
+//     connection as long;
 //   - WriteTimeout bounds the answer: from the end of the headers, and
 //     again from the end of the body (or its timeout), so time spent
 //     receiving a large body does not eat into it. Size it above the

@@ -155,9 +155,8 @@ func TestWriteTimeoutCountsFromTheBody(t *testing.T) {
 	}
 }
 
-// Once the body is in, its deadline is lifted: a handler slower than
-// BodyTimeout keeps its request's context (net/http's ReadTimeout would
-// cancel it).
+// Once the body is in, its deadline no longer applies: a handler slower
+// than BodyTimeout keeps its request's context.
 func TestSlowHandlerAfterBodyKeepsItsContext(t *testing.T) {
 	t.Parallel()
 	s := serve(t, Options{BodyTimeout: 100 * time.Millisecond}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -67,10 +67,9 @@ func (l *limits) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // body reads a request body under its deadline: BodyTimeout from the
-// headers, plus a second per MinBodyRate bytes received. At its end (or
-// its timeout) it lifts the read deadline, so net/http's background read
-// can watch for the client leaving; at its end or its timeout it restarts
-// WriteTimeout, so the answer (a 408 included) has its whole time.
+// headers, plus a second per MinBodyRate bytes received. At its end or
+// its timeout it restarts WriteTimeout, so the answer (a 408 included)
+// has its whole time.
 type body struct {
 	l        *limits
 	w        http.ResponseWriter
@@ -96,8 +95,9 @@ func (b *body) Read(p []byte) (int, error) {
 	}
 	switch {
 	case errors.Is(err, io.EOF):
+		// net/http lifts the read deadline itself at the end of the body,
+		// to watch for the client leaving while the handler works.
 		b.done = true
-		_ = b.rc.SetReadDeadline(time.Time{})
 		b.restartWrite()
 	case err != nil && isTimeout(err):
 		// The read deadline stays passed: net/http's discard of the rest
