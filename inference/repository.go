@@ -50,7 +50,7 @@ type ModelConfig struct {
 	Text *TextConfig `json:"text,omitempty"`
 	// Limits override, field by field, the server's input limits for this
 	// model (see InputLimits).
-	Limits InputLimits `json:"limits,omitempty"`
+	Limits InputLimits `json:"limits"`
 }
 
 // TextConfig wires a text model to POST /analyze.
