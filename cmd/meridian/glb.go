@@ -166,7 +166,7 @@ func (f *dnsFlags) register(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&f.exempt, "dns-rrl-exempt", nil, "networks (CIDRs or addresses, comma-separated) never rate limited, such as your monitoring")
 	fs.StringSliceVar(&f.trusted, "dns-ecs-trusted-resolvers", nil, "networks (CIDRs or addresses) of resolvers whose EDNS Client Subnet counts as demand (moves replicas); ECS steers answers from any resolver, but from others a query counts where the resolver is (default none)")
 	fs.IntVar(&f.perSource, "dns-demand-per-source", glb.DefaultDNSDemandPerSource, "most DNS queries one source network (an IPv4 /24, an IPv6 /56) counts as demand per --demand-period, so one flooding source cannot move replicas; 0: no cap")
-	fs.StringSliceVar(&f.keyFiles, "dnssec-key-file", nil, "sign the zone online with these keys: BIND key file prefixes (K<zone>.+013+<tag>, with .key and .private beside), one combined key or key- and zone-signing keys, ECDSA P-256 (make them with `meridian glb dnssec-keygen`); empty serves the zone unsigned")
+	fs.StringSliceVar(&f.keyFiles, "dnssec-key-file", nil, "sign the zone online with these keys: BIND key file prefixes (K<zone>.+013+<tag>, with .key and .private beside), one combined key or key- and zone-signing keys, ECDSA P-256 (make them with meridian glb dnssec-keygen); empty serves the zone unsigned")
 	fs.DurationVar(&f.validity, "dnssec-signature-validity", dns.DefaultSignatureValidity, "how long each signature is valid; signatures are reused for a quarter of it")
 	fs.DurationVar(&f.skew, "dnssec-inception-skew", dns.DefaultInceptionSkew, "how far each signature's inception is backdated, for validators whose clocks run behind")
 }
