@@ -10,9 +10,10 @@
 // forbidden (DNS rebinding) is refused too.
 //
 // Always refused: schemes other than http and https, user info,
-// unspecified addresses (0.0.0.0, ::), link-local addresses (169.254/16,
+// unspecified addresses (0.0.0.0/8, ::), link-local addresses (169.254/16,
 // fe80::/10, which hold most clouds' metadata services), the other
-// metadata addresses (fd00:ec2::254, 100.100.100.200) and multicast.
+// metadata addresses (fd00:ec2::254, 100.100.100.200), multicast, and
+// NAT64 addresses (64:ff9b::/96) embedding any of these.
 // Loopback (127/8, ::1, "localhost") is refused unless Local is set: only a
 // fleet on one machine (`meridian up`) publishes loopback endpoints.
 package endpoint
@@ -41,14 +42,27 @@ var metadata = []netip.Addr{
 	netip.MustParseAddr("100.100.100.200"), // Alibaba Cloud
 }
 
+// thisNetwork (0/8) and nat64 (the well-known NAT64 prefix, which embeds
+// an IPv4 address) are checked by what they stand for.
+var (
+	thisNetwork = netip.MustParsePrefix("0.0.0.0/8")
+	nat64       = netip.MustParsePrefix("64:ff9b::/96")
+)
+
 // CheckAddr returns why requests may not be sent to a, or nil.
 func (p Policy) CheckAddr(a netip.Addr) error {
 	a = a.Unmap()
+	if nat64.Contains(a) {
+		b := a.As16()
+		if err := p.CheckAddr(netip.AddrFrom4([4]byte(b[12:]))); err != nil {
+			return fmt.Errorf("%s embeds an IPv4 address (NAT64): %w", a, err)
+		}
+	}
 	switch {
 	case !a.IsValid():
 		return errors.New("no address")
-	case a.IsUnspecified():
-		return fmt.Errorf("%s is the unspecified address", a)
+	case a.IsUnspecified() || thisNetwork.Contains(a):
+		return fmt.Errorf("%s is unspecified (0.0.0.0/8, ::): it reaches the host itself", a)
 	case a.IsLinkLocalUnicast():
 		return fmt.Errorf("%s is link-local (where cloud metadata services live)", a)
 	case a.IsMulticast():
