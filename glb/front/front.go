@@ -132,6 +132,7 @@ func (f *Front) serve(w http.ResponseWriter, r *http.Request) (string, int) {
 	results := make(chan *attempt, f.opts.Attempts)
 	tried := make(map[string]bool, len(cands))
 	launched, inflight, held := 0, 0, 0
+	spent := false // a retry was refused by the budget
 	f.budget.begin()
 	defer func() { f.budget.end(held) }()
 	var running []*attempt
@@ -147,6 +148,7 @@ func (f *Front) serve(w http.ResponseWriter, r *http.Request) (string, int) {
 			if !f.budget.take() {
 				f.clusters.done(cand.Cluster)
 				f.metrics.budgetExhausted.Inc()
+				spent = true
 				return false
 			}
 			held++
@@ -234,6 +236,9 @@ func (f *Front) serve(w http.ResponseWriter, r *http.Request) (string, int) {
 	}
 	if last != nil {
 		return last.cluster, last.write(w)
+	}
+	if spent {
+		return noCluster, writeUnavailable(w, fmt.Sprintf("the cluster tried for model %s failed, and the front's retry budget is spent (too many requests are being retried)", model))
 	}
 	return noCluster, writeUnavailable(w, fmt.Sprintf("every cluster that serves model %s failed", model))
 }
