@@ -47,7 +47,7 @@ func (a *Agent) serveGateway(ctx context.Context) error {
 		_ = srv.Shutdown(sctx)
 	}()
 	a.log.Info("gateway serving every model of this site", "addr", ln.Addr().String())
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	if err := srv.Serve(httpserve.Listener(ln)); !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("gateway: %w", err)
 	}
 	return nil

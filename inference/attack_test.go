@@ -184,6 +184,7 @@ func TestOversizedHeadersAndAmbiguousFraming(t *testing.T) {
 	for _, c := range []struct{ name, req, want string }{
 		{"128 KiB of headers", "POST /analyze HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 128<<10) + "\r\nContent-Length: 2\r\n\r\n{}", "HTTP/1.1 431 "},
 		{"two Content-Lengths", "POST /analyze HTTP/1.1\r\nHost: x\r\nContent-Length: 15\r\nContent-Length: 2\r\n\r\n{\"text\":\"good\"}", "HTTP/1.1 400 "},
+		{"Content-Length and chunked", "POST /analyze HTTP/1.1\r\nHost: x\r\nContent-Length: 15\r\nTransfer-Encoding: chunked\r\n\r\nf\r\n{\"text\":\"good\"}\r\n0\r\n\r\n", "HTTP/1.1 400 "},
 	} {
 		conn := rawConn(t, s.url)
 		_, _ = io.WriteString(conn, c.req)

@@ -205,7 +205,7 @@ func (a *Activator) Register(namespace, name string, t Target) (netip.AddrPort, 
 	}
 	a.models[key] = m
 	go func() {
-		if err := m.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := m.srv.Serve(httpserve.Listener(ln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Warn("activator listener", "model", key, "err", err)
 		}
 	}()

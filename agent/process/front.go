@@ -79,7 +79,7 @@ func NewFront(sup *Supervisor, opts FrontOptions) (*Front, error) {
 		_ = ln.Close()
 		return nil, fmt.Errorf("front for %s: %w", sup.opts.Name, err)
 	}
-	go func() { _ = f.srv.Serve(ln) }()
+	go func() { _ = f.srv.Serve(httpserve.Listener(ln)) }()
 	return f, nil
 }
 

@@ -161,7 +161,7 @@ func run(c config) error {
 	if err != nil {
 		return err
 	}
-	go func() { _ = hs.Serve(ln) }()
+	go func() { _ = hs.Serve(httpserve.Listener(ln)) }()
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -29,14 +29,14 @@
 //     client cannot safely retry);
 //   - MaxHeaderBytes caps the request line and headers; net/http answers
 //     431 Request Header Fields Too Large beyond it (plus its 4 KiB of
-//     slack). Ambiguous framing (request smuggling) is net/http's own
-//     to refuse: conflicting Content-Lengths get 400, a transfer coding
-//     other than chunked 501; a request with both Content-Length and
-//     chunked Transfer-Encoding is framed by the chunking alone, its
-//     Content-Length dropped, as RFC 9112 section 6.3 has a server do
-//     (net/http offers no hook to refuse it instead), so this server and
-//     any proxy following the RFC agree where it ends, and Meridian's
-//     proxies re-frame what they forward;
+//     slack);
+//   - ambiguous framing (request smuggling) is refused: net/http answers
+//     conflicting Content-Lengths 400 and a transfer coding other than
+//     chunked 501, but accepts Content-Length beside chunked
+//     Transfer-Encoding (dropping the Content-Length); Listener, which
+//     Serve applies, refuses that too, 400 before any handler
+//     (internal/framing; plain HTTP only: behind TLS terminated by the
+//     server itself net/http judges alone);
 //   - MaxConns caps open connections: one over the cap is closed as soon
 //     as it is accepted (the client sees a reset and can try another
 //     address), so a flood of idle sockets cannot exhaust descriptors or
@@ -46,7 +46,8 @@
 //     it in the caller's error shape), before its body is read.
 //
 // Serve runs such a server on a listener until a context ends, then
-// drains it.
+// drains it; a caller serving the server itself wraps its listeners with
+// Listener.
 //
 // # Metrics
 //

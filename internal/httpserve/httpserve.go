@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"meridian.dev/meridian/internal/framing"
 )
 
 // The production defaults, which a zero Options field takes.
@@ -137,12 +139,20 @@ func New(h http.Handler, opts Options) (*http.Server, error) {
 	}, nil
 }
 
-// Serve serves srv on ln until ctx ends, then stops accepting and waits up
-// to drain for the requests in flight (closing what is left after it). It
-// returns nil after a drain that finished in time.
+// Listener wraps ln for a hardened server: a plain-HTTP request whose
+// framing is ambiguous (Content-Length with Transfer-Encoding: request
+// smuggling), which net/http would accept, is refused 400 before any
+// handler sees it (internal/framing). Serve wraps its listener so;
+// callers serving srv themselves wrap theirs with it.
+func Listener(ln net.Listener) net.Listener { return framing.Listener(ln) }
+
+// Serve serves srv on ln (wrapped with Listener) until ctx ends, then
+// stops accepting and waits up to drain for the requests in flight
+// (closing what is left after it). It returns nil after a drain that
+// finished in time.
 func Serve(ctx context.Context, srv *http.Server, ln net.Listener, drain time.Duration) error {
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(Listener(ln)) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serving HTTP on %s: %w", ln.Addr(), err)

@@ -56,7 +56,7 @@ func ServeRegistry(ctx context.Context, ln net.Listener, images map[string]v1.Im
 		defer cancel()
 		_ = srv.Shutdown(shutdown)
 	}()
-	err = srv.Serve(ln)
+	err = srv.Serve(httpserve.Listener(ln))
 	<-done
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil

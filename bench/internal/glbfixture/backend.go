@@ -94,7 +94,7 @@ func serveBackend(name, addr string) error {
 	if err != nil {
 		return err
 	}
-	return srv.Serve(ln)
+	return srv.Serve(httpserve.Listener(ln))
 }
 
 // Backend is one backend process at Addr ("127.0.3.1:port").
