@@ -246,3 +246,29 @@ func TestPanickingBatchFailsOnlyItself(t *testing.T) {
 		t.Errorf("panics counted: %v", n)
 	}
 }
+
+// A batch's load counts padding up to its longest row and never indexes
+// past a shape, a scalar's included.
+func TestBatchLoad(t *testing.T) {
+	lim := InputLimits{MaxBatchElements: 8, MaxBatchBytes: 1 << 20}
+	job := func(shapes ...[]int64) *job {
+		j := &job{}
+		for _, s := range shapes {
+			j.inputs = append(j.inputs, &Tensor{Datatype: FP32, Shape: s})
+		}
+		j.rows = j.inputs[0].rows()
+		return j
+	}
+	short, long := job([]int64{1, 2}), job([]int64{1, 4})
+	l := load{}.with(short).with(short)
+	if !l.fits(short, lim) { // 2 rows of 2
+		t.Error("4 elements do not fit 8")
+	}
+	if l = l.with(long); l.fits(long, lim) { // 3 rows padded to 4: 12
+		t.Errorf("3 rows padded to 4 fit a limit of 8: %+v", l)
+	}
+	scalar := job([]int64{})
+	if l := (load{}).with(scalar).with(scalar); !l.fits(scalar, lim) {
+		t.Errorf("scalars: %+v", l)
+	}
+}

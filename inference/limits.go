@@ -124,7 +124,9 @@ type load struct {
 func (l load) with(j *job) load {
 	n := load{rows: l.rows + j.rows, last: make([]int64, len(j.inputs)), strBytes: make([]int64, len(j.inputs))}
 	for i, t := range j.inputs {
-		n.last[i] = t.Shape[len(t.Shape)-1]
+		if len(t.Shape) > 0 {
+			n.last[i] = t.Shape[len(t.Shape)-1]
+		}
 		if l.last != nil {
 			n.last[i] = max(n.last[i], l.last[i])
 			n.strBytes[i] = l.strBytes[i]
