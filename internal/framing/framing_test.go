@@ -2,6 +2,7 @@ package framing_test
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -23,7 +24,7 @@ type server struct {
 	addr string
 }
 
-func newServer(t *testing.T) *server {
+func newServer(t testing.TB) *server {
 	t.Helper()
 	s := &server{}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -50,12 +51,22 @@ func (s *server) handled() []string {
 // closes its writing half and returns the status codes of every answer.
 func exchange(t *testing.T, addr, raw string, slow bool) []int {
 	t.Helper()
+	codes, _ := exchangeWithin(t, addr, raw, 10*time.Second, slow, true)
+	return codes
+}
+
+// exchangeWithin is exchange, giving up after wait, and closing the
+// writing half only when asked (net/http takes it for the client leaving,
+// which may race the requests it is serving). closed reports that the
+// server closed the connection, every answer read.
+func exchangeWithin(t *testing.T, addr, raw string, wait time.Duration, slow, halfClose bool) (codes []int, closed bool) {
+	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = c.Close() }()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(wait))
 	go func() {
 		if slow {
 			for i := range len(raw) {
@@ -66,14 +77,15 @@ func exchange(t *testing.T, addr, raw string, slow bool) []int {
 		} else {
 			_, _ = io.WriteString(c, raw)
 		}
-		_ = c.(*net.TCPConn).CloseWrite()
+		if halfClose {
+			_ = c.(*net.TCPConn).CloseWrite()
+		}
 	}()
-	var codes []int
 	br := bufio.NewReader(c)
 	for {
 		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
-			return codes
+			return codes, errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
 		_ = resp.Body.Close()
