@@ -22,7 +22,6 @@ import (
 	"meridian.dev/meridian/glb/steer"
 	"meridian.dev/meridian/gossip"
 	"meridian.dev/meridian/internal/endpoint"
-	"meridian.dev/meridian/internal/framing"
 	"meridian.dev/meridian/internal/httpserve"
 )
 
@@ -254,7 +253,7 @@ func serveHTTP(ctx context.Context, hs *http.Server, lns []net.Listener, errc ch
 	}()
 	for _, ln := range lns {
 		go func() {
-			if err := hs.Serve(framing.Listener(ln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := hs.Serve(httpserve.Listener(ln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- err
 			}
 		}()
