@@ -2,6 +2,7 @@ package inference
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"meridian.dev/meridian/internal/auth"
 	"meridian.dev/meridian/internal/httpserve"
 	"meridian.dev/meridian/internal/metricsreg"
 	"meridian.dev/meridian/internal/version"
@@ -59,6 +61,12 @@ type Options struct {
 	// request that uses its whole deadline still gets its answer out.
 	// Its Name, Registerer, Logger and Refuse are the server's own.
 	HTTP httpserve.Options
+	// TLS, when set, serves HTTPS only (internal/tlsx.ServerConfig: the
+	// certificate reloaded from its files, mutual TLS when it asks).
+	TLS *tls.Config
+	// Auth authenticates requests and enforces tenant quotas and model
+	// allow-lists (internal/auth); its zero value leaves the server open.
+	Auth auth.Options
 	// AnalyzeModel is the model behind POST /analyze; it needs a text
 	// section in its config. Default "sentiment".
 	AnalyzeModel string
@@ -76,6 +84,7 @@ type Server struct {
 	cache    *resultCache
 	metrics  *metrics
 	bodies   *bodyBudget
+	auth     *auth.Authenticator
 	draining atomic.Bool
 }
 
@@ -143,6 +152,12 @@ func New(opts Options) (*Server, error) {
 	}, func() float64 { return float64(s.bodies.held.Load()) })); err != nil {
 		return nil, err
 	}
+	if opts.Auth.ModelOf == nil {
+		opts.Auth.ModelOf = auth.ModelFromPath(map[string]string{"/analyze": opts.AnalyzeModel})
+	}
+	if s.auth, err = auth.New(opts.Auth, opts.Registry, opts.Logger); err != nil {
+		return nil, err
+	}
 	if s.cache != nil {
 		err := metricsreg.Register(opts.Registry, "model server cache", prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "meridian_inference_cache_entries",
@@ -189,6 +204,9 @@ func New(opts Options) (*Server, error) {
 
 // Close stops every model's workers after they finish what is queued.
 func (s *Server) Close() {
+	if s.auth != nil {
+		s.auth.Close()
+	}
 	for _, m := range s.models {
 		for _, v := range m.versions {
 			v.stop()
@@ -207,6 +225,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration
 		return err
 	}
 	defer s.Close()
+	hs.TLSConfig = s.opts.TLS
 	served := make(chan error, 1)
 	go func() { served <- httpserve.Serve(ctx, hs, ln, drain) }()
 	select {
@@ -242,7 +261,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s; see docs/inference.md", r.Method, r.URL.Path))
 	})
-	return mux
+	return s.auth.Wrap(mux)
 }
 
 // Ready reports whether every model is loaded and can take requests now.

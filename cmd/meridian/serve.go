@@ -7,11 +7,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"meridian.dev/meridian/inference"
 	"meridian.dev/meridian/internal/httpserve"
+	"meridian.dev/meridian/internal/tlsx"
 	"meridian.dev/meridian/internal/version"
 )
 
@@ -21,6 +23,7 @@ func serveCommand() *cobra.Command {
 		opts                                    inference.Options
 		drain                                   time.Duration
 		logs                                    logFlags
+		tlsFlags                                tlsx.ServerFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -60,6 +63,16 @@ docs/inference.md documents the API, the repository layout and every metric.`,
 			}
 			opts.Device, opts.AnalyzeModel, opts.Logger = inference.Device(device), analyze, log
 			log.Info("starting", "version", version.String(), "onnxruntime", lib, "models", opts.ModelRepository)
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			opts.Registry = prometheus.NewRegistry()
+			tm, err := tlsx.NewMetrics(opts.Registry)
+			if err != nil {
+				return err
+			}
+			if opts.TLS, err = tlsFlags.Config(ctx, tlsx.ReloaderOptions{Name: "serve", Logger: log, Metrics: tm}); err != nil {
+				return err
+			}
 			srv, err := inference.New(opts)
 			if err != nil {
 				return err
@@ -69,9 +82,7 @@ docs/inference.md documents the API, the repository layout and every metric.`,
 				srv.Close()
 				return fmt.Errorf("listening on %s: %w (is another server on that port? pick one with --listen)", listen, err)
 			}
-			log.Info("serving", "addr", ln.Addr().String())
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
+			log.Info("serving", "addr", ln.Addr().String(), "tls", opts.TLS != nil, "auth", opts.Auth.Enabled())
 			err = srv.Serve(ctx, ln, drain)
 			log.Info("stopped")
 			return err
@@ -91,6 +102,8 @@ docs/inference.md documents the API, the repository layout and every metric.`,
 	fs.DurationVar(&drain, "drain-timeout", 30*time.Second, "on SIGTERM, how long to wait for in-flight requests before exiting")
 	listenerFlags(fs, &opts.HTTP)
 	inputLimitFlags(fs, &opts.Limits)
+	tlsFlags.Register(fs, "tls", "the model server's listener")
+	opts.Auth.RegisterFlags(fs, "")
 	logs.register(fs)
 	return cmd
 }

@@ -149,10 +149,11 @@ func Listener(ln net.Listener) net.Listener { return framing.Listener(ln) }
 // Serve serves srv on ln (wrapped with Listener) until ctx ends, then
 // stops accepting and waits up to drain for the requests in flight
 // (closing what is left after it). It returns nil after a drain that
-// finished in time.
+// finished in time. With srv.TLSConfig set it serves HTTPS only (HTTP/2
+// and HTTP/1.1 by ALPN), the certificate coming from the config.
 func Serve(ctx context.Context, srv *http.Server, ln net.Listener, drain time.Duration) error {
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(Listener(ln)) }()
+	go func() { errc <- ServeOnce(srv, ln) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serving HTTP on %s: %w", ln.Addr(), err)
@@ -169,6 +170,15 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener, drain time.Du
 		return err
 	}
 	return nil
+}
+
+// ServeOnce serves srv on ln (wrapped with Listener) until srv is shut
+// down, over TLS when srv.TLSConfig is set; the caller stops it.
+func ServeOnce(srv *http.Server, ln net.Listener) error {
+	if srv.TLSConfig != nil {
+		return srv.ServeTLS(Listener(ln), "", "")
+	}
+	return srv.Serve(Listener(ln))
 }
 
 // errorLog sends net/http's log lines to slog: a failed TLS handshake (any
