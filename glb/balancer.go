@@ -4,6 +4,7 @@ import (
 	"context"
 	"hash/fnv"
 	"log/slog"
+	"meridian.dev/meridian/internal/tlsx"
 	"net"
 	"net/http"
 	"net/netip"
@@ -32,6 +33,9 @@ type Balancer struct {
 	demand *Demand // nil: not counted
 	// dial opens the probes' connections; nil: a net.Dialer.
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// upstreamTLS is the probes' client for https:// endpoints (mutual
+	// TLS); nil: the system's roots.
+	upstreamTLS *tlsx.Client
 	// rtts are the probes' round-trip times by probeKey (*rttStat), for
 	// latency steering.
 	rtts sync.Map
@@ -247,7 +251,7 @@ func (b *Balancer) Probe(ctx context.Context, interval, timeout time.Duration) {
 	if dial == nil {
 		dial = (&net.Dialer{Timeout: timeout}).DialContext
 	}
-	client := &http.Client{Transport: &http.Transport{DialContext: dial}}
+	client := &http.Client{Transport: upstreamTransport(dial, b.upstreamTLS)}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	last := map[string]time.Time{}

@@ -62,7 +62,7 @@ func TestRunWithGossipDropsADeadClusterFromDNS(t *testing.T) {
 	go func() {
 		done <- Run(ctx, cp.Client, Options{
 			Zone: "infer.test", DNSListen: "127.0.0.1:0", StateFile: filepath.Join(t.TempDir(), "snap.json"),
-			RefreshPeriod: 200 * time.Millisecond, ProbeInterval: 100 * time.Millisecond,
+			RefreshPeriod: 200 * time.Millisecond, ProbeInterval: 100 * time.Millisecond, AllowLocalEndpoints: true,
 			Gossip:   &gossip.Config{NodeName: "glb-run", BindAddr: "127.0.0.1", Timing: gossipTiming(), Join: join, KeyringFile: keys},
 			Logger:   quiet(),
 			Registry: reg, Ready: ready,

@@ -3,6 +3,7 @@ package glb
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,8 +22,10 @@ import (
 	"meridian.dev/meridian/glb/geo"
 	"meridian.dev/meridian/glb/steer"
 	"meridian.dev/meridian/gossip"
+	"meridian.dev/meridian/internal/auth"
 	"meridian.dev/meridian/internal/endpoint"
 	"meridian.dev/meridian/internal/httpserve"
+	"meridian.dev/meridian/internal/tlsx"
 )
 
 // Options configure a running balancer.
@@ -36,6 +39,16 @@ type Options struct {
 	// already bound, serve it too.
 	HTTPListen    string
 	HTTPListeners []net.Listener
+	// TLS, when set, makes the HTTP front HTTPS only (internal/tlsx:
+	// certificates reloaded from their files).
+	TLS *tls.Config
+	// UpstreamTLS is the client the front and the probes speak to https://
+	// endpoints with: the clusters' CA and the balancer's client
+	// certificate (mutual TLS). Nil: the system's roots, no certificate.
+	UpstreamTLS *tlsx.Client
+	// Auth is the HTTP front's door (internal/auth): API keys, JWTs,
+	// tenant quotas and model allow-lists; zero leaves the front open.
+	Auth auth.Options
 	// Dial, when set, opens every connection the balancer makes to the
 	// clusters (probes and the HTTP front); drills use it to partition a
 	// region away from this site. Default: a net.Dialer.
@@ -151,7 +164,7 @@ func Run(ctx context.Context, hub client.Client, opts Options) error {
 	}
 	probes := steer.NewHealth(health)
 	b := NewBalancer(src, db, probes, opts.Site, log)
-	b.dial = opts.Dial
+	b.dial, b.upstreamTLS = endpointDial(opts), opts.UpstreamTLS
 	demand, err := NewDemand(reg)
 	if err != nil {
 		return fmt.Errorf("glb: %w", err)
@@ -215,10 +228,20 @@ func Run(ctx context.Context, hub client.Client, opts Options) error {
 		if err != nil {
 			return fmt.Errorf("glb: %w", err)
 		}
-		hs, err := httpserve.New(f, httpserve.Options{Name: "glb-front", Refuse: front.WriteError, Registerer: reg, Logger: log})
+		ao := opts.Auth
+		if ao.ModelOf == nil {
+			ao.ModelOf = f.ModelOf
+		}
+		door, err := auth.New(ao, reg, log)
 		if err != nil {
 			return fmt.Errorf("glb: %w", err)
 		}
+		defer door.Close()
+		hs, err := httpserve.New(door.Wrap(f), httpserve.Options{Name: "glb-front", Refuse: front.WriteError, Registerer: reg, Logger: log})
+		if err != nil {
+			return fmt.Errorf("glb: %w", err)
+		}
+		hs.TLSConfig = opts.TLS
 		drained = serveHTTP(ctx, hs, lns, errc, log)
 	}
 	addr, err := srv.Addr(ctx)
@@ -253,11 +276,11 @@ func serveHTTP(ctx context.Context, hs *http.Server, lns []net.Listener, errc ch
 	}()
 	for _, ln := range lns {
 		go func() {
-			if err := hs.Serve(httpserve.Listener(ln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := httpserve.ServeOnce(hs, ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- err
 			}
 		}()
-		log.Info("glb serving HTTP", "addr", ln.Addr().String())
+		log.Info("glb serving HTTP", "addr", ln.Addr().String(), "tls", hs.TLSConfig != nil)
 	}
 	return drained
 }
@@ -280,17 +303,19 @@ func frontOptions(opts Options, reg prometheus.Registerer, log *slog.Logger) fro
 	if !fo.ForwardedFor.Enabled() && opts.TrustForwardedFor {
 		fo.ForwardedFor.TrustedHops = 1
 	}
-	if opts.Dial != nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.DialContext, t.MaxIdleConnsPerHost = endpointDial(opts), 256
-		fo.Transport = t
+	if opts.Dial != nil || opts.UpstreamTLS != nil {
+		fo.Transport = upstreamTransport(endpointDial(opts), opts.UpstreamTLS)
 	}
 	return fo
 }
 
-// endpointDial is opts.Dial for the front's transport, refusing the
-// endpoints the policy forbids as soon as connected, before anything is
-// written.
-func endpointDial(opts Options) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	return endpoint.Policy{Local: opts.AllowLocalEndpoints}.Guard(opts.Dial)
+// endpointDial opens the connections to the clusters (opts.Dial, else a
+// net.Dialer), refusing the endpoints the policy forbids as soon as
+// connected, before anything is written.
+func endpointDial(opts Options) dialFunc {
+	p := endpoint.Policy{Local: opts.AllowLocalEndpoints}
+	if opts.Dial == nil {
+		return p.Dialer(&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	}
+	return p.Guard(opts.Dial)
 }

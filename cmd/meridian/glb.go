@@ -14,9 +14,11 @@ import (
 
 	"meridian.dev/meridian/glb"
 	"meridian.dev/meridian/glb/dns"
+	"meridian.dev/meridian/glb/front"
 	"meridian.dev/meridian/glb/geo"
 	"meridian.dev/meridian/glb/steer"
 	"meridian.dev/meridian/internal/scheme"
+	"meridian.dev/meridian/internal/tlsx"
 )
 
 func glbCommand() *cobra.Command {
@@ -30,6 +32,9 @@ func glbCommand() *cobra.Command {
 		holdDown       time.Duration
 		logs           logFlags
 		dnsFlags       dnsFlags
+		trustedProxies []string
+		frontTLS       tlsx.ServerFlags
+		upstreamTLS    tlsx.ClientFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "glb",
@@ -87,6 +92,9 @@ the answer from any resolver but counts as demand only from
 			if opts.DNS, err = dnsFlags.options(); err != nil {
 				return err
 			}
+			if opts.ForwardedFor.TrustedProxies, err = prefixes("--trusted-proxies", trustedProxies); err != nil {
+				return err
+			}
 			opts.Health = steer.HealthConfig{FailureThreshold: healthFailures, HoldDown: holdDown}
 			if holdDown <= 0 {
 				opts.Health.HoldDown = -1 // steer's "none"; zero would mean its default
@@ -107,6 +115,16 @@ the answer from any resolver but counts as demand only from
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			tm, err := tlsx.NewMetrics(opts.Registry)
+			if err != nil {
+				return err
+			}
+			if opts.TLS, err = frontTLS.Config(ctx, tlsx.ReloaderOptions{Name: "glb-front", Logger: log, Metrics: tm}); err != nil {
+				return err
+			}
+			if opts.UpstreamTLS, err = upstreamTLS.Client(ctx, tlsx.ReloaderOptions{Name: "glb-upstream", Logger: log, Metrics: tm}); err != nil {
+				return err
+			}
 			return glb.Run(ctx, hub, opts)
 		},
 	}
@@ -116,7 +134,15 @@ the answer from any resolver but counts as demand only from
 	fs.StringVar(&opts.Zone, "zone", "", "DNS zone this balancer is authoritative for, e.g. infer.example.com (required)")
 	fs.StringVar(&opts.DNSListen, "dns-listen", "127.0.0.1:5353", "UDP and TCP address to answer DNS on; 0.0.0.0:53 in production")
 	fs.StringVar(&opts.HTTPListen, "http-listen", "", "address for the HTTP front (e.g. 0.0.0.0:8080 at a point of presence); empty serves DNS only")
-	fs.BoolVar(&opts.TrustForwardedFor, "trust-forwarded-for", false, "HTTP front: locate each client by the first address of X-Forwarded-For instead of the connection's; only behind a proxy that sets that header")
+	fs.BoolVar(&opts.TrustForwardedFor, "trust-forwarded-for", false, "HTTP front: the same as --trusted-proxy-hops 1 (the client is the rightmost X-Forwarded-For entry); only when every client comes through one proxy")
+	fs.IntVar(&opts.ForwardedFor.TrustedHops, "trusted-proxy-hops", 0, "HTTP front: how many proxies in front of the balancer append to X-Forwarded-For, the immediate peer included (Envoy's xff_num_trusted_hops); the client is the entry that many from the right. 0 and no --trusted-proxies: X-Forwarded-For is ignored and not passed on")
+	fs.StringSliceVar(&trustedProxies, "trusted-proxies", nil, "HTTP front: networks (CIDRs or addresses) of the proxies whose X-Forwarded-For is believed; from any other peer it is ignored, and their entries are skipped from the right")
+	fs.Float64Var(&opts.RetryBudget.Percent, "retry-budget-percent", front.DefaultRetryBudgetPercent, "HTTP front: retries and hedges in flight may be at most this percent of the requests in flight (Envoy's retry budget)")
+	fs.IntVar(&opts.RetryBudget.MinConcurrency, "retry-budget-min-concurrency", front.DefaultRetryBudgetMinConcurrency, "HTTP front: retries and hedges always allowed at once, whatever the load")
+	fs.BoolVar(&opts.AllowLocalEndpoints, "allow-local-endpoints", false, "HTTP front and probes: send to loopback model endpoints, for a fleet on one machine (meridian up); never in production (link-local and metadata addresses are refused whatever it says)")
+	frontTLS.Register(fs, "tls", "the HTTP front (HTTPS only when set)")
+	upstreamTLS.Register(fs, "upstream-tls", "the front's and the probes' connections to https:// cluster endpoints (mutual TLS: this balancer's client certificate, the clusters' CA)")
+	opts.Auth.RegisterFlags(fs, "")
 	fs.StringVar(&opts.Affinity.Header, "affinity-header", "", "HTTP front: request header holding a session key; requests with the same key go to the same cluster from every site (empty: no affinity)")
 	fs.StringVar(&opts.Affinity.Cookie, "affinity-cookie", "", "HTTP front: cookie holding a session key, as --affinity-header (set one of the two)")
 	fs.DurationVar(&opts.HedgeAfter, "hedge-after", 0, "HTTP front: send a request still unanswered after this long a second copy at the next cluster, the first answer winning (0: no hedging; it costs up to twice the upstream work of slow requests)")

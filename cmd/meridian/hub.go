@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"meridian.dev/meridian/hub"
+	"meridian.dev/meridian/internal/modelsource"
 	"meridian.dev/meridian/hub/inventory"
 )
 
@@ -18,6 +19,7 @@ func hubCommand() *cobra.Command {
 		opts                               hub.Options
 		kubeconfig, namespace, metricsAddr string
 		logs                               logFlags
+		sources                            []string
 	)
 	cmd := &cobra.Command{
 		Use:   "hub",
@@ -38,6 +40,9 @@ docs/hub.md explains membership, health, the placement maths and failover.`,
 				return err
 			}
 			opts.Logger = log
+			if opts.AllowedModelSources, err = modelsource.Parse("--allowed-model-sources", sources); err != nil {
+				return err
+			}
 			cfg, err := restConfig(kubeconfig)
 			if err != nil {
 				return err
@@ -55,6 +60,8 @@ docs/hub.md explains membership, health, the placement maths and failover.`,
 	fs := cmd.Flags()
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the hub cluster (default: $KUBECONFIG, in-cluster config, or ~/.kube/config)")
 	fs.StringVar(&namespace, "members-namespace", hub.MembersNamespace, "namespace of the push members' kubeconfig Secrets (pull members have namespaces of their own: meridian member add)")
+	fs.StringSliceVar(&sources, "allowed-model-sources", nil, "directories (or file:// URLs) an InferenceModel's spec.model.repository may lie under; others are not placed (Placed False, ModelSourceNotAllowed). Empty: only the agents' default repository")
+	fs.BoolVar(&opts.AllowLocalEndpoints, "allow-local-endpoints", false, "accept loopback endpoints in members' reports, for a fleet on one machine (meridian up); never in production")
 	fs.StringVar(&opts.Timing, "timing", hub.TimingProduction, "timing preset: how fast an unreachable member is detected, and its probe traffic:\n"+timingHelp())
 	fs.DurationVar(&opts.HealthPeriod, "health-period", 0, "how often every member's ClusterReport is read (default: the preset's)")
 	fs.DurationVar(&opts.ProbeTimeout, "probe-timeout", 0, "timeout of one read of a member's API server (default: the preset's)")

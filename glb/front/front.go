@@ -338,6 +338,10 @@ func retryable(code int) bool {
 }
 
 // model returns the model a request path addresses, or "" for none.
+// ModelOf names the model a request addresses, as the front routes it
+// (so the auth door's model allow-lists agree with the routing).
+func (f *Front) ModelOf(r *http.Request) string { return f.model(r.URL.Path) }
+
 func (f *Front) model(path string) string {
 	if m, ok := f.opts.PathModels[path]; ok {
 		return m

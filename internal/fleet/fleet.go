@@ -210,6 +210,7 @@ func Up(ctx context.Context, opts Options) (*Fleet, error) {
 		return nil, fmt.Errorf("timing preset %q: use production", opts.Timing)
 	}
 	opts.Hub.Timing = cmp.Or(opts.Hub.Timing, timing().Hub)
+	opts.Hub.AllowLocalEndpoints = true // a fleet on one machine publishes loopback endpoints
 	if opts.Binary == "" {
 		return nil, errors.New("fleet: Options.Binary (the meridian executable the regions' agents run) is required")
 	}
@@ -350,7 +351,8 @@ func (f *Fleet) start(ctx, runCtx context.Context) error {
 			GeoIPv4: opts.GeoIPv4, GeoIPv6: opts.GeoIPv6, Site: "local", Logger: opts.Logger.With("component", "glb"), Ready: ready,
 			HTTPListeners: opts.HTTPListeners,
 			// Local clients may say where they are from (drills do).
-			TrustForwardedFor: true,
+			TrustForwardedFor:   true,
+			AllowLocalEndpoints: true,
 			// Partition drills cut the balancer off from regions.
 			Dial:          f.dial,
 			Gossip:        glbGossip,
