@@ -3,6 +3,7 @@ package agent
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"os"
@@ -32,6 +33,8 @@ import (
 	"meridian.dev/meridian/agent/metricsapi"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/gossip"
+	"meridian.dev/meridian/internal/auth"
+	"meridian.dev/meridian/internal/modelsource"
 	"meridian.dev/meridian/internal/scheme"
 )
 
@@ -106,6 +109,21 @@ type ProcessOptions struct {
 	// follow the global balancer's DNS answers connect to, the same port
 	// at every site. 0: off.
 	GatewayPort int
+	// TLS, when set, serves the per-model fronts (the endpoints the
+	// balancer's front and probes reach) over HTTPS, verifying clients as
+	// it says (mutual TLS: the balancer's certificate), and the gateway
+	// over HTTPS with the same certificate but no client certificate
+	// asked (its clients are users); endpoints are then https://.
+	TLS *tls.Config
+	// Auth is the door on the fronts and the gateway (internal/auth): API
+	// keys, JWTs, tenant policies; zero leaves them open. Tenant quotas
+	// belong to one layer (the balancer's front, which forwards the
+	// credentials): give the sites the keys, not the tenants file.
+	Auth auth.Options
+	// AllowedModelSources are the directories a ModelDeployment's
+	// spec.model.repository may lie under; others are refused. Empty:
+	// only ModelRepository (a ModelDeployment naming none).
+	AllowedModelSources modelsource.AllowList
 	// Capacity is what this site offers (CPU, memory, GPUs by type), as
 	// the process runtime cannot discover it from Nodes.
 	Capacity v1.Capacity
@@ -144,6 +162,9 @@ type Agent struct {
 	// zero; nil when scale to zero is off.
 	zero *kube.Zero
 
+	// door checks credentials on the process runtime's fronts and gateway.
+	door *auth.Authenticator
+
 	mu        sync.Mutex
 	locals    map[types.NamespacedName]*local       // process runtime
 	kubeLoads map[types.NamespacedName]v1.ModelLoad // kubernetes runtime
@@ -179,6 +200,16 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		wake:      make(chan event.GenericEvent, 64),
 		locals:    make(map[types.NamespacedName]*local),
 		kubeLoads: make(map[types.NamespacedName]v1.ModelLoad),
+	}
+	if opts.Runtime == v1.RuntimeProcess {
+		ao := opts.Process.Auth
+		if ao.ModelOf == nil {
+			ao.ModelOf = requestModel
+		}
+		if a.door, err = auth.New(ao, opts.Registry, opts.Logger); err != nil {
+			return err
+		}
+		defer a.door.Close()
 	}
 	err = ctrl.NewControllerManagedBy(mgr).
 		Named("modeldeployment").
@@ -271,6 +302,9 @@ func (a *Agent) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, e
 		l.update(md.Spec)
 		return ctrl.Result{}, nil
 	}
+	if err := a.opts.Process.AllowedModelSources.Check(md.Spec.Model.Repository); err != nil {
+		return ctrl.Result{}, a.refuseSource(ctx, md, err)
+	}
 	l, err = a.startLocal(md)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -280,6 +314,19 @@ func (a *Agent) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, e
 	a.mu.Unlock()
 	a.event(ctx, req.NamespacedName, "Started", fmt.Sprintf("serving %s at %s with %d replicas", md.Spec.Model.Name, l.endpoint(), l.current))
 	return ctrl.Result{}, nil
+}
+
+// refuseSource runs nothing for md, whose repository lies outside
+// --allowed-model-sources, and says so in its conditions (the agent loads
+// what it is given: the hub's check is not its only guard).
+func (a *Agent) refuseSource(ctx context.Context, md *v1.ModelDeployment, why error) error {
+	key := client.ObjectKeyFromObject(md)
+	a.log.Warn("refusing a model source", "modeldeployment", key, "err", why)
+	a.event(ctx, key, string(v1.ReasonModelSourceNotAllowed), why.Error())
+	base := md.DeepCopy()
+	v1.SetCondition(&md.Status.Conditions, v1.ConditionReady, false, v1.ReasonModelSourceNotAllowed, why.Error(), md.Generation)
+	v1.SetCondition(&md.Status.Conditions, v1.ConditionDegraded, true, v1.ReasonModelSourceNotAllowed, why.Error(), md.Generation)
+	return client.IgnoreNotFound(a.client.Status().Patch(ctx, md, client.MergeFrom(base)))
 }
 
 func (a *Agent) stop(key types.NamespacedName) {

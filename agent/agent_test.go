@@ -30,6 +30,7 @@ import (
 	"meridian.dev/meridian/gossip"
 	"meridian.dev/meridian/internal/controlplane"
 	"meridian.dev/meridian/internal/netfault"
+	"meridian.dev/meridian/internal/modelsource"
 	"meridian.dev/meridian/internal/testbin"
 )
 
@@ -41,21 +42,29 @@ func TestMain(m *testing.M) { testbin.Main(m, &meridian) }
 // test ends; it returns the address of the agent's gateway.
 func startAgent(t *testing.T, cp *controlplane.ControlPlane, reg *prometheus.Registry) string {
 	t.Helper()
+	return startAgentWith(t, cp, reg, nil)
+}
+
+// startAgentWith is startAgent with its options changed by edit first.
+func startAgentWith(t *testing.T, cp *controlplane.ControlPlane, reg *prometheus.Registry, edit func(*Options)) string {
+	t.Helper()
 	gatewayPort := freeTCPAndUDPPort(t)
 	models, lib := testbin.Models(t), testbin.ORTLibrary(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, cp.Config, Options{
-			ClusterName: "test",
-			Identity:    v1.ClusterIdentity{Region: "eu-west", Zone: "eu-west-1a", Endpoint: "http://127.0.0.1:9000"},
-			Process: ProcessOptions{Binary: meridian, ModelRepository: models, ServeArgs: []string{"--ort-lib", lib, "--cache-size", "0"},
-				GatewayPort: gatewayPort, Capacity: v1.Capacity{CPU: resource.MustParse("8"), Memory: resource.MustParse("16Gi")}},
-			SyncPeriod: 250 * time.Millisecond, MetricsWindow: time.Second, ReportPeriod: 500 * time.Millisecond,
-			Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-			Registry: reg,
-		})
-	}()
+	opts := Options{
+		ClusterName: "test",
+		Identity:    v1.ClusterIdentity{Region: "eu-west", Zone: "eu-west-1a", Endpoint: "http://127.0.0.1:9000"},
+		Process: ProcessOptions{Binary: meridian, ModelRepository: models, ServeArgs: []string{"--ort-lib", lib, "--cache-size", "0"},
+			GatewayPort: gatewayPort, Capacity: v1.Capacity{CPU: resource.MustParse("8"), Memory: resource.MustParse("16Gi")}},
+		SyncPeriod: 250 * time.Millisecond, MetricsWindow: time.Second, ReportPeriod: 500 * time.Millisecond,
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Registry: reg,
+	}
+	if edit != nil {
+		edit(&opts)
+	}
+	go func() { done <- Run(ctx, cp.Config, opts) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -255,8 +264,10 @@ func TestAgentKeepsServingWithoutItsAPIServerAndCatchesUp(t *testing.T) {
 func TestBrokenModelSetsDegradedWithTheReason(t *testing.T) {
 	cp := controlplane.ForTest(t, controlplane.Options{})
 	ctx := context.Background()
-	startAgent(t, cp, prometheus.NewRegistry())
 	repo := t.TempDir()
+	startAgentWith(t, cp, prometheus.NewRegistry(), func(o *Options) {
+		o.Process.AllowedModelSources = modelsource.AllowList{repo}
+	})
 	if err := os.MkdirAll(filepath.Join(repo, "broken", "1"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -280,6 +291,36 @@ func TestBrokenModelSetsDegradedWithTheReason(t *testing.T) {
 			strings.Contains(c.Message, "model broken version 1") &&
 			meta.IsStatusConditionFalse(got.Status.Conditions, "Ready")
 	})
+}
+
+// A ModelDeployment whose repository lies outside --allowed-model-sources
+// runs nothing, and its conditions say why: the agent does not load any
+// path it is handed.
+func TestModelSourceOutsideTheAllowListIsRefused(t *testing.T) {
+	cp := controlplane.ForTest(t, controlplane.Options{})
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	startAgentWith(t, cp, reg, func(o *Options) {
+		o.Process.AllowedModelSources = modelsource.AllowList{"/srv/models"}
+	})
+	md := &v1.ModelDeployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "elsewhere", Namespace: "default"},
+		Spec:       v1.ModelDeploymentSpec{Model: v1.ModelSource{Name: "sentiment", Repository: testbin.Models(t)}},
+	}
+	if err := cp.Client.Create(ctx, md); err != nil {
+		t.Fatal(err)
+	}
+	testbin.Eventually(t, "Ready False, ModelSourceNotAllowed", 30*time.Second, func() bool {
+		got := &v1.ModelDeployment{}
+		if cp.Client.Get(ctx, client.ObjectKeyFromObject(md), got) != nil {
+			return false
+		}
+		c := meta.FindStatusCondition(got.Status.Conditions, string(v1.ConditionReady))
+		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == string(v1.ReasonModelSourceNotAllowed)
+	})
+	if got, _ := testbin.MetricIfAny(t, reg, "meridian_agent_replicas", map[string]string{"namespace": "default", "name": "elsewhere", "state": "desired"}); got != 0 {
+		t.Errorf("replicas of a refused model: %v, want 0", got)
+	}
 }
 
 func TestAgentGossipsItsModels(t *testing.T) {

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -34,11 +35,16 @@ func (a *Agent) serveGateway(ctx context.Context) error {
 		return fmt.Errorf("gateway: listening on %s (--gateway-port; every site serves its models on this one port): %w", addr, err)
 	}
 	// The fronts behind it answer within a minute (their WriteTimeout).
-	srv, err := httpserve.New(http.HandlerFunc(a.routeGateway), httpserve.Options{
+	srv, err := httpserve.New(a.door.Wrap(http.HandlerFunc(a.routeGateway)), httpserve.Options{
 		Name: "agent-gateway", WriteTimeout: time.Minute, Registerer: a.opts.Registry, Logger: a.log})
 	if err != nil {
 		_ = ln.Close()
 		return fmt.Errorf("gateway: %w", err)
+	}
+	if t := a.opts.Process.TLS; t != nil {
+		// The fronts' certificate; its clients are users, who have none.
+		srv.TLSConfig = t.Clone()
+		srv.TLSConfig.ClientAuth, srv.TLSConfig.VerifyConnection = tls.NoClientCert, nil
 	}
 	go func() {
 		<-ctx.Done()
@@ -46,8 +52,8 @@ func (a *Agent) serveGateway(ctx context.Context) error {
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
-	a.log.Info("gateway serving every model of this site", "addr", ln.Addr().String())
-	if err := srv.Serve(httpserve.Listener(ln)); !errors.Is(err, http.ErrServerClosed) {
+	a.log.Info("gateway serving every model of this site", "addr", ln.Addr().String(), "tls", srv.TLSConfig != nil)
+	if err := httpserve.ServeOnce(srv, ln); !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("gateway: %w", err)
 	}
 	return nil
@@ -63,6 +69,25 @@ func (a *Agent) routeGateway(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.ServeHTTP(w, r)
+}
+
+type modelKey struct{}
+
+// withModel marks the requests h serves as addressed to model (a
+// per-model front's), for requestModel.
+func withModel(model string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), modelKey{}, model)))
+	})
+}
+
+// requestModel is the model a request addresses, for the auth door's
+// model allow-lists: its front's, else as the gateway routes it.
+func requestModel(r *http.Request) string {
+	if m, ok := r.Context().Value(modelKey{}).(string); ok {
+		return m
+	}
+	return gatewayModel(r)
 }
 
 // gatewayModel is the model a request names: by path, else by host.

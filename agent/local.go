@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/http"
 	"slices"
 	"sync"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"meridian.dev/meridian/agent/autoscaler"
 	"meridian.dev/meridian/agent/process"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
+	"meridian.dev/meridian/internal/httpserve"
 )
 
 // local is one ModelDeployment on the process runtime: its replicas, its
@@ -61,7 +63,11 @@ func (a *Agent) startLocal(md *v1.ModelDeployment) (*local, error) {
 		Binary: a.opts.Process.Binary, Args: args, Name: key.String(), Logger: a.log,
 		OnChange: func() { a.notify(key) },
 	})
-	front, err := process.NewFront(l.sup, process.FrontOptions{Listen: a.opts.Process.FrontHost + ":0", Logger: a.log})
+	front, err := process.NewFront(l.sup, process.FrontOptions{
+		Listen: a.opts.Process.FrontHost + ":0", Logger: a.log, TLS: a.opts.Process.TLS,
+		HTTP: httpserve.Options{Registerer: a.opts.Registry},
+		Wrap: func(h http.Handler) http.Handler { return withModel(md.Spec.Model.Name, a.door.Wrap(h)) },
+	})
 	if err != nil {
 		l.sup.Close()
 		return nil, err
@@ -83,7 +89,12 @@ func minReplicas(a v1.Autoscaling) int32 {
 	return *a.MinReplicas
 }
 
-func (l *local) endpoint() string { return "http://" + l.front.Addr() }
+func (l *local) endpoint() string {
+	if l.a.opts.Process.TLS != nil {
+		return "https://" + l.front.Addr()
+	}
+	return "http://" + l.front.Addr()
+}
 
 // update takes a new spec; bounds and targets apply at the next decision.
 func (l *local) update(spec v1.ModelDeploymentSpec) {

@@ -267,6 +267,7 @@ func Run(ctx context.Context, hub client.Client, opts Options) error {
 // request smuggling) are answered 400 before the front sees them.
 func serveHTTP(ctx context.Context, hs *http.Server, lns []net.Listener, errc chan<- error, log *slog.Logger) <-chan struct{} {
 	drained := make(chan struct{})
+	secure := hs.TLSConfig != nil // read before serving writes it (HTTP/2 set-up)
 	go func() {
 		defer close(drained)
 		<-ctx.Done()
@@ -280,7 +281,7 @@ func serveHTTP(ctx context.Context, hs *http.Server, lns []net.Listener, errc ch
 				errc <- err
 			}
 		}()
-		log.Info("glb serving HTTP", "addr", ln.Addr().String(), "tls", hs.TLSConfig != nil)
+		log.Info("glb serving HTTP", "addr", ln.Addr().String(), "tls", secure)
 	}
 	return drained
 }

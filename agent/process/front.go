@@ -3,6 +3,7 @@ package process
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,6 +50,12 @@ type FrontOptions struct {
 	// gets through. Its Name is "agent-front"; its Registerer, when set,
 	// receives the meridian_http_* series.
 	HTTP httpserve.Options
+	// TLS, when set, serves HTTPS only (mutual TLS when it verifies
+	// clients).
+	TLS *tls.Config
+	// Wrap, when set, puts a handler (the agent's auth door) in front of
+	// the front's own.
+	Wrap func(http.Handler) http.Handler
 }
 
 // NewFront starts serving in front of the supervisor's replicas.
@@ -75,11 +82,16 @@ func NewFront(sup *Supervisor, opts FrontOptions) (*Front, error) {
 	if opts.HTTP.WriteTimeout == 0 {
 		opts.HTTP.WriteTimeout = time.Minute
 	}
-	if f.srv, err = httpserve.New(f, opts.HTTP); err != nil {
+	var h http.Handler = f
+	if opts.Wrap != nil {
+		h = opts.Wrap(f)
+	}
+	if f.srv, err = httpserve.New(h, opts.HTTP); err != nil {
 		_ = ln.Close()
 		return nil, fmt.Errorf("front for %s: %w", sup.opts.Name, err)
 	}
-	go func() { _ = f.srv.Serve(httpserve.Listener(ln)) }()
+	f.srv.TLSConfig = opts.TLS
+	go func() { _ = httpserve.ServeOnce(f.srv, ln) }()
 	return f, nil
 }
 

@@ -28,6 +28,8 @@ import (
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/gossip"
 	"meridian.dev/meridian/inference"
+	"meridian.dev/meridian/internal/modelsource"
+	"meridian.dev/meridian/internal/tlsx"
 )
 
 func agentCommand() *cobra.Command {
@@ -42,6 +44,8 @@ func agentCommand() *cobra.Command {
 		logs                       logFlags
 		membershipMode             string
 		hubSync                    hubsync.Options
+		tlsFlags                   tlsx.ServerFlags
+		sources                    []string
 	)
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -107,6 +111,9 @@ docs/agent.md explains the autoscaling maths, every knob and every metric.`,
 			if opts.Gossip, err = gossipFlags.config(); err != nil {
 				return err
 			}
+			if opts.Process.AllowedModelSources, err = modelsource.Parse("--allowed-model-sources", sources); err != nil {
+				return err
+			}
 			opts.Registry = prometheus.NewRegistry()
 			if metricsAPI.Listen != "" {
 				opts.MetricsAPI = &metricsAPI
@@ -116,6 +123,13 @@ docs/agent.md explains the autoscaling maths, every knob and every metric.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			tm, err := tlsx.NewMetrics(opts.Registry)
+			if err != nil {
+				return err
+			}
+			if opts.Process.TLS, err = tlsFlags.Config(ctx, tlsx.ReloaderOptions{Name: "agent", Logger: log, Metrics: tm}); err != nil {
+				return err
+			}
 			switch membershipMode {
 			case "push":
 				return agent.Run(ctx, cfg, opts)
@@ -157,6 +171,9 @@ docs/agent.md explains the autoscaling maths, every knob and every metric.`,
 	fs.StringVar(&ortLib, "ort-lib", "", "ONNX Runtime library passed to the replicas (default as for 'meridian serve')")
 	fs.StringSliceVar(&opts.Process.ServeArgs, "serve-arg", nil, "extra flag for every replica's 'meridian serve', e.g. --serve-arg=--cache-size=0 (repeatable)")
 	fs.StringVar(&opts.Process.FrontHost, "front-host", "127.0.0.1", "interface the per-model fronts listen on")
+	tlsFlags.Register(fs, "tls", "the process runtime's per-model fronts (the endpoints the balancer reaches; mutual TLS with --tls-require-client-cert) and its gateway (same certificate, no client certificate asked: users connect there); endpoints become https://")
+	opts.Process.Auth.RegisterFlags(fs, "")
+	fs.StringSliceVar(&sources, "allowed-model-sources", nil, "directories (or file:// URLs) a ModelDeployment's spec.model.repository may lie under; others are refused (Ready False, ModelSourceNotAllowed). Empty: only --models (a ModelDeployment naming no repository)")
 	fs.IntVar(&opts.Process.GatewayPort, "gateway-port", 0, "process runtime: also serve every model on this one port of --front-host, routed by path (/v2/models/<name>/...) or by the Host header's first label; clients that follow the global balancer's DNS answers connect here, so every site of a fleet must use the same port; 0 turns it off")
 	fs.StringVar(&cpu, "capacity-cpu", "4", "CPU this site offers to replicas (process runtime)")
 	fs.StringVar(&mem, "capacity-memory", "8Gi", "memory this site offers to replicas (process runtime)")
