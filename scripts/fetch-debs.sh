@@ -40,6 +40,8 @@ lockname=${lock#"$root"/}
 case "$lockname" in
   scripts/image-base.lock) relock="make image-lock" ;;
   scripts/kdig.lock) relock="make kdig-lock" ;;
+  scripts/unbound.lock) relock="make unbound-lock" ;;
+  scripts/slowhttptest.lock) relock="make slowhttptest-lock" ;;
   *) relock="scripts/fetch-debs.sh --lock $lockname --cache ${cache#"$root"/} --update-lock" ;;
 esac
 need() { command -v "$1" >/dev/null || die "$1 is needed ($2)"; }

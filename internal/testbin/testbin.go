@@ -9,8 +9,9 @@
 //     from a Prometheus registry;
 //   - Models, the bundled model repository, and the paths of what make
 //     targets put under .cache — Cached, ORTLibrary and GeoDatabases
-//     (`make deps`), Kdig (`make kdig`), Unbound (`make unbound`); the
-//     control plane's are controlplane.FindBinDir's;
+//     (`make deps`), Kdig (`make kdig`), Unbound (`make unbound`),
+//     SlowHTTPTest (`make slowhttptest`); the control plane's are
+//     controlplane.FindBinDir's;
 //   - Need, which fails a test missing one of those, or skips it under
 //     go test -short, so that `go test -short ./...` runs the unit tests
 //     on a checkout without .cache while `make test` never passes by
