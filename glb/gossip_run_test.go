@@ -96,6 +96,11 @@ func TestRunWithGossipDropsADeadClusterFromDNS(t *testing.T) {
 	testbin.Eventually(t, "eu-west answers and the balancer sees both agents", 30*time.Second, func() bool {
 		return answer() == "127.0.1.2" && peers("alive") == 2
 	})
+	// The balancer's own gossip node reports its keyring on /metrics (what
+	// a key rotation is watched by).
+	if got := testbin.Metric(t, reg, "meridian_gossip_keyring_keys", nil); got != 1 {
+		t.Errorf("meridian_gossip_keyring_keys on the balancer's registry = %v, want 1", got)
+	}
 
 	bound := gossipTiming().DeadWithin(3)
 	if err := agents["eu-west"].Shutdown(); err != nil {

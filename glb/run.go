@@ -191,7 +191,11 @@ func Run(ctx context.Context, hub client.Client, opts Options) error {
 	var node *gossip.Node
 	if opts.Gossip != nil {
 		// The same hold-down as the probes', defaults filled in.
-		n, leave, err := b.joinGossip(ctx, *opts.Gossip, probes.Config())
+		g := *opts.Gossip
+		if g.Registerer == nil {
+			g.Registerer = reg // the node's meridian_gossip_* on the balancer's /metrics
+		}
+		n, leave, err := b.joinGossip(ctx, g, probes.Config())
 		if err != nil {
 			return err
 		}
