@@ -169,6 +169,18 @@ func TestInvalidValuesNameTheField(t *testing.T) {
 		{"gossip peer without port", []string{"gossip.join={eu-west.example.com}"}, "/gossip/join/0"},
 		{"privileged DNS port", []string{"glb.dns.containerPort=53"}, "/glb/dns/containerPort"},
 		{"flag without dashes", []string{"hub.extraArgs={verbose}"}, "/hub/extraArgs/0"},
+		{"relative model source", []string{"hub.allowedModelSources={models}"}, "/hub/allowedModelSources/0"},
+		{"model source climbing out", []string{"hub.allowedModelSources={/srv/models/../../etc}"}, "/hub/allowedModelSources/0"},
+		{"key set over plain HTTP", []string{"glb.auth.jwksURL=http://idp.example.com/jwks.json"}, "/glb/auth/jwksURL"},
+		{"door key with a slash", []string{"glb.auth.apiKeys=../keys"}, "/glb/auth/apiKeys"},
+		{"proxy not a network", []string{"glb.trustedProxies={proxy.example.com}"}, "/glb/trustedProxies/0"},
+		{"negative proxy hops", []string{"glb.trustedProxyHops=-1"}, "/glb/trustedProxyHops"},
+		{"IPv4 prefix past 32", []string{"glb.dns.rrl.ipv4Prefix=33"}, "/glb/dns/rrl/ipv4Prefix"},
+		{"window without a unit", []string{"glb.dns.rrl.window=15"}, "/glb/dns/rrl/window"},
+		{"zero rate", []string{"glb.dns.rrl.responsesPerSecond=0"}, "/glb/dns/rrl/responsesPerSecond"},
+		{"ECS resolver not a network", []string{"glb.dns.ecsTrustedResolvers={resolver.example.com}"}, "/glb/dns/ecsTrustedResolvers/0"},
+		{"DNSSEC key named as BIND does", []string{"glb.dns.dnssec.keys={Kinfer.example.com.+013+12345}"}, "/glb/dns/dnssec/keys/0"},
+		{"TLS Secret not a name", []string{"glb.tls.secretName=Front_TLS"}, "/glb/tls/secretName"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
