@@ -15,8 +15,10 @@ import (
 // failed request to another server (redispatch) on every error that is
 // safe to retry — the settings under which HAProxy lost no request when a
 // backend died in the trials PEERS.md records (with retry-on conn-failure
-// only, it lost some). Two threads, its default on two cores.
-func haproxyConfig(listen string, backends []*glbfixture.Backend) string {
+// only, it lost some). Two threads, its default on two cores. bind adds
+// options to the bind line and rules go in the frontend: P3-TLS's TLS
+// termination and JWT check (secure.go); both empty for plain P3.
+func haproxyConfig(listen, bind, rules string, backends []*glbfixture.Backend) string {
 	var servers []string
 	for _, b := range backends {
 		servers = append(servers, fmt.Sprintf("  server %s %s check", b.Name, b.Addr))
@@ -34,24 +36,25 @@ defaults
   retry-on all-retryable-errors
 
 frontend front
-  bind %s
-  default_backend clusters
+  bind %s%s
+%s  default_backend clusters
 
 backend clusters
   balance roundrobin
   option httpchk GET %s
   default-server inter 500ms fastinter 250ms fall 2 rise 2
 %s
-`, listen, glbfixture.ProbePath, strings.Join(servers, "\n"))
+`, listen, bind, rules, glbfixture.ProbePath, strings.Join(servers, "\n"))
 }
 
-// startHAProxy runs haproxy in the foreground (-db) with that config.
-func startHAProxy(s *glbfixture.Stack, dir, listen string, backends []*glbfixture.Backend) (*glbfixture.Proc, error) {
-	cfg := filepath.Join(dir, "haproxy.cfg")
-	if err := os.WriteFile(cfg, []byte(haproxyConfig(listen, backends)), 0o644); err != nil {
+// startHAProxy runs haproxy, called name, in the foreground (-db) with
+// that config.
+func startHAProxy(s *glbfixture.Stack, dir, name, listen, bind, rules string, backends []*glbfixture.Backend) (*glbfixture.Proc, error) {
+	cfg := filepath.Join(dir, name+".cfg")
+	if err := os.WriteFile(cfg, []byte(haproxyConfig(listen, bind, rules, backends)), 0o644); err != nil {
 		return nil, err
 	}
-	p, err := glbfixture.Start(dir, "haproxy", nil, "haproxy", "-db", "-f", cfg)
+	p, err := glbfixture.Start(dir, name, nil, "haproxy", "-db", "-f", cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%w (scripts/bench-peers.sh installs HAProxy)", err)
 	}

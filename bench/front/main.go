@@ -18,7 +18,14 @@
 // the backend every side uses (us-east: loopback clients have no
 // location, so the front sends them along the failover order) is killed
 // with SIGKILL; the failed requests of each. It ends with one line per
-// figure that starts with P3 and carries its target. Peers come from
+// figure that starts with P3 and carries its target.
+//
+// P3-TLS (-tls, on by default) runs in the same rounds a second balancer
+// and two more HAProxies before the same backends, all terminating HTTPS
+// with the same certificate; wrk sends an ES256 JWT as a Bearer header,
+// which the balancer verifies, one HAProxy only wants present and the
+// other verifies on every request (secure.go). Its lines start with
+// P3-TLS and set its figures beside plain P3's. Peers come from
 // scripts/bench-peers.sh; run from the repository root:
 //
 //	go run ./bench/front             (or: make bench)
@@ -51,6 +58,7 @@ type config struct {
 	lossDuration, killAfter time.Duration
 	lossConns               int
 	meridian                string
+	tls                     bool
 }
 
 func main() {
@@ -64,6 +72,7 @@ func main() {
 	fs.DurationVar(&c.lossDuration, "loss-duration", 10*time.Second, "length of the backend-loss run")
 	fs.DurationVar(&c.killAfter, "kill-after", 3*time.Second, "when the backend is killed in the backend-loss run")
 	fs.IntVar(&c.lossConns, "loss-conns", 16, "wrk connections per proxy in the backend-loss run")
+	fs.BoolVar(&c.tls, "tls", true, "also run P3-TLS: HTTPS and a JWT on every request, through a second HAProxy and balancer in the same rounds")
 	fs.StringVar(&c.meridian, "meridian", "", "use this meridian binary instead of building one from the checkout")
 	_ = fs.Parse(os.Args[1:])
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -77,11 +86,14 @@ func main() {
 
 // side is one way to reach the backends.
 type side struct {
-	name  string
-	base  string
-	pid   int // the proxy's; 0 for direct
-	heavy []load
-	light []load
+	name   string
+	base   string
+	pid    int    // the proxy's; 0 for direct
+	script string // wrk's
+	client *http.Client
+	token  string // sent as a Bearer credential, when set
+	heavy  []load
+	light  []load
 }
 
 func run(ctx context.Context, c config) error {
@@ -109,9 +121,19 @@ func run(ctx context.Context, c config) error {
 			return err
 		}
 	}
-	script, err := writeWrkScript(dir)
+	script, err := writeWrkScript(dir, "infer", "")
 	if err != nil {
 		return err
+	}
+	var sc *secure
+	var tlsScript string
+	if c.tls {
+		if sc, err = newSecure(dir); err != nil {
+			return err
+		}
+		if tlsScript, err = writeWrkScript(dir, "infer-tls", sc.token); err != nil {
+			return err
+		}
 	}
 
 	// The backends, the hub, and the two proxies before them.
@@ -138,31 +160,45 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	loop := netip.MustParseAddr("127.0.0.1")
-	var ports [3]int
+	var ports [7]int
 	for i := range ports {
 		if ports[i], err = glbfixture.FreePort(loop); err != nil {
 			return err
 		}
 	}
-	hp, err := startHAProxy(s, dir, fmt.Sprintf("127.0.0.1:%d", ports[0]), backends)
+	direct := &side{name: "direct", base: backends[0].URL(), script: script, client: http.DefaultClient}
+	haproxy, front, err := startProxies(s, dir, "", hub, bin, ports[0:3], backends, nil)
 	if err != nil {
 		return err
 	}
-	gp, err := glbfixture.StartGLB(s, dir, "glb", hub, glbfixture.GLB{Binary: bin,
-		DNS: fmt.Sprintf("127.0.0.1:%d", ports[1]), HTTP: fmt.Sprintf("127.0.0.1:%d", ports[2])})
-	if err != nil {
-		return err
-	}
-	direct := &side{name: "direct", base: backends[0].URL()}
-	haproxy := &side{name: "haproxy", base: fmt.Sprintf("http://127.0.0.1:%d", ports[0]), pid: hp.PID()}
-	front := &side{name: "glb", base: fmt.Sprintf("http://127.0.0.1:%d", ports[2]), pid: gp.PID()}
+	haproxy.script, front.script = script, script
 	sides := []*side{direct, haproxy, front}
+	var tlsSides []*side
+	if c.tls {
+		hs, fs, err := startProxies(s, dir, "-tls", hub, bin, ports[3:6], backends, sc)
+		if err != nil {
+			return err
+		}
+		hp, err := startHAProxy(s, dir, "haproxy-jwt", fmt.Sprintf("127.0.0.1:%d", ports[6]), sc.haproxyBind(), sc.haproxyRules(true), backends)
+		if err != nil {
+			return err
+		}
+		hj := &side{name: "haproxy-jwt", base: fmt.Sprintf("https://127.0.0.1:%d", ports[6]), pid: hp.PID(), client: sc.client, token: sc.token}
+		hs.script, fs.script, hj.script = tlsScript, tlsScript, tlsScript
+		tlsSides = []*side{hs, fs, hj}
+		sides = append(sides, tlsSides...)
+	}
 	for _, sd := range sides {
 		want := backends[0].Name // HAProxy round-robins: any backend will do
-		if sd == haproxy {
+		if strings.HasPrefix(sd.name, "haproxy") {
 			want = ""
 		}
-		if err := s.WaitFor(sd.name+" to answer", 60*time.Second, func() error { return answeredBy(sd.base, want) }); err != nil {
+		if err := s.WaitFor(sd.name+" to answer", 60*time.Second, func() error { return answeredBy(sd, want) }); err != nil {
+			return err
+		}
+	}
+	if sc != nil {
+		if err := sc.checkDoors(tlsSides); err != nil {
 			return err
 		}
 	}
@@ -171,7 +207,7 @@ func run(ctx context.Context, c config) error {
 	for r := 1; r <= c.rounds; r++ {
 		for _, conns := range []int{c.conns, c.lightConns} {
 			for _, sd := range sides {
-				l, err := measure(ctx, s, sd, script, conns, c.duration, backends)
+				l, err := measure(ctx, s, sd, conns, c.duration, backends)
 				if err != nil {
 					return err
 				}
@@ -191,14 +227,39 @@ func run(ctx context.Context, c config) error {
 	if err != nil {
 		return err
 	}
-	verdicts(c, direct, haproxy, front, lost)
+	verdicts(c, direct, haproxy, front, tlsSides, lost)
 	return nil
+}
+
+// startProxies starts an HAProxy and a balancer (their names end in
+// suffix) on 127.0.0.1 ports[0] (HAProxy), ports[1] (the balancer's DNS)
+// and ports[2] (its HTTP front), plain, or with HTTPS and the balancer's
+// JWT check (HAProxy's Bearer-present check) when sc is set.
+func startProxies(s *glbfixture.Stack, dir, suffix string, hub *glbfixture.Hub, bin string, ports []int,
+	backends []*glbfixture.Backend, sc *secure) (haproxy, front *side, err error) {
+	scheme, bind, rules, client, token := "http", "", "", http.DefaultClient, ""
+	var args []string
+	if sc != nil {
+		scheme, bind, rules, client, token, args = "https", sc.haproxyBind(), sc.haproxyRules(false), sc.client, sc.token, sc.glbArgs()
+	}
+	hp, err := startHAProxy(s, dir, "haproxy"+suffix, fmt.Sprintf("127.0.0.1:%d", ports[0]), bind, rules, backends)
+	if err != nil {
+		return nil, nil, err
+	}
+	gp, err := glbfixture.StartGLB(s, dir, "glb"+suffix, hub, glbfixture.GLB{Binary: bin,
+		DNS: fmt.Sprintf("127.0.0.1:%d", ports[1]), HTTP: fmt.Sprintf("127.0.0.1:%d", ports[2]), Args: args})
+	if err != nil {
+		return nil, nil, err
+	}
+	haproxy = &side{name: "haproxy" + suffix, base: fmt.Sprintf("%s://127.0.0.1:%d", scheme, ports[0]), pid: hp.PID(), client: client, token: token}
+	front = &side{name: "glb" + suffix, base: fmt.Sprintf("%s://127.0.0.1:%d", scheme, ports[2]), pid: gp.PID(), client: client, token: token}
+	return haproxy, front, nil
 }
 
 // measure runs wrk once against a side and prints the cores each part
 // used: the proxy, the backends, wrk, and everything else on the machine;
 // and counts the connections the backends accepted meanwhile.
-func measure(ctx context.Context, s *glbfixture.Stack, sd *side, script string, conns int, d time.Duration, backends []*glbfixture.Backend) (load, error) {
+func measure(ctx context.Context, s *glbfixture.Stack, sd *side, conns int, d time.Duration, backends []*glbfixture.Backend) (load, error) {
 	pids := []int{os.Getpid()}
 	for _, b := range backends {
 		pids = append(pids, b.PID())
@@ -211,7 +272,7 @@ func measure(ctx context.Context, s *glbfixture.Stack, sd *side, script string, 
 		return load{}, err
 	}
 	before := glbfixture.SampleCPU(pids...)
-	l, err := runWrk(ctx, script, sd.base, conns, d)
+	l, err := runWrk(ctx, sd.script, sd.base, conns, d)
 	if err != nil {
 		return l, err
 	}
@@ -250,12 +311,20 @@ func accepted(backends []*glbfixture.Backend) (int64, error) {
 	return n, nil
 }
 
-// answeredBy sends one inference request and wants a 200 from the named
-// backend (any, if want is ""): the side is up and, for the front, has
-// read the hub and sends loopback clients to the first cluster of the
-// failover order.
-func answeredBy(base, want string) error {
-	resp, err := http.Post(base+glbfixture.InferPath, "application/json", strings.NewReader(glbfixture.InferBody))
+// answeredBy sends one inference request (with the side's token, if any)
+// and wants a 200 from the named backend (any, if want is ""): the side
+// is up and, for the front, has read the hub and sends loopback clients
+// to the first cluster of the failover order.
+func answeredBy(sd *side, want string) error {
+	req, err := http.NewRequest(http.MethodPost, sd.base+glbfixture.InferPath, strings.NewReader(glbfixture.InferBody))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if sd.token != "" {
+		req.Header.Set("Authorization", "Bearer "+sd.token)
+	}
+	resp, err := sd.client.Do(req)
 	if err != nil {
 		return err
 	}

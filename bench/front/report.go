@@ -6,44 +6,68 @@ import (
 	"time"
 )
 
-// verdicts prints the side-by-side table, then one line per figure.
-func verdicts(c config, direct, haproxy, front *side, lost []load) {
-	fmt.Printf("\nP3: %-8s %12s %12s %12s %12s %14s\n", "side", "req/s", "CPU/request", "p99 loaded", "p99 light", "added p99*")
-	dl := medianDur(direct.light, func(l load) time.Duration { return l.p99 })
-	for _, sd := range []*side{direct, haproxy, front} {
-		light := medianDur(sd.light, func(l load) time.Duration { return l.p99 })
+// verdicts prints the side-by-side table, then one line per figure:
+// plain P3's, then P3-TLS's (tlsSides: haproxy-tls, glb-tls and
+// haproxy-jwt; none with -tls=false), whose added latencies are over the
+// same plain direct-to-backend run, so they hold what TLS and the token
+// check add.
+func verdicts(c config, direct, haproxy, front *side, tlsSides []*side, lost []load) {
+	all := append([]*side{direct, haproxy, front}, tlsSides...)
+	fmt.Printf("\nP3: %-11s %12s %12s %12s %12s %14s\n", "side", "req/s", "CPU/request", "p99 loaded", "p99 light", "added p99*")
+	dl := medianDur(direct.light, p99)
+	for _, sd := range all {
+		light := medianDur(sd.light, p99)
 		added := "-"
 		if sd != direct {
 			added = us(light - dl)
 		}
-		cpu := medianDur(sd.heavy, func(l load) time.Duration { return time.Duration(l.proxyCPU * 1e9) })
-		fmt.Printf("P3: %-8s %12.0f %12s %12s %12s %14s\n", sd.name, medianRPS(sd.heavy), fmt.Sprintf("%.1fus", float64(cpu.Nanoseconds())/1e3),
-			us(medianDur(sd.heavy, func(l load) time.Duration { return l.p99 })), us(light), added)
+		fmt.Printf("P3: %-11s %12.0f %12s %12s %12s %14s\n", sd.name, medianRPS(sd.heavy), cpuUS(sd),
+			us(medianDur(sd.heavy, p99)), us(light), added)
 	}
 	fmt.Printf("P3: medians over %d rounds; loaded = %d connections, light = %d; * light p99 minus direct's\n", c.rounds, c.conns, c.lightConns)
-	for _, sd := range []*side{haproxy, front} {
+	for _, sd := range all[1:] {
 		fmt.Printf("P3: %s opened %.0f backend connections per 1000 requests at full speed\n", sd.name,
 			1000*float64(medianDur(sd.heavy, func(l load) time.Duration { return time.Duration(l.newConns * 1e9) }).Nanoseconds())/1e9)
 	}
 	fmt.Println()
 
-	g, h := medianRPS(front.heavy), medianRPS(haproxy.heavy)
-	ratio := g / h
-	fmt.Printf("P3 rps=%.0f haproxy_rps=%.0f ratio=%.2f target>=0.8 %s\n", g, h, ratio, okShort(ratio >= 0.8))
-	fmt.Printf("P3 added_p99=%s haproxy_added_p99=%s target=none (informational: p99 at %d connection(s) over direct-to-backend)\n",
-		us(medianDur(front.light, func(l load) time.Duration { return l.p99 })-dl),
-		us(medianDur(haproxy.light, func(l load) time.Duration { return l.p99 })-dl), c.lightConns)
-	dp50 := medianDur(direct.light, func(l load) time.Duration { return l.p50 })
-	fmt.Printf("P3 added_p50=%s haproxy_added_p50=%s target=none (informational: p50 at %d connection(s) over direct-to-backend)\n",
-		us(medianDur(front.light, func(l load) time.Duration { return l.p50 })-dp50),
-		us(medianDur(haproxy.light, func(l load) time.Duration { return l.p50 })-dp50), c.lightConns)
-	fmt.Printf("P3 cpu_per_request=%.1fus haproxy=%.1fus target=none (informational: proxy CPU per request at full speed)\n",
-		float64(medianDur(front.heavy, func(l load) time.Duration { return time.Duration(l.proxyCPU * 1e9) }).Nanoseconds())/1e3,
-		float64(medianDur(haproxy.heavy, func(l load) time.Duration { return time.Duration(l.proxyCPU * 1e9) }).Nanoseconds())/1e3)
+	compare("P3", c, direct, haproxy, front, "")
 	fmt.Printf("P3 failed=%d target=0 %s (backend loss: 1 of 3 killed after %s, %d requests through the front)\n",
 		lost[1].failed, okShort(lost[1].failed == 0), c.killAfter, lost[1].requests)
 	fmt.Printf("P3 haproxy_failed=%d target=none (informational: %d requests through HAProxy in the same run)\n",
 		lost[0].failed, lost[0].requests)
+	if len(tlsSides) == 3 {
+		hs, fs, hj := tlsSides[0], tlsSides[1], tlsSides[2]
+		compare("P3-TLS", c, direct, hs, fs, "; HTTPS on both, the front verifies the JWT, HAProxy wants a Bearer header")
+		fmt.Printf("P3-TLS kept=%.2f haproxy_kept=%.2f target=none (informational: req/s over plain P3's, same run)\n",
+			medianRPS(fs.heavy)/medianRPS(front.heavy), medianRPS(hs.heavy)/medianRPS(haproxy.heavy))
+		g, j := medianRPS(fs.heavy), medianRPS(hj.heavy)
+		fmt.Printf("P3-TLS rps=%.0f haproxy_jwt_rps=%.0f ratio=%.2f cpu_per_request=%s haproxy_jwt=%s target=none (informational: HAProxy verifying the JWT on every request, the front once a minute per token)\n",
+			g, j, g/j, cpuUS(fs), cpuUS(hj))
+	}
+}
+
+// compare prints one variant's figures, the balancer's against HAProxy's.
+func compare(label string, c config, direct, haproxy, front *side, note string) {
+	g, h := medianRPS(front.heavy), medianRPS(haproxy.heavy)
+	ratio := g / h
+	fmt.Printf("%s rps=%.0f haproxy_rps=%.0f ratio=%.2f target>=0.8 %s\n", label, g, h, ratio, okShort(ratio >= 0.8))
+	dl, dp50 := medianDur(direct.light, p99), medianDur(direct.light, p50)
+	fmt.Printf("%s added_p99=%s haproxy_added_p99=%s target=none (informational: p99 at %d connection(s) over direct-to-backend%s)\n",
+		label, us(medianDur(front.light, p99)-dl), us(medianDur(haproxy.light, p99)-dl), c.lightConns, note)
+	fmt.Printf("%s added_p50=%s haproxy_added_p50=%s target=none (informational: p50 at %d connection(s) over direct-to-backend%s)\n",
+		label, us(medianDur(front.light, p50)-dp50), us(medianDur(haproxy.light, p50)-dp50), c.lightConns, note)
+	fmt.Printf("%s cpu_per_request=%s haproxy=%s target=none (informational: proxy CPU per request at full speed%s)\n",
+		label, cpuUS(front), cpuUS(haproxy), note)
+}
+
+func p50(l load) time.Duration { return l.p50 }
+func p99(l load) time.Duration { return l.p99 }
+
+// cpuUS is a side's median proxy CPU per request at full speed.
+func cpuUS(sd *side) string {
+	cpu := medianDur(sd.heavy, func(l load) time.Duration { return time.Duration(l.proxyCPU * 1e9) })
+	return fmt.Sprintf("%.1fus", float64(cpu.Nanoseconds())/1e3)
 }
 
 func medianRPS(ls []load) float64 {

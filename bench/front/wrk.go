@@ -22,7 +22,7 @@ import (
 const wrkScript = `wrk.method = "POST"
 wrk.body = '%s'
 wrk.headers["Content-Type"] = "application/json"
-done = function(summary, latency, requests)
+%sdone = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format("RESULT %%d %%d %%d %%d %%d %%d %%d %%d %%d\n",
     summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
@@ -30,9 +30,15 @@ done = function(summary, latency, requests)
 end
 `
 
-func writeWrkScript(dir string) (string, error) {
-	path := filepath.Join(dir, "infer.lua")
-	return path, os.WriteFile(path, []byte(fmt.Sprintf(wrkScript, glbfixture.InferBody)), 0o644)
+// writeWrkScript writes the script as dir/name.lua; with a token, every
+// request carries it as a Bearer credential (P3-TLS).
+func writeWrkScript(dir, name, token string) (string, error) {
+	path := filepath.Join(dir, name+".lua")
+	auth := ""
+	if token != "" {
+		auth = fmt.Sprintf("wrk.headers[\"Authorization\"] = \"Bearer %s\"\n", token)
+	}
+	return path, os.WriteFile(path, []byte(fmt.Sprintf(wrkScript, glbfixture.InferBody, auth)), 0o644)
 }
 
 // load is one wrk run's result.

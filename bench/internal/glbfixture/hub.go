@@ -113,6 +113,9 @@ type GLB struct {
 	Binary string
 	// DNS is the DNS listen address; HTTP, when set, the HTTP front's.
 	DNS, HTTP string
+	// Args are more flags, after the fixture's own (P3's TLS variant
+	// turns on --tls-dir and the --auth-* door with them).
+	Args []string
 }
 
 // StartGLB runs `meridian glb` against the hub, with the repository's
@@ -140,6 +143,7 @@ func StartGLB(s *Stack, dir, name string, hub *Hub, g GLB) (*Proc, error) {
 	if g.HTTP != "" {
 		args = append(args, "--http-listen", g.HTTP)
 	}
+	args = append(args, g.Args...)
 	p, err := Start(dir, name, nil, g.Binary, args...)
 	if err != nil {
 		return nil, err
