@@ -157,8 +157,23 @@ func TestFleetPlacementResidencyFailoverAndReturn(t *testing.T) {
 
 	t.Run("the balancer's HTTP front answers from a region", func(t *testing.T) {
 		var body, cluster string
+		tc, err := f.ClientTLS()
+		if err != nil {
+			t.Fatal(err)
+		}
+		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
+		post := func(key string) (*http.Response, error) {
+			req, err := http.NewRequest(http.MethodPost, f.Scheme()+"://"+front.Addr().String()+"/analyze", strings.NewReader(`{"text":"I love this"}`))
+			if err != nil {
+				return nil, err
+			}
+			if key != "" {
+				req.Header.Set("Authorization", "Bearer "+key)
+			}
+			return hc.Do(req)
+		}
 		testbin.Eventually(t, "an answer through the front", 30*time.Second, func() bool {
-			resp, err := http.Post("http://"+front.Addr().String()+"/analyze", "application/json", strings.NewReader(`{"text":"I love this"}`))
+			resp, err := post(f.APIKey())
 			if err != nil {
 				return false
 			}
@@ -169,6 +184,15 @@ func TestFleetPlacementResidencyFailoverAndReturn(t *testing.T) {
 		})
 		if !strings.Contains(body, "POSITIVE") || f.Members[cluster] == nil {
 			t.Fatalf("front answered %s from cluster %q", body, cluster)
+		}
+		// The fleet is secured as a real one: HTTPS, and no key, no model.
+		resp, err := post("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || resp.TLS == nil {
+			t.Errorf("a request without a key: %d (TLS %v), want 401 over TLS", resp.StatusCode, resp.TLS != nil)
 		}
 	})
 

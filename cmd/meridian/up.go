@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -30,6 +31,7 @@ func upCommand() *cobra.Command {
 		dnsListen, zone  string
 		models, runtime  string
 		membershipMode   string
+		insecure         bool
 		logs             logFlags
 	)
 	cmd := &cobra.Command{
@@ -43,6 +45,14 @@ the hub through kubeconfig Secrets, as in production (or, with
 member add' and reaches the hub itself); applies the bundled
 InferenceModels (sentiment, textdir); waits until both answer in every
 region; and prints what to try. Ctrl-C stops everything.
+
+The fleet is secured as a real one: its own CA (--state-dir/pki) issues
+the balancer's and each region's certificates; the balancer's front and
+the regions' gateways speak HTTPS only, the regions' per-model fronts take
+only the balancer's client certificate (mutual TLS), every request needs
+the demo tenant's API key (--state-dir/auth, a new one each start), and
+gossip is encrypted with a fresh key. The printed curl lines carry the CA
+and the key. --insecure turns TLS and keys off, for debugging only.
 
 With --runtime kubernetes each region also gets a controller-manager and a
 scheduler, one real worker node (kubelet + containerd + runc + CNI; needs
@@ -68,7 +78,11 @@ are reused.`,
 				return err
 			}
 			began := time.Now()
-			opts := fleet.Options{StateDir: stateDir, Progress: cmd.OutOrStdout(), Logger: log, Runtime: v1.Runtime(runtime), Membership: membershipMode}
+			opts := fleet.Options{StateDir: stateDir, Progress: cmd.OutOrStdout(), Logger: log, Runtime: v1.Runtime(runtime), Membership: membershipMode,
+				Insecure: insecure}
+			if insecure {
+				log.Warn("INSECURE: --insecure turns the fleet's TLS, mutual TLS and API keys off: plain HTTP, every request served; for debugging only")
+			}
 			if opts.Regions, err = parseRegions(regions, members); err != nil {
 				return err
 			}
@@ -188,22 +202,26 @@ func printTryLines(cmd *cobra.Command, f *fleet.Fleet, front string) {
 		}
 		fmt.Fprintln(out)
 	}
-	fmt.Fprintf(out, "  curl -si %s/analyze -d '{\"text\":\"I love this, it is amazing\"}'   # through the balancer; X-Meridian-Cluster names the region\n", "http://"+front)
-	fmt.Fprintf(out, "  scripts/textdir-request.sh | curl -s %s/v2/models/textdir/infer -d @-\n", "http://"+front)
+	curl, scheme := "curl", f.Scheme()
+	if ca := f.CAFile(); ca != "" {
+		fmt.Fprintf(out, "The fleet speaks HTTPS (its CA: %s) and asks for the demo tenant's key (in %s):\n\n", ca, f.APIKeysFile())
+		curl = fmt.Sprintf("curl --cacert %s -H 'Authorization: Bearer %s'", ca, f.APIKey())
+	}
+	fmt.Fprintf(out, "  %s -si %s://%s/analyze -d '{\"text\":\"I love this, it is amazing\"}'   # through the balancer; X-Meridian-Cluster names the region\n", curl, scheme, front)
+	fmt.Fprintf(out, "  scripts/textdir-request.sh | %s -s %s://%s/v2/models/textdir/infer -d @-\n", curl, scheme, front)
 	regions := make([]string, 0, len(endpoints))
 	for r := range endpoints {
 		regions = append(regions, r)
 	}
 	slices.Sort(regions)
 	for _, r := range regions {
-		if e := endpoints[r]["sentiment"]; e != "" {
-			fmt.Fprintf(out, "  curl -s %s/analyze -d '{\"text\":\"I love this, it is amazing\"}'   # %s\n", e, r)
-		}
-	}
-	for _, r := range regions {
-		if e := endpoints[r]["textdir"]; e != "" {
-			fmt.Fprintf(out, "  scripts/textdir-request.sh | curl -s %s/v2/models/textdir/infer -d @-   # %s\n", e, r)
-			break
+		// Each region's gateway, by the model's name as a DNS client
+		// reaches it (its per-model fronts take only the balancer's
+		// certificate).
+		if u, err := url.Parse(endpoints[r]["sentiment"]); err == nil && u.Host != "" {
+			name := "sentiment." + f.Zone
+			fmt.Fprintf(out, "  %s -s --resolve %s:%d:%s %s://%s:%d/analyze -d '{\"text\":\"I love this, it is amazing\"}'   # %s\n",
+				curl, name, fleet.GatewayPort, u.Hostname(), scheme, name, fleet.GatewayPort, r)
 		}
 	}
 	host, port, _ := net.SplitHostPort(f.DNSAddr)
@@ -220,10 +238,11 @@ func printTryLines(cmd *cobra.Command, f *fleet.Fleet, front string) {
 		fmt.Fprintf(out, "  %s @%s -p %s +short +subnet=%s sentiment.%s   # %s\n", dig, host, port, c.subnet, f.Zone, c.who)
 	}
 	fmt.Fprintf(out, "\nEvery region serves every model on port %d of that address (its gateway), so a client can follow the answer:\n\n", fleet.GatewayPort)
-	fmt.Fprintf(out, "  curl -s http://$(%s @%s -p %s +short +subnet=193.0.0.0/24 sentiment.%s):%d/analyze -H 'Host: sentiment.%s' -d '{\"text\":\"ok\"}'   # Amsterdam, straight to eu-west\n\n",
-		dig, host, port, f.Zone, fleet.GatewayPort, f.Zone)
+	name := "sentiment." + f.Zone
+	fmt.Fprintf(out, "  %s -s --resolve %s:%d:$(%s @%s -p %s +short +subnet=193.0.0.0/24 %s) %s://%s:%d/analyze -d '{\"text\":\"ok\"}'   # Amsterdam, straight to eu-west\n\n",
+		curl, name, fleet.GatewayPort, dig, host, port, name, scheme, name, fleet.GatewayPort)
 	for _, c := range []struct{ ip, who string }{{"193.0.0.1", "Amsterdam"}, {"3.80.0.1", "Ashburn"}, {"13.126.0.1", "Mumbai"}} {
-		fmt.Fprintf(out, "  curl -s -o /dev/null -w '%%header{x-meridian-cluster}\\n' -H 'X-Forwarded-For: %s' %s/analyze -d '{\"text\":\"ok\"}'   # %s\n", c.ip, "http://"+front, c.who)
+		fmt.Fprintf(out, "  %s -s -o /dev/null -w '%%header{x-meridian-cluster}\\n' -H 'X-Forwarded-For: %s' %s://%s/analyze -d '{\"text\":\"ok\"}'   # %s\n", curl, c.ip, scheme, front, c.who)
 	}
 	fmt.Fprintf(out, "\nCtrl-C stops the fleet.\n")
 }

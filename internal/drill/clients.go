@@ -171,15 +171,21 @@ func cmpOr(s, def string) string {
 }
 
 // frontRequest is one front client's request: as a user of opts.Subnet
-// (X-Forwarded-For, which the drill's balancer trusts), labelled with the
-// region that answered.
-func frontRequest(opts Options) loadgen.Request {
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+// (X-Forwarded-For, which the drill's balancer trusts), over the fleet's
+// TLS with its tenant's key, labelled with the region that answered.
+func frontRequest(f *fleet.Fleet, opts Options) (loadgen.Request, error) {
+	tc, err := f.ClientTLS()
+	if err != nil {
+		return nil, err
+	}
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, TLSClientConfig: tc}}
+	url := f.Scheme() + "://" + opts.Front + "/analyze"
 	return func(ctx context.Context) (string, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+opts.Front+"/analyze", strings.NewReader(sentimentBody))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(sentimentBody))
 		if err != nil {
 			return "", err
 		}
+		setKey(req.Header, f)
 		req.Header.Set("X-Forwarded-For", opts.Subnet.Addr().String())
 		resp, err := hc.Do(req)
 		if err != nil {
@@ -191,6 +197,13 @@ func frontRequest(opts Options) loadgen.Request {
 			return "", fmt.Errorf("front: %d %.100s", resp.StatusCode, body)
 		}
 		return resp.Header.Get(front.ClusterHeader), nil
+	}, nil
+}
+
+// setKey gives a request the fleet's tenant key, when it has one.
+func setKey(h http.Header, f *fleet.Fleet) {
+	if k := f.APIKey(); k != "" {
+		h.Set("Authorization", "Bearer "+k)
 	}
 }
 
@@ -201,11 +214,18 @@ const sentimentBody = `{"text":"I love this, it is amazing"}`
 // answer for its TTL and posts to the answered region's gateway. The label
 // is the region whose address answered.
 func dnsRequest(f *fleet.Fleet, res *resolver.Resolver, opts Options, regionOf map[netip.Addr]string) (loadgen.Request, func(), error) {
+	tc, err := f.ClientTLS()
+	if err != nil {
+		return nil, nil, err
+	}
+	header := http.Header{}
+	setKey(header, f)
 	users := make([]*resolver.Client, DNSUsers)
 	for i := range users {
 		c, err := resolver.NewClient(resolver.ClientOptions{
 			Resolver: res.Addr(), Host: "sentiment." + f.Zone, Subnet: opts.Subnet,
 			Port: fleet.GatewayPort, Path: "/analyze", Body: []byte(sentimentBody), Timeout: 10 * time.Second,
+			TLS: tc, Header: header,
 		})
 		if err != nil {
 			return nil, nil, err

@@ -173,11 +173,15 @@ func Run(ctx context.Context, f *fleet.Fleet, drill string, opts Options) (_ *Re
 		return nil, err
 	}
 	defer closeDNS()
+	frontDo, err := frontRequest(f, opts)
+	if err != nil {
+		return nil, err
+	}
 	front, dns := d.newClients(FrontClients), d.newClients(DNSClients)
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var loadErrs [2]error
-	wg.Go(func() { loadErrs[0] = front.run(loadCtx, float64(opts.Rate), frontRequest(opts)) })
+	wg.Go(func() { loadErrs[0] = front.run(loadCtx, float64(opts.Rate), frontDo) })
 	wg.Go(func() { loadErrs[1] = dns.run(loadCtx, float64(opts.Rate), dnsDo) })
 	defer func() {
 		// Gaps are measured up to when the load stopped, not to when the

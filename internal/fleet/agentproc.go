@@ -54,6 +54,7 @@ func (f *Fleet) startAgent(r Region, cp *controlplane.ControlPlane, host string)
 	} else {
 		args = append(args, "--front-host", host, "--gateway-port", fmt.Sprint(GatewayPort),
 			"--models", f.opts.ModelRepository, "--capacity-cpu", "4", "--capacity-memory", "8Gi")
+		args = append(args, f.secureAgentArgs(r.Name)...)
 		for i := 0; i < len(f.opts.ServeArgs); i++ {
 			// The agent finds ONNX Runtime for itself and its replicas.
 			if a := f.opts.ServeArgs[i]; a == "--ort-lib" && i+1 < len(f.opts.ServeArgs) {

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -116,6 +117,10 @@ type Options struct {
 	// membership.Add and reaches the hub itself; the hub holds nothing of
 	// the member's). Regions given by kubeconfig are always push members.
 	Membership string
+	// Insecure turns the fleet's TLS, mutual TLS and API keys off (plain
+	// HTTP everywhere, every request served), for debugging. The
+	// kubernetes runtime's Pods serve plain HTTP either way.
+	Insecure bool
 }
 
 // Fleet is a running local fleet.
@@ -163,6 +168,8 @@ type Fleet struct {
 	// gossipKeys is the pool's keyring file: the fleet gossips encrypted
 	// as a real one does.
 	gossipKeys string
+	// sec is the fleet's PKI and API key; nil when insecure.
+	sec *security
 	// conns are the balancer's open connections and the region hosts it
 	// cannot reach (partitions).
 	conns   connSet
@@ -259,6 +266,17 @@ func (f *Fleet) start(ctx, runCtx context.Context) error {
 	if f.gossipKeys, err = writeGossipKeyring(opts.StateDir); err != nil {
 		return err
 	}
+	if !opts.Insecure && !f.kubernetesRuntime() {
+		hosts := map[string]string{}
+		for i, r := range opts.Regions {
+			if r.Kubeconfig == "" {
+				hosts[r.Name] = regionAddr(i)
+			}
+		}
+		if f.sec, err = secure(opts.StateDir, opts.Zone, hosts); err != nil {
+			return err
+		}
+	}
 	for i, r := range opts.Regions {
 		kubeconfig := r.Kubeconfig
 		if kubeconfig == "" {
@@ -345,22 +363,27 @@ func (f *Fleet) start(ctx, runCtx context.Context) error {
 	if err != nil {
 		return err
 	}
-	f.goRun(func() error {
-		return glb.Run(runCtx, glbHub, glb.Options{
-			Zone: opts.Zone, DNSListen: opts.DNSListen, StateFile: filepath.Join(opts.StateDir, "glb-snapshot.json"),
-			GeoIPv4: opts.GeoIPv4, GeoIPv6: opts.GeoIPv6, Site: "local", Logger: opts.Logger.With("component", "glb"), Ready: ready,
-			HTTPListeners: opts.HTTPListeners,
-			// Local clients may say where they are from (drills do).
-			TrustForwardedFor:   true,
-			AllowLocalEndpoints: true,
-			// Partition drills cut the balancer off from regions.
-			Dial:          f.dial,
-			Gossip:        glbGossip,
-			DemandPeriod:  2 * time.Second,
-			ProbeInterval: f.timing.ProbeInterval,
-			ProbeTimeout:  f.timing.ProbeTimeout,
-		})
-	})
+	glbOpts := glb.Options{
+		Zone: opts.Zone, DNSListen: opts.DNSListen, StateFile: filepath.Join(opts.StateDir, "glb-snapshot.json"),
+		GeoIPv4: opts.GeoIPv4, GeoIPv6: opts.GeoIPv6, Site: "local", Logger: opts.Logger.With("component", "glb"), Ready: ready,
+		HTTPListeners: opts.HTTPListeners,
+		// Local clients may say where they are from (drills do).
+		TrustForwardedFor:   true,
+		AllowLocalEndpoints: true,
+		// Local clients stand in for public resolvers (the drills'
+		// Unbound, kdig): their ECS subnets are where users are.
+		DNS: glb.DNSOptions{Demand: glb.DNSDemandPolicy{TrustedResolvers: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}},
+		// Partition drills cut the balancer off from regions.
+		Dial:          f.dial,
+		Gossip:        glbGossip,
+		DemandPeriod:  2 * time.Second,
+		ProbeInterval: f.timing.ProbeInterval,
+		ProbeTimeout:  f.timing.ProbeTimeout,
+	}
+	if err := f.secureBalancer(&glbOpts); err != nil {
+		return err
+	}
+	f.goRun(func() error { return glb.Run(runCtx, glbHub, glbOpts) })
 	select {
 	case f.DNSAddr = <-ready:
 	case err := <-f.errs:
@@ -500,7 +523,7 @@ func (f *Fleet) WaitReady(ctx context.Context) error {
 			}
 			for _, im := range list.Items {
 				for _, r := range f.opts.Regions {
-					done = done && answers(ctx, endpoints[r.Name][im.Spec.Model.Name])
+					done = done && answers(ctx, f.endpointClient(), endpoints[r.Name][im.Spec.Model.Name])
 				}
 			}
 		}
@@ -524,7 +547,7 @@ func (f *Fleet) WaitReady(ctx context.Context) error {
 // answers says whether a model endpoint answers its readiness check: the
 // endpoint a region reports may be an address its load balancer has not
 // opened yet.
-func answers(ctx context.Context, endpoint string) bool {
+func answers(ctx context.Context, hc *http.Client, endpoint string) bool {
 	if endpoint == "" {
 		return false
 	}
@@ -534,7 +557,7 @@ func answers(ctx context.Context, endpoint string) bool {
 	if err != nil {
 		return false
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return false
 	}

@@ -3,6 +3,7 @@ package resolver
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -43,6 +44,9 @@ type ClientOptions struct {
 	Body []byte
 	// Header is added to every request.
 	Header http.Header
+	// TLS, when set, makes the requests HTTPS, verified as this config
+	// says against the Host (the name resolved), as a browser would.
+	TLS *tls.Config
 	// Timeout bounds one request as a whole: resolution, connection and
 	// the whole answer. Default 5 s.
 	Timeout time.Duration
@@ -163,7 +167,11 @@ func NewClient(o ClientOptions) (*Client, error) {
 		o.ResolveTimeout = 2 * time.Second
 	}
 	host := strings.TrimSuffix(o.Host, ".")
-	return &Client{o: o, url: "http://" + net.JoinHostPort(host, strconv.Itoa(o.Port)) + o.Path}, nil
+	scheme := "http://"
+	if o.TLS != nil {
+		scheme = "https://"
+	}
+	return &Client{o: o, url: scheme + net.JoinHostPort(host, strconv.Itoa(o.Port)) + o.Path}, nil
 }
 
 // Do sends one request the way the package doc describes and reports it.
@@ -353,6 +361,7 @@ func (c *Client) newTransport(addrs []netip.Addr) *http.Transport {
 			}
 			return nil, errors.Join(errs...)
 		},
+		TLSClientConfig:     c.o.TLS.Clone(),
 		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
