@@ -1,17 +1,17 @@
 package gossip
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"math"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/memberlist"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"meridian.dev/meridian/internal/testbin"
 )
 
 // TestPresetsMatchMemberlist pins the presets to memberlist's defaults.
@@ -201,7 +201,7 @@ func TestPlaintextOnlyOnLoopback(t *testing.T) {
 	if mc := c.memberlistConfig(); err != nil || !mc.GossipVerifyIncoming || !mc.GossipVerifyOutgoing {
 		t.Errorf("memberlist would accept or send plaintext beside a keyring (%v)", err)
 	}
-	var logs lockedBuffer
+	var logs testbin.Buffer
 	for name, cfg := range map[string]Config{
 		// An advertise address spares memberlist looking for a private
 		// address, which a bare container may lack.
@@ -222,22 +222,4 @@ func TestPlaintextOnlyOnLoopback(t *testing.T) {
 	if got := logs.String(); !strings.Contains(got, "level=WARN") || !strings.Contains(got, "NOT ENCRYPTED") {
 		t.Errorf("an insecure node off loopback did not warn: %q", got)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for a logger's concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

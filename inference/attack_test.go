@@ -2,7 +2,6 @@ package inference
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -13,7 +12,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -60,7 +58,7 @@ func slowAttack(t *testing.T, s *testServer, bin string, args []string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
-	var out lockedBuffer // written by the command's copying goroutine, read here
+	var out testbin.Buffer // written by the command's copying goroutine, read here
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting slowhttptest: %v", err)
@@ -121,24 +119,6 @@ func slowAttack(t *testing.T, s *testServer, bin string, args []string) {
 	}
 	t.Logf("%d requests served during the attack; slowhttptest had %d connections up at its peak; %s", served, peak,
 		strings.TrimSpace(report[strings.LastIndex(report, "Test ended"):]))
-}
-
-// lockedBuffer is a bytes.Buffer safe to read while a command writes it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 type attackSecond struct {

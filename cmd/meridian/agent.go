@@ -38,7 +38,8 @@ func agentCommand() *cobra.Command {
 		kubeconfig, runtime        string
 		lat, lon, cpu, mem, ortLib string
 		gpus, nodeGroups           []string
-		metricsAddr, activatorHost string
+		activatorHost              string
+		metrics                    metricsFlags
 		metricsAPI                 metricsapi.Options
 		gossipFlags                gossipFlags
 		logs                       logFlags
@@ -118,15 +119,15 @@ docs/agent.md explains the autoscaling maths, every knob and every metric.`,
 			if metricsAPI.Listen != "" {
 				opts.MetricsAPI = &metricsAPI
 			}
-			if err := serveMetrics(metricsAddr, opts.Registry, log); err != nil {
-				return err
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
 			tm, err := tlsx.NewMetrics(opts.Registry)
 			if err != nil {
 				return err
 			}
+			if err := metrics.serve(opts.Registry, tm, log); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
 			if opts.Process.TLS, err = tlsFlags.Config(ctx, tlsx.ReloaderOptions{Name: "agent", Logger: log, Metrics: tm}); err != nil {
 				return err
 			}
@@ -182,7 +183,7 @@ docs/agent.md explains the autoscaling maths, every knob and every metric.`,
 	fs.DurationVar(&opts.MetricsWindow, "metrics-window", 10*time.Second, "window the autoscaler's stable metrics are averaged over")
 	fs.DurationVar(&opts.ReportPeriod, "report-period", 10*time.Second, "how often the ClusterReport heartbeat is written")
 	gossipFlags.register(fs, "host:port to gossip health and load on (UDP and TCP), e.g. 0.0.0.0:7946; empty turns gossip off", "agent")
-	fs.StringVar(&metricsAddr, "metrics-addr", "127.0.0.1:9090", "address serving the agent's /metrics; empty turns it off")
+	metrics.register(fs, "127.0.0.1:9090", "the agent's /metrics")
 	fs.StringVar(&metricsAPI.Listen, "metrics-api-addr", "", "host:port to serve custom.metrics.k8s.io and external.metrics.k8s.io on (HTTPS), for the cluster's HPA; the agent registers it with APIServices; empty turns it off, e.g. :6443")
 	fs.StringVar(&metricsAPI.Advertise, "metrics-api-advertise", "", "IP the API server dials the metrics API at, written into its EndpointSlice; not loopback (default: the --metrics-api-addr host, else this host's first global IPv4)")
 	fs.Int32Var(&metricsAPI.ServicePort, "metrics-api-service-port", metricsapi.DefaultServicePort, "port of the meridian-system/meridian-metrics Service the metrics APIServices point at")

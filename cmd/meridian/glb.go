@@ -25,7 +25,7 @@ func glbCommand() *cobra.Command {
 	var (
 		opts           glb.Options
 		kubeconfig     string
-		metricsAddr    string
+		metrics        metricsFlags
 		gossipFlags    gossipFlags
 		gossipName     string
 		healthFailures int
@@ -80,7 +80,11 @@ the answer from any resolver but counts as demand only from
 			}
 			opts.Logger = log
 			opts.Registry = prometheus.NewRegistry()
-			if err := serveMetrics(metricsAddr, opts.Registry, log); err != nil {
+			tm, err := tlsx.NewMetrics(opts.Registry)
+			if err != nil {
+				return err
+			}
+			if err := metrics.serve(opts.Registry, tm, log); err != nil {
 				return err
 			}
 			if healthFailures < 1 {
@@ -115,10 +119,6 @@ the answer from any resolver but counts as demand only from
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			tm, err := tlsx.NewMetrics(opts.Registry)
-			if err != nil {
-				return err
-			}
 			if opts.TLS, err = frontTLS.Config(ctx, tlsx.ReloaderOptions{Name: "glb-front", Logger: log, Metrics: tm}); err != nil {
 				return err
 			}
@@ -129,7 +129,7 @@ the answer from any resolver but counts as demand only from
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&metricsAddr, "metrics-addr", "127.0.0.1:9092", "address serving the balancer's /metrics (meridian_glb_*, docs/glb.md); empty turns it off")
+	metrics.register(fs, "127.0.0.1:9092", "the balancer's /metrics (meridian_glb_*, docs/glb.md)")
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the hub cluster (default: $KUBECONFIG, in-cluster config, or ~/.kube/config)")
 	fs.StringVar(&opts.Zone, "zone", "", "DNS zone this balancer is authoritative for, e.g. infer.example.com (required)")
 	fs.StringVar(&opts.DNSListen, "dns-listen", "127.0.0.1:5353", "UDP and TCP address to answer DNS on; 0.0.0.0:53 in production")

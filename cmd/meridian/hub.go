@@ -10,16 +10,18 @@ import (
 	"github.com/spf13/cobra"
 
 	"meridian.dev/meridian/hub"
-	"meridian.dev/meridian/internal/modelsource"
 	"meridian.dev/meridian/hub/inventory"
+	"meridian.dev/meridian/internal/modelsource"
+	"meridian.dev/meridian/internal/tlsx"
 )
 
 func hubCommand() *cobra.Command {
 	var (
-		opts                               hub.Options
-		kubeconfig, namespace, metricsAddr string
-		logs                               logFlags
-		sources                            []string
+		opts                  hub.Options
+		kubeconfig, namespace string
+		metrics               metricsFlags
+		logs                  logFlags
+		sources               []string
 	)
 	cmd := &cobra.Command{
 		Use:   "hub",
@@ -48,7 +50,11 @@ docs/hub.md explains membership, health, the placement maths and failover.`,
 				return err
 			}
 			opts.Registry = prometheus.NewRegistry()
-			if err := serveMetrics(metricsAddr, opts.Registry, log); err != nil {
+			tm, err := tlsx.NewMetrics(opts.Registry)
+			if err != nil {
+				return err
+			}
+			if err := metrics.serve(opts.Registry, tm, log); err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
@@ -74,7 +80,7 @@ docs/hub.md explains membership, health, the placement maths and failover.`,
 	fs.BoolVar(&opts.Inventory.Export, "export-cluster-profiles", false, "publish every Cluster as a ClusterProfile (sigs.k8s.io/cluster-inventory-api) in --cluster-profile-namespace, for Open Cluster Management, Argo CD and other inventory consumers; needs the ClusterProfile CRD on the hub cluster")
 	fs.BoolVar(&opts.Inventory.Import, "import-cluster-profiles", false, "turn other cluster managers' ClusterProfiles in --cluster-profile-namespace into Clusters that placement can choose (labelled meridian.dev/imported-from); needs the ClusterProfile CRD")
 	fs.StringVar(&opts.Inventory.Namespace, "cluster-profile-namespace", inventory.DefaultNamespace, "namespace of the hub cluster where ClusterProfiles are published and imported")
-	fs.StringVar(&metricsAddr, "metrics-addr", "127.0.0.1:9091", "address serving the hub's /metrics; empty turns it off")
+	metrics.register(fs, "127.0.0.1:9091", "the hub's /metrics")
 	logs.register(fs)
 	return cmd
 }

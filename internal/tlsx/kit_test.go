@@ -1,7 +1,6 @@
 package tlsx_test
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -20,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"meridian.dev/meridian/internal/testbin"
 	"meridian.dev/meridian/internal/tlsx"
 )
 
@@ -166,25 +166,6 @@ func trusting(t *testing.T, b tlsx.Bundle) *http.Transport {
 }
 
 // logLines counts the lines a Reloader logs that contain a string.
-type logLines struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+type logLines struct{ testbin.Buffer }
 
-func (l *logLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logLines) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.buf.String(), s)
-}
-
-func (l *logLines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+func (l *logLines) count(s string) int { return strings.Count(l.String(), s) }
