@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the peers that `make bench` measures Meridian's balancer against
 # (P2: dnsperf, PowerDNS with its bind, geoip and LUA backends, Knot DNS as
-# the ceiling; P3: HAProxy, wrk) from Debian, when they are missing. Only `make bench` needs them, never
-# `make test` or CI.
+# the ceiling; P3: HAProxy, wrk) from Debian, when they are missing. Debian builds both with OpenSSL,
+# which P3-TLS needs: wrk speaks HTTPS, HAProxy terminates TLS and checks JWTs (jwt_verify). Only
+# `make bench` needs them, never `make test` or CI.
 #
 # The benchmarks run their own pdns_server, knotd and haproxy on loopback high
 # ports with their own configs, so the system services these packages come
