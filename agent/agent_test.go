@@ -29,8 +29,8 @@ import (
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/gossip"
 	"meridian.dev/meridian/internal/controlplane"
-	"meridian.dev/meridian/internal/netfault"
 	"meridian.dev/meridian/internal/modelsource"
+	"meridian.dev/meridian/internal/netfault"
 	"meridian.dev/meridian/internal/testbin"
 )
 

@@ -170,7 +170,7 @@ func (c Config) complete() (config, error) {
 		c.AdvertisePort = c.BindPort
 	}
 	if c.Insecure && c.KeyringFile != "" {
-		return config{}, errors.New("Insecure and KeyringFile are both set: a node with a keyring always encrypts; drop Insecure")
+		return config{}, errors.New("gossip: Insecure and KeyringFile are both set: a node with a keyring always encrypts; drop Insecure")
 	}
 	if c.KeyringFile == "" && !c.Insecure && !c.LoopbackOnly() {
 		return config{}, fmt.Errorf("%w: %s would carry every member's health in plaintext, and anyone reaching it could declare members dead; "+

@@ -97,7 +97,7 @@ func TestIntruderCannotDeclareMembersDead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	send := func(to *testNode, pkt []byte) {
 		t.Helper()
 		addr, err := net.ResolveUDPAddr("udp", to.Addr())

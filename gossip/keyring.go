@@ -58,9 +58,9 @@ func WriteKeyring(path string, keys ...[]byte) error {
 	if err != nil {
 		return fmt.Errorf("gossip: write keyring: %w", err)
 	}
-	defer os.Remove(tmp.Name()) // after a successful rename, nothing is there
+	defer func() { _ = os.Remove(tmp.Name()) }() // after a successful rename, nothing is there
 	if _, err := tmp.Write(b.Bytes()); err != nil {
-		tmp.Close()
+		_ = tmp.Close()
 		return fmt.Errorf("gossip: write keyring: %w", err)
 	}
 	if err := tmp.Close(); err != nil { // CreateTemp made it 0600

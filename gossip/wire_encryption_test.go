@@ -69,9 +69,9 @@ func startTap(t *testing.T, listen, target string) *tap {
 	}
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
-		ln.Close()
-		pc.Close()
-		out.Close()
+		_ = ln.Close()
+		_ = pc.Close()
+		_ = out.Close()
 		wg.Wait()
 	})
 	wg.Add(2)
@@ -103,20 +103,20 @@ func startTap(t *testing.T, listen, target string) *tap {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer c.Close()
+				defer func() { _ = c.Close() }()
 				s, err := net.Dial("tcp", target)
 				if err != nil {
 					return
 				}
-				defer s.Close()
+				defer func() { _ = s.Close() }()
 				done := make(chan struct{})
 				go func() {
 					_, _ = io.Copy(tapWriter{tp, &tp.fromTCP, c}, s)
-					c.Close()
+					_ = c.Close()
 					close(done)
 				}()
 				_, _ = io.Copy(tapWriter{tp, &tp.toTCP, s}, c)
-				s.Close()
+				_ = s.Close()
 				<-done
 			}()
 		}
@@ -213,7 +213,7 @@ func reveal(b []byte) []byte {
 		}
 		r := lzw.NewReader(bytes.NewReader(rest[hdr:hdr+n]), lzw.LSB, 8)
 		plain, _ := io.ReadAll(io.LimitReader(r, 1<<20)) // what inflates before any error
-		r.Close()
+		_ = r.Close()
 		out = append(out, plain...)
 	}
 }

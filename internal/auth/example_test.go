@@ -18,7 +18,7 @@ import (
 // 10 requests a second.
 func Example() {
 	dir, _ := os.MkdirTemp("", "auth-example")
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	keys := filepath.Join(dir, "keys")
 	tenants := filepath.Join(dir, "tenants.yaml")
 	_ = os.WriteFile(keys, []byte("acme 4f3c2b1a0e9d8c7b6a5f4e3d\n"), 0o600)
@@ -50,7 +50,7 @@ func Example() {
 			return
 		}
 		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		fmt.Println(path, resp.StatusCode, string(body))
 	}
 	// Output:

@@ -88,7 +88,7 @@ func (e *extAuthz) ask(r *http.Request, tenant string) verdict {
 	if err != nil {
 		return verdict{err: err}
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDenialBody))
 		v := verdict{allowed: true, set: http.Header{}, tenant: resp.Header.Get(e.opts.TenantHeader)}

@@ -164,7 +164,7 @@ func (s *jwksSource) get(ctx context.Context) (*keySet, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("%s answered %s", s.url, resp.Status)
 	}
