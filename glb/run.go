@@ -241,7 +241,7 @@ func Run(ctx context.Context, hub client.Client, opts Options) error {
 			return fmt.Errorf("glb: %w", err)
 		}
 		defer door.Close()
-		hs, err := httpserve.New(door.Wrap(f), httpserve.Options{Name: "glb-front", Refuse: front.WriteError, Registerer: reg, Logger: log})
+		hs, err := httpserve.New(b.withHealth(door.Wrap(f)), httpserve.Options{Name: "glb-front", Refuse: front.WriteError, Registerer: reg, Logger: log})
 		if err != nil {
 			return fmt.Errorf("glb: %w", err)
 		}
