@@ -18,6 +18,7 @@ import (
 	"meridian.dev/meridian/agent/process"
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/internal/httpserve"
+	"meridian.dev/meridian/internal/tracing"
 )
 
 // local is one ModelDeployment on the process runtime: its replicas, its
@@ -66,7 +67,9 @@ func (a *Agent) startLocal(md *v1.ModelDeployment) (*local, error) {
 	front, err := process.NewFront(l.sup, process.FrontOptions{
 		Listen: a.opts.Process.FrontHost + ":0", Logger: a.log, TLS: a.opts.Process.TLS,
 		HTTP: httpserve.Options{Registerer: a.opts.Registry},
-		Wrap: func(h http.Handler) http.Handler { return withModel(md.Spec.Model.Name, a.door.Wrap(h)) },
+		Wrap: func(h http.Handler) http.Handler {
+			return tracing.Handler(nil, "agent.front", withModel(md.Spec.Model.Name, a.door.Wrap(h)))
+		},
 	})
 	if err != nil {
 		l.sup.Close()

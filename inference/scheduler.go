@@ -10,6 +10,12 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"meridian.dev/meridian/internal/tracing"
 )
 
 // errQueueFull is returned when a request would overflow the bounded
@@ -268,6 +274,35 @@ func (v *modelVersion) expired(j *job) bool {
 	return false
 }
 
+// trace records, under each traced request's span, a serve.queue span
+// (from its arrival in the queue to its batch's start) and a serve.batch
+// span (the model's run of the batch it rode in, sized in rows and
+// requests). Requests that are not traced cost one context lookup.
+func (v *modelVersion) trace(batch []*job, rows int64, start, end time.Time, err error) {
+	for _, j := range batch {
+		parent := trace.SpanFromContext(j.ctx)
+		if !parent.IsRecording() {
+			continue
+		}
+		t := parent.TracerProvider().Tracer(tracing.Scope)
+		wait := float64(start.Sub(j.enqueued).Microseconds()) / 1000
+		model := []attribute.KeyValue{tracing.AttrModel.String(v.spec.Name), tracing.AttrModelVersion.String(v.version)}
+		_, q := t.Start(j.ctx, "serve.queue", trace.WithTimestamp(j.enqueued),
+			trace.WithAttributes(model...), trace.WithAttributes(tracing.AttrQueueWaitMS.Float64(wait)))
+		q.End(trace.WithTimestamp(start))
+		_, b := t.Start(j.ctx, "serve.batch", trace.WithTimestamp(start), trace.WithAttributes(model...),
+			trace.WithAttributes(
+				tracing.AttrBatchSize.Int64(rows), tracing.AttrBatchRequests.Int(len(batch)),
+				tracing.AttrRequestRows.Int64(j.rows), tracing.AttrQueueWaitMS.Float64(wait),
+				tracing.AttrRunMS.Float64(float64(end.Sub(start).Microseconds())/1000)))
+		if err != nil {
+			b.RecordError(err)
+			b.SetStatus(codes.Error, "the model's run failed")
+		}
+		b.End(trace.WithTimestamp(end))
+	}
+}
+
 // run executes one batch and hands each job its rows of the outputs.
 func (v *modelVersion) run(batch []*job) {
 	if v.beforeRun != nil {
@@ -291,7 +326,9 @@ func (v *modelVersion) run(batch []*job) {
 		}
 	}
 	outputs, err := v.sess.run(inputs)
-	v.metrics.runDuration.WithLabelValues(v.spec.Name, v.version).Observe(time.Since(start).Seconds())
+	end := time.Now()
+	v.metrics.runDuration.WithLabelValues(v.spec.Name, v.version).Observe(end.Sub(start).Seconds())
+	v.trace(batch, rows, start, end, err)
 	if v.batching() {
 		v.metrics.batchSize.WithLabelValues(v.spec.Name, v.version).Observe(float64(rows))
 	}

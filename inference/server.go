@@ -18,10 +18,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"meridian.dev/meridian/internal/auth"
 	"meridian.dev/meridian/internal/httpserve"
 	"meridian.dev/meridian/internal/metricsreg"
+	"meridian.dev/meridian/internal/tracing"
 	"meridian.dev/meridian/internal/version"
 )
 
@@ -74,6 +76,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Registry receives the server's metrics; default a new registry.
 	Registry *prometheus.Registry
+	// TracerProvider traces every inference request (a serve.request
+	// server span continuing the caller's traceparent, with serve.queue
+	// and serve.batch spans under it); nil: the global provider that
+	// internal/tracing.Setup installs, else no tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // Server serves the models of one repository over HTTP.
@@ -261,7 +268,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s; see docs/inference.md", r.Method, r.URL.Path))
 	})
-	return s.auth.Wrap(mux)
+	return tracing.Handler(s.opts.TracerProvider, "serve.request", s.auth.Wrap(mux))
 }
 
 // Ready reports whether every model is loaded and can take requests now.
@@ -358,11 +365,12 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
+	traceModel(r, v)
 	resp, err := s.infer(w, r, v)
 	code := statusOf(err)
 	s.metrics.requests.WithLabelValues(v.spec.Name, v.version, strconv.Itoa(code)).Inc()
 	if err != nil {
-		s.reject(w, v, err)
+		s.reject(w, r, v, err)
 		return
 	}
 	s.metrics.duration.WithLabelValues(v.spec.Name, v.version).Observe(time.Since(start).Seconds())
@@ -469,15 +477,23 @@ func (s *Server) run(ctx context.Context, v *modelVersion, inputs []*Tensor, tim
 	}
 }
 
+// traceModel names the model version on the request's span, if traced.
+func traceModel(r *http.Request, v *modelVersion) {
+	if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
+		span.SetAttributes(tracing.AttrModel.String(v.spec.Name), tracing.AttrModelVersion.String(v.version))
+	}
+}
+
 // reject writes the error for a request that got no answer, with
-// Retry-After on 429, and logs failures that are the server's own.
-func (s *Server) reject(w http.ResponseWriter, v *modelVersion, err error) {
+// Retry-After on 429, and logs failures that are the server's own (with
+// the request's trace id, when traced).
+func (s *Server) reject(w http.ResponseWriter, r *http.Request, v *modelVersion, err error) {
 	code := statusOf(err)
 	switch code {
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "1")
 	case http.StatusInternalServerError:
-		s.log.Error("inference failed", "model", v.spec.Name, "version", v.version, "err", err)
+		s.log.ErrorContext(r.Context(), "inference failed", "model", v.spec.Name, "version", v.version, "err", err)
 	case statusClientClosed:
 		return // nobody is listening
 	}
@@ -504,10 +520,11 @@ func (s *Server) handleAnalyze(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := m.latest
+	traceModel(r, v)
 	resp, err := s.analyze(w, r, v)
 	s.metrics.requests.WithLabelValues(v.spec.Name, v.version, strconv.Itoa(statusOf(err))).Inc()
 	if err != nil {
-		s.reject(w, v, err)
+		s.reject(w, r, v, err)
 		return
 	}
 	s.metrics.duration.WithLabelValues(v.spec.Name, v.version).Observe(time.Since(start).Seconds())

@@ -30,6 +30,7 @@ import (
 	"meridian.dev/meridian/inference"
 	"meridian.dev/meridian/internal/modelsource"
 	"meridian.dev/meridian/internal/tlsx"
+	"meridian.dev/meridian/internal/tracing"
 )
 
 func agentCommand() *cobra.Command {
@@ -48,6 +49,7 @@ func agentCommand() *cobra.Command {
 		tlsFlags                   tlsx.ServerFlags
 		sources                    []string
 	)
+	var traceCfg *tracing.Config
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run and scale this cluster's models and report its capacity (one per member cluster)",
@@ -75,6 +77,11 @@ docs/agent.md explains the autoscaling maths, every knob and every metric.`,
 			if err != nil {
 				return err
 			}
+			stopTracing, err := startTracing(cmd.Context(), traceCfg, log)
+			if err != nil {
+				return err
+			}
+			defer stopTracing()
 			opts.Logger = log
 			opts.Runtime = v1.Runtime(runtime)
 			if opts.Kube.IdleWindow == 0 {
@@ -104,6 +111,8 @@ docs/agent.md explains the autoscaling maths, every knob and every metric.`,
 					return err
 				}
 				opts.Process.ServeArgs = append(opts.Process.ServeArgs, "--ort-lib", lib)
+				// Replicas trace as this agent does (their spans continue its front's).
+				opts.Process.ServeArgs = append(opts.Process.ServeArgs, traceCfg.ServeArgs()...)
 			}
 			cfg, err := restConfig(kubeconfig)
 			if err != nil {
@@ -192,6 +201,7 @@ docs/agent.md explains the autoscaling maths, every knob and every metric.`,
 	fs.StringVar(&hubSync.JoinSecret.Name, "hub-join-secret", hubsync.DefaultJoinSecret, "pull membership: Secret in "+hubsync.DefaultNamespace+" holding the join bundle from `meridian member add` (key "+hubsync.SecretKey+")")
 	fs.StringVar(&hubSync.CredentialSecret.Name, "hub-credential-secret", hubsync.DefaultCredentialSecret, "pull membership: Secret in "+hubsync.DefaultNamespace+" where the agent keeps its renewed hub credential")
 	fs.DurationVar(&hubSync.Period, "hub-sync-period", hubsync.DefaultPeriod, "pull membership: how often ModelDeployments are pulled from the hub and the ClusterReport pushed to it; the hub calls the member Unreachable when its report goes unchanged for the hub timing's pull grace (2s production, 8s wan: use 2s here with --timing wan)")
+	traceCfg = tracing.RegisterFlags(fs, "meridian-agent")
 	logs.register(fs)
 	_ = cmd.MarkFlagRequired("region")
 	return cmd

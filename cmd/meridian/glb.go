@@ -19,6 +19,7 @@ import (
 	"meridian.dev/meridian/glb/steer"
 	"meridian.dev/meridian/internal/scheme"
 	"meridian.dev/meridian/internal/tlsx"
+	"meridian.dev/meridian/internal/tracing"
 )
 
 func glbCommand() *cobra.Command {
@@ -36,6 +37,7 @@ func glbCommand() *cobra.Command {
 		frontTLS       tlsx.ServerFlags
 		upstreamTLS    tlsx.ClientFlags
 	)
+	var traceCfg *tracing.Config
 	cmd := &cobra.Command{
 		Use:   "glb",
 		Short: "Answer DNS for the fleet's global endpoints, steering each user to the nearest healthy cluster with room",
@@ -78,6 +80,11 @@ the answer from any resolver but counts as demand only from
 			if err != nil {
 				return err
 			}
+			stopTracing, err := startTracing(cmd.Context(), traceCfg, log)
+			if err != nil {
+				return err
+			}
+			defer stopTracing()
 			opts.Logger = log
 			opts.Registry = prometheus.NewRegistry()
 			tm, err := tlsx.NewMetrics(opts.Registry)
@@ -159,6 +166,7 @@ the answer from any resolver but counts as demand only from
 	gossipFlags.register(fs, "host:port (UDP and TCP) to join the agents' gossip pool on, as an observer, to learn within seconds that a cluster died or a model is not ready there, e.g. 0.0.0.0:7946; empty: health from the hub and probes alone", "balancer")
 	fs.StringVar(&gossipName, "gossip-name", "", "this balancer's node name in the gossip pool, unique there (default glb-<host name>; agents use their cluster's name)")
 	dnsFlags.register(fs)
+	traceCfg = tracing.RegisterFlags(fs, "meridian-glb")
 	logs.register(fs)
 	_ = cmd.MarkFlagRequired("zone")
 	cmd.AddCommand(dnssecKeygenCommand())

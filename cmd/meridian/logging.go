@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
-	"github.com/go-logr/logr"
 	"log/slog"
 	"os"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/pflag"
 	ctrl "sigs.k8s.io/controller-runtime"
 
-	"github.com/spf13/pflag"
+	"meridian.dev/meridian/internal/tracing"
 )
 
 // logFlags are the logging flags every long-running subcommand shares.
@@ -41,9 +45,33 @@ func (l *logFlags) logger() (*slog.Logger, error) {
 	default:
 		return nil, fmt.Errorf("--log-format %q: use text or json", l.format)
 	}
+	// Lines logged with a traced request's context carry its trace_id
+	// and span_id.
+	h = tracing.LogHandler(h)
 	log := slog.New(h)
 	slog.SetDefault(log)
 	// controller-runtime's own logs (envtest, managers) go the same way.
 	ctrl.SetLogger(logr.FromSlogHandler(h))
 	return log, nil
+}
+
+// startTracing installs the tracer provider the tracing flags (or the
+// OTEL_* environment) configure, and returns what flushes it at exit.
+// With no OTLP endpoint tracing stays off and it does nothing.
+func startTracing(ctx context.Context, c *tracing.Config, log *slog.Logger) (stop func(), err error) {
+	shutdown, err := tracing.Setup(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if !c.Enabled() {
+		return func() {}, nil
+	}
+	log.Info("tracing on: exporting spans over OTLP", "endpoint", c.EndpointInUse(), "protocol", c.ProtocolInUse(), "sample_ratio", c.SampleRatio)
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shutdown(ctx); err != nil {
+			log.Warn("tracing: flushing spans at exit failed", "err", err)
+		}
+	}, nil
 }

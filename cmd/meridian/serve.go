@@ -14,6 +14,7 @@ import (
 	"meridian.dev/meridian/inference"
 	"meridian.dev/meridian/internal/httpserve"
 	"meridian.dev/meridian/internal/tlsx"
+	"meridian.dev/meridian/internal/tracing"
 	"meridian.dev/meridian/internal/version"
 )
 
@@ -25,6 +26,7 @@ func serveCommand() *cobra.Command {
 		logs                                    logFlags
 		tlsFlags                                tlsx.ServerFlags
 	)
+	var traceCfg *tracing.Config
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the ONNX models of a model repository over HTTP (Open Inference Protocol v2)",
@@ -51,6 +53,11 @@ docs/inference.md documents the API, the repository layout and every metric.`,
 			if err != nil {
 				return err
 			}
+			stopTracing, err := startTracing(cmd.Context(), traceCfg, log)
+			if err != nil {
+				return err
+			}
+			defer stopTracing()
 			lib, err := inference.FindLibrary(ortLib)
 			if err != nil {
 				return err
@@ -104,6 +111,7 @@ docs/inference.md documents the API, the repository layout and every metric.`,
 	inputLimitFlags(fs, &opts.Limits)
 	tlsFlags.Register(fs, "tls", "the model server's listener")
 	opts.Auth.RegisterFlags(fs, "")
+	traceCfg = tracing.RegisterFlags(fs, "meridian-serve")
 	logs.register(fs)
 	return cmd
 }

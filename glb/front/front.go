@@ -16,7 +16,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"meridian.dev/meridian/internal/httpserve"
+	"meridian.dev/meridian/internal/tracing"
 )
 
 // ClusterHeader is the response header that names the cluster that
@@ -92,7 +96,32 @@ type attempt struct {
 
 func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	if t := tracing.Tracer(f.opts.TracerProvider); t != nil {
+		f.serveTraced(t, w, r, start)
+		return
+	}
 	cluster, code := f.serve(w, r)
+	f.metrics.requests.WithLabelValues(cluster, strconv.Itoa(code)).Inc()
+	f.metrics.duration.Observe(time.Since(start).Seconds())
+}
+
+// serveTraced is ServeHTTP inside a glb.front server span that continues
+// the client's traceparent; each attempt's span is its child (send).
+func (f *Front) serveTraced(t trace.Tracer, w http.ResponseWriter, r *http.Request, start time.Time) {
+	ctx, span := t.Start(tracing.Extract(r.Context(), r.Header), "glb.front",
+		trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(start),
+		trace.WithAttributes(tracing.AttrMethod.String(r.Method), tracing.AttrPath.String(r.URL.Path)))
+	defer span.End()
+	if span.IsRecording() {
+		if m := f.model(r.URL.Path); m != "" {
+			span.SetAttributes(tracing.AttrModel.String(m))
+		}
+	}
+	cluster, code := f.serve(w, r.WithContext(ctx))
+	if span.IsRecording() && cluster != noCluster {
+		span.SetAttributes(tracing.AttrCluster.String(cluster))
+	}
+	tracing.EndHTTP(span, code)
 	f.metrics.requests.WithLabelValues(cluster, strconv.Itoa(code)).Inc()
 	f.metrics.duration.Observe(time.Since(start).Seconds())
 }
@@ -164,7 +193,7 @@ func (f *Front) serve(w http.ResponseWriter, r *http.Request) (string, int) {
 		running = append(running, a)
 		var actx context.Context
 		actx, a.cancel = context.WithCancelCause(ctx)
-		go f.send(actx, a, r, body, chain, results)
+		go f.send(actx, a, r, body, chain, results, launched, reason)
 		return true
 	}
 	// abandon cancels every attempt still running but the winner (whose
@@ -256,7 +285,21 @@ func (f *Front) expired(w http.ResponseWriter, r *http.Request, last *bufferedRe
 }
 
 // send performs one attempt and reports it on results.
-func (f *Front) send(ctx context.Context, a *attempt, r *http.Request, body []byte, chain []netip.Addr, results chan<- *attempt) {
+// n counts the attempts so far, this one included, and reason is why it
+// was sent ("" for the first, else a retry's or hedge's reason); both
+// only label its span.
+func (f *Front) send(ctx context.Context, a *attempt, r *http.Request, body []byte, chain []netip.Addr, results chan<- *attempt, n int, reason string) {
+	var span trace.Span
+	if parent := trace.SpanFromContext(ctx); parent.SpanContext().IsValid() {
+		ctx, span = parent.TracerProvider().Tracer(tracing.Scope).Start(ctx, "glb.front.attempt", trace.WithSpanKind(trace.SpanKindClient))
+		if span.IsRecording() {
+			span.SetAttributes(tracing.AttrCluster.String(a.cand.Cluster), tracing.AttrServer.String(a.cand.URL.Host), tracing.AttrAttempt.Int(n))
+			if reason != "" {
+				span.SetAttributes(tracing.AttrRetryReason.String(reason))
+			}
+		}
+		defer func() { endAttempt(span, a) }()
+	}
 	var stop func() bool
 	if f.opts.PerTryTimeout > 0 {
 		t := time.AfterFunc(f.opts.PerTryTimeout, func() { a.cancel(errPerTryTimeout) })
@@ -264,7 +307,11 @@ func (f *Front) send(ctx context.Context, a *attempt, r *http.Request, body []by
 	}
 	var sent atomic.Bool
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteHeaders: func() { sent.Store(true) }})
-	resp, err := f.opts.Transport.RoundTrip(outgoing(ctx, r, a.cand.URL, body, chain))
+	out := outgoing(ctx, r, a.cand.URL, body, chain)
+	if span != nil {
+		tracing.Inject(ctx, out.Header) // the cluster continues this attempt's span, not the client's
+	}
+	resp, err := f.opts.Transport.RoundTrip(out)
 	if stop != nil && !stop() && err == nil {
 		// The timer fired as the headers arrived; the body is lost to
 		// the cancellation, so this is a timeout all the same.
@@ -283,6 +330,21 @@ func (f *Front) send(ctx context.Context, a *attempt, r *http.Request, body []by
 		a.reason = strconv.Itoa(resp.StatusCode)
 	}
 	results <- a
+}
+
+// endAttempt ends an attempt's span once its answer's headers are in (or
+// it failed), with the status code or the reason it failed.
+func endAttempt(span trace.Span, a *attempt) {
+	if span.IsRecording() {
+		if a.resp != nil {
+			tracing.EndHTTP(span, a.resp.StatusCode)
+		}
+		if a.err != nil {
+			span.RecordError(a.err)
+			span.SetStatus(codes.Error, a.reason)
+		}
+	}
+	span.End()
 }
 
 // allowed returns the candidates whose endpoints the policy allows (the

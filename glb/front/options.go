@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"meridian.dev/meridian/internal/endpoint"
 )
@@ -122,6 +123,13 @@ type Options struct {
 
 	// Logger receives the front's logs. Default slog.Default().
 	Logger *slog.Logger
+
+	// TracerProvider traces every request: a glb.front server span that
+	// continues the client's traceparent, and a glb.front.attempt client
+	// span per cluster tried, whose traceparent the cluster gets. Nil:
+	// the global provider internal/tracing.Setup installs, else no
+	// tracing (no span, no allocation).
+	TracerProvider trace.TracerProvider
 
 	// Now is the clock used for ejection, for tests. Default time.Now.
 	Now func() time.Time
