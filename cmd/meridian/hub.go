@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"meridian.dev/meridian/hub"
+	"meridian.dev/meridian/hub/fleetpage"
 	"meridian.dev/meridian/hub/inventory"
 	"meridian.dev/meridian/internal/modelsource"
 	"meridian.dev/meridian/internal/tlsx"
@@ -22,6 +23,7 @@ func hubCommand() *cobra.Command {
 		metrics               metricsFlags
 		logs                  logFlags
 		sources               []string
+		page                  fleetpage.Flags
 	)
 	cmd := &cobra.Command{
 		Use:   "hub",
@@ -59,6 +61,9 @@ docs/hub.md explains membership, health, the placement maths and failover.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			if err := page.Start(ctx, cfg, opts.Registry, tm, log); err != nil {
+				return err
+			}
 			opts.MembersNamespace = namespace
 			return hub.Run(ctx, cfg, hub.NewProvider(cfg, namespace, log), opts)
 		},
@@ -81,6 +86,7 @@ docs/hub.md explains membership, health, the placement maths and failover.`,
 	fs.BoolVar(&opts.Inventory.Import, "import-cluster-profiles", false, "turn other cluster managers' ClusterProfiles in --cluster-profile-namespace into Clusters that placement can choose (labelled meridian.dev/imported-from); needs the ClusterProfile CRD")
 	fs.StringVar(&opts.Inventory.Namespace, "cluster-profile-namespace", inventory.DefaultNamespace, "namespace of the hub cluster where ClusterProfiles are published and imported")
 	metrics.register(fs, "127.0.0.1:9091", "the hub's /metrics")
+	page.Register(fs)
 	logs.register(fs)
 	return cmd
 }
