@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"sigs.k8s.io/yaml"
@@ -200,6 +202,37 @@ func scanModel(dir, name string) ([]ModelSpec, error) {
 	}
 	slices.SortFunc(specs, func(a, b ModelSpec) int { return cmp.Compare(a.Version, b.Version) })
 	return specs, nil
+}
+
+// OnlyVersions keeps, of each model named in only, just the version it
+// names; a model or version that is not there is an error naming the
+// versions that are.
+func OnlyVersions(specs []ModelSpec, only map[string]int64) ([]ModelSpec, error) {
+	if len(only) == 0 {
+		return specs, nil
+	}
+	have := map[string][]string{}
+	var out []ModelSpec
+	for _, s := range specs {
+		v, ok := only[s.Name]
+		if !ok || v == s.Version {
+			out = append(out, s)
+		}
+		have[s.Name] = append(have[s.Name], strconv.FormatInt(s.Version, 10))
+	}
+	for _, name := range slices.Sorted(maps.Keys(only)) {
+		found := false
+		for _, s := range out {
+			found = found || s.Name == name
+		}
+		switch {
+		case len(have[name]) == 0:
+			return nil, fmt.Errorf("no model %s to serve version %d of", name, only[name])
+		case !found:
+			return nil, fmt.Errorf("model %s has no version %d (versions here: %s); add %s/%d/model.onnx", name, only[name], strings.Join(have[name], ", "), name, only[name])
+		}
+	}
+	return out, nil
 }
 
 func fileDigest(path string) (string, error) {

@@ -72,6 +72,10 @@ type Options struct {
 	// AnalyzeModel is the model behind POST /analyze; it needs a text
 	// section in its config. Default "sentiment".
 	AnalyzeModel string
+	// OnlyVersions, when set, loads just the named version of each model
+	// it lists (model name → version); other models load every version.
+	// The agent runs each version of a model as its own replicas with it.
+	OnlyVersions map[string]int64
 	// Logger receives structured logs; default slog.Default().
 	Logger *slog.Logger
 	// Registry receives the server's metrics; default a new registry.
@@ -140,6 +144,9 @@ func New(opts Options) (*Server, error) {
 	specs, err := ScanRepository(opts.ModelRepository)
 	if err != nil {
 		return nil, err
+	}
+	if specs, err = OnlyVersions(specs, opts.OnlyVersions); err != nil {
+		return nil, fmt.Errorf("model repository %s: %w", opts.ModelRepository, err)
 	}
 	metrics, err := newMetrics(opts.Registry)
 	if err != nil {

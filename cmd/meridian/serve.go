@@ -101,6 +101,7 @@ docs/inference.md documents the API, the repository layout and every metric.`,
 	fs.StringVar(&ortLib, "ort-lib", "", "path of libonnxruntime.so 1.24.x (default $"+inference.LibraryEnv+", else .cache/onnxruntime/libonnxruntime.so.1 as fetched by 'make deps')")
 	fs.StringVar(&device, "device", "cpu", "execution provider for every model: cpu, or cuda (fails at start-up with the reason if CUDA is not usable)")
 	fs.StringVar(&analyze, "analyze-model", "sentiment", "model behind POST /analyze; its config.yaml needs a text section")
+	fs.StringToInt64Var(&opts.OnlyVersions, "only-version", nil, "MODEL=VERSION: load only that version of the model (repeatable, or comma-separated); requests without a version get it. The agent runs each version of a model as its own replicas this way")
 	fs.IntVar(&opts.CacheSize, "cache-size", 10000, "result cache capacity in entries (least recently used are evicted); 0 turns the cache off")
 	fs.DurationVar(&opts.CacheTTL, "cache-ttl", time.Minute, "how long a cached result may be served; 0 turns the cache off")
 	fs.DurationVar(&opts.RequestTimeout, "request-timeout", 10*time.Second, "deadline for every request, queueing included; clients may ask for less with the \"timeout\" parameter (µs); expired requests are dropped before they reach the model")

@@ -23,6 +23,7 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&ModelDeployment{}, &ModelDeploymentList{},
 		&GlobalEndpoint{}, &GlobalEndpointList{},
 		&DemandReport{}, &DemandReportList{},
+		&ModelRollout{}, &ModelRolloutList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
