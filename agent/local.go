@@ -27,8 +27,8 @@ type local struct {
 	a      *Agent
 	key    types.NamespacedName
 	model  string // the model's name, fixed for this local's life
-	sup    *process.Supervisor
 	front  *process.Front
+	stats  *versionStats
 	scaler *autoscaler.Autoscaler
 	scrape *process.Scraper
 	cancel context.CancelFunc
@@ -36,6 +36,8 @@ type local struct {
 
 	mu      sync.Mutex
 	spec    v1.ModelDeploymentSpec
+	pools   map[int64]*process.Supervisor // by version; 0: every version
+	weights map[int64]int32               // the pools' shares of traffic
 	current int32
 	load    v1.ModelLoad
 	history []timedLoads // for the stable window
@@ -49,35 +51,30 @@ type timedLoads struct {
 // startLocal starts replicas and a front for md.
 func (a *Agent) startLocal(md *v1.ModelDeployment) (*local, error) {
 	key := client.ObjectKeyFromObject(md)
-	repo := md.Spec.Model.Repository
-	if repo == "" {
-		repo = a.opts.Process.ModelRepository
-	}
-	args := append([]string{"--models", repo, "--analyze-model", md.Spec.Model.Name, "--log-format", "json"}, a.opts.Process.ServeArgs...)
 	l := &local{
 		a: a, key: key, model: md.Spec.Model.Name, spec: md.Spec,
 		scaler: autoscaler.New(),
 		scrape: process.NewScraper(),
+		stats:  newVersionStats(),
+		pools:  map[int64]*process.Supervisor{},
 		done:   make(chan struct{}),
 	}
-	l.sup = process.New(process.Options{
-		Binary: a.opts.Process.Binary, Args: args, Name: key.String(), Logger: a.log,
-		OnChange: func() { a.notify(key) },
-	})
-	front, err := process.NewFront(l.sup, process.FrontOptions{
+	front, err := process.NewFront(key.String(), process.FrontOptions{
 		Listen: a.opts.Process.FrontHost + ":0", Logger: a.log, TLS: a.opts.Process.TLS,
 		HTTP: httpserve.Options{Registerer: a.opts.Registry},
 		Wrap: func(h http.Handler) http.Handler {
 			return tracing.Handler(nil, "agent.front", withModel(md.Spec.Model.Name, a.door.Wrap(h)))
 		},
+		Observe: func(r process.Result) { l.stats.observe(r, a.metrics, l) },
 	})
 	if err != nil {
-		l.sup.Close()
 		return nil, err
 	}
 	l.front = front
 	l.current = max(minReplicas(md.Spec.Autoscaling), 1)
-	l.sup.Scale(int(l.current))
+	l.mu.Lock()
+	l.applyVersions(md.Spec)
+	l.mu.Unlock()
 	ctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
 	go l.loop(ctx)
@@ -104,6 +101,7 @@ func (l *local) update(spec v1.ModelDeploymentSpec) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.spec = spec
+	l.applyVersions(spec)
 }
 
 // stop drains the front and the replicas.
@@ -111,7 +109,11 @@ func (l *local) stop() {
 	l.cancel()
 	<-l.done
 	l.front.Close(5 * time.Second)
-	l.sup.Close()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, sup := range l.pools {
+		sup.Close()
+	}
 }
 
 func (l *local) loop(ctx context.Context) {
@@ -132,8 +134,7 @@ func (l *local) loop(ctx context.Context) {
 // decision, and writes the ModelDeployment's status.
 func (l *local) sync(ctx context.Context) {
 	now := time.Now()
-	replicas := l.sup.Replicas()
-	loads := l.scrape.Scrape(ctx, replicas)
+	loads := l.scrape.Scrape(ctx, l.replicas())
 
 	l.mu.Lock()
 	spec := l.spec
@@ -159,14 +160,16 @@ func (l *local) sync(ctx context.Context) {
 		}
 		l.a.event(ctx, l.key, direction, fmt.Sprintf("%d -> %d replicas (%s): %s", l.current, d.DesiredReplicas, d.Reason, d.Message))
 		l.a.log.Info("scaling", "modeldeployment", l.key, "from", l.current, "to", d.DesiredReplicas, "reason", d.Reason, "message", d.Message)
+		l.mu.Lock()
 		l.current = d.DesiredReplicas
-		l.sup.Scale(int(l.current))
+		l.scalePools()
+		l.mu.Unlock()
 	}
 	l.writeStatus(ctx, loads, d)
 }
 
 func (l *local) writeStatus(ctx context.Context, loads []process.Load, d autoscaler.Decision) {
-	replicas := l.sup.Replicas()
+	replicas := l.replicas()
 	var ready, restarts int32
 	var failing string
 	for _, r := range replicas {
@@ -205,6 +208,7 @@ func (l *local) writeStatus(ctx context.Context, loads []process.Load, d autosca
 	st.RequestsPerSecond = *resource.NewMilliQuantity(int64(rps*1000), resource.DecimalSI)
 	st.P95Latency = metav1.Duration{Duration: time.Duration(p95 * float64(time.Second))}
 	st.QueueLength = int32(queue)
+	st.Versions = l.versionStatus()
 	setConditions(md, ready, l.current, failing, d)
 	l.mu.Lock()
 	l.load = v1.ModelLoad{

@@ -14,6 +14,10 @@ type metrics struct {
 	decisions *prometheus.CounterVec
 	burst     *prometheus.GaugeVec
 	reports   *prometheus.CounterVec
+	// versionRequests and versionLatency are what each cluster front
+	// sent each version (process runtime).
+	versionRequests *prometheus.CounterVec
+	versionLatency  *prometheus.HistogramVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -39,8 +43,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "meridian_agent_report_writes_total",
 			Help: "ClusterReport writes, by result (ok or error).",
 		}, []string{"result"}),
+		versionRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meridian_agent_version_requests_total",
+			Help: "Requests the cluster's front sent each model version, by the version that answered and the HTTP status the client got (process runtime).",
+		}, append(md, "version", "code")),
+		versionLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "meridian_agent_version_request_duration_seconds",
+			Help:    "Time from a request's body to its answer at the cluster's front, by the version that answered (process runtime).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}, append(md, "version")),
 	}
-	if err := metricsreg.Register(reg, "agent", m.replicas, m.restarts, m.decisions, m.burst, m.reports); err != nil {
+	if err := metricsreg.Register(reg, "agent", m.replicas, m.restarts, m.decisions, m.burst, m.reports, m.versionRequests, m.versionLatency); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -52,4 +65,6 @@ func (m *metrics) forget(key types.NamespacedName) {
 	m.replicas.DeletePartialMatch(l)
 	m.restarts.DeletePartialMatch(l)
 	m.burst.DeletePartialMatch(l)
+	m.versionRequests.DeletePartialMatch(l)
+	m.versionLatency.DeletePartialMatch(l)
 }

@@ -15,6 +15,12 @@ import (
 // JSON part of a body whose binary tensors follow it.
 const HeaderLength = "Inference-Header-Content-Length"
 
+// HeaderModelVersion names, in every answer of /infer and /analyze, the
+// model version that answered (or would have): clients see which side of
+// a canary or A/B split they are on, and a cluster's front counts each
+// version's requests by it.
+const HeaderModelVersion = "Meridian-Model-Version"
+
 // InferRequest is a decoded Open Inference Protocol v2 infer request.
 type InferRequest struct {
 	ID     string

@@ -373,6 +373,7 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	traceModel(r, v)
+	w.Header().Set(HeaderModelVersion, v.version)
 	resp, err := s.infer(w, r, v)
 	code := statusOf(err)
 	s.metrics.requests.WithLabelValues(v.spec.Name, v.version, strconv.Itoa(code)).Inc()
@@ -528,6 +529,7 @@ func (s *Server) handleAnalyze(w http.ResponseWriter, r *http.Request) {
 	}
 	v := m.latest
 	traceModel(r, v)
+	w.Header().Set(HeaderModelVersion, v.version)
 	resp, err := s.analyze(w, r, v)
 	s.metrics.requests.WithLabelValues(v.spec.Name, v.version, strconv.Itoa(statusOf(err))).Inc()
 	if err != nil {

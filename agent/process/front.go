@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,18 +19,22 @@ import (
 	"meridian.dev/meridian/internal/httpserve"
 )
 
-// Front is the one address a model is served at in this cluster: it sends
-// each request to the ready replica with the fewest requests outstanding,
-// and retries on another replica when a replica refuses the connection or
-// sheds the request (429), so a replica dying or saturating costs no
-// request while another has room.
+// Front is the one address a model is served at in this cluster. It
+// chooses each request's version by the routes' weights (or the version
+// named in the path), then sends it to that version's ready replica with
+// the fewest requests outstanding, and retries on another replica — of
+// another version when the request named none — when a replica refuses
+// the connection or sheds the request (429), so a replica dying or
+// saturating costs no request while another has room.
 type Front struct {
-	sup       *Supervisor
+	name      string
 	log       *slog.Logger
 	maxBody   int64
+	observe   func(Result)
 	transport *http.Transport
 	srv       *http.Server
 	ln        net.Listener
+	routes    atomic.Pointer[Routes]
 
 	mu          sync.Mutex
 	outstanding map[string]*atomic.Int64 // by replica ID
@@ -56,10 +61,25 @@ type FrontOptions struct {
 	// Wrap, when set, puts a handler (the agent's auth door) in front of
 	// the front's own.
 	Wrap func(http.Handler) http.Handler
+	// Observe, when set, is told the outcome of every request the front
+	// routed to a version.
+	Observe func(Result)
 }
 
-// NewFront starts serving in front of the supervisor's replicas.
-func NewFront(sup *Supervisor, opts FrontOptions) (*Front, error) {
+// Result is one request the front routed.
+type Result struct {
+	// Version that answered (from the replica's Meridian-Model-Version
+	// header, else the pool's); 0 when unknown.
+	Version int64
+	// Code is the HTTP status the client got.
+	Code int
+	// Duration from the body read to the answer's end.
+	Duration time.Duration
+}
+
+// NewFront starts serving model name (for logs and errors) with no
+// routes: SetRoutes gives it replicas.
+func NewFront(name string, opts FrontOptions) (*Front, error) {
 	if opts.Listen == "" {
 		opts.Listen = "127.0.0.1:0"
 	}
@@ -71,10 +91,10 @@ func NewFront(sup *Supervisor, opts FrontOptions) (*Front, error) {
 	}
 	ln, err := net.Listen("tcp", opts.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("front for %s: listening on %s: %w", sup.opts.Name, opts.Listen, err)
+		return nil, fmt.Errorf("front for %s: listening on %s: %w", name, opts.Listen, err)
 	}
 	f := &Front{
-		sup: sup, log: opts.Logger, maxBody: opts.MaxBodyBytes, ln: ln,
+		name: name, log: opts.Logger, maxBody: opts.MaxBodyBytes, ln: ln, observe: opts.Observe,
 		transport:   &http.Transport{MaxIdleConnsPerHost: 128, IdleConnTimeout: 90 * time.Second, ResponseHeaderTimeout: 0},
 		outstanding: make(map[string]*atomic.Int64),
 	}
@@ -88,7 +108,7 @@ func NewFront(sup *Supervisor, opts FrontOptions) (*Front, error) {
 	}
 	if f.srv, err = httpserve.New(h, opts.HTTP); err != nil {
 		_ = ln.Close()
-		return nil, fmt.Errorf("front for %s: %w", sup.opts.Name, err)
+		return nil, fmt.Errorf("front for %s: %w", name, err)
 	}
 	f.srv.TLSConfig = opts.TLS
 	go func() { _ = httpserve.ServeOnce(f.srv, ln) }()
@@ -107,28 +127,32 @@ func (f *Front) Close(timeout time.Duration) {
 	f.transport.CloseIdleConnections()
 }
 
-// pick returns the ready replica with the fewest outstanding requests,
-// skipping those already tried.
-func (f *Front) pick(tried map[string]bool) (Replica, *atomic.Int64, bool) {
-	replicas := f.sup.Replicas()
+// pick returns, from the first pool with one, the ready replica with the
+// fewest outstanding requests, skipping those already tried.
+func (f *Front) pick(pools []Pool, tried map[string]bool) (Pool, Replica, *atomic.Int64, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var best Replica
-	var bestN *atomic.Int64
-	for _, r := range replicas {
-		if !r.Ready || tried[r.ID] {
-			continue
+	for _, p := range pools {
+		var best Replica
+		var bestN *atomic.Int64
+		for _, r := range p.Replicas.Replicas() {
+			if !r.Ready || tried[r.ID] {
+				continue
+			}
+			n := f.outstanding[r.ID]
+			if n == nil {
+				n = new(atomic.Int64)
+				f.outstanding[r.ID] = n
+			}
+			if bestN == nil || n.Load() < bestN.Load() {
+				best, bestN = r, n
+			}
 		}
-		n := f.outstanding[r.ID]
-		if n == nil {
-			n = new(atomic.Int64)
-			f.outstanding[r.ID] = n
-		}
-		if bestN == nil || n.Load() < bestN.Load() {
-			best, bestN = r, n
+		if bestN != nil {
+			return p, best, bestN, true
 		}
 	}
-	return best, bestN, bestN != nil
+	return Pool{}, Replica{}, nil, false
 }
 
 func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -143,10 +167,28 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return // otherwise the client left
 	}
+	start := time.Now()
+	pools, err := f.routes.Load().choose(w, r)
+	if err != nil {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("model %s: %v", f.name, err))
+		return
+	}
+	version := pools[0].Version
+	code := f.forward(w, r, body, pools, &version)
+	if f.observe != nil && code != 0 {
+		f.observe(Result{Version: version, Code: code, Duration: time.Since(start)})
+	}
+}
+
+// forward sends the request to up to three replicas of pools in turn
+// and relays the first answer that is not a refusal; it returns the
+// status relayed (0 when the client left) and sets *version to the
+// version that answered.
+func (f *Front) forward(w http.ResponseWriter, r *http.Request, body []byte, pools []Pool, version *int64) int {
 	tried := make(map[string]bool)
 	var last *http.Response
 	for attempt := 0; attempt < 3; attempt++ {
-		rep, n, ok := f.pick(tried)
+		pool, rep, n, ok := f.pick(pools, tried)
 		if !ok {
 			break
 		}
@@ -161,11 +203,12 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			n.Add(-1)
 			if r.Context().Err() != nil {
-				return // the client left
+				return 0 // the client left
 			}
-			f.log.Debug("replica failed; trying another", "model", f.sup.opts.Name, "replica", rep.ID, "err", err)
+			f.log.Debug("replica failed; trying another", "model", f.name, "replica", rep.ID, "err", err)
 			continue
 		}
+		*version = answeredVersion(resp, pool.Version)
 		if resp.StatusCode == http.StatusTooManyRequests {
 			if last != nil {
 				_ = last.Body.Close()
@@ -179,14 +222,24 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if last != nil {
 			_ = last.Body.Close()
 		}
-		return
+		return resp.StatusCode
 	}
 	if last != nil { // every replica shed it: pass the 429 on
 		f.relay(w, last)
-		return
+		return last.StatusCode
 	}
 	w.Header().Set("Retry-After", "1")
-	writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("model %s: %v in this cluster yet", f.sup.opts.Name, errNoReplica))
+	writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("model %s: %v in this cluster yet", f.name, errNoReplica))
+	return http.StatusServiceUnavailable
+}
+
+// answeredVersion is the version a replica says answered, else the
+// pool's.
+func answeredVersion(resp *http.Response, pool int64) int64 {
+	if v, err := strconv.ParseInt(resp.Header.Get(HeaderModelVersion), 10, 64); err == nil && v > 0 {
+		return v
+	}
+	return pool
 }
 
 func (f *Front) relay(w http.ResponseWriter, resp *http.Response) {

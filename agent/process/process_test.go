@@ -57,10 +57,11 @@ func TestReplicasServeThroughFrontAndSurviveACrash(t *testing.T) {
 	models := testbin.Models(t)
 	sup := New(Options{Binary: meridian, Args: serveArgs(t, models), Name: "default/sentiment", Logger: quiet(), BackoffMin: 100 * time.Millisecond})
 	defer sup.Close()
-	front, err := NewFront(sup, FrontOptions{Logger: quiet()})
+	front, err := NewFront("default/sentiment", FrontOptions{Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
+	front.SetRoutes(Routes{Pools: []Pool{{Replicas: sup}}})
 	defer front.Close(time.Second)
 	url := "http://" + front.Addr()
 

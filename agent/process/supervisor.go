@@ -27,6 +27,9 @@ type Options struct {
 	Args []string
 	// Name identifies the replicas in logs, e.g. "default/sentiment".
 	Name string
+	// IDPrefix starts every replica ID; default "r". Supervisors behind
+	// one Front need different prefixes.
+	IDPrefix string
 	// Logger receives replica lifecycle logs; default slog.Default().
 	Logger *slog.Logger
 	// ReadyTimeout is how long a starting replica may take to answer
@@ -55,6 +58,7 @@ func (o *Options) setDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	o.IDPrefix = cmp.Or(o.IDPrefix, "r")
 	o.ReadyTimeout = cmp.Or(o.ReadyTimeout, time.Minute)
 	o.BackoffMin = cmp.Or(o.BackoffMin, time.Second)
 	o.BackoffMax = cmp.Or(o.BackoffMax, time.Minute)
@@ -64,7 +68,7 @@ func (o *Options) setDefaults() {
 
 // Replica is the state of one replica process.
 type Replica struct {
-	// ID is unique within the supervisor, e.g. "r3".
+	// ID is unique within the supervisor, e.g. "r3" (Options.IDPrefix).
 	ID string
 	// Addr is host:port the replica serves on (changes on restart).
 	Addr string
@@ -134,7 +138,7 @@ func (s *Supervisor) Scale(n int) {
 	for len(s.replicas) < n {
 		s.next++
 		ctx, cancel := context.WithCancel(s.ctx)
-		r := &replica{Replica: Replica{ID: fmt.Sprintf("r%d", s.next)}, cancel: cancel}
+		r := &replica{Replica: Replica{ID: fmt.Sprintf("%s%d", s.opts.IDPrefix, s.next)}, cancel: cancel}
 		s.replicas[r.ID] = r
 		s.wg.Add(1)
 		go s.run(ctx, r)

@@ -27,9 +27,7 @@ type ModelSource struct {
 	Repository string `json:"repository,omitempty"`
 }
 
-// VersionWeight is one model version and its share of traffic, meant for
-// canary and A/B splits. Validated and copied, but not acted on yet: see
-// InferenceModelSpec.Versions.
+// VersionWeight is one model version and its share of traffic.
 type VersionWeight struct {
 	// Version is the model version (its directory number in the repository).
 	// +required
@@ -241,4 +239,25 @@ type ModelLoad struct {
 	// answers, after every cluster with a ready replica.
 	// +optional
 	ScaledToZero bool `json:"scaledToZero,omitempty"`
+}
+
+// VersionStatus is one version's replicas and traffic in one cluster, as
+// its front measured them.
+type VersionStatus struct {
+	// Version of the model.
+	Version int64 `json:"version"`
+	// Weight the front gives it now.
+	Weight int32 `json:"weight"`
+	// Replicas running it, and how many of them are ready.
+	Replicas      int32 `json:"replicas"`
+	ReadyReplicas int32 `json:"readyReplicas"`
+	// Requests the front sent it and Errors (answers 500 and up, or no
+	// answer) among them, counted since Since.
+	Requests int64 `json:"requests"`
+	Errors   int64 `json:"errors"`
+	// Since is when the counts began: they restart with the agent.
+	Since metav1.Time `json:"since"`
+	// P95Latency of its answers over the agent's metrics window.
+	// +optional
+	P95Latency metav1.Duration `json:"p95Latency,omitzero"`
 }

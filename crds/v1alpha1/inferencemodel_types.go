@@ -120,21 +120,48 @@ type WarmBufferPolicy struct {
 	MaxReplicas int32 `json:"maxReplicas,omitempty"`
 }
 
-// SessionAffinity keeps a client on one cluster. Not read yet (see
-// Traffic.SessionAffinity).
-// +kubebuilder:validation:Enum=None;ClientIP
+// SessionAffinity says how a cluster's front keeps each user on one model
+// version while versions split traffic.
+// +kubebuilder:validation:Enum=None;ClientIP;Header;Cookie
 type SessionAffinity string
 
-// Traffic splits requests between versions. Not read yet: nothing splits
-// traffic between versions (see InferenceModelSpec.Versions).
+// The session affinities.
+const (
+	// AffinityNone draws each request's version at random by weight.
+	AffinityNone SessionAffinity = "None"
+	// AffinityClientIP keeps each client address on one version: the
+	// first X-Forwarded-For address when the request came through the
+	// balancer's front, else the connection's.
+	AffinityClientIP SessionAffinity = "ClientIP"
+	// AffinityHeader keeps each value of the header named by affinityKey
+	// (default Meridian-Session) on one version.
+	AffinityHeader SessionAffinity = "Header"
+	// AffinityCookie keeps each value of the cookie named by affinityKey
+	// (default meridian-session) on one version; a request without the
+	// cookie gets one set in the answer.
+	AffinityCookie SessionAffinity = "Cookie"
+)
+
+// Traffic says how each cluster's front splits requests between versions.
+// +kubebuilder:validation:XValidation:rule="!has(self.affinityKey) || (has(self.sessionAffinity) && (self.sessionAffinity == 'Header' || self.sessionAffinity == 'Cookie'))",message="affinityKey names a header or cookie: it needs sessionAffinity Header or Cookie"
 type Traffic struct {
-	// SessionAffinity would keep each client on the same cluster and
-	// version. Accepted and stored, but nothing reads it yet. (The global
-	// balancer's DNS answers keep each client subnet on one cluster while
-	// the ranking holds, whatever this says.)
+	// SessionAffinity keeps each user on one version while spec.versions
+	// splits traffic (A/B tests, canaries users should not flip in and
+	// out of): the key (client address, header or cookie) is hashed into
+	// one of 100 buckets and the buckets are given to versions newest
+	// first, so a user stays on a version while its weight grows. The
+	// version answering is in each answer's Meridian-Model-Version header
+	// and in meridian_agent_version_requests_total. None (the default)
+	// draws each request's version by weight.
 	// +kubebuilder:default=None
 	// +optional
 	SessionAffinity SessionAffinity `json:"sessionAffinity,omitempty"`
+	// AffinityKey is the header (Header) or cookie (Cookie) whose value
+	// identifies a user. Default Meridian-Session, meridian-session.
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[!#$%&'*+.^_|~0-9A-Za-z-]+$`
+	// +optional
+	AffinityKey string `json:"affinityKey,omitempty"`
 }
 
 // SLO is the service level the model must meet. Not enforced yet:
@@ -155,11 +182,14 @@ type InferenceModelSpec struct {
 	// Model is the model to serve.
 	// +required
 	Model ModelSource `json:"model"`
-	// Versions with their traffic weights, meant for canary and A/B
-	// splits. The weights are validated (they add up to 100) and copied to
-	// every ModelDeployment, but nothing splits traffic by them yet: every
-	// replica loads every version in its repository, and requests without
-	// a version in their path get the newest.
+	// Versions the model serves, with their share of requests: each
+	// version runs its own replicas in every cluster, and each cluster's
+	// front splits requests by weight (see Traffic). A version at weight
+	// 0 keeps its replicas warm with no traffic (blue-green). Empty: every
+	// replica loads every version in the repository and a request without
+	// a version in its path gets the newest. A ModelRollout of this model
+	// overrides the weights region by region while it runs, and sets
+	// them here when it succeeds.
 	// +optional
 	// +listType=map
 	// +listMapKey=version
@@ -182,7 +212,7 @@ type InferenceModelSpec struct {
 	// (placeholder pods at the lowest priority); unset keeps none.
 	// +optional
 	WarmBuffer *WarmBufferPolicy `json:"warmBuffer,omitempty"`
-	// Traffic splits requests between versions. Not read yet.
+	// Traffic says how clusters split requests between versions.
 	// +optional
 	Traffic Traffic `json:"traffic,omitempty"`
 	// SLO is the service level to meet. Not enforced yet.

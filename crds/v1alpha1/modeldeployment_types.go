@@ -26,15 +26,22 @@ type ModelDeploymentSpec struct {
 	// Model is the model to serve.
 	// +required
 	Model ModelSource `json:"model"`
-	// Versions to serve with their traffic weights, as the hub copies them
-	// from the InferenceModel. The agent does not read them yet: every
-	// replica loads every version in its repository, and requests without
-	// a version in their path get the newest.
+	// Versions to serve with their traffic weights, as the hub writes them
+	// from the InferenceModel or from a ModelRollout running in this
+	// region. The process runtime runs each version's own replicas (at
+	// least one each, a version at weight 0 kept warm) and its front splits
+	// requests by weight; empty, every replica loads every version and
+	// requests without a version in their path get the newest. The
+	// kubernetes runtime does not split yet: its replicas load every
+	// version.
 	// +optional
 	// +listType=map
 	// +listMapKey=version
 	// +kubebuilder:validation:MaxItems=8
 	Versions []VersionWeight `json:"versions,omitempty"`
+	// Traffic says how the front keeps users on a version.
+	// +optional
+	Traffic Traffic `json:"traffic,omitempty"`
 	// Resources each replica needs.
 	// +optional
 	Resources Resources `json:"resources,omitempty"`
@@ -175,6 +182,12 @@ type ModelDeploymentStatus struct {
 	// LastScaleTime is when the replica count last changed.
 	// +optional
 	LastScaleTime *metav1.Time `json:"lastScaleTime,omitempty"`
+	// Versions are each version's replicas and the requests the front sent
+	// it, with spec.versions; the hub's rollouts judge versions by them.
+	// +optional
+	// +listType=map
+	// +listMapKey=version
+	Versions []VersionStatus `json:"versions,omitempty"`
 	// Adopted lists the objects taken over through spec.adopt.
 	// +optional
 	// +listType=map

@@ -217,12 +217,11 @@ type ModelRolloutStatus struct {
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
 
-// ModelRollout is meant to move an InferenceModel to a new version across
-// regions, wave by wave and step by step, judging each step by the
-// version's own metrics and rolling back by itself when a step fails.
-// Not acted on yet: the API is accepted and validated, and the hub's
-// fleet page shows it, but no controller runs it, so its status stays
-// as written and traffic does not move.
+// ModelRollout moves an InferenceModel to a new version across regions,
+// wave by wave and step by step, judging each step by the versions' own
+// figures (the clusters' fronts count each version's requests, errors
+// and latency) and rolling back by itself when a step fails. The hub runs
+// it: see docs/rollouts.md.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=mro,categories=meridian

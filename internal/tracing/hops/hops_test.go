@@ -60,13 +60,14 @@ func TestOneTraceAcrossThreeHops(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = agentTP.Shutdown(ctx) }()
-	region, err := process.NewFront(sup, process.FrontOptions{Logger: quiet(), Wrap: func(h http.Handler) http.Handler {
+	region, err := process.NewFront("default/sentiment", process.FrontOptions{Logger: quiet(), Wrap: func(h http.Handler) http.Handler {
 		return tracing.Handler(agentTP, "agent.front", h)
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer region.Close(time.Second)
+	region.SetRoutes(process.Routes{Pools: []process.Pool{{Replicas: sup}}})
 
 	// The balancer's front, over OTLP/gRPC for a change.
 	glbTP, err := tracing.NewProvider(ctx, &tracing.Config{Endpoint: col.GRPC, Protocol: tracing.ProtocolGRPC, Insecure: true, ServiceName: "meridian-glb", SampleRatio: 1})
