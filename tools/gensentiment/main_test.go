@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -14,10 +15,10 @@ import (
 	"meridian.dev/meridian/internal/testbin"
 )
 
-// checkedIn is the path of the checked-in model.
-func checkedIn(t *testing.T) string {
+// checkedIn is the path of the checked-in model of version v.
+func checkedIn(t *testing.T, v version) string {
 	t.Helper()
-	return filepath.Join(testbin.Models(t), "sentiment", "1", "model.onnx")
+	return v.path(filepath.Join(testbin.Models(t), "sentiment"))
 }
 
 func TestParseAFINN(t *testing.T) {
@@ -215,29 +216,68 @@ func TestRealList(t *testing.T) {
 	}
 }
 
-// TestModelFileUpToDate rebuilds the model in memory and checks that the
-// checked-in file has exactly those bytes (and that the build is
-// deterministic).
+// TestModelFileUpToDate rebuilds every version of the model in memory and
+// checks that the checked-in files have exactly those bytes (and that the
+// build is deterministic).
 func TestModelFileUpToDate(t *testing.T) {
 	lex := readAFINN(t)
-	build := func() []byte {
-		b, err := buildModel(mustPool(t, lex)).Marshal()
+	if len(versions) != 2 || versions[0].number != 1 || versions[1].number != 2 {
+		t.Fatalf("versions %v, want 1 and 2", versions)
+	}
+	var built [][]byte
+	for _, v := range versions {
+		t.Run(fmt.Sprintf("version %d", v.number), func(t *testing.T) {
+			build := func() []byte {
+				b, err := buildModel(mustPool(t, lex), v).Marshal()
+				if err != nil {
+					t.Fatal(err)
+				}
+				return b
+			}
+			b := build()
+			if !bytes.Equal(b, build()) {
+				t.Fatal("two builds differ")
+			}
+			built = append(built, b)
+			testModel := checkedIn(t, v)
+			onDisk, err := os.ReadFile(testModel)
+			if err != nil {
+				t.Fatalf("%v; generate it from the repository root with go run ./tools/gensentiment", err)
+			}
+			if !bytes.Equal(b, onDisk) {
+				t.Fatalf("%s (%d bytes) is stale: a rebuild gives %d different bytes; run go run ./tools/gensentiment", testModel, len(onDisk), len(b))
+			}
+		})
+	}
+	if len(built) == 2 && bytes.Equal(built[0], built[1]) {
+		t.Error("versions 1 and 2 are the same bytes")
+	}
+}
+
+// TestRun runs the command's body into a temporary directory: it writes
+// every version, byte for byte what buildModel gives.
+func TestRun(t *testing.T) {
+	afinn := testbin.Cached(t, "afinn/index.js", "deps")
+	dir := t.TempDir()
+	if err := run(afinn, dir); err != nil {
+		t.Fatal(err)
+	}
+	p := mustPool(t, readAFINN(t))
+	for _, v := range versions {
+		got, err := os.ReadFile(v.path(dir))
 		if err != nil {
 			t.Fatal(err)
 		}
-		return b
+		want, err := buildModel(p, v).Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("version %d: run wrote %d bytes, buildModel gives %d different ones", v.number, len(got), len(want))
+		}
 	}
-	b := build()
-	if !bytes.Equal(b, build()) {
-		t.Fatal("two builds differ")
-	}
-	testModel := checkedIn(t)
-	onDisk, err := os.ReadFile(testModel)
-	if err != nil {
-		t.Fatalf("%v; generate it from the repository root with go run ./tools/gensentiment", err)
-	}
-	if !bytes.Equal(b, onDisk) {
-		t.Fatalf("%s (%d bytes) is stale: a rebuild gives %d different bytes; run go run ./tools/gensentiment", testModel, len(onDisk), len(b))
+	if err := run(filepath.Join(dir, "missing.js"), dir); err == nil || !strings.Contains(err.Error(), "fetch-npm.sh") {
+		t.Errorf("a missing list: %v, want the command that fetches it", err)
 	}
 }
 
@@ -282,13 +322,12 @@ func runModel(t *testing.T, s *ort.DynamicAdvancedSession, rows [][]string) (sco
 
 func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
 
-// TestONNXRuntime loads the generated model into ONNX Runtime and checks its
-// scores against AFINN values worked out by hand.
+// TestONNXRuntime loads every checked-in version of the model into ONNX
+// Runtime and checks its scores against AFINN values worked out by hand,
+// and p_pos against each version's calibration: sigmoid(score) for
+// version 1, sigmoid(score / 2) for version 2.
 func TestONNXRuntime(t *testing.T) {
-	lib, testModel := testbin.ORTLibrary(t), checkedIn(t)
-	if _, err := os.Stat(testModel); err != nil {
-		t.Fatalf("%v; generate the model from the repository root with go run ./tools/gensentiment", err)
-	}
+	lib := testbin.ORTLibrary(t)
 	ort.SetSharedLibraryPath(lib)
 	if err := ort.InitializeEnvironment(); err != nil {
 		t.Fatalf("initializing ONNX Runtime from %s: %v", lib, err)
@@ -296,6 +335,25 @@ func TestONNXRuntime(t *testing.T) {
 	defer func() { _ = ort.DestroyEnvironment() }()
 	t.Logf("ONNX Runtime %s", ort.GetVersion())
 
+	for _, c := range []struct {
+		v     version
+		scale float64
+	}{{versions[0], 1}, {versions[1], 0.5}} {
+		if float64(c.v.scale) != c.scale {
+			t.Fatalf("version %d has scale %g, want %g", c.v.number, c.v.scale, c.scale)
+		}
+		t.Run(fmt.Sprintf("version %d", c.v.number), func(t *testing.T) {
+			testONNXRuntime(t, checkedIn(t, c.v), c.scale)
+		})
+	}
+}
+
+// testONNXRuntime checks the model at testModel, whose p_pos is
+// sigmoid(scale × score).
+func testONNXRuntime(t *testing.T, testModel string, scale float64) {
+	if _, err := os.Stat(testModel); err != nil {
+		t.Fatalf("%v; generate the model from the repository root with go run ./tools/gensentiment", err)
+	}
 	s, err := ort.NewDynamicAdvancedSession(testModel, []string{"tokens"}, []string{"score", "p_pos"}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -334,7 +392,7 @@ func TestONNXRuntime(t *testing.T) {
 		if score[i] != c.want {
 			t.Errorf("%q: score %g, want %g", c.text, score[i], c.want)
 		}
-		if want := sigmoid(float64(c.want)); math.Abs(float64(pPos[i])-want) > 1e-6 {
+		if want := sigmoid(scale * float64(c.want)); math.Abs(float64(pPos[i])-want) > 1e-6 {
 			t.Errorf("%q: p_pos %g, want %g", c.text, pPos[i], want)
 		}
 	}
