@@ -186,8 +186,12 @@ func Run(ctx context.Context, cfg *rest.Config, provider multicluster.Provider, 
 			mcbuilder.WithPredicates(specOrDeletion)).
 		Watches(&v1.Cluster{}, h.onClusterHealth(), mcbuilder.WithEngageWithLocalCluster(true), mcbuilder.WithEngageWithProviderClusters(false)).
 		Watches(&v1.ModelDeployment{}, h.onMemberModelDeployment(), mcbuilder.WithEngageWithLocalCluster(false), mcbuilder.WithEngageWithProviderClusters(true)).
+		Watches(&v1.ModelRollout{}, onRollout(), mcbuilder.WithEngageWithLocalCluster(true), mcbuilder.WithEngageWithProviderClusters(false)).
 		Complete(h)
 	if err != nil {
+		return err
+	}
+	if err := setupRollouts(mgr.GetLocalManager(), h); err != nil {
 		return err
 	}
 	h.log.Info("hub starting", "timing", timing.Name, "healthPeriod", timing.HealthPeriod, "probeTimeout", timing.ProbeTimeout,

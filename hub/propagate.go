@@ -109,13 +109,14 @@ func (h *Hub) Reconcile(ctx context.Context, req mcreconcileRequest) (ctrl.Resul
 
 	// Make: write every chosen cluster's ModelDeployment and read back how
 	// many replicas are ready there.
+	traffic := h.rolloutTraffic(ctx, im)
 	var assignments []v1.ClusterAssignment
 	chosen := map[string]bool{}
 	var ready, wanted int32
 	allReady, writeFailed := true, false
 	for _, a := range result.Assignments {
 		chosen[a.Cluster] = true
-		n, err := h.propagate(ctx, a.Cluster, im, a.Replicas, buffers[a.Cluster])
+		n, err := h.propagate(ctx, a.Cluster, im, a.Replicas, buffers[a.Cluster], versionsIn(im, traffic, a.Region))
 		if err != nil {
 			h.log.Warn("writing ModelDeployment; retrying", "cluster", a.Cluster, "inferencemodel", req.NamespacedName, "err", err, "in", writeRetry)
 			allReady, writeFailed = false, true
@@ -218,8 +219,8 @@ func exclusions(ex []placement.Exclusion) []v1.ClusterExclusion {
 
 // propagate writes the ModelDeployment for im into one member and returns
 // its ready replicas: replicas is its minReplicas there, warmBuffer its
-// spec.warmBuffer.
-func (h *Hub) propagate(ctx context.Context, cluster string, im *v1.InferenceModel, replicas, warmBuffer int32) (int32, error) {
+// spec.warmBuffer, versions its spec.versions.
+func (h *Hub) propagate(ctx context.Context, cluster string, im *v1.InferenceModel, replicas, warmBuffer int32, versions []v1.VersionWeight) (int32, error) {
 	cl, err := h.mgr.GetCluster(ctx, multicluster.ClusterName(cluster))
 	if err != nil {
 		return 0, fmt.Errorf("cluster %s is not engaged: %w", cluster, err)
@@ -237,7 +238,8 @@ func (h *Hub) propagate(ctx context.Context, cluster string, im *v1.InferenceMod
 			md.Labels[InferenceModelLabel] = im.Name
 			md.Labels[InferenceModelNamespaceLabel] = im.Namespace
 			md.Spec.Model = im.Spec.Model
-			md.Spec.Versions = im.Spec.Versions
+			md.Spec.Versions = versions
+			md.Spec.Traffic = im.Spec.Traffic
 			md.Spec.Resources = im.Spec.Resources
 			md.Spec.Autoscaling = *im.Spec.Autoscaling.DeepCopy()
 			md.Spec.Autoscaling.MinReplicas = ptr.To(replicas)

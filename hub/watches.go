@@ -98,3 +98,18 @@ func (h *Hub) onMemberModelDeployment() mchandler.TypedEventHandlerFunc[client.O
 		})
 	}
 }
+
+// onRollout re-places the InferenceModel a ModelRollout moves whenever
+// the rollout's status changes, so its traffic reaches the members at
+// once.
+func onRollout() mchandler.TypedEventHandlerFunc[client.Object, mcreconcile.Request] {
+	return func(multicluster.ClusterName, cluster.Cluster) handler.TypedEventHandler[client.Object, mcreconcile.Request] {
+		return mchandler.TypedEnqueueRequestsFromMapFuncWithClusterPreservation(func(_ context.Context, o client.Object) []mcreconcile.Request {
+			ro, ok := o.(*v1.ModelRollout)
+			if !ok {
+				return nil
+			}
+			return []mcreconcile.Request{localRequest(ro.Namespace, ro.Spec.Model)}
+		})
+	}
+}
