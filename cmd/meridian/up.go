@@ -32,6 +32,7 @@ func upCommand() *cobra.Command {
 		models, runtime  string
 		membershipMode   string
 		insecure         bool
+		pageListen       string
 		logs             logFlags
 	)
 	cmd := &cobra.Command{
@@ -79,7 +80,7 @@ are reused.`,
 			}
 			began := time.Now()
 			opts := fleet.Options{StateDir: stateDir, Progress: cmd.OutOrStdout(), Logger: log, Runtime: v1.Runtime(runtime), Membership: membershipMode,
-				Insecure: insecure}
+				Insecure: insecure, PageListen: pageListen}
 			if insecure {
 				log.Warn("INSECURE: --insecure turns the fleet's TLS, mutual TLS and API keys off: plain HTTP, every request served; for debugging only")
 			}
@@ -152,6 +153,7 @@ are reused.`,
 	fs.StringVar(&runtime, "runtime", string(v1.RuntimeProcess), "how the local regions run replicas: process (local processes, needs nothing more) or kubernetes (real Pods of Meridian's image on one real node per region; needs root, containerd, runc, the CNI plugins and 'make image')")
 	fs.StringVar(&ortLib, "ort-lib", "", "ONNX Runtime library for the replicas (default as for 'meridian serve')")
 	fs.StringVar(&membershipMode, "membership", "push", membershipHelp)
+	fs.StringVar(&pageListen, "page-listen", "127.0.0.1:8090", "loopback address serving the live fleet page (the regions' health, replicas, load and users on a world map; rollouts; the timelines of the drills in --state-dir/drill) over plain HTTP; empty turns it off")
 	logs.registerLevel(fs, "warn")
 	return cmd
 }

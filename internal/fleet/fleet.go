@@ -121,6 +121,9 @@ type Options struct {
 	// HTTP everywhere, every request served), for debugging. The
 	// kubernetes runtime's Pods serve plain HTTP either way.
 	Insecure bool
+	// PageListen, when set, serves the fleet page (hub/fleetpage) there,
+	// a loopback address ("127.0.0.1:0" picks a port): see page.go.
+	PageListen string
 }
 
 // Fleet is a running local fleet.
@@ -135,6 +138,9 @@ type Fleet struct {
 	DNSAddr string
 	// Zone is the balancer's zone; each model is <model>.<zone>.
 	Zone string
+	// PageURL is where the fleet page is served; empty without
+	// Options.PageListen.
+	PageURL string
 
 	opts   Options
 	cancel context.CancelFunc
@@ -176,6 +182,8 @@ type Fleet struct {
 	faultMu sync.Mutex // stopHub, hubDone, agents, Members, memberLinks
 	wg      sync.WaitGroup
 	errs    chan error
+	// pageLn is the fleet page's listener (page.go).
+	pageLn net.Listener
 }
 
 func (f *Fleet) step(format string, args ...any) {
@@ -237,6 +245,9 @@ func Up(ctx context.Context, opts Options) (*Fleet, error) {
 
 func (f *Fleet) start(ctx, runCtx context.Context) error {
 	opts := f.opts
+	if err := f.listenPage(); err != nil {
+		return err
+	}
 	if f.kubernetesRuntime() {
 		// Say what is missing before minutes of start-up.
 		if err := f.startImages(runCtx); err != nil {
@@ -340,6 +351,7 @@ func (f *Fleet) start(ctx, runCtx context.Context) error {
 	}
 	f.step("starting the hub")
 	f.startHub()
+	f.servePage()
 	f.step("applying the bundled InferenceModels and their GlobalEndpoints: sentiment, textdir")
 	f.Zone = opts.Zone
 	for _, o := range bundledModels(len(opts.Regions), opts.Zone, f.timing) {
