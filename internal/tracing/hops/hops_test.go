@@ -182,7 +182,7 @@ func TestOneTraceAcrossThreeHops(t *testing.T) {
 		"glb.front":         {"meridian.model": "sentiment", "meridian.cluster": "eu-west", "http.response.status_code": int64(200), "url.path": "/analyze"},
 		"glb.front.attempt": {"meridian.cluster": "eu-west", "meridian.attempt": int64(1), "http.response.status_code": int64(200)},
 		"agent.front":       {"http.request.method": "POST", "url.path": "/analyze", "http.response.status_code": int64(200)},
-		"serve.request":     {"meridian.model": "sentiment", "meridian.model.version": "1", "http.response.status_code": int64(200)},
+		"serve.request":     {"meridian.model": "sentiment", "meridian.model.version": "2", "http.response.status_code": int64(200)},
 		"serve.batch":       {"meridian.model": "sentiment", "meridian.request.rows": int64(1)},
 	}
 	for name, attrs := range want {
