@@ -41,7 +41,17 @@ package hub
 // +kubebuilder:rbac:groups=multicluster.x-k8s.io,namespace=meridian-system,resources=clusterprofiles,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=multicluster.x-k8s.io,namespace=meridian-system,resources=clusterprofiles/status,verbs=patch
 //
-// Leader election between the hub's replicas (the Lease meridian-hub),
-// and the Events that record a change of leader and the inventory's work.
+// ModelRollouts: watched and moved into the regions wave by wave, step
+// by step (the rollout controller, hub/rollout*.go; the finalizer with an
+// update, waves, verdicts and phase into the status); the fleet page
+// (--page-listen) lists them beside the Clusters and InferenceModels.
+// +kubebuilder:rbac:groups=meridian.dev,resources=modelrollouts,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=meridian.dev,resources=modelrollouts/status,verbs=get;list;watch;update;patch
+//
+// Leader election between the hub's replicas (the Lease meridian-hub).
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=meridian-system,resources=leases,verbs=get;create;update
-// +kubebuilder:rbac:groups="";events.k8s.io,namespace=meridian-system,resources=events,verbs=create;patch
+//
+// Events: a change of leader and the inventory's work (in
+// meridian-system), and each ModelRollout's progress and verdicts (in the
+// rollout's own namespace, hence everywhere).
+// +kubebuilder:rbac:groups="";events.k8s.io,resources=events,verbs=create;patch
