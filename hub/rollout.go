@@ -426,9 +426,8 @@ func (r *rollouts) finishRollback(_ context.Context, ro *v1.ModelRollout, now ti
 
 // promote sets the InferenceModel to the new version alone.
 func (r *rollouts) promote(ctx context.Context, ro *v1.ModelRollout, im *v1.InferenceModel, why string) error {
-	base := im.DeepCopy()
 	im.Spec.Versions = []v1.VersionWeight{{Version: ro.Spec.Version, Weight: 100}}
-	if err := r.client.Patch(ctx, im, client.MergeFrom(base)); err != nil {
+	if err := r.client.Update(ctx, im); err != nil { // a conflict is tried again at the next check
 		return fmt.Errorf("setting InferenceModel %s to version %d: %w", im.Name, ro.Spec.Version, err)
 	}
 	ro.Status.Phase, ro.Status.Traffic, ro.Status.StepStarted = v1.RolloutSucceeded, nil, nil

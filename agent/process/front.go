@@ -61,8 +61,8 @@ type FrontOptions struct {
 	// Wrap, when set, puts a handler (the agent's auth door) in front of
 	// the front's own.
 	Wrap func(http.Handler) http.Handler
-	// Observe, when set, is told the outcome of every request the front
-	// routed to a version.
+	// Observe, when set, is told the outcome of every POST (inference)
+	// request the front routed to a version.
 	Observe func(Result)
 }
 
@@ -175,7 +175,9 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	version := pools[0].Version
 	code := f.forward(w, r, body, pools, &version)
-	if f.observe != nil && code != 0 {
+	// Inference is POSTed; the balancer's health probes (GET) are not
+	// requests of a version's users.
+	if f.observe != nil && code != 0 && r.Method == http.MethodPost {
 		f.observe(Result{Version: version, Code: code, Duration: time.Since(start)})
 	}
 }

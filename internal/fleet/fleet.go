@@ -476,7 +476,7 @@ func (f *Fleet) Errors() <-chan error { return f.errs }
 
 // bundledModels are the objects `meridian up` applies: both models in
 // every region, one replica each, up to two on load, each with a GlobalEndpoint
-// <model>.<zone>.
+// <model>.<zone>; sentiment at version 1.
 func bundledModels(regions int, zone string, t Timing) []client.Object {
 	var out []client.Object
 	// Each scales on its request rate per replica (the HPA's Pods metric
@@ -501,6 +501,12 @@ func bundledModels(regions int, zone string, t Timing) []client.Object {
 				Placement: v1.Placement{MinRegions: int32(regions)},
 			},
 		})
+		if name == "sentiment" {
+			// Version 1 serves; the repository's version 2 is there to
+			// roll out (docs/rollouts.md).
+			im := out[len(out)-1].(*v1.InferenceModel)
+			im.Spec.Versions = []v1.VersionWeight{{Version: 1, Weight: 100}}
+		}
 	}
 	return out
 }
