@@ -13,9 +13,8 @@
 //     demand per model and region, which placement follows.
 //
 // Fields that are accepted but not acted on yet say so in their comments:
-// InferenceModel spec.versions (and ModelDeployment spec.versions),
-// spec.traffic and spec.slo; ModelSource.Repository on the kubernetes
-// runtime; Cluster spec.kubeconfigSecret; GlobalEndpoint status and its
+// InferenceModel spec.versions and spec.traffic on the kubernetes runtime,
+// and spec.slo; ModelSource.Repository on the kubernetes runtime; Cluster spec.kubeconfigSecret; GlobalEndpoint status and its
 // targets' weights.
 //
 // The CRD YAML in crds/manifests is generated from these types by
