@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -351,7 +352,7 @@ func delta(base, now map[string]v1.VersionStatus, version int64) counts {
 	var out counts
 	suffix := "/" + fmt.Sprint(version)
 	for key, n := range now {
-		if len(key) < len(suffix) || key[len(key)-len(suffix):] != suffix {
+		if !strings.HasSuffix(key, suffix) {
 			continue
 		}
 		b, ok := base[key]
@@ -385,7 +386,7 @@ func (r *rollouts) forget(ro *v1.ModelRollout) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for k := range r.baselines {
-		if len(k) > len(ro.UID) && k[:len(ro.UID)] == string(ro.UID) {
+		if strings.HasPrefix(k, string(ro.UID)+"/") {
 			delete(r.baselines, k)
 		}
 	}
@@ -415,9 +416,8 @@ func (r *rollouts) finishRollback(_ context.Context, ro *v1.ModelRollout, now ti
 	if ro.Status.StepStarted != nil && now.Sub(ro.Status.StepStarted.Time) < r.check {
 		return nil
 	}
-	msg := ro.Status.Message
 	ro.Status.Phase, ro.Status.Traffic, ro.Status.StepStarted = v1.RolloutRolledBack, nil, nil
-	ro.Status.Message = "rolled back: " + msg
+	ro.Status.Message = strings.Replace(ro.Status.Message, "rolling back to", "rolled back to", 1)
 	v1.SetCondition(&ro.Status.Conditions, v1.ConditionType("Paused"), false, "RolledBack", ro.Status.Message, ro.Generation)
 	r.emit(ro, corev1.EventTypeWarning, "RolledBack", ro.Status.Message)
 	r.forget(ro)
