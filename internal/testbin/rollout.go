@@ -15,6 +15,17 @@ import (
 // roll back from.
 const FailingVersion = 3
 
+// DriftingVersion is the version of sentiment in RolloutModels that loads,
+// reports ready and answers every request, but predicts the same thing
+// whatever the text (score -3, p_pos sigmoid(-3): /analyze answers
+// NEGATIVE): the version a rollout must notice by what it answers, since
+// it raises no error.
+const DriftingVersion = 4
+
+// DriftingScore is the score DriftingSentimentModel gives every row; its
+// p_pos is sigmoid(DriftingScore).
+const DriftingScore = -3
+
 // RolloutModels builds, in t.TempDir(), a model repository for tests of
 // progressive rollouts and automatic rollback, and returns its path:
 //
@@ -22,14 +33,21 @@ const FailingVersion = 3
 //	sentiment/1/model.onnx   the bundled version 1: p_pos = sigmoid(score)
 //	sentiment/2/model.onnx   the bundled version 2: p_pos = sigmoid(score / 2)
 //	sentiment/3/model.onnx   FailingSentimentModel: loads, then fails every run
+//	sentiment/4/model.onnx   DriftingSentimentModel: answers every run, always score -3
 //	textdir/config.yaml, textdir/1/model.onnx   the bundled textdir (`make deps`)
 //
 // Every file is a copy of the bundled models (Models), so the repository
-// stands alone. A replica serving it starts and turns ready; requests to
-// versions 1 and 2 answer 200, while any request that reaches version 3
-// (POST /v2/models/sentiment/versions/3/infer, and POST /analyze or an
-// unversioned infer, which get the newest version) answers 500 with an
-// error naming the model and version. Serving it needs ORTLibrary; a
+// stands alone but for versions 3 and 4, built here with onnxpb. A
+// replica serving it starts and turns ready with all four versions;
+// requests to versions 1 and 2 answer 200 with their own calibrations;
+// any request that reaches version 3 (POST
+// /v2/models/sentiment/versions/3/infer) answers 500 with an error naming
+// the model and version; and requests to version 4 answer 200 with score
+// -3 and p_pos sigmoid(-3) for every row, so POST /analyze answers
+// NEGATIVE even for "I love this", which versions 1 and 2 call POSITIVE.
+// Requests that name no version (an unversioned infer, POST /analyze) get
+// the newest, 4. A replica limited to one version (--only-version
+// sentiment=N) serves just that one. Serving it needs ORTLibrary; a
 // missing textdir model fails the test saying to run `make deps` (see
 // Need).
 func RolloutModels(t testing.TB) string {
@@ -50,16 +68,24 @@ func RolloutModels(t testing.TB) string {
 			t.Fatal(err)
 		}
 	}
-	b, err := FailingSentimentModel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dst, "sentiment", fmt.Sprint(FailingVersion), "model.onnx")
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
+	for _, built := range []struct {
+		version int
+		model   func() ([]byte, error)
+	}{
+		{FailingVersion, FailingSentimentModel},
+		{DriftingVersion, DriftingSentimentModel},
+	} {
+		b, err := built.model()
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dst, "sentiment", fmt.Sprint(built.version), "model.onnx")
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return dst
 }
@@ -139,6 +165,59 @@ func FailingSentimentModel() ([]byte, error) {
 					Attributes: []onnxpb.Attribute{onnxpb.IntAttr("axis", 0)},
 				},
 				{Name: "score", OpType: "Expand", Inputs: []string{"bad_sum", "output_shape"}, Outputs: []string{"score"}},
+				{Name: "positive_probability", OpType: "Sigmoid", Inputs: []string{"score"}, Outputs: []string{"p_pos"}},
+			},
+		},
+	}
+	return m.Marshal()
+}
+
+// DriftingSentimentModel returns an ONNX model (IR 8, opset 17) with the
+// sentiment model's interface — input tokens STRING [batch, tokens],
+// outputs score and p_pos FLOAT [batch, 1] — that loads and answers every
+// run, but ignores the text: every row scores DriftingScore (-3), so p_pos
+// is sigmoid(-3) and /analyze says NEGATIVE whatever it is given:
+//
+//	shape  = Shape(tokens)                        [batch, tokens]
+//	rows   = Gather(shape, [0])                   [batch]
+//	score  = Expand(constant FLOAT [1, 1] = -3, [rows, 1])   FLOAT [batch, 1]
+//	p_pos  = Sigmoid(score)
+//
+// The rows come from the input's shape, so a batch of N rows answers N
+// rows, as the real model does.
+func DriftingSentimentModel() ([]byte, error) {
+	m := &onnxpb.Model{
+		IRVersion:    8,
+		ProducerName: "meridian internal/testbin",
+		ModelVersion: DriftingVersion,
+		DocString: "A model made to drift, for rollout tests: the sentiment model's inputs and outputs, " +
+			"loads, reports ready and answers every run, but every row scores -3 (p_pos sigmoid(-3)) whatever the text.",
+		OpsetImports: []onnxpb.OperatorSetID{{Domain: "", Version: 17}},
+		Graph: &onnxpb.Graph{
+			Name: "drifting_sentiment",
+			Inputs: []onnxpb.ValueInfo{
+				onnxpb.TensorInfo("tokens", onnxpb.String, onnxpb.Sym("batch"), onnxpb.Sym("tokens")),
+			},
+			Outputs: []onnxpb.ValueInfo{
+				onnxpb.TensorInfo("score", onnxpb.Float, onnxpb.Sym("batch"), onnxpb.Fixed(1)),
+				onnxpb.TensorInfo("p_pos", onnxpb.Float, onnxpb.Sym("batch"), onnxpb.Fixed(1)),
+			},
+			Initializers: []onnxpb.Tensor{
+				onnxpb.FloatTensor("constant_score", []int64{1, 1}, []float32{DriftingScore}),
+				{Name: "first", Dims: []int64{1}, DataType: onnxpb.Int64, Int64Data: []int64{0}},
+				{Name: "one", Dims: []int64{1}, DataType: onnxpb.Int64, Int64Data: []int64{1}},
+			},
+			Nodes: []onnxpb.Node{
+				{Name: "input_shape", OpType: "Shape", Inputs: []string{"tokens"}, Outputs: []string{"shape"}},
+				{Name: "rows", OpType: "Gather", Inputs: []string{"shape", "first"}, Outputs: []string{"rows"}},
+				{
+					Name: "output_shape", OpType: "Concat", Inputs: []string{"rows", "one"}, Outputs: []string{"output_shape"},
+					Attributes: []onnxpb.Attribute{onnxpb.IntAttr("axis", 0)},
+				},
+				{
+					Name: "score", OpType: "Expand", Inputs: []string{"constant_score", "output_shape"}, Outputs: []string{"score"},
+					DocString: "the same score for every row, whatever the text",
+				},
 				{Name: "positive_probability", OpType: "Sigmoid", Inputs: []string{"score"}, Outputs: []string{"p_pos"}},
 			},
 		},
