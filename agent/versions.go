@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -128,6 +129,7 @@ type versionStats struct {
 
 type versionCount struct {
 	requests, errors int64
+	predictions      map[string]int64
 	latencies        []timedLatency // oldest first
 }
 
@@ -137,8 +139,12 @@ type timedLatency struct {
 }
 
 // maxLatencies bounds the latencies kept per version (the p95 of the
-// latest ones).
-const maxLatencies = 10000
+// latest ones); maxLabels the labels counted one by one.
+const (
+	maxLatencies = 10000
+	maxLabels    = 32
+	otherLabels  = "(other)"
+)
 
 func newVersionStats() *versionStats {
 	return &versionStats{since: time.Now(), by: map[int64]*versionCount{}}
@@ -152,12 +158,18 @@ func (s *versionStats) observe(r process.Result, m *metrics, l *local) {
 	defer s.mu.Unlock()
 	c := s.by[r.Version]
 	if c == nil {
-		c = &versionCount{}
+		c = &versionCount{predictions: map[string]int64{}}
 		s.by[r.Version] = c
 	}
 	c.requests++
 	if r.Code >= 500 {
 		c.errors++
+	}
+	if label := r.Prediction; label != "" && r.Code < 300 {
+		if _, ok := c.predictions[label]; !ok && len(c.predictions) >= maxLabels {
+			label = otherLabels
+		}
+		c.predictions[label]++
 	}
 	c.latencies = append(c.latencies, timedLatency{time.Now(), r.Duration})
 	if len(c.latencies) > maxLatencies {
@@ -175,6 +187,9 @@ func (s *versionStats) fill(st *v1.VersionStatus, window time.Duration) {
 		return
 	}
 	st.Requests, st.Errors = c.requests, c.errors
+	if len(c.predictions) > 0 {
+		st.Predictions = maps.Clone(c.predictions)
+	}
 	cut := time.Now().Add(-window)
 	i, _ := slices.BinarySearchFunc(c.latencies, cut, func(t timedLatency, cut time.Time) int { return t.at.Compare(cut) })
 	c.latencies = c.latencies[i:]

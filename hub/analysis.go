@@ -2,6 +2,9 @@ package hub
 
 import (
 	"fmt"
+	"maps"
+	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -61,10 +64,44 @@ func judge(a v1.RolloutAnalysis, fresh, stable counts, baked bool) verdict {
 	if rate(fresh)-stableRate > maxIncrease {
 		return verdict{resultFailed, fmt.Sprintf("error rate %.1f%% is over the stable %.1f%% + %.1f points (%s)", 100*rate(fresh), 100*stableRate, 100*maxIncrease, msg)}
 	}
+	if shift, label, ok := drift(fresh.predictions, stable.predictions, minRequests); baked && a.MaxPredictionShift != "" && ok && shift > parseOr(a.MaxPredictionShift, 1) {
+		return verdict{resultFailed, fmt.Sprintf("predictions drifted: %q moved %.1f points from the stable version's share (%s)", label, 100*shift, msg)}
+	}
 	if baked && judgeStable && stable.p95 > 0 && float64(fresh.p95) > maxRatio*float64(stable.p95) && fresh.p95-stable.p95 > tolerance {
 		return verdict{resultFailed, fmt.Sprintf("p95 %s is over %.2f × the stable %s (%s)", fresh.p95, maxRatio, stable.p95, msg)}
 	}
 	return verdict{resultPassed, msg}
+}
+
+// drift is the largest change of a label's share between two versions'
+// predictions, and that label; ok is false while either has fewer than
+// min predictions.
+func drift(fresh, stable map[string]int64, least int64) (float64, string, bool) {
+	total := func(m map[string]int64) (n int64) {
+		for _, c := range m {
+			n += c
+		}
+		return n
+	}
+	nf, ns := total(fresh), total(stable)
+	if nf < least || ns < least {
+		return 0, "", false
+	}
+	var worst float64
+	var label string
+	labels := map[string]bool{}
+	for l := range fresh {
+		labels[l] = true
+	}
+	for l := range stable {
+		labels[l] = true
+	}
+	for _, l := range slices.Sorted(maps.Keys(labels)) {
+		if d := math.Abs(float64(fresh[l])/float64(nf) - float64(stable[l])/float64(ns)); d > worst {
+			worst, label = d, l
+		}
+	}
+	return worst, label, true
 }
 
 func parseOr(s string, def float64) float64 {

@@ -340,10 +340,12 @@ func (r *rollouts) read(ctx context.Context, ro *v1.ModelRollout, clusters []str
 	return out, ""
 }
 
-// counts are a version's requests, errors and worst p95 over a wave.
+// counts are a version's requests, errors, worst p95 and predicted
+// labels over a wave.
 type counts struct {
 	requests, errors int64
 	p95              time.Duration
+	predictions      map[string]int64
 }
 
 // delta sums a version's counts since the baseline over the clusters; a
@@ -362,6 +364,12 @@ func delta(base, now map[string]v1.VersionStatus, version int64) counts {
 		out.requests += n.Requests - b.Requests
 		out.errors += n.Errors - b.Errors
 		out.p95 = max(out.p95, n.P95Latency.Duration)
+		for label, c := range n.Predictions {
+			if out.predictions == nil {
+				out.predictions = map[string]int64{}
+			}
+			out.predictions[label] += c - b.Predictions[label]
+		}
 	}
 	return out
 }

@@ -11,7 +11,7 @@ import (
 )
 
 func TestJudge(t *testing.T) {
-	a := v1.RolloutAnalysis{MaxErrorRateIncrease: "0.02", MaxLatencyRatio: "1.5", LatencyTolerance: metav1.Duration{Duration: 20 * time.Millisecond}, MinRequests: 20}
+	a := v1.RolloutAnalysis{MaxErrorRateIncrease: "0.02", MaxLatencyRatio: "1.5", LatencyTolerance: metav1.Duration{Duration: 20 * time.Millisecond}, MinRequests: 20, MaxPredictionShift: "0.1"}
 	ms := time.Millisecond
 	for _, c := range []struct {
 		name          string
@@ -29,6 +29,12 @@ func TestJudge(t *testing.T) {
 		{"twice as slow but within the tolerance", counts{requests: 100, p95: 4 * ms}, counts{requests: 900, p95: 2 * ms}, true, resultPassed, ""},
 		{"no stable traffic: errors against zero", counts{requests: 100, errors: 3}, counts{}, true, resultFailed, ""},
 		{"no stable traffic, no errors", counts{requests: 100, p95: time.Second}, counts{}, true, resultPassed, ""},
+		{"predictions drifted", counts{requests: 100, predictions: map[string]int64{"NEGATIVE": 100}},
+			counts{requests: 100, predictions: map[string]int64{"POSITIVE": 90, "NEGATIVE": 10}}, true, resultFailed, `"NEGATIVE" moved 90.0 points`},
+		{"predictions within the shift", counts{requests: 100, predictions: map[string]int64{"POSITIVE": 85, "NEGATIVE": 15}},
+			counts{requests: 100, predictions: map[string]int64{"POSITIVE": 90, "NEGATIVE": 10}}, true, resultPassed, ""},
+		{"drift not judged while baking", counts{requests: 100, predictions: map[string]int64{"NEGATIVE": 100}},
+			counts{requests: 100, predictions: map[string]int64{"POSITIVE": 100}}, false, resultPassed, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			v := judge(a, c.fresh, c.stable, c.baked)
@@ -90,7 +96,9 @@ func TestDeltaRestartsWithTheAgent(t *testing.T) {
 	t0, t1 := metav1.NewTime(time.Unix(100, 0)), metav1.NewTime(time.Unix(200, 0))
 	base := map[string]v1.VersionStatus{"a/2": {Version: 2, Requests: 50, Errors: 5, Since: t0}, "b/2": {Version: 2, Requests: 70, Since: t0}}
 	now := map[string]v1.VersionStatus{"a/2": {Version: 2, Requests: 80, Errors: 6, Since: t0}, "b/2": {Version: 2, Requests: 10, Errors: 1, Since: t1}, "a/1": {Version: 1, Requests: 999}}
-	if d := delta(base, now, 2); d.requests != 40 || d.errors != 2 {
+	base["a/2"] = v1.VersionStatus{Version: 2, Requests: 50, Errors: 5, Since: t0, Predictions: map[string]int64{"POSITIVE": 40}}
+	now["a/2"] = v1.VersionStatus{Version: 2, Requests: 80, Errors: 6, Since: t0, Predictions: map[string]int64{"POSITIVE": 60, "NEGATIVE": 3}}
+	if d := delta(base, now, 2); d.requests != 40 || d.errors != 2 || d.predictions["POSITIVE"] != 20 || d.predictions["NEGATIVE"] != 3 {
 		t.Fatalf("delta %+v: want 30+10 requests, 1+1 errors", d)
 	}
 }

@@ -21,6 +21,11 @@ const HeaderLength = "Inference-Header-Content-Length"
 // version's requests by it.
 const HeaderModelVersion = "Meridian-Model-Version"
 
+// HeaderPrediction names, in every good answer of /analyze, the label
+// predicted: a cluster's front counts each version's labels by it, which
+// is what a rollout's drift check compares.
+const HeaderPrediction = "Meridian-Prediction"
+
 // InferRequest is a decoded Open Inference Protocol v2 infer request.
 type InferRequest struct {
 	ID     string

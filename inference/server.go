@@ -537,6 +537,7 @@ func (s *Server) handleAnalyze(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.duration.WithLabelValues(v.spec.Name, v.version).Observe(time.Since(start).Seconds())
+	w.Header().Set(HeaderPrediction, resp.Label)
 	writeJSON(w, http.StatusOK, resp)
 }
 

@@ -62,6 +62,11 @@ func TestAnalyze(t *testing.T) {
 			t.Errorf("%q: got %d %+v, want %s with score %.6f (version 2: sigmoid(%g / 2))", c.text, code, a, c.label, want, c.sum)
 		}
 	}
+	// Each answer names the version that answered and its label, for the
+	// cluster's front to count.
+	if _, _, h := post(t, s.url+"/analyze", `{"text": "I love this"}`); h.Get(HeaderModelVersion) != "2" || h.Get(HeaderPrediction) != Positive {
+		t.Errorf("headers %s=%q %s=%q, want 2 and %s", HeaderModelVersion, h.Get(HeaderModelVersion), HeaderPrediction, h.Get(HeaderPrediction), Positive)
+	}
 }
 
 // TestSentimentVersions: the bundled sentiment model has two versions that

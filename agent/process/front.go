@@ -73,6 +73,8 @@ type Result struct {
 	Version int64
 	// Code is the HTTP status the client got.
 	Code int
+	// Prediction is the label the answer predicted (/analyze), if any.
+	Prediction string
 	// Duration from the body read to the answer's end.
 	Duration time.Duration
 }
@@ -173,20 +175,21 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("model %s: %v", f.name, err))
 		return
 	}
-	version := pools[0].Version
-	code := f.forward(w, r, body, pools, &version)
+	out := Result{Version: pools[0].Version}
+	out.Code = f.forward(w, r, body, pools, &out)
 	// Inference is POSTed; the balancer's health probes (GET) are not
 	// requests of a version's users.
-	if f.observe != nil && code != 0 && r.Method == http.MethodPost {
-		f.observe(Result{Version: version, Code: code, Duration: time.Since(start)})
+	if f.observe != nil && out.Code != 0 && r.Method == http.MethodPost {
+		out.Duration = time.Since(start)
+		f.observe(out)
 	}
 }
 
 // forward sends the request to up to three replicas of pools in turn
 // and relays the first answer that is not a refusal; it returns the
-// status relayed (0 when the client left) and sets *version to the
-// version that answered.
-func (f *Front) forward(w http.ResponseWriter, r *http.Request, body []byte, pools []Pool, version *int64) int {
+// status relayed (0 when the client left) and sets res's Version and
+// Prediction from the answer.
+func (f *Front) forward(w http.ResponseWriter, r *http.Request, body []byte, pools []Pool, res *Result) int {
 	tried := make(map[string]bool)
 	var last *http.Response
 	for attempt := 0; attempt < 3; attempt++ {
@@ -210,7 +213,7 @@ func (f *Front) forward(w http.ResponseWriter, r *http.Request, body []byte, poo
 			f.log.Debug("replica failed; trying another", "model", f.name, "replica", rep.ID, "err", err)
 			continue
 		}
-		*version = answeredVersion(resp, pool.Version)
+		res.Version, res.Prediction = answeredVersion(resp, pool.Version), resp.Header.Get(HeaderPrediction)
 		if resp.StatusCode == http.StatusTooManyRequests {
 			if last != nil {
 				_ = last.Body.Close()

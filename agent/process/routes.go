@@ -20,6 +20,9 @@ import (
 // answered.
 const HeaderModelVersion = inference.HeaderModelVersion
 
+// HeaderPrediction is the answer header naming the predicted label.
+const HeaderPrediction = inference.HeaderPrediction
+
 // ReplicaSet is what a Front sends requests to: a Supervisor.
 type ReplicaSet interface {
 	Replicas() []Replica

@@ -30,6 +30,7 @@ func (v versionReplica) Replicas() []Replica {
 func newVersionReplica(t *testing.T, version int64, code int) versionReplica {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set(HeaderModelVersion, fmt.Sprint(version))
+		w.Header().Set(HeaderPrediction, fmt.Sprintf("LABEL-%d", version))
 		w.WriteHeader(code)
 		_, _ = fmt.Fprintf(w, `{"model_version":"%d"}`, version)
 	}))
@@ -45,7 +46,9 @@ type observed struct {
 func (o *observed) add(r Result) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.by[r.Version]++
+	if r.Prediction == fmt.Sprintf("LABEL-%d", r.Version) {
+		o.by[r.Version]++
+	}
 }
 
 func startFront(t *testing.T, routes Routes) (string, *observed) {

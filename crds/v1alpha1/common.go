@@ -260,4 +260,10 @@ type VersionStatus struct {
 	// P95Latency of its answers over the agent's metrics window.
 	// +optional
 	P95Latency metav1.Duration `json:"p95Latency,omitzero"`
+	// Predictions counts its good answers by the label they predicted
+	// (POST /analyze), since Since; labels past the 32nd are counted
+	// under "(other)".
+	// +optional
+	// +kubebuilder:validation:MaxProperties=33
+	Predictions map[string]int64 `json:"predictions,omitempty"`
 }

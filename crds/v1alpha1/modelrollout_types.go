@@ -68,6 +68,14 @@ type RolloutAnalysis struct {
 	// +kubebuilder:default="20ms"
 	// +optional
 	LatencyTolerance metav1.Duration `json:"latencyTolerance,omitzero"`
+	// MaxPredictionShift, when set, is the drift check: how far the share
+	// of any predicted label (POST /analyze answers, e.g. POSITIVE) among
+	// the new version's answers may move from its share among the stable
+	// version's over the same step, as a fraction (e.g. "0.1": ten
+	// points). Judged at the end of the bake. Unset: no drift check.
+	// +kubebuilder:validation:Pattern=`^(0(\.[0-9]+)?|1(\.0+)?)$`
+	// +optional
+	MaxPredictionShift string `json:"maxPredictionShift,omitempty"`
 	// MinRequests is the fewest requests the new version must answer in a
 	// step for a verdict; with fewer, the analysis cannot judge and the
 	// rollout pauses rather than promote.
