@@ -8,9 +8,10 @@
 //   - Metric, MetricIfAny and HistogramSum, which read a metric back
 //     from a Prometheus registry;
 //   - RolloutModels, a model repository for rollout and rollback tests:
-//     sentiment's two good versions and a third, FailingVersion, that
+//     sentiment's two good versions, a third, FailingVersion, that
 //     loads and turns ready but fails every inference
-//     (FailingSentimentModel);
+//     (FailingSentimentModel), and a fourth, DriftingVersion, that
+//     answers NEGATIVE to everything (DriftingSentimentModel);
 //   - Models, the bundled model repository, and the paths of what make
 //     targets put under .cache — Cached, ORTLibrary and GeoDatabases
 //     (`make deps`), Kdig (`make kdig`), Unbound (`make unbound`),
