@@ -247,7 +247,11 @@ func printTryLines(cmd *cobra.Command, f *fleet.Fleet, front string) {
 	for _, c := range []struct{ ip, who string }{{"193.0.0.1", "Amsterdam"}, {"3.80.0.1", "Ashburn"}, {"13.126.0.1", "Mumbai"}} {
 		fmt.Fprintf(out, "  %s -s -o /dev/null -w '%%header{x-meridian-cluster}\\n' -H 'X-Forwarded-For: %s' %s://%s/analyze -d '{\"text\":\"ok\"}'   # %s\n", curl, c.ip, scheme, front, c.who)
 	}
-	printRolloutLines(out, f, kubectl, curl, scheme+"://"+front)
+	if len(f.KubectlLines()) == 0 { // the kubernetes runtime does not split versions yet
+		printRolloutLines(out, f, kubectl, curl, scheme+"://"+front)
+	} else if f.PageURL != "" {
+		fmt.Fprintf(out, "\nThe fleet page (regions, replicas, load, users, rollouts, drills), live: %s\n", f.PageURL)
+	}
 	fmt.Fprintf(out, "\nCtrl-C stops the fleet.\n")
 }
 
