@@ -249,14 +249,15 @@ func printTryLines(cmd *cobra.Command, f *fleet.Fleet, front string) {
 	}
 	if len(f.KubectlLines()) == 0 { // the kubernetes runtime does not split versions yet
 		printRolloutLines(out, f, kubectl, curl, scheme+"://"+front)
-	} else if f.PageURL != "" {
+	}
+	if f.PageURL != "" {
 		fmt.Fprintf(out, "\nThe fleet page (regions, replicas, load, users, rollouts, drills), live: %s\n", f.PageURL)
 	}
 	fmt.Fprintf(out, "\nCtrl-C stops the fleet.\n")
 }
 
 // printRolloutLines says how to roll sentiment out to its version 2, how
-// to feed the rollout's analysis, and where to watch it.
+// to feed the rollout's analysis, and how to watch it.
 func printRolloutLines(out io.Writer, f *fleet.Fleet, kubectl, curl, front string) {
 	k := fmt.Sprintf("%s --kubeconfig %s", kubectl, f.HubKubeconfig)
 	fmt.Fprintf(out, "\nsentiment serves its version 1; roll version 2 out, eu-west first, then the other regions,\neach step judged on the versions' errors and latency (docs/rollouts.md):\n\n")
@@ -267,9 +268,6 @@ func printRolloutLines(out io.Writer, f *fleet.Fleet, kubectl, curl, front strin
 	fmt.Fprintf(out, "  while :; do for ip in 193.0.0.1 3.80.0.1 13.126.0.1; do %s -s -o /dev/null -H \"X-Forwarded-For: $ip\" %s/analyze -d '{\"text\":\"ok\"}' & done; sleep 0.2; done\n", curl, front)
 	fmt.Fprintf(out, "\nWatch it (the answers' Meridian-Model-Version header says which version served each):\n\n")
 	fmt.Fprintf(out, "  %s get modelrollouts -w\n", k)
-	if f.PageURL != "" {
-		fmt.Fprintf(out, "\nThe fleet page (regions, replicas, load, users, rollouts, drills), live: %s\n", f.PageURL)
-	}
 }
 
 // membershipHelp is the --membership flag of up and the drills.
