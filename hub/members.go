@@ -48,10 +48,11 @@ var _ multicluster.Aware = (*members)(nil)
 func (ms *members) Engage(ctx context.Context, name multicluster.ClusterName, cl cluster.Cluster) error {
 	m := &member{name: string(name), cluster: cl, health: v1.HealthUnknown, pull: membership.IsPull(cl), lastChange: time.Now()}
 	ms.seed(ctx, m)
+	seeded := m.health // once m is in the map, the probe loop owns it
 	ms.mu.Lock()
 	ms.m[string(name)] = m
 	ms.mu.Unlock()
-	ms.h.log.Info("member cluster engaged", "cluster", name, "health", m.health)
+	ms.h.log.Info("member cluster engaged", "cluster", name, "health", seeded)
 	go func() {
 		<-ctx.Done()
 		ms.mu.Lock()
