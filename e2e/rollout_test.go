@@ -25,8 +25,8 @@ import (
 
 // TestVersionsAndRollouts runs the versions of sentiment on a local
 // fleet of three regions with production timing: version 1, version 2
-// (recalibrated) and version 3, which loads but fails every request
-// (testbin.RolloutModels). Requests go through the balancer's HTTP front
+// (recalibrated), version 3, which loads but fails every request, and
+// version 4, which answers every request NEGATIVE (testbin.RolloutModels). Requests go through the balancer's HTTP front
 // and straight to the regions' fronts, as DNS users reach them; the
 // version that answered is read from the Meridian-Model-Version header.
 func TestVersionsAndRollouts(t *testing.T) {
@@ -412,6 +412,32 @@ func TestVersionsAndRollouts(t *testing.T) {
 			}
 			return ro.Status.Phase == v1.RolloutSucceeded
 		})
+		served(t, v(1, 100))
+	})
+
+	t.Run("a version whose predictions drift rolls back at the end of its bake", func(t *testing.T) {
+		setVersions(t, v(1, 100), v1.Traffic{})
+		served(t, v(1, 100))
+		stop := regionLoad(t)
+		defer stop()
+		// Version 4 answers every request well, and always NEGATIVE:
+		// neither errors nor latency give it away, its predictions do.
+		rollout(t, "to-v4", v1.ModelRolloutSpec{Model: "sentiment", Version: testbin.DriftingVersion, Strategy: v1.StrategyCanary,
+			Steps: []v1.RolloutStep{{Weight: 50}}, Bake: metav1.Duration{Duration: 20 * time.Second},
+			Analysis: v1.RolloutAnalysis{MinRequests: 10, MaxPredictionShift: "0.2"}})
+		var ro *v1.ModelRollout
+		testbin.Eventually(t, "the drifting version to roll back", 3*time.Minute, func() bool {
+			ro = get(t, "to-v4")
+			if ro.Status.Phase == v1.RolloutSucceeded {
+				t.Fatalf("a drifting version was promoted: %+v", ro.Status)
+			}
+			return ro.Status.Phase == v1.RolloutRolledBack
+		})
+		last := ro.Status.Verdicts[len(ro.Status.Verdicts)-1]
+		t.Logf("rolled back: %s", ro.Status.Message)
+		if last.Result != "Failed" || !strings.Contains(last.Message, "predictions drifted") {
+			t.Fatalf("last verdict %+v: want drifted predictions", last)
+		}
 		served(t, v(1, 100))
 	})
 }
