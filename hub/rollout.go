@@ -133,7 +133,7 @@ func (r *rollouts) advance(ctx context.Context, ro *v1.ModelRollout, now time.Ti
 	if st.StepStarted == nil || r.baseline(ro) == nil {
 		st.StepStarted = &metav1.Time{Time: now}
 		r.setBaseline(ro, counts)
-		hold(ro, v1.RolloutProgressing, "wave %d step %d at %d%%: baking", st.Wave, st.Step, stepWeight(ro))
+		hold(ro, v1.RolloutProgressing, "%s: baking", stepName(ro))
 		return nil
 	}
 	baked := now.Sub(st.StepStarted.Time) >= stepBake(ro)
@@ -141,25 +141,25 @@ func (r *rollouts) advance(ctx context.Context, ro *v1.ModelRollout, now time.Ti
 	switch {
 	case v.result == resultFailed:
 		r.verdict(ro, v, now)
-		r.rollback(ctx, ro, now, "AnalysisFailed", fmt.Sprintf("wave %d step %d failed: %s", st.Wave, st.Step, v.message))
+		r.rollback(ctx, ro, now, "AnalysisFailed", fmt.Sprintf("%s failed: %s", stepName(ro), v.message))
 	case !baked:
-		hold(ro, v1.RolloutProgressing, "wave %d step %d at %d%%: baking, %s of %s; %s", st.Wave, st.Step, stepWeight(ro),
+		hold(ro, v1.RolloutProgressing, "%s: baking, %s of %s; %s", stepName(ro),
 			now.Sub(st.StepStarted.Time).Round(time.Second), stepBake(ro), v.message)
 	case v.result == resultInconclusive:
-		hold(ro, v1.RolloutPaused, "analysis cannot judge wave %d step %d: %s; waiting for requests, not promoting", st.Wave, st.Step, v.message)
+		hold(ro, v1.RolloutPaused, "analysis cannot judge %s: %s; waiting for requests, not promoting", stepName(ro), v.message)
 	default:
 		r.verdict(ro, v, now)
-		r.emit(ro, corev1.EventTypeNormal, "StepPassed", fmt.Sprintf("wave %d step %d at %d%% passed: %s", st.Wave, st.Step, stepWeight(ro), v.message))
+		r.emit(ro, corev1.EventTypeNormal, "StepPassed", fmt.Sprintf("%s passed: %s", stepName(ro), v.message))
 		st.Step++
 		st.StepStarted = nil
-		if int(st.Step) >= len(steps(ro)) {
+		if int(st.Step) >= len(ro.Spec.Plan()) {
 			st.Wave, st.Step = st.Wave+1, 0
 		}
 		if int(st.Wave) >= len(st.Waves) {
 			return r.promote(ctx, ro, im, "every wave passed")
 		}
 		st.Traffic = trafficFor(ro, false)
-		hold(ro, v1.RolloutProgressing, "moving to wave %d step %d at %d%%", st.Wave, st.Step, stepWeight(ro))
+		hold(ro, v1.RolloutProgressing, "moving to %s", stepName(ro))
 	}
 	return nil
 }
@@ -243,30 +243,21 @@ func resolveWaves(spec []v1.RolloutWave, placed []v1.RegionName) []v1.RolloutWav
 	return out
 }
 
-// steps are a wave's weights: the canary's steps (default 10, 50), then
-// 100; blue-green's single switch to 100.
-func steps(ro *v1.ModelRollout) []v1.RolloutStep {
-	if ro.Spec.Strategy == v1.StrategyBlueGreen {
-		return []v1.RolloutStep{{Weight: 100}}
+// stepName names the current step for people, counting from 1 (the
+// status counts from 0): "wave 1 of 2 (eu-west), step 2 of 3 at 50%".
+func stepName(ro *v1.ModelRollout) string {
+	st := ro.Status
+	regions := make([]string, 0, len(st.Waves[st.Wave].Regions))
+	for _, r := range st.Waves[st.Wave].Regions {
+		regions = append(regions, string(r))
 	}
-	s := ro.Spec.Steps
-	if len(s) == 0 {
-		s = []v1.RolloutStep{{Weight: 10}, {Weight: 50}}
-	}
-	if s[len(s)-1].Weight < 100 {
-		s = append(slices.Clone(s), v1.RolloutStep{Weight: 100})
-	}
-	return s
+	return fmt.Sprintf("wave %d of %d (%s), step %d of %d at %d%%", st.Wave+1, len(st.Waves), strings.Join(regions, ", "),
+		st.Step+1, len(ro.Spec.Plan()), stepWeight(ro))
 }
 
-func stepWeight(ro *v1.ModelRollout) int32 { return steps(ro)[ro.Status.Step].Weight }
+func stepWeight(ro *v1.ModelRollout) int32 { return ro.Spec.Plan()[ro.Status.Step].Weight }
 
-func stepBake(ro *v1.ModelRollout) time.Duration {
-	if b := steps(ro)[ro.Status.Step].Bake; b != nil {
-		return b.Duration
-	}
-	return cmp.Or(ro.Spec.Bake.Duration, time.Minute)
-}
+func stepBake(ro *v1.ModelRollout) time.Duration { return ro.Spec.Plan()[ro.Status.Step].Bake.Duration }
 
 // trafficFor is each placed region's weights: the waves done on the new
 // version (the stable one kept warm at 0), the current wave at its step's

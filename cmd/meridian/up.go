@@ -261,9 +261,10 @@ func printTryLines(cmd *cobra.Command, f *fleet.Fleet, front string) {
 func printRolloutLines(out io.Writer, f *fleet.Fleet, kubectl, curl, front string) {
 	k := fmt.Sprintf("%s --kubeconfig %s", kubectl, f.HubKubeconfig)
 	fmt.Fprintf(out, "\nsentiment serves its version 1; roll version 2 out, eu-west first, then the other regions,\neach step judged on the versions' errors and latency (docs/rollouts.md):\n\n")
-	fmt.Fprintf(out, "  %s apply -f - <<'EOF'\n", k)
-	fmt.Fprintf(out, "  apiVersion: meridian.dev/v1alpha1\n  kind: ModelRollout\n  metadata: {name: sentiment-v2, namespace: default}\n")
-	fmt.Fprintf(out, "  spec: {model: sentiment, version: 2, steps: [{weight: 10}, {weight: 50}], bake: 30s, waves: [{regions: [eu-west]}]}\n  EOF\n")
+	// Unindented, so that the here-document pastes as it is.
+	fmt.Fprintf(out, "%s apply -f - <<'EOF'\n", k)
+	fmt.Fprintf(out, "apiVersion: meridian.dev/v1alpha1\nkind: ModelRollout\nmetadata: {name: sentiment-v2, namespace: default}\n")
+	fmt.Fprintf(out, "spec: {model: sentiment, version: 2, steps: [{weight: 20}, {weight: 50}], bake: 30s, waves: [{regions: [eu-west]}]}\nEOF\n")
 	fmt.Fprintf(out, "\nIts analysis needs requests (20 per step by default): users from every region, 5 a second each:\n\n")
 	fmt.Fprintf(out, "  while :; do for ip in 193.0.0.1 3.80.0.1 13.126.0.1; do %s -s -o /dev/null -H \"X-Forwarded-For: $ip\" %s/analyze -d '{\"text\":\"ok\"}' & done; sleep 0.2; done\n", curl, front)
 	fmt.Fprintf(out, "\nWatch it (the answers' Meridian-Model-Version header says which version served each):\n\n")

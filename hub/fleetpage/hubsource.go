@@ -227,12 +227,8 @@ func FromModelRollout(mr *v1.ModelRollout) Rollout {
 		}
 		r.Waves = append(r.Waves, Wave{Regions: regions})
 	}
-	for _, s := range mr.Spec.Steps {
-		bake := mr.Spec.Bake.Duration
-		if s.Bake != nil {
-			bake = s.Bake.Duration
-		}
-		r.Steps = append(r.Steps, Step{Weight: s.Weight, Bake: bake})
+	for _, s := range mr.Spec.Plan() {
+		r.Steps = append(r.Steps, Step{Weight: s.Weight, Bake: s.Bake.Duration})
 	}
 	for _, v := range mr.Status.Verdicts {
 		r.Verdicts = append(r.Verdicts, Verdict{Wave: v.Wave, Step: v.Step, Result: v.Result, Message: v.Message, Time: v.Time.Time})
