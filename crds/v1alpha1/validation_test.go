@@ -70,6 +70,15 @@ func TestCRDValidationOnRealAPIServer(t *testing.T) {
 		}
 	})
 
+	rollout := func(name string, mutate func(*v1.ModelRollout)) *v1.ModelRollout {
+		r := &v1.ModelRollout{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+			Spec:       v1.ModelRolloutSpec{Model: "sentiment", Version: 2},
+		}
+		mutate(r)
+		return r
+	}
+
 	rejected := []struct {
 		name  string
 		obj   client.Object
@@ -134,6 +143,20 @@ func TestCRDValidationOnRealAPIServer(t *testing.T) {
 			Spec: v1.InferenceModelSpec{Model: v1.ModelSource{Name: "sentiment"},
 				Placement: v1.Placement{AllowedRegions: []v1.RegionName{"eu-west", "eu-west"}}},
 		}, "spec.placement.allowedRegions[1]", "Duplicate value"},
+		{"blue-green with steps", rollout("bg", func(r *v1.ModelRollout) {
+			r.Spec.Strategy, r.Spec.Steps = v1.StrategyBlueGreen, []v1.RolloutStep{{Weight: 50}}
+		}), "spec", "BlueGreen switches each wave at once"},
+		{"canary steps out of order", rollout("order", func(r *v1.ModelRollout) {
+			r.Spec.Steps = []v1.RolloutStep{{Weight: 50}, {Weight: 10}}
+		}), "spec", "steps must be in order of rising weight"},
+		{"rollout to version 0", rollout("v0", func(r *v1.ModelRollout) { r.Spec.Version = 0 }), "spec.version", "greater than or equal to 1"},
+		{"error rate not a fraction", rollout("rate", func(r *v1.ModelRollout) { r.Spec.Analysis.MaxErrorRateIncrease = "2%" }),
+			"spec.analysis.maxErrorRateIncrease", "should match"},
+		{"affinity key without a header or cookie", &v1.InferenceModel{
+			ObjectMeta: metav1.ObjectMeta{Name: "affinity", Namespace: "default"},
+			Spec: v1.InferenceModelSpec{Model: v1.ModelSource{Name: "sentiment"},
+				Traffic: v1.Traffic{SessionAffinity: v1.AffinityClientIP, AffinityKey: "X-User"}},
+		}, "spec.traffic", "affinityKey names a header or cookie"},
 	}
 	for _, r := range rejected {
 		t.Run(r.name, func(t *testing.T) {
@@ -170,6 +193,14 @@ func TestCRDValidationOnRealAPIServer(t *testing.T) {
 			if err := c.Create(ctx, obj); err != nil {
 				t.Errorf("%T: %v", obj, err)
 			}
+		}
+		ro := rollout("sentiment-v2", func(*v1.ModelRollout) {})
+		if err := c.Create(ctx, ro); err != nil {
+			t.Fatal(err)
+		}
+		if a := ro.Spec.Analysis; ro.Spec.Strategy != v1.StrategyCanary || ro.Spec.Bake.Duration != time.Minute ||
+			a.MaxErrorRateIncrease != "0.02" || a.MaxLatencyRatio != "1.5" || a.MinRequests != 20 || a.LatencyTolerance.Duration != 20*time.Millisecond {
+			t.Errorf("ModelRollout defaults: %+v", ro.Spec)
 		}
 		ge := &v1.GlobalEndpoint{}
 		if err := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: "sentiment"}, ge); err != nil {
