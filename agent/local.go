@@ -34,13 +34,15 @@ type local struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu      sync.Mutex
-	spec    v1.ModelDeploymentSpec
-	pools   map[int64]*process.Supervisor // by version; 0: every version
-	weights map[int64]int32               // the pools' shares of traffic
-	current int32
-	load    v1.ModelLoad
-	history []timedLoads // for the stable window
+	mu       sync.Mutex
+	spec     v1.ModelDeploymentSpec
+	pools    map[int64]*process.Supervisor // by version; 0: every version
+	weights  map[int64]int32               // the pools' shares of traffic
+	retiring map[int64]*process.Supervisor // versions no longer listed, serving until the others are ready
+	affinity process.Affinity
+	current  int32
+	load     v1.ModelLoad
+	history  []timedLoads // for the stable window
 }
 
 type timedLoads struct {
@@ -56,8 +58,8 @@ func (a *Agent) startLocal(md *v1.ModelDeployment) (*local, error) {
 		scaler: autoscaler.New(),
 		scrape: process.NewScraper(),
 		stats:  newVersionStats(),
-		pools:  map[int64]*process.Supervisor{},
-		done:   make(chan struct{}),
+		pools:  map[int64]*process.Supervisor{}, retiring: map[int64]*process.Supervisor{},
+		done: make(chan struct{}),
 	}
 	front, err := process.NewFront(key.String(), process.FrontOptions{
 		Listen: a.opts.Process.FrontHost + ":0", Logger: a.log, TLS: a.opts.Process.TLS,
@@ -114,6 +116,9 @@ func (l *local) stop() {
 	for _, sup := range l.pools {
 		sup.Close()
 	}
+	for _, sup := range l.retiring {
+		sup.Close()
+	}
 }
 
 func (l *local) loop(ctx context.Context) {
@@ -162,9 +167,11 @@ func (l *local) sync(ctx context.Context) {
 		l.a.log.Info("scaling", "modeldeployment", l.key, "from", l.current, "to", d.DesiredReplicas, "reason", d.Reason, "message", d.Message)
 		l.mu.Lock()
 		l.current = d.DesiredReplicas
-		l.scalePools()
 		l.mu.Unlock()
 	}
+	l.mu.Lock()
+	l.settle()
+	l.mu.Unlock()
 	l.writeStatus(ctx, loads, d)
 }
 

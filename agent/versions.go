@@ -16,10 +16,11 @@ import (
 )
 
 // applyVersions makes the replica pools match spec.versions — one pool
-// per version, or one pool of every version when the list is empty —
-// then routes the front: traffic moves first, and the replicas of a
-// version no longer listed stop (draining) only after. Called with l.mu
-// held.
+// per version, or one pool of every version when the list is empty — and
+// settles them. A version no longer listed retires: it keeps serving as a
+// fallback at weight 0 until every listed version with weight has a
+// ready replica, so changing versions never leaves a cluster without one.
+// Called with l.mu held.
 func (l *local) applyVersions(spec v1.ModelDeploymentSpec) {
 	want := map[int64]int32{}
 	for _, v := range spec.Versions {
@@ -29,27 +30,78 @@ func (l *local) applyVersions(spec v1.ModelDeploymentSpec) {
 		want[0] = 100
 	}
 	for v := range want {
-		if l.pools[v] == nil {
-			l.pools[v] = l.newPool(v)
+		if l.pools[v] != nil {
+			continue
 		}
+		if sup := l.retiring[v]; sup != nil { // back before it was gone
+			l.pools[v] = sup
+			delete(l.retiring, v)
+			continue
+		}
+		l.pools[v] = l.newPool(v)
 	}
-	var gone []*process.Supervisor
 	for v, sup := range l.pools {
 		if _, ok := want[v]; !ok {
-			gone = append(gone, sup)
+			l.retiring[v] = sup
 			delete(l.pools, v)
 		}
 	}
 	l.weights = want
-	routes := process.Routes{Affinity: process.Affinity{Mode: string(spec.Traffic.SessionAffinity), Key: spec.Traffic.AffinityKey}}
+	l.affinity = process.Affinity{Mode: string(spec.Traffic.SessionAffinity), Key: spec.Traffic.AffinityKey}
+	l.settle()
+}
+
+// settle routes the front and sizes the pools, make before break: l.current
+// is shared by weight (all of it to a single pool; with several, each
+// version its share, at least one replica, so a version at weight 0 stays
+// warm); no pool shrinks while another is short of its share of ready
+// replicas; and retiring pools stop only once every version with weight
+// has a ready replica. The agent's loop calls it every sync period until
+// it has settled. Called with l.mu held.
+func (l *local) settle() {
+	short, uncovered := false, false
+	target := map[int64]int{}
 	for v, sup := range l.pools {
-		routes.Pools = append(routes.Pools, process.Pool{Version: v, Weight: want[v], Replicas: sup})
+		n := l.current
+		if len(l.pools) > 1 {
+			n = max(1, int32(math.Ceil(float64(l.current)*float64(l.weights[v])/100)))
+		}
+		target[v] = int(n)
+		ready := readyCount(sup)
+		short = short || ready < int(n)
+		uncovered = uncovered || (l.weights[v] > 0 && ready == 0)
+	}
+	for v, sup := range l.pools {
+		n := target[v]
+		if running := len(sup.Replicas()); short && n < running {
+			n = running // scale up first
+		}
+		sup.Scale(n)
+	}
+	if !uncovered {
+		for v, sup := range l.retiring {
+			go sup.Close() // each replica drains what it was sent
+			delete(l.retiring, v)
+		}
+	}
+	routes := process.Routes{Affinity: l.affinity}
+	for v, sup := range l.pools {
+		routes.Pools = append(routes.Pools, process.Pool{Version: v, Weight: l.weights[v], Replicas: sup})
+	}
+	for v, sup := range l.retiring {
+		routes.Pools = append(routes.Pools, process.Pool{Version: v, Replicas: sup})
 	}
 	l.front.SetRoutes(routes)
-	l.scalePools()
-	for _, sup := range gone {
-		go sup.Close() // each replica drains what it was sent
+}
+
+func readyCount(sup *process.Supervisor) int {
+	n := 0
+	for _, r := range sup.Replicas() {
+		if r.Ready {
+			n++
+		}
 	}
+	return n
 }
 
 // newPool starts supervising the replicas of one version (0: every
@@ -71,25 +123,15 @@ func (l *local) newPool(version int64) *process.Supervisor {
 	})
 }
 
-// scalePools shares l.current between the pools: all of it to a single
-// pool; with several, each version gets its weight's share, at least one
-// replica (a version at weight 0 stays warm). Called with l.mu held.
-func (l *local) scalePools() {
-	for v, sup := range l.pools {
-		n := l.current
-		if len(l.pools) > 1 {
-			n = max(1, int32(math.Ceil(float64(l.current)*float64(l.weights[v])/100)))
-		}
-		sup.Scale(int(n))
-	}
-}
-
-// replicas are every pool's replicas.
+// replicas are every pool's replicas, retiring ones included.
 func (l *local) replicas() []process.Replica {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []process.Replica
 	for _, sup := range l.pools {
+		out = append(out, sup.Replicas()...)
+	}
+	for _, sup := range l.retiring {
 		out = append(out, sup.Replicas()...)
 	}
 	return out

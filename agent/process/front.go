@@ -135,6 +135,9 @@ func (f *Front) pick(pools []Pool, tried map[string]bool) (Pool, Replica, *atomi
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, p := range pools {
+		if p.Replicas == nil {
+			continue
+		}
 		var best Replica
 		var bestN *atomic.Int64
 		for _, r := range p.Replicas.Replicas() {
@@ -192,7 +195,8 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (f *Front) forward(w http.ResponseWriter, r *http.Request, body []byte, pools []Pool, res *Result) int {
 	tried := make(map[string]bool)
 	var last *http.Response
-	for attempt := 0; attempt < 3; attempt++ {
+	// Three replicas, and one more per other version to fall back on.
+	for attempt := 0; attempt < 2+len(pools); attempt++ {
 		pool, rep, n, ok := f.pick(pools, tried)
 		if !ok {
 			break

@@ -68,7 +68,7 @@ func (f *Front) SetRoutes(r Routes) {
 // others by weight as fallbacks (when r names no version).
 func (rt *Routes) choose(w http.ResponseWriter, r *http.Request) ([]Pool, error) {
 	if rt == nil || len(rt.Pools) == 0 {
-		return []Pool{{}}, nil // nothing yet: answered "no ready replica"
+		return []Pool{{}}, nil // no replicas yet: pick finds none, "no ready replica"
 	}
 	if v, ok := pathVersion(r.URL.Path); ok {
 		for _, p := range rt.Pools {
