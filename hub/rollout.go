@@ -91,6 +91,26 @@ func phaseReason(p v1.RolloutPhase) string { return cmp.Or(string(p), "Pending")
 
 func (r *rollouts) advance(ctx context.Context, ro *v1.ModelRollout, now time.Time) error {
 	st := &ro.Status
+	if st.Phase == v1.RolloutRollingBack { // needs nothing but the time
+		return r.finishRollback(ctx, ro, now)
+	}
+	if ro.Spec.Abort && st.StableVersion == 0 { // never started: nothing to undo
+		st.Phase, st.Message = v1.RolloutRolledBack, "aborted by spec.abort before it started"
+		r.emit(ro, corev1.EventTypeNormal, "Aborted", st.Message)
+		return nil
+	}
+	older, err := r.older(ctx, ro)
+	if err != nil {
+		return err
+	}
+	if older != "" {
+		// Only the oldest rollout of a model runs; a younger one that
+		// started at the same moment starts again, from the version the
+		// older one leaves.
+		st.StableVersion, st.Waves, st.Traffic, st.StepStarted, st.Wave, st.Step = 0, nil, nil, nil, 0, 0
+		hold(ro, v1.RolloutPaused, "ModelRollout %s of the same model is running; this one starts when it ends", older)
+		return nil
+	}
 	im := &v1.InferenceModel{}
 	if err := r.client.Get(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: ro.Spec.Model}, im); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -103,8 +123,6 @@ func (r *rollouts) advance(ctx context.Context, ro *v1.ModelRollout, now time.Ti
 		return nil
 	}
 	switch {
-	case st.Phase == v1.RolloutRollingBack:
-		return r.finishRollback(ctx, ro, now)
 	case ro.Spec.Abort:
 		r.rollback(ctx, ro, now, "Aborted", "aborted by spec.abort")
 		return nil
@@ -122,6 +140,17 @@ func (r *rollouts) advance(ctx context.Context, ro *v1.ModelRollout, now time.Ti
 	if down != "" {
 		st.StepStarted = nil
 		hold(ro, v1.RolloutPaused, "region %s is unreachable: waiting for it, traffic stays as it is", down)
+		return nil
+	}
+	if len(clusters) == 0 {
+		// The placement left the wave's regions since the start: nothing
+		// there to move or judge.
+		r.emit(ro, corev1.EventTypeNormal, "WaveSkipped", fmt.Sprintf("wave %d of %d: the model is no longer placed in %v", st.Wave+1, len(st.Waves), wave))
+		st.Wave, st.Step, st.StepStarted = st.Wave+1, 0, nil
+		if int(st.Wave) >= len(st.Waves) {
+			return r.promote(ctx, ro, im, "every wave passed or was left")
+		}
+		st.Traffic = trafficFor(ro, false)
 		return nil
 	}
 	counts, waiting := r.read(ctx, ro, clusters)
@@ -167,15 +196,6 @@ func (r *rollouts) advance(ctx context.Context, ro *v1.ModelRollout, now time.Ti
 // start resolves the stable version and the waves; false holds the
 // rollout.
 func (r *rollouts) start(ctx context.Context, ro *v1.ModelRollout, im *v1.InferenceModel) bool {
-	var others v1.ModelRolloutList
-	if err := r.client.List(ctx, &others, client.InNamespace(ro.Namespace)); err == nil {
-		for _, o := range others.Items {
-			if o.Name != ro.Name && o.Spec.Model == ro.Spec.Model && o.Status.StableVersion != 0 && !terminal(o.Status.Phase) {
-				hold(ro, v1.RolloutPaused, "ModelRollout %s of the same model is running; this one starts when it ends", o.Name)
-				return false
-			}
-		}
-	}
 	stable := stableVersion(im)
 	switch {
 	case stable == 0:
@@ -255,9 +275,16 @@ func stepName(ro *v1.ModelRollout) string {
 		st.Step+1, len(ro.Spec.Plan()), stepWeight(ro))
 }
 
-func stepWeight(ro *v1.ModelRollout) int32 { return ro.Spec.Plan()[ro.Status.Step].Weight }
+// step is the current step of the plan (the last one, should the spec's
+// steps have changed under a running rollout).
+func step(ro *v1.ModelRollout) v1.RolloutStep {
+	plan := ro.Spec.Plan()
+	return plan[min(int(ro.Status.Step), len(plan)-1)]
+}
 
-func stepBake(ro *v1.ModelRollout) time.Duration { return ro.Spec.Plan()[ro.Status.Step].Bake.Duration }
+func stepWeight(ro *v1.ModelRollout) int32 { return step(ro).Weight }
+
+func stepBake(ro *v1.ModelRollout) time.Duration { return step(ro).Bake.Duration }
 
 // trafficFor is each placed region's weights: the waves done on the new
 // version (the stable one kept warm at 0), the current wave at its step's
@@ -270,7 +297,7 @@ func trafficFor(ro *v1.ModelRollout, back bool) []v1.RegionTraffic {
 		for _, region := range w.Regions {
 			var newWeight int32
 			switch {
-			case back:
+			case back && int32(i) <= st.Wave: // the new version stays warm where it ran
 			case int32(i) < st.Wave:
 				newWeight = 100
 			case int32(i) == st.Wave:
@@ -349,8 +376,8 @@ func delta(base, now map[string]v1.VersionStatus, version int64) counts {
 			continue
 		}
 		b, ok := base[key]
-		if !ok || !b.Since.Equal(&n.Since) {
-			b = v1.VersionStatus{}
+		if !ok || !b.Since.Equal(&n.Since) || n.Requests < b.Requests || n.Errors < b.Errors {
+			b = v1.VersionStatus{} // the counts restarted (Since is to the second)
 		}
 		out.requests += n.Requests - b.Requests
 		out.errors += n.Errors - b.Errors
@@ -452,25 +479,50 @@ func (h *Hub) memberModelDeployment(ctx context.Context, cluster, namespace, nam
 	return md, cl.GetClient().Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, md)
 }
 
-// rolloutTraffic is the weights a running ModelRollout of im gives each
-// region; nil when none runs.
+// rolloutTraffic is the weights the running ModelRollout of im (the
+// oldest, should there be several) gives each region; nil when none runs.
 func (h *Hub) rolloutTraffic(ctx context.Context, im *v1.InferenceModel) map[string][]v1.VersionWeight {
 	var list v1.ModelRolloutList
 	if err := h.client.List(ctx, &list, client.InNamespace(im.Namespace)); err != nil {
 		h.log.Warn("listing ModelRollouts; versions as the InferenceModel says", "inferencemodel", im.Name, "err", err)
 		return nil
 	}
-	for _, ro := range list.Items {
-		if ro.Spec.Model != im.Name || terminal(ro.Status.Phase) || len(ro.Status.Traffic) == 0 {
-			continue
-		}
-		out := map[string][]v1.VersionWeight{}
-		for _, t := range ro.Status.Traffic {
-			out[string(t.Region)] = t.Versions
-		}
-		return out
+	running := runningRollouts(list.Items, im.Name)
+	if len(running) == 0 || len(running[0].Status.Traffic) == 0 {
+		return nil
 	}
-	return nil
+	out := map[string][]v1.VersionWeight{}
+	for _, t := range running[0].Status.Traffic {
+		out[string(t.Region)] = t.Versions
+	}
+	return out
+}
+
+// runningRollouts are the rollouts of model that have not ended, oldest
+// first (by creation, then name).
+func runningRollouts(items []v1.ModelRollout, model string) []v1.ModelRollout {
+	var out []v1.ModelRollout
+	for _, ro := range items {
+		if ro.Spec.Model == model && !terminal(ro.Status.Phase) {
+			out = append(out, ro)
+		}
+	}
+	slices.SortFunc(out, func(a, b v1.ModelRollout) int {
+		return cmp.Or(a.CreationTimestamp.Compare(b.CreationTimestamp.Time), strings.Compare(a.Name, b.Name))
+	})
+	return out
+}
+
+// older names a running rollout of the same model older than ro, if any.
+func (r *rollouts) older(ctx context.Context, ro *v1.ModelRollout) (string, error) {
+	var list v1.ModelRolloutList
+	if err := r.client.List(ctx, &list, client.InNamespace(ro.Namespace)); err != nil {
+		return "", err
+	}
+	if running := runningRollouts(list.Items, ro.Spec.Model); len(running) > 0 && running[0].Name != ro.Name {
+		return running[0].Name, nil
+	}
+	return "", nil
 }
 
 // versionsIn is a region's spec.versions: a running rollout's, else the

@@ -75,6 +75,11 @@ func TestWavesAndTraffic(t *testing.T) {
 	if w := weights(false); w["us-east"][2] != 100 {
 		t.Fatalf("the last step is 100: %v", w)
 	}
+	ro.Status.Wave = 0
+	if back := weights(true); len(back["us-east"]) != 1 || back["us-east"][1] != 100 || back["eu-west"][2] != 0 || len(back["eu-west"]) != 2 {
+		t.Fatalf("rolling back in wave 0: %v, want eu-west's new version warm at 0 and the later wave on the stable version alone", back)
+	}
+	ro.Status.Wave = 1
 	back := weights(true)
 	for region, vs := range back {
 		if vs[1] != 100 || vs[2] != 0 {

@@ -96,19 +96,23 @@ type ModelRolloutSpec struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="a rollout's model cannot change: abort it and create another"
 	Model string `json:"model"`
 	// Version is the new version, a directory of the model repository.
 	// +required
 	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="a rollout's version cannot change: abort it and create another"
 	Version int64 `json:"version"`
 	// Strategy is Canary (default) or BlueGreen.
 	// +kubebuilder:default=Canary
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="a rollout's strategy cannot change: abort it and create another"
 	// +optional
 	Strategy RolloutStrategy `json:"strategy,omitempty"`
 	// Steps of a canary, in order of rising weight; each wave runs them
 	// all and then goes to 100. Default: 10 and 50.
 	// +optional
 	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="a rollout's steps cannot change: abort it and create another"
 	Steps []RolloutStep `json:"steps,omitempty"`
 	// Bake is how long each step (or each blue-green wave after its
 	// switch) runs before it can pass. Default 1m.

@@ -198,6 +198,11 @@ func TestCRDValidationOnRealAPIServer(t *testing.T) {
 		if err := c.Create(ctx, ro); err != nil {
 			t.Fatal(err)
 		}
+		changed := ro.DeepCopy()
+		changed.Spec.Version = 3
+		if err := c.Update(ctx, changed); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "version cannot change") {
+			t.Errorf("changing a rollout's version: %v, want Invalid", err)
+		}
 		if a := ro.Spec.Analysis; ro.Spec.Strategy != v1.StrategyCanary || ro.Spec.Bake.Duration != time.Minute ||
 			a.MaxErrorRateIncrease != "0.02" || a.MaxLatencyRatio != "1.5" || a.MinRequests != 20 || a.LatencyTolerance.Duration != 20*time.Millisecond {
 			t.Errorf("ModelRollout defaults: %+v", ro.Spec)
