@@ -144,6 +144,54 @@ func TestVersionsAndRollouts(t *testing.T) {
 		return out
 	}
 
+	// load offers 40 requests/s through the balancer's front while change
+	// runs, and fails the test if one of them fails.
+	load := func(t *testing.T, change func()) *loadgen.Report {
+		t.Helper()
+		ctx, stop := context.WithCancel(ctx)
+		var rep *loadgen.Report
+		var lerr error
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			rep, lerr = loadgen.Run(ctx, loadgen.Options{Phases: loadgen.Constant(40, 0)}, func(ctx context.Context) (string, error) {
+				code, version, err := ask(ctx, hc, frontURL, nil)
+				if err == nil && code != http.StatusOK {
+					err = fmt.Errorf("status %d", code)
+				}
+				return version, err
+			})
+		}()
+		time.Sleep(3 * time.Second)
+		change()
+		time.Sleep(3 * time.Second)
+		stop()
+		<-done
+		if lerr != nil {
+			t.Fatal(lerr)
+		}
+		t.Logf("at 40/s: %s; by version %v", rep, rep.Labels)
+		if rep.Failed != 0 || !rep.LoadOffered {
+			t.Fatalf("%d of %d requests failed (by version %v; offered: %v %s)", rep.Failed, rep.Sent, rep.Labels, rep.LoadOffered, rep.Shortfall)
+		}
+		return rep
+	}
+
+	t.Run("changing versions loses no request while new replicas start", func(t *testing.T) {
+		// The fleet pins sentiment to version 1. Unpinned, every replica
+		// serves every version: new replicas start, and version 1's serve
+		// until they are ready; pinned again, the other way round.
+		served(t, v(1, 100))
+		load(t, func() {
+			setVersions(t, nil, v1.Traffic{})
+			served(t, nil)
+		})
+		load(t, func() {
+			setVersions(t, v(1, 100), v1.Traffic{})
+			served(t, v(1, 100))
+		})
+	})
+
 	t.Run("a canary at 10% gets 10% of 2,000 requests through the front", func(t *testing.T) {
 		setVersions(t, v(1, 90, 2, 10), v1.Traffic{})
 		served(t, v(1, 90, 2, 10))
@@ -190,45 +238,25 @@ func TestVersionsAndRollouts(t *testing.T) {
 	t.Run("a blue-green switch loses no request", func(t *testing.T) {
 		setVersions(t, v(1, 100, 2, 0), v1.Traffic{})
 		served(t, v(1, 100, 2, 0))
-		load, stop := context.WithCancel(ctx)
-		var rep *loadgen.Report
-		var lerr error
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			rep, lerr = loadgen.Run(load, loadgen.Options{Phases: loadgen.Constant(40, 0)}, func(ctx context.Context) (string, error) {
-				code, version, err := ask(ctx, hc, frontURL, nil)
-				if err == nil && code != http.StatusOK {
-					err = fmt.Errorf("status %d", code)
-				}
-				return version, err
-			})
-		}()
-		time.Sleep(3 * time.Second)
-		setVersions(t, v(1, 0, 2, 100), v1.Traffic{})
-		served(t, v(1, 0, 2, 100))
-		time.Sleep(3 * time.Second)
-		stop()
-		<-done
-		if lerr != nil {
-			t.Fatal(lerr)
-		}
-		t.Logf("blue-green switch at 40/s: %s; by version %v", rep, rep.Labels)
-		if rep.Failed != 0 || !rep.LoadOffered || rep.Labels["1"] == 0 || rep.Labels["2"] == 0 {
-			t.Fatalf("%d of %d requests failed across the switch (labels %v, offered: %v %s)", rep.Failed, rep.Sent, rep.Labels, rep.LoadOffered, rep.Shortfall)
+		rep := load(t, func() {
+			setVersions(t, v(1, 0, 2, 100), v1.Traffic{})
+			served(t, v(1, 0, 2, 100))
+		})
+		if rep.Labels["1"] == 0 || rep.Labels["2"] == 0 {
+			t.Fatalf("answers by version %v: want version 1 before the switch and 2 after", rep.Labels)
 		}
 	})
 
 	// Rollouts are judged from what the regions' fronts count: offer each
 	// region load of its own, as its users would.
 	regionLoad := func(t *testing.T) func() {
-		load, stop := context.WithCancel(ctx)
+		lctx, stop := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		for region, gw := range gateways {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				rep, _ := loadgen.Run(load, loadgen.Options{Phases: loadgen.Constant(10, 0)}, func(ctx context.Context) (string, error) {
+				rep, _ := loadgen.Run(lctx, loadgen.Options{Phases: loadgen.Constant(10, 0)}, func(ctx context.Context) (string, error) {
 					code, version, err := ask(ctx, gw, gatewayURL, nil)
 					return fmt.Sprintf("v%s:%d", version, code), err
 				})
