@@ -55,12 +55,13 @@ func (l *local) applyVersions(spec v1.ModelDeploymentSpec) {
 // is shared by weight (all of it to a single pool; with several, each
 // version its share, at least one replica, so a version at weight 0 stays
 // warm); no pool shrinks while another is short of its share of ready
-// replicas; and retiring pools stop only once every version with weight
+// replicas (a single pool scales as the autoscaler says); and retiring pools stop only once every version with weight
 // has a ready replica. The agent's loop calls it every sync period until
 // it has settled. Called with l.mu held.
 func (l *local) settle() {
-	short, uncovered := false, false
+	uncovered := false
 	target := map[int64]int{}
+	short := map[int64]bool{}
 	for v, sup := range l.pools {
 		n := l.current
 		if len(l.pools) > 1 {
@@ -68,13 +69,15 @@ func (l *local) settle() {
 		}
 		target[v] = int(n)
 		ready := readyCount(sup)
-		short = short || ready < int(n)
+		short[v] = ready < int(n)
 		uncovered = uncovered || (l.weights[v] > 0 && ready == 0)
 	}
 	for v, sup := range l.pools {
 		n := target[v]
-		if running := len(sup.Replicas()); short && n < running {
-			n = running // scale up first
+		for u := range short {
+			if running := len(sup.Replicas()); u != v && short[u] && n < running {
+				n = running // another version is still starting: scale up first
+			}
 		}
 		sup.Scale(n)
 	}
