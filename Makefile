@@ -76,9 +76,10 @@ bin: deps ## build bin/meridian only
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/meridian
 
 # Whole-fleet and real-node packages run without the race detector (it
-# slows their many processes' start-up several-fold on two cores), and
-# past go test's default 10-minute limit (e2e starts a fleet per test);
-# every other package runs with it.
+# slows their many processes' start-up several-fold on two cores), one
+# package at a time (the local fleets of e2e and hub listen on the same
+# loopback addresses), and past go test's default 10-minute limit (e2e
+# starts a fleet per test); every other package runs with it.
 SYSTEM_PKGS_RE := ^meridian\.dev/meridian/(e2e|hub|agent|internal/node|internal/karpenter)$$
 
 # Tools, generators and generated paths that mk/*.mk add to.
@@ -89,7 +90,7 @@ include $(wildcard mk/*.mk)
 
 test: deps controlplane image kdig unbound $(TEST_TOOLS) ## run every test, fuzz seed corpora included; the race detector on for all but whole-fleet and real-node packages (those need root, as .ci/run runs)
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -Ev '$(SYSTEM_PKGS_RE)')
-	$(GO) test -count=1 -timeout 60m $$($(GO) list ./... | grep -E '$(SYSTEM_PKGS_RE)')
+	$(GO) test -count=1 -p 1 -timeout 60m $$($(GO) list ./... | grep -E '$(SYSTEM_PKGS_RE)')
 	$(GO) test -race -count=1 -tags dnsv2 ./glb/dns/
 
 fuzz: deps ## fuzz the request decoder for a while (FUZZTIME=1m)
