@@ -52,6 +52,9 @@ type Affinity struct {
 type Routes struct {
 	Pools    []Pool
 	Affinity Affinity
+	// tries[i] is the order pools are tried in when Pools[i] is chosen:
+	// it first, then the others by weight. Made once, by SetRoutes.
+	tries [][]Pool
 }
 
 // SetRoutes replaces the pools and the split at once: requests already
@@ -61,6 +64,12 @@ func (f *Front) SetRoutes(r Routes) {
 	// Newest first: the buckets of the hash go to the newest version
 	// first, so a user on it stays there while its weight grows.
 	slices.SortFunc(r.Pools, func(a, b Pool) int { return int(b.Version - a.Version) })
+	r.tries = make([][]Pool, len(r.Pools))
+	for i := range r.Pools {
+		rest := slices.Delete(slices.Clone(r.Pools), i, i+1)
+		slices.SortStableFunc(rest, func(a, b Pool) int { return int(b.Weight - a.Weight) })
+		r.tries[i] = append([]Pool{r.Pools[i]}, rest...)
+	}
 	f.routes.Store(&r)
 }
 
@@ -79,7 +88,7 @@ func (rt *Routes) choose(w http.ResponseWriter, r *http.Request) ([]Pool, error)
 		return nil, fmt.Errorf("version %d is not served in this cluster (serving %s)", v, rt.versions())
 	}
 	if len(rt.Pools) == 1 {
-		return rt.Pools, nil
+		return rt.tries[0], nil
 	}
 	var total int32
 	for _, p := range rt.Pools {
@@ -96,11 +105,7 @@ func (rt *Routes) choose(w http.ResponseWriter, r *http.Request) ([]Pool, error)
 			bucket -= p.Weight
 		}
 	}
-	out := make([]Pool, 0, len(rt.Pools))
-	out = append(out, rt.Pools[chosen])
-	rest := slices.Delete(slices.Clone(rt.Pools), chosen, chosen+1)
-	slices.SortStableFunc(rest, func(a, b Pool) int { return int(b.Weight - a.Weight) })
-	return append(out, rest...), nil
+	return rt.tries[chosen], nil
 }
 
 // bucket places r in [0, total): by the hash of its user's key under
@@ -153,12 +158,16 @@ func newSessionID() string {
 
 // pathVersion is the version in /v2/models/{model}/versions/{v}/...
 func pathVersion(path string) (int64, bool) {
-	parts := strings.Split(strings.Trim(path, "/"), "/")
-	if len(parts) < 5 || parts[0] != "v2" || parts[1] != "models" || parts[3] != "versions" {
+	rest, ok := strings.CutPrefix(path, "/v2/models/")
+	if !ok {
 		return 0, false
 	}
-	v, err := strconv.ParseInt(parts[4], 10, 64)
-	return v, err == nil
+	if _, rest, ok = strings.Cut(rest, "/versions/"); !ok {
+		return 0, false
+	}
+	v, _, _ := strings.Cut(rest, "/")
+	n, err := strconv.ParseInt(v, 10, 64)
+	return n, err == nil
 }
 
 func (rt *Routes) versions() string {
