@@ -128,48 +128,18 @@ func copyFile(from, to string) error {
 // outputs' shapes are those of the real model, so the graph is
 // consistent and shape inference has nothing to object to.
 func FailingSentimentModel() ([]byte, error) {
-	m := &onnxpb.Model{
-		IRVersion:    8,
-		ProducerName: "meridian internal/testbin",
-		ModelVersion: FailingVersion,
-		DocString: "A model made to fail, for rollback tests: the sentiment model's inputs and outputs, " +
+	return sentimentShaped(FailingVersion, "failing_sentiment",
+		"A model made to fail, for rollback tests: the sentiment model's inputs and outputs, "+
 			"loads and reports ready, and every run fails (Gather indexed by the input's shape, out of range).",
-		OpsetImports: []onnxpb.OperatorSetID{{Domain: "", Version: 17}},
-		Graph: &onnxpb.Graph{
-			Name: "failing_sentiment",
-			Inputs: []onnxpb.ValueInfo{
-				onnxpb.TensorInfo("tokens", onnxpb.String, onnxpb.Sym("batch"), onnxpb.Sym("tokens")),
-			},
-			Outputs: []onnxpb.ValueInfo{
-				onnxpb.TensorInfo("score", onnxpb.Float, onnxpb.Sym("batch"), onnxpb.Fixed(1)),
-				onnxpb.TensorInfo("p_pos", onnxpb.Float, onnxpb.Sym("batch"), onnxpb.Fixed(1)),
-			},
-			Initializers: []onnxpb.Tensor{
-				onnxpb.FloatTensor("one_value", []int64{1}, []float32{0}),
-				{Name: "first", Dims: []int64{1}, DataType: onnxpb.Int64, Int64Data: []int64{0}},
-				{Name: "one", Dims: []int64{1}, DataType: onnxpb.Int64, Int64Data: []int64{1}},
-			},
-			Nodes: []onnxpb.Node{
-				{Name: "input_shape", OpType: "Shape", Inputs: []string{"tokens"}, Outputs: []string{"shape"}},
-				{
-					Name: "out_of_range", OpType: "Gather", Inputs: []string{"one_value", "shape"}, Outputs: []string{"bad"},
-					DocString: "indices [batch, tokens] into a one-element table: out of range on every valid input",
-				},
-				{
-					Name: "sum", OpType: "ReduceSum", Inputs: []string{"bad"}, Outputs: []string{"bad_sum"},
-					Attributes: []onnxpb.Attribute{onnxpb.IntAttr("keepdims", 0)},
-				},
-				{Name: "rows", OpType: "Gather", Inputs: []string{"shape", "first"}, Outputs: []string{"rows"}},
-				{
-					Name: "output_shape", OpType: "Concat", Inputs: []string{"rows", "one"}, Outputs: []string{"output_shape"},
-					Attributes: []onnxpb.Attribute{onnxpb.IntAttr("axis", 0)},
-				},
-				{Name: "score", OpType: "Expand", Inputs: []string{"bad_sum", "output_shape"}, Outputs: []string{"score"}},
-				{Name: "positive_probability", OpType: "Sigmoid", Inputs: []string{"score"}, Outputs: []string{"p_pos"}},
-			},
+		"bad_sum", "", onnxpb.FloatTensor("one_value", []int64{1}, []float32{0}),
+		onnxpb.Node{
+			Name: "out_of_range", OpType: "Gather", Inputs: []string{"one_value", "shape"}, Outputs: []string{"bad"},
+			DocString: "indices [batch, tokens] into a one-element table: out of range on every valid input",
 		},
-	}
-	return m.Marshal()
+		onnxpb.Node{
+			Name: "sum", OpType: "ReduceSum", Inputs: []string{"bad"}, Outputs: []string{"bad_sum"},
+			Attributes: []onnxpb.Attribute{onnxpb.IntAttr("keepdims", 0)},
+		})
 }
 
 // DriftingSentimentModel returns an ONNX model (IR 8, opset 17) with the
@@ -186,40 +156,46 @@ func FailingSentimentModel() ([]byte, error) {
 // The rows come from the input's shape, so a batch of N rows answers N
 // rows, as the real model does.
 func DriftingSentimentModel() ([]byte, error) {
-	m := &onnxpb.Model{
-		IRVersion:    8,
-		ProducerName: "meridian internal/testbin",
-		ModelVersion: DriftingVersion,
-		DocString: "A model made to drift, for rollout tests: the sentiment model's inputs and outputs, " +
+	return sentimentShaped(DriftingVersion, "drifting_sentiment",
+		"A model made to drift, for rollout tests: the sentiment model's inputs and outputs, "+
 			"loads, reports ready and answers every run, but every row scores -3 (p_pos sigmoid(-3)) whatever the text.",
+		"constant_score", "the same score for every row, whatever the text",
+		onnxpb.FloatTensor("constant_score", []int64{1, 1}, []float32{DriftingScore}))
+}
+
+// sentimentShaped is a model (IR 8, opset 17) with the sentiment model's
+// interface whose score is the tensor named scored, expanded to one row
+// per input row (rows from Shape(tokens), so no optimisation folds the
+// graph at load), and p_pos its sigmoid; table and nodes compute scored
+// from "shape", the input's shape.
+func sentimentShaped(version int64, name, doc, scored, scoreDoc string, table onnxpb.Tensor, nodes ...onnxpb.Node) ([]byte, error) {
+	graph := []onnxpb.Node{{Name: "input_shape", OpType: "Shape", Inputs: []string{"tokens"}, Outputs: []string{"shape"}}}
+	graph = append(graph, nodes...)
+	graph = append(graph,
+		onnxpb.Node{Name: "rows", OpType: "Gather", Inputs: []string{"shape", "first"}, Outputs: []string{"rows"}},
+		onnxpb.Node{
+			Name: "output_shape", OpType: "Concat", Inputs: []string{"rows", "one"}, Outputs: []string{"output_shape"},
+			Attributes: []onnxpb.Attribute{onnxpb.IntAttr("axis", 0)},
+		},
+		onnxpb.Node{Name: "score", OpType: "Expand", Inputs: []string{scored, "output_shape"}, Outputs: []string{"score"}, DocString: scoreDoc},
+		onnxpb.Node{Name: "positive_probability", OpType: "Sigmoid", Inputs: []string{"score"}, Outputs: []string{"p_pos"}},
+	)
+	m := &onnxpb.Model{
+		IRVersion: 8, ProducerName: "meridian internal/testbin", ModelVersion: version, DocString: doc,
 		OpsetImports: []onnxpb.OperatorSetID{{Domain: "", Version: 17}},
 		Graph: &onnxpb.Graph{
-			Name: "drifting_sentiment",
-			Inputs: []onnxpb.ValueInfo{
-				onnxpb.TensorInfo("tokens", onnxpb.String, onnxpb.Sym("batch"), onnxpb.Sym("tokens")),
-			},
+			Name:   name,
+			Inputs: []onnxpb.ValueInfo{onnxpb.TensorInfo("tokens", onnxpb.String, onnxpb.Sym("batch"), onnxpb.Sym("tokens"))},
 			Outputs: []onnxpb.ValueInfo{
 				onnxpb.TensorInfo("score", onnxpb.Float, onnxpb.Sym("batch"), onnxpb.Fixed(1)),
 				onnxpb.TensorInfo("p_pos", onnxpb.Float, onnxpb.Sym("batch"), onnxpb.Fixed(1)),
 			},
 			Initializers: []onnxpb.Tensor{
-				onnxpb.FloatTensor("constant_score", []int64{1, 1}, []float32{DriftingScore}),
+				table,
 				{Name: "first", Dims: []int64{1}, DataType: onnxpb.Int64, Int64Data: []int64{0}},
 				{Name: "one", Dims: []int64{1}, DataType: onnxpb.Int64, Int64Data: []int64{1}},
 			},
-			Nodes: []onnxpb.Node{
-				{Name: "input_shape", OpType: "Shape", Inputs: []string{"tokens"}, Outputs: []string{"shape"}},
-				{Name: "rows", OpType: "Gather", Inputs: []string{"shape", "first"}, Outputs: []string{"rows"}},
-				{
-					Name: "output_shape", OpType: "Concat", Inputs: []string{"rows", "one"}, Outputs: []string{"output_shape"},
-					Attributes: []onnxpb.Attribute{onnxpb.IntAttr("axis", 0)},
-				},
-				{
-					Name: "score", OpType: "Expand", Inputs: []string{"constant_score", "output_shape"}, Outputs: []string{"score"},
-					DocString: "the same score for every row, whatever the text",
-				},
-				{Name: "positive_probability", OpType: "Sigmoid", Inputs: []string{"score"}, Outputs: []string{"p_pos"}},
-			},
+			Nodes: graph,
 		},
 	}
 	return m.Marshal()
