@@ -118,6 +118,11 @@ func off[T time.Duration | int](v T) T { return max(v, 0) }
 // New returns a server for h with every limit of opts set. Serve it with
 // Serve, or with its own Serve/ServeTLS: the limits live in the server,
 // so they hold on every listener it serves together.
+//
+// The server speaks HTTP/1.1 and HTTP/2: over TLS as ALPN agrees, and in
+// the clear with prior knowledge (h2c), which is how gRPC clients and
+// the fronts' gRPC proxying connect. MaxInFlight bounds requests, not
+// connections, so an HTTP/2 connection's streams count one by one.
 func New(h http.Handler, opts Options) (*http.Server, error) {
 	opts.setDefaults()
 	m, err := newMetrics(opts.Registerer, opts.Name)
@@ -128,7 +133,12 @@ func New(h http.Handler, opts Options) (*http.Server, error) {
 	if opts.MaxInFlight > 0 {
 		l.sem = make(chan struct{}, opts.MaxInFlight)
 	}
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(true)
+	protocols.SetUnencryptedHTTP2(true)
 	return &http.Server{
+		Protocols:         protocols,
 		Handler:           l,
 		ReadHeaderTimeout: off(opts.ReadHeaderTimeout),
 		WriteTimeout:      off(opts.WriteTimeout),

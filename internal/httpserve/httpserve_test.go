@@ -360,3 +360,53 @@ func TestServersShareARegistry(t *testing.T) {
 	}
 	testbin.Metric(t, reg, "meridian_http_rejected_total", map[string]string{"server": "b", "reason": "inflight"})
 }
+
+// h2cClient speaks HTTP/2 in the clear with prior knowledge, as a gRPC
+// client does.
+func h2cClient() *http.Client {
+	p := new(http.Protocols)
+	p.SetUnencryptedHTTP2(true)
+	return &http.Client{Transport: &http.Transport{Protocols: p}, Timeout: 10 * time.Second}
+}
+
+func TestHTTP2InTheClearAndItsStreamsCountInFlight(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	var entered atomic.Int32
+	s := serve(t, Options{MaxInFlight: 1}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor != 2 {
+			http.Error(w, "want HTTP/2, got "+r.Proto, http.StatusHTTPVersionNotSupported)
+			return
+		}
+		entered.Add(1)
+		<-release
+		_, _ = io.WriteString(w, "ok")
+	}))
+	c := h2cClient()
+	t.Cleanup(c.CloseIdleConnections)
+	first := make(chan string, 1)
+	go func() {
+		resp, err := c.Get("http://" + s.addr)
+		if err != nil {
+			first <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		first <- fmt.Sprintf("%s %d %s", resp.Proto, resp.StatusCode, b)
+	}()
+	testbin.Eventually(t, "the first stream in its handler", 10*time.Second, func() bool { return entered.Load() == 1 })
+	// A second stream on the same connection is over the cap.
+	resp, err := c.Get("http://" + s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("second stream: %s %d, want HTTP/2.0 503", resp.Proto, resp.StatusCode)
+	}
+	close(release)
+	if got := <-first; got != "HTTP/2.0 200 ok" {
+		t.Errorf("first stream: %q, want HTTP/2.0 200 ok", got)
+	}
+}
