@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"bytes"
 	"testing"
 
 	mdns "github.com/miekg/dns"
@@ -49,6 +50,53 @@ func FuzzHandle(f *testing.F) {
 	cfg := testConfig()
 	s, _ := newTestServer(f, cfg)
 	f.Fuzz(func(t *testing.T, pkt []byte, tcp bool) { fuzzOnce(t, s, pkt, tcp) })
+}
+
+// FuzzFastPath checks the precomputed path against the full path: for
+// any packet, once the name is known, the response is the full path's
+// (the answer's owner may carry the query's letter case).
+func FuzzFastPath(f *testing.F) {
+	for _, m := range []*mdns.Msg{
+		query("app."+zone, mdns.TypeA),
+		query("APP."+zone, mdns.TypeA, edns(512)),
+		query("app."+zone, mdns.TypeAAAA, edns(4096)),
+		query("app."+zone, mdns.TypeA, ecs(1, "193.0.0.0", 24, 0)),
+		query("app."+zone, mdns.TypeA, ecs(1, "193.0.16.0", 20, 0), cookie()),
+		query("app."+zone, mdns.TypeAAAA, ecs(2, "2001:db8::", 32, 0)),
+		query("v4only."+zone, mdns.TypeA, ecs(1, "193.0.0.0", 24, 0)),
+		query("client."+zone, mdns.TypeA, ecs(1, "10.0.0.0", 8, 0)),
+		query("big."+zone, mdns.TypeA),
+		query("app."+zone, mdns.TypeA, do),
+	} {
+		b, err := m.Pack()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b, false)
+		f.Add(b, true)
+	}
+	f.Fuzz(func(t *testing.T, pkt []byte, tcp bool) {
+		proto := protoUDP
+		if tcp {
+			proto = protoTCP
+		}
+		fast, _ := newTestServer(t, testConfig())
+		full, _ := newTestServer(t, testConfig())
+		buf := make([]byte, 65535)
+		for range 2 { // the first may teach the name
+			got := fast.handleInto(pkt, proto, resolver, buf)
+			want := full.handleFull(pkt, proto, resolver, nil)
+			if got == nil || want == nil {
+				if got != nil || want != nil {
+					t.Fatalf("response %x, want %x", got, want)
+				}
+				return
+			}
+			if !bytes.Equal(got, want) && lowerNames(t, got) != lowerNames(t, want) {
+				t.Fatalf("response\n%s\nwant\n%s", lowerNames(t, got), lowerNames(t, want))
+			}
+		}
+	})
 }
 
 // fuzzOnce answers pkt and checks whatever comes back.

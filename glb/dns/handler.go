@@ -3,6 +3,7 @@ package dns
 import (
 	"encoding/binary"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -89,10 +90,42 @@ const (
 // handle answers one raw DNS message that arrived over proto from remote.
 // It returns nil when nothing must be sent: the packet is too short to
 // answer, is itself a response, or was dropped by rate limiting.
+// handle is handleInto with a buffer of its own (for tests: the read loops
+// reuse theirs).
 func (s *Server) handle(pkt []byte, proto string, remote netip.Addr) []byte {
+	return s.handleInto(pkt, proto, remote, make([]byte, 65535))
+}
+
+// handleInto is handle with buf, the caller's buffer (one per read loop),
+// for the precomputed path (fast.go) to write its response into: that
+// path allocates nothing. A response from the full path is a new slice.
+func (s *Server) handleInto(pkt []byte, proto string, remote netip.Addr, buf []byte) []byte {
 	start := time.Now()
 	defer func() { s.metrics.duration.Observe(time.Since(start).Seconds()) }()
 
+	var hint *fullHint
+	if s.answers != nil && buf != nil {
+		var q fastQuery
+		if parseFast(pkt, &q) {
+			q.resolver = remote.Unmap()
+			var h fullHint
+			if out, ok := s.answerFast(pkt, &q, proto, buf, &h); ok {
+				return out
+			}
+			if h.learn || h.steered {
+				if h.learn {
+					h.key = slices.Clone(q.key[:q.keyLen])
+				}
+				hint = &h
+			}
+		}
+	}
+	return s.handleFull(pkt, proto, remote, hint)
+}
+
+// handleFull is the full request path, through the DNS library. hint,
+// when not nil, is what the precomputed path learnt of the query.
+func (s *Server) handleFull(pkt []byte, proto string, remote netip.Addr, hint *fullHint) []byte {
 	if len(pkt) < headerLen {
 		s.metrics.requests.WithLabelValues(proto, "invalid").Inc()
 		return nil // no ID to answer to
@@ -112,13 +145,13 @@ func (s *Server) handle(pkt []byte, proto string, remote netip.Addr) []byte {
 			qtype = typeLabel(req.qtype)
 		}
 		s.metrics.requests.WithLabelValues(proto, qtype).Inc()
-		resp = s.answer(req, remote)
+		resp = s.answer(req, remote, hint)
 	}
 	return s.pack(resp, req, proto, remote)
 }
 
 // answer builds the response to a parsed request. It never changes req.
-func (s *Server) answer(req *request, remote netip.Addr) (resp *response) {
+func (s *Server) answer(req *request, remote netip.Addr, hint *fullHint) (resp *response) {
 	resp = newReply(req)
 
 	defer func() {
@@ -178,7 +211,7 @@ func (s *Server) answer(req *request, remote netip.Addr) (resp *response) {
 
 	client, clientPrefix := steeringClient(ecs, remote)
 	q := Query{Name: name, Type: req.qtype, Client: client, ClientPrefix: clientPrefix, Resolver: remote.Unmap()}
-	scope := s.resolve(resp, q)
+	scope := s.resolve(resp, q, hint)
 	if s.signer != nil && req.do {
 		s.denyAndSign(resp, name, req.qtype, req.co)
 	}
@@ -190,7 +223,7 @@ func (s *Server) answer(req *request, remote netip.Addr) (resp *response) {
 
 // resolve fills the answer and authority sections for a question in the
 // zone and returns the ECS scope the answer depended on.
-func (s *Server) resolve(resp *response, q Query) int {
+func (s *Server) resolve(resp *response, q Query, hint *fullHint) int {
 	c := &s.cfg
 	name, qtype := q.Name, q.Type
 	apex := name == c.Zone
@@ -236,7 +269,13 @@ func (s *Server) resolve(resp *response, q Query) int {
 	scope := 0
 	exists := apex
 	if qtype == TypeA || qtype == TypeAAAA {
-		ans, ok := s.steerer.Steer(q)
+		var ans Answer
+		var ok bool
+		if hint != nil && hint.steered {
+			ans, ok = hint.ans, hint.ok // the precomputed path asked already
+		} else {
+			ans, ok = s.steerer.Steer(q)
+		}
 		if ok {
 			exists = true
 			scope = ans.Scope
@@ -250,6 +289,9 @@ func (s *Server) resolve(resp *response, q Query) int {
 				}
 			}
 			if resp.answers() > 0 {
+				if hint != nil && hint.key != nil {
+					s.answers.learn(hint.key, name) // the next query takes the precomputed path
+				}
 				return scope
 			}
 		}

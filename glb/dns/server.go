@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,8 +26,14 @@ type Server struct {
 	rrl     *rateLimiter
 	signer  *signer // nil: the zone is served unsigned
 
-	mu      sync.Mutex
-	udp     []*net.UDPConn // UDPSockets sockets sharing the port (SO_REUSEPORT)
+	answers     *answerTable // the precomputed answers (fast.go)
+	fastMetrics fastMetrics
+
+	mu  sync.Mutex
+	udp []*net.UDPConn // UDPSockets sockets sharing the port (SO_REUSEPORT)
+	// udpSent counts the responses each UDP socket sent (by index), so a
+	// test can see that every socket answers.
+	udpSent []atomic.Uint64
 	tcp     *net.TCPListener
 	conns   map[net.Conn]struct{}
 	closing bool
@@ -54,14 +61,16 @@ func New(cfg Config, steerer Steerer, reg prometheus.Registerer) (*Server, error
 		return nil, fmt.Errorf("dns: registering metrics: %w", err)
 	}
 	return &Server{
-		cfg:     c,
-		steerer: steerer,
-		metrics: m,
-		rrl:     rrl,
-		signer:  sg,
-		conns:   map[net.Conn]struct{}{},
-		bound:   make(chan struct{}),
-		stopped: make(chan struct{}),
+		cfg:         c,
+		steerer:     steerer,
+		metrics:     m,
+		rrl:         rrl,
+		signer:      sg,
+		answers:     &answerTable{},
+		fastMetrics: newFastMetrics(m),
+		conns:       map[net.Conn]struct{}{},
+		bound:       make(chan struct{}),
+		stopped:     make(chan struct{}),
 	}, nil
 }
 
@@ -80,9 +89,9 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 	defer stop()
 
 	var wg sync.WaitGroup
-	for _, conn := range s.udp {
+	for i, conn := range s.udp {
 		for range s.cfg.UDPWorkers {
-			wg.Go(func() { s.serveUDP(conn) })
+			wg.Go(func() { s.serveUDP(conn, &s.udpSent[i]) })
 		}
 	}
 	wg.Go(s.serveTCP)
@@ -119,7 +128,7 @@ func (s *Server) listen(addr string) error {
 			}
 			continue
 		}
-		s.tcp, s.udp = tl, ucs
+		s.tcp, s.udp, s.udpSent = tl, ucs, make([]atomic.Uint64, len(ucs))
 		close(s.bound)
 		return nil
 	}
@@ -185,8 +194,12 @@ func listenUDP(addr netip.AddrPort, n int) ([]*net.UDPConn, error) {
 	return out, nil
 }
 
-func (s *Server) serveUDP(conn *net.UDPConn) {
+// serveUDP is one read loop on one socket. Its two buffers are its own:
+// a query is read into one and, on the precomputed path, answered from
+// the other, so a steady stream of steered queries allocates nothing.
+func (s *Server) serveUDP(conn *net.UDPConn, sent *atomic.Uint64) {
 	buf := make([]byte, 65535)
+	reply := make([]byte, s.cfg.MaxUDPSize)
 	for {
 		n, from, err := conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
@@ -195,8 +208,10 @@ func (s *Server) serveUDP(conn *net.UDPConn) {
 			}
 			continue // transient (e.g. ICMP-induced) errors
 		}
-		if out := s.handle(buf[:n], protoUDP, from.Addr().Unmap()); out != nil {
-			_, _ = conn.WriteToUDPAddrPort(out, from)
+		if out := s.handleInto(buf[:n], protoUDP, from.Addr().Unmap(), reply); out != nil {
+			if _, err := conn.WriteToUDPAddrPort(out, from); err == nil {
+				sent.Add(1)
+			}
 		}
 	}
 }
@@ -240,6 +255,8 @@ func (s *Server) serveConn(c *net.TCPConn) {
 	}()
 	remote := c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap()
 	var lenBuf [2]byte
+	msgBuf := make([]byte, 65535)
+	framed := make([]byte, 2+65535) // length prefix and any DNS message
 	for {
 		s.mu.Lock() // so Shutdown's deadline is not overwritten
 		closing := s.closing
@@ -253,19 +270,18 @@ func (s *Server) serveConn(c *net.TCPConn) {
 		if _, err := io.ReadFull(c, lenBuf[:]); err != nil {
 			return
 		}
-		msg := make([]byte, binary.BigEndian.Uint16(lenBuf[:]))
+		msg := msgBuf[:binary.BigEndian.Uint16(lenBuf[:])]
 		if _, err := io.ReadFull(c, msg); err != nil {
 			return
 		}
-		out := s.handle(msg, protoTCP, remote)
+		out := s.handleInto(msg, protoTCP, remote, framed[2:])
 		if out == nil {
 			return // nothing to say to a client sending garbage
 		}
-		framed := make([]byte, 2+len(out))
 		binary.BigEndian.PutUint16(framed, uint16(len(out)))
-		copy(framed[2:], out)
+		copy(framed[2:], out) // a no-op when the precomputed path wrote it there
 		_ = c.SetWriteDeadline(time.Now().Add(s.cfg.TCPIdleTimeout))
-		if _, err := c.Write(framed); err != nil {
+		if _, err := c.Write(framed[:2+len(out)]); err != nil {
 			return
 		}
 	}
