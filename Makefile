@@ -43,7 +43,7 @@ CONTROLPLANE     := $(CACHE)/controlplane/bin
 CONTROLPLANE_IN  := $(wildcard tools/controlplane/*/go.mod tools/controlplane/build.sh)
 
 .DEFAULT_GOAL := build
-.PHONY: all build bin deps controlplane test fuzz up serve bench lint generate verify-generate clean help
+.PHONY: all build bin deps controlplane test fuzz up serve bench lint generate verify-generate clean help proto
 
 all: build ## same as build
 
@@ -132,6 +132,29 @@ generate: $(AFINN) $(CONTROLLER_GEN) ## regenerate deepcopy, CRD YAML and the se
 	$(CONTROLLER_GEN) object paths=./crds/... crd paths=./crds/... output:crd:dir=crds/manifests
 	$(GO) run ./tools/gensentiment
 	@for g in $(GENERATORS); do $(MAKE) --no-print-directory $$g || exit 1; done
+
+# The gRPC Open Inference Protocol (inference/oip): Go code generated from
+# KServe's grpc_predict_v2.proto and committed, so nothing else needs protoc.
+# `make proto` needs protoc on PATH (Debian: protobuf-compiler); the two Go
+# plugins are pinned and built into .cache/bin.
+PROTOC_GEN_GO      := $(CACHE)/bin/protoc-gen-go-v1.36.12
+PROTOC_GEN_GO_GRPC := $(CACHE)/bin/protoc-gen-go-grpc-v1.6.2
+
+proto: $(PROTOC_GEN_GO) $(PROTOC_GEN_GO_GRPC) ## regenerate inference/oip's gRPC code from grpc_predict_v2.proto (needs protoc; not part of generate)
+	protoc -I inference/oip --plugin=protoc-gen-go=$(PROTOC_GEN_GO) --plugin=protoc-gen-go-grpc=$(PROTOC_GEN_GO_GRPC) \
+		--go_out=inference/oip --go_opt=paths=source_relative \
+		--go-grpc_out=inference/oip --go-grpc_opt=paths=source_relative \
+		inference/oip/grpc_predict_v2.proto
+
+$(PROTOC_GEN_GO):
+	@mkdir -p $(CACHE)/bin
+	GOBIN=$(abspath $(CACHE)/bin) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+	mv $(CACHE)/bin/protoc-gen-go $@
+
+$(PROTOC_GEN_GO_GRPC):
+	@mkdir -p $(CACHE)/bin
+	GOBIN=$(abspath $(CACHE)/bin) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+	mv $(CACHE)/bin/protoc-gen-go-grpc $@
 
 verify-generate: generate ## fail when generated files differ from what is committed
 	@git diff --exit-code -- $(GENERATED_PATHS) || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
 
 	"meridian.dev/meridian/internal/auth"
 	"meridian.dev/meridian/internal/httpserve"
@@ -96,6 +97,7 @@ type Server struct {
 	metrics  *metrics
 	bodies   *bodyBudget
 	auth     *auth.Authenticator
+	grpc     *grpc.Server // the same service over gRPC (grpc.go)
 	draining atomic.Bool
 }
 
@@ -210,6 +212,7 @@ func New(opts Options) (*Server, error) {
 			"inputs", sess.inputs, "outputs", sess.outputs, "max_batch_size", spec.Config.MaxBatchSize,
 			"took", time.Since(start).Round(time.Millisecond))
 	}
+	s.grpc = s.newGRPC()
 	if m := s.models[opts.AnalyzeModel]; m == nil || m.latest.spec.Config.Text == nil {
 		s.log.Warn("POST /analyze is off: its model is not loaded or has no text section", "model", opts.AnalyzeModel)
 	}
@@ -220,6 +223,9 @@ func New(opts Options) (*Server, error) {
 func (s *Server) Close() {
 	if s.auth != nil {
 		s.auth.Close()
+	}
+	if s.grpc != nil {
+		s.grpc.Stop()
 	}
 	for _, m := range s.models {
 		for _, v := range m.versions {
@@ -240,6 +246,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration
 	}
 	defer s.Close()
 	hs.TLSConfig = s.opts.TLS
+	// gRPC shares the port: HTTP/2 by ALPN under TLS, else by prior
+	// knowledge (h2c), which is how gRPC clients and proxies speak it.
+	hs.Protocols = new(http.Protocols)
+	hs.Protocols.SetHTTP1(true)
+	hs.Protocols.SetHTTP2(true)
+	hs.Protocols.SetUnencryptedHTTP2(true)
 	served := make(chan error, 1)
 	go func() { served <- httpserve.Serve(ctx, hs, ln, drain) }()
 	select {
@@ -252,8 +264,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration
 	return <-served
 }
 
-// Handler routes the Open Inference Protocol v2, /analyze and /metrics.
+// Handler routes the Open Inference Protocol v2, /analyze and /metrics;
+// requests whose Content-Type is application/grpc go to the gRPC Open
+// Inference Protocol (grpc.go), everything else to the HTTP routes.
 func (s *Server) Handler() http.Handler {
+	return s.withGRPC(s.httpHandler())
+}
+
+// httpHandler routes the HTTP requests.
+func (s *Server) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v2/health/live", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]bool{"live": true})
@@ -261,7 +280,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v2/health/ready", s.handleReady)
 	mux.HandleFunc("GET /v2", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"name": "meridian", "version": version.Version,
-			"extensions": []string{"binary_tensor_data", "model_repository"}})
+			"extensions": serverExtensions})
 	})
 	mux.HandleFunc("POST /v2/repository/index", s.handleIndex)
 	mux.HandleFunc("GET /v2/models/{model}", s.handleMetadata)
@@ -303,7 +322,12 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 
 // lookup finds the version named in the path, or the model's newest.
 func (s *Server) lookup(r *http.Request) (*modelVersion, error) {
-	name, ver := r.PathValue("model"), r.PathValue("version")
+	return s.lookupModel(r.PathValue("model"), r.PathValue("version"))
+}
+
+// lookupModel finds version ver of model name, or its newest when ver is
+// empty; HTTP and gRPC alike.
+func (s *Server) lookupModel(name, ver string) (*modelVersion, error) {
 	m := s.models[name]
 	if m == nil {
 		return nil, &requestError{http.StatusNotFound, fmt.Errorf("unknown model %q", name)}
@@ -372,7 +396,7 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	traceModel(r, v)
+	traceModel(r.Context(), v)
 	w.Header().Set(HeaderModelVersion, v.version)
 	resp, err := s.infer(w, r, v)
 	code := statusOf(err)
@@ -409,6 +433,14 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request, v *modelVersion) 
 	if err != nil {
 		return nil, badRequest(err)
 	}
+	return s.answer(r.Context(), v, req)
+}
+
+// answer runs a decoded infer request on a model version, for HTTP and
+// gRPC alike: the outputs asked for are checked first, then the request
+// goes through the cache and the queue (run), and the answer holds the
+// outputs asked for, in the order asked, or all of them.
+func (s *Server) answer(ctx context.Context, v *modelVersion, req *InferRequest) (*InferResponse, error) {
 	// Check the requested outputs before spending a model run.
 	index := make(map[string]int, len(v.sess.outputs))
 	for i, o := range v.sess.outputs {
@@ -419,7 +451,7 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request, v *modelVersion) 
 			return nil, badRequest(fmt.Errorf("the model has no output %q; it has %v", o.Name, names(v.sess.outputs)))
 		}
 	}
-	outputs, err := s.run(r.Context(), v, req.Inputs, req.Timeout)
+	outputs, err := s.run(ctx, v, req.Inputs, req.Timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -486,8 +518,8 @@ func (s *Server) run(ctx context.Context, v *modelVersion, inputs []*Tensor, tim
 }
 
 // traceModel names the model version on the request's span, if traced.
-func traceModel(r *http.Request, v *modelVersion) {
-	if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
+func traceModel(ctx context.Context, v *modelVersion) {
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
 		span.SetAttributes(tracing.AttrModel.String(v.spec.Name), tracing.AttrModelVersion.String(v.version))
 	}
 }
@@ -528,7 +560,7 @@ func (s *Server) handleAnalyze(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := m.latest
-	traceModel(r, v)
+	traceModel(r.Context(), v)
 	w.Header().Set(HeaderModelVersion, v.version)
 	resp, err := s.analyze(w, r, v)
 	s.metrics.requests.WithLabelValues(v.spec.Name, v.version, strconv.Itoa(statusOf(err))).Inc()
