@@ -50,6 +50,24 @@ type loadResult struct {
 
 func (r loadResult) perSecond() float64 { return float64(r.ok) / r.wall.Seconds() }
 
+// srvCPUPerImage is the server child's CPU seconds per request answered
+// (one image each).
+func (r loadResult) srvCPUPerImage() float64 {
+	if r.ok == 0 {
+		return 0
+	}
+	return r.srv.Seconds() / float64(r.ok)
+}
+
+// cpuPerRequest is this process's (the load generator's) CPU seconds per
+// request answered.
+func (r loadResult) cpuPerRequest() float64 {
+	if r.ok == 0 {
+		return 0
+	}
+	return r.cpu.Seconds() / float64(r.ok)
+}
+
 // add merges another phase's counts into r (walls and CPU add up).
 func (r *loadResult) add(o loadResult) {
 	r.ok += o.ok
@@ -58,10 +76,7 @@ func (r *loadResult) add(o loadResult) {
 		r.firstErr = o.firstErr
 	}
 	r.latencies = append(r.latencies, o.latencies...)
-	r.wall += o.wall
-	r.cpu += o.cpu
-	r.busy += o.busy
-	r.stl += o.stl
+	r.meter.add(o.meter)
 }
 
 // load runs a closed loop: conc workers, each with one request in flight

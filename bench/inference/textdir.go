@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -31,8 +30,15 @@ const (
 var batchSizes = []int{1, 2, 4, 8, 16, 32}
 
 type p1aResult struct {
-	ratio, jsonRatio, meanBatch float64
-	errors                      int64
+	// CPU seconds per image: the server child over the server-binary
+	// slices, raw Run over the interleaved raw slices at the best batch.
+	srvCPUPerImage, rawCPUPerImage, cpuRatio float64
+	// The load generator's CPU seconds per request, the cores the server
+	// used and the other processes' and the hypervisor's cores, over the
+	// server-binary slices.
+	loadgenCPUPerReq, srvCores, others, steal float64
+	ratio, jsonRatio, meanBatch               float64
+	errors                                    int64
 }
 
 // nearestBatch is the swept batch size nearest b on a log scale; 0 if b is 0.
@@ -64,12 +70,17 @@ func (r rawResult) imagesPerSecond() float64 {
 	return float64(r.runs*r.batch) / r.wall.Seconds()
 }
 
+// cpuPerImage is the CPU seconds this process spent per image.
+func (r rawResult) cpuPerImage() float64 {
+	if r.runs == 0 {
+		return 0
+	}
+	return r.cpu.Seconds() / float64(r.runs*r.batch)
+}
+
 func (r *rawResult) add(o rawResult) {
 	r.runs += o.runs
-	r.wall += o.wall
-	r.cpu += o.cpu
-	r.busy += o.busy
-	r.stl += o.stl
+	r.meter.add(o.meter)
 }
 
 func (e *env) benchTextdir() (p1aResult, error) {
@@ -104,14 +115,14 @@ func (e *env) benchTextdir() (p1aResult, error) {
 		if err != nil {
 			return res, err
 		}
-		fmt.Printf("  raw batch=%-2d %8.1f img/s  %5d runs  %s/run  cores %.2f  (%s)\n",
-			b, r.imagesPerSecond(), r.runs, ms(r.runTime()), r.cores(), r.noise())
+		fmt.Printf("  raw batch=%-2d %8.1f img/s  %5d runs  %s/run  cores %.2f  CPU %4.0fus/img  (%s)\n",
+			b, r.imagesPerSecond(), r.runs, ms(r.runTime()), r.cores(), r.cpuPerImage()*1e6, r.noise())
 		sweep[b] = r
 		if best.runs == 0 || r.imagesPerSecond() > best.imagesPerSecond() {
 			best = r
 		}
 	}
-	fmt.Printf("raw sweep best: batch=%d %.1f img/s\n", best.batch, best.imagesPerSecond())
+	fmt.Printf("raw sweep best: batch=%d %.1f img/s, CPU %.0fus/img\n", best.batch, best.imagesPerSecond(), best.cpuPerImage()*1e6)
 
 	// Server, binary bodies, alternating with raw at the best batch size.
 	client := newClient(cfg.concurrency)
@@ -129,19 +140,26 @@ func (e *env) benchTextdir() (p1aResult, error) {
 		return res, err
 	}
 	var srvBin loadResult
-	var paired []float64 // per slice: server img/s over the raw img/s right after it
+	var paired, cpuPaired []float64 // per slice: server over the raw slice right after it, img/s and CPU per image
 	rawAgain := rawResult{batch: best.batch, callers: callers}
+	fmt.Println("  (server: its process's cores and CPU per image; load generator: this process's cores and CPU per request;\n" +
+		"   raw: this process's cores and CPU per image, the idle server's cores; others/steal: the rest of the machine)")
 	for i := range cfg.slices {
 		s := load(client, url, bin, checkBinary, cfg.concurrency, slice)
 		r, err := rawTextdir(sess, bestIn, best.batch, callers, slice, 1<<30)
 		if err != nil {
 			return res, err
 		}
-		fmt.Printf("  slice %d: server %7.1f img/s (cores %.2f, %s, %d errors) | raw batch=%d %7.1f img/s (cores %.2f, %s)\n",
-			i+1, s.perSecond(), s.cores(), s.noise(), s.errs, best.batch, r.imagesPerSecond(), r.cores(), r.noise())
+		fmt.Printf("  slice %d: server %7.1f img/s, cores %.2f, CPU %4.0fus/img; load generator cores %.2f, %3.0fus/req; %s; %d errors\n",
+			i+1, s.perSecond(), s.srvCores(), s.srvCPUPerImage()*1e6, s.cores(), s.cpuPerRequest()*1e6, s.noise(), s.errs)
+		fmt.Printf("           raw batch=%d %7.1f img/s, cores %.2f, CPU %4.0fus/img; idle server cores %.2f; %s\n",
+			best.batch, r.imagesPerSecond(), r.cores(), r.cpuPerImage()*1e6, r.srvCores(), r.noise())
 		srvBin.add(s)
 		rawAgain.add(r)
 		paired = append(paired, s.perSecond()/r.imagesPerSecond())
+		if r.cpuPerImage() > 0 {
+			cpuPaired = append(cpuPaired, s.srvCPUPerImage()/r.cpuPerImage())
+		}
 	}
 	after, err := e.scrape()
 	if err != nil {
@@ -162,8 +180,19 @@ func (e *env) benchTextdir() (p1aResult, error) {
 		best.batch, rawAgain.imagesPerSecond(), rawAgain.wall.Round(time.Millisecond), rawAgain.cores(), rawAgain.noise(), rawBest)
 	res.ratio = srvBin.perSecond() / rawBest
 	slices.Sort(paired)
-	fmt.Printf("ratio server binary / raw best = %.3f   (vs interleaved raw alone: %.3f; per-slice pairs %.3f..%.3f, median %.3f)\n",
+	fmt.Printf("img/s ratio server binary / raw best = %.3f   (vs interleaved raw alone: %.3f; per-slice pairs %.3f..%.3f, median %.3f)\n",
 		res.ratio, srvBin.perSecond()/rawAgain.imagesPerSecond(), paired[0], paired[len(paired)-1], paired[len(paired)/2])
+	res.srvCPUPerImage, res.rawCPUPerImage = srvBin.srvCPUPerImage(), rawAgain.cpuPerImage()
+	if res.rawCPUPerImage > 0 {
+		res.cpuRatio = res.srvCPUPerImage / res.rawCPUPerImage
+	}
+	res.loadgenCPUPerReq, res.srvCores, res.others, res.steal = srvBin.cpuPerRequest(), srvBin.srvCores(), srvBin.others(), srvBin.per(srvBin.stl)
+	slices.Sort(cpuPaired)
+	if len(cpuPaired) > 0 {
+		fmt.Printf("CPU per image, server process / raw batch=%d interleaved = %.0f / %.0f us = %.3f   (per-slice pairs %.3f..%.3f, median %.3f; raw sweep's best batch alone: %.0f us)\n",
+			best.batch, res.srvCPUPerImage*1e6, res.rawCPUPerImage*1e6, res.cpuRatio,
+			cpuPaired[0], cpuPaired[len(cpuPaired)-1], cpuPaired[len(cpuPaired)/2], best.cpuPerImage()*1e6)
+	}
 
 	// Server, JSON bodies (informational).
 	js := jsonBodies(images)
@@ -195,8 +224,9 @@ func (e *env) benchTextdir() (p1aResult, error) {
 // did in it.
 func printServer(name string, r loadResult, before, after snapshot) {
 	d := func(series string) float64 { return before.delta(after, series, "textdir") }
-	fmt.Printf("%s: %d ok, %d errors in %s -> %.1f img/s; process cores %.2f (server + load generator); %s\n",
-		name, r.ok, r.errs, r.wall.Round(time.Millisecond), r.perSecond(), r.cores(), r.noise())
+	fmt.Printf("%s: %d ok, %d errors in %s -> %.1f img/s; server process cores %.2f, CPU %.0fus/img; load generator cores %.2f, %.0fus/req; %s\n",
+		name, r.ok, r.errs, r.wall.Round(time.Millisecond), r.perSecond(), r.srvCores(), r.srvCPUPerImage()*1e6,
+		r.cores(), r.cpuPerRequest()*1e6, r.noise())
 	if r.firstErr != "" {
 		fmt.Printf("  first error: %s\n", r.firstErr)
 	}
@@ -210,7 +240,7 @@ func printServer(name string, r loadResult, before, after snapshot) {
 	}
 	if r.ok > 0 {
 		alloc, gcs := before.delta(after, "go_memstats_alloc_bytes_total", ""), before.delta(after, "go_gc_duration_seconds_count", "")
-		fmt.Printf("  Go heap (server + load generator): %.0f KiB allocated per request, %.0f GCs (%.1f/s)\n",
+		fmt.Printf("  Go heap (server process): %.0f KiB allocated per request, %.0f GCs (%.1f/s)\n",
 			alloc/float64(r.ok)/1024, gcs, gcs/r.wall.Seconds())
 	}
 }
@@ -224,44 +254,25 @@ func meanBatch(before, after snapshot) float64 {
 	return before.delta(after, "meridian_inference_batch_size_sum", "textdir") / n
 }
 
-// profileServer runs one more, unmeasured, server-binary phase under the
-// CPU profiler and/or with every allocation sampled.
+// profileServer runs one more, unmeasured, server-binary phase with the
+// server child's CPU profile on and/or every allocation sampled (the child
+// writes the files).
 func (e *env) profileServer(client *http.Client, url string, bin []request) error {
-	var f *os.File
-	if e.cfg.cpuProfile != "" {
-		var err error
-		if f, err = os.Create(e.cfg.cpuProfile); err != nil {
-			return err
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			_ = f.Close()
-			return err
-		}
-	}
-	if e.cfg.memProfile != "" {
-		runtime.GC() // the profile is as of the last GC
-		if err := writeAllocs(e.cfg.memProfile + ".base"); err != nil {
-			return err
-		}
+	if err := e.server.command("profile start"); err != nil {
+		return err
 	}
 	r := load(client, url, bin, checkBinary, e.cfg.concurrency, e.cfg.duration)
-	if f != nil {
-		pprof.StopCPUProfile()
-		if err := f.Close(); err != nil {
-			return err
-		}
+	if err := e.server.command("profile stop"); err != nil {
+		return err
 	}
-	fmt.Printf("profiled server binary phase: %.1f img/s, cores %.2f, %s\n", r.perSecond(), r.cores(), r.noise())
-	if f != nil {
-		fmt.Printf("  CPU profile in %s (go tool pprof -top %s)\n", e.cfg.cpuProfile, e.cfg.cpuProfile)
+	fmt.Printf("profiled server binary phase: %.1f img/s, server process cores %.2f, CPU %.0fus/img; %s\n",
+		r.perSecond(), r.srvCores(), r.srvCPUPerImage()*1e6, r.noise())
+	if f := e.cfg.cpuProfile; f != "" {
+		fmt.Printf("  CPU profile of the server process in %s (go tool pprof -top %s)\n", f, f)
 	}
-	if e.cfg.memProfile != "" {
-		runtime.GC() // the profile is as of the last GC
-		if err := writeAllocs(e.cfg.memProfile); err != nil {
-			return err
-		}
-		fmt.Printf("  allocation profile in %s (go tool pprof -sample_index=alloc_space -base %s.base -top %s)\n",
-			e.cfg.memProfile, e.cfg.memProfile, e.cfg.memProfile)
+	if f := e.cfg.memProfile; f != "" {
+		fmt.Printf("  allocation profile of the server process in %s (go tool pprof -sample_index=alloc_space -base %s.base -top %s)\n",
+			f, f, f)
 	}
 	return nil
 }
