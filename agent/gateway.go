@@ -13,6 +13,7 @@ import (
 
 	"meridian.dev/meridian/agent/process"
 	"meridian.dev/meridian/internal/httpserve"
+	"meridian.dev/meridian/internal/oipgrpc"
 )
 
 // The gateway is the process runtime's one address for every model of
@@ -60,11 +61,15 @@ func (a *Agent) serveGateway(ctx context.Context) error {
 }
 
 func (a *Agent) routeGateway(w http.ResponseWriter, r *http.Request) {
-	name := gatewayModel(r)
+	name := requestModel(r)
 	f, models := a.frontFor(name)
 	if f == nil {
-		msg := fmt.Sprintf("no model %q at this site; models served here: %s (name one by path /v2/models/<name>/... or by the Host header's first label)",
+		msg := fmt.Sprintf("no model %q at this site; models served here: %s (name one by path /v2/models/<name>/..., by the Host header's first label, or in a gRPC call's message)",
 			name, strings.Join(models, ", "))
+		if oipgrpc.IsCall(r) {
+			oipgrpc.WriteError(w, http.StatusNotFound, msg)
+			return
+		}
 		http.Error(w, msg, http.StatusNotFound)
 		return
 	}
@@ -82,8 +87,15 @@ func withModel(model string, h http.Handler) http.Handler {
 }
 
 // requestModel is the model a request addresses, for the auth door's
-// model allow-lists: its front's, else as the gateway routes it.
+// model allow-lists: the one a gRPC call's message names (which a server
+// would serve, whatever front it came through), else its front's, else
+// as the gateway routes it.
 func requestModel(r *http.Request) string {
+	if oipgrpc.IsCall(r) {
+		if m := oipgrpc.PolicyModel(r, oipgrpc.DefaultLimit); m != "" {
+			return m
+		}
+	}
 	if m, ok := r.Context().Value(modelKey{}).(string); ok {
 		return m
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"meridian.dev/meridian/internal/httpserve"
+	"meridian.dev/meridian/internal/oipgrpc"
 )
 
 // Front is the one address a model is served at in this cluster. It
@@ -26,12 +27,18 @@ import (
 // another version when the request named none — when a replica refuses
 // the connection or sheds the request (429), so a replica dying or
 // saturating costs no request while another has room.
+//
+// gRPC calls of the Open Inference Protocol go the same way, over HTTP/2
+// to the replica: the version comes from the message (model_version),
+// a replica's RESOURCE_EXHAUSTED or UNAVAILABLE refusal counts as a shed,
+// and the answer's trailers (grpc-status) come back with it.
 type Front struct {
 	name      string
 	log       *slog.Logger
 	maxBody   int64
 	observe   func(Result)
 	transport *http.Transport
+	h2c       *http.Transport // gRPC calls: HTTP/2 in the clear
 	srv       *http.Server
 	ln        net.Listener
 	routes    atomic.Pointer[Routes]
@@ -98,8 +105,10 @@ func NewFront(name string, opts FrontOptions) (*Front, error) {
 	f := &Front{
 		name: name, log: opts.Logger, maxBody: opts.MaxBodyBytes, ln: ln, observe: opts.Observe,
 		transport:   &http.Transport{MaxIdleConnsPerHost: 128, IdleConnTimeout: 90 * time.Second, ResponseHeaderTimeout: 0},
+		h2c:         &http.Transport{IdleConnTimeout: 90 * time.Second, Protocols: new(http.Protocols)},
 		outstanding: make(map[string]*atomic.Int64),
 	}
+	f.h2c.Protocols.SetUnencryptedHTTP2(true)
 	opts.HTTP.Name, opts.HTTP.Logger = "agent-front", opts.Logger
 	if opts.HTTP.WriteTimeout == 0 {
 		opts.HTTP.WriteTimeout = time.Minute
@@ -127,6 +136,7 @@ func (f *Front) Close(timeout time.Duration) {
 	defer cancel()
 	_ = f.srv.Shutdown(ctx)
 	f.transport.CloseIdleConnections()
+	f.h2c.CloseIdleConnections()
 }
 
 // pick returns, from the first pool with one, the ready replica with the
@@ -161,25 +171,34 @@ func (f *Front) pick(pools []Pool, tried map[string]bool) (Pool, Replica, *atomi
 }
 
 func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	grpc := oipgrpc.IsCall(r)
+	fail := writeError
+	if grpc {
+		fail = func(w http.ResponseWriter, code int, msg string) { oipgrpc.WriteError(w, code, msg) }
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, f.maxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		switch {
 		case errors.As(err, &tooBig):
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over the %d-byte limit", f.maxBody))
+			fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over the %d-byte limit", f.maxBody))
 		case errors.Is(err, httpserve.ErrBodyTimeout):
-			writeError(w, http.StatusRequestTimeout, "the body did not arrive in time")
+			fail(w, http.StatusRequestTimeout, "the body did not arrive in time")
 		}
 		return // otherwise the client left
 	}
 	start := time.Now()
-	pools, err := f.routes.Load().choose(w, r)
+	v, named, err := requestVersion(r, body, grpc)
+	var pools []Pool
+	if err == nil {
+		pools, err = f.routes.Load().choose(w, r, v, named)
+	}
 	if err != nil {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("model %s: %v", f.name, err))
+		fail(w, http.StatusNotFound, fmt.Sprintf("model %s: %v", f.name, err))
 		return
 	}
 	out := Result{Version: pools[0].Version}
-	out.Code = f.forward(w, r, body, pools, &out)
+	out.Code = f.forward(w, r, body, pools, grpc, &out)
 	// Inference is POSTed; the balancer's health probes (GET) are not
 	// requests of a version's users.
 	if f.observe != nil && out.Code != 0 && r.Method == http.MethodPost {
@@ -188,11 +207,37 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// requestVersion is the version r names: in its path, or in a gRPC
+// call's message; named is false when it names none.
+func requestVersion(r *http.Request, body []byte, grpc bool) (v int64, named bool, err error) {
+	if !grpc {
+		v, named = pathVersion(r.URL.Path)
+		return v, named, nil
+	}
+	c, err := oipgrpc.Read(r.URL.Path, body)
+	switch {
+	case errors.Is(err, oipgrpc.ErrNoModel):
+		return 0, false, nil // a server-level call: any version answers it
+	case err != nil:
+		return 0, false, err
+	case c.Version == "":
+		return 0, false, nil
+	}
+	if v, err = strconv.ParseInt(c.Version, 10, 64); err != nil || v < 1 {
+		return 0, false, fmt.Errorf("version %q is not a version number", c.Version)
+	}
+	return v, true, nil
+}
+
 // forward sends the request to up to three replicas of pools in turn
 // and relays the first answer that is not a refusal; it returns the
 // status relayed (0 when the client left) and sets res's Version and
 // Prediction from the answer.
-func (f *Front) forward(w http.ResponseWriter, r *http.Request, body []byte, pools []Pool, res *Result) int {
+func (f *Front) forward(w http.ResponseWriter, r *http.Request, body []byte, pools []Pool, grpc bool, res *Result) int {
+	transport := f.transport
+	if grpc {
+		transport = f.h2c
+	}
 	tried := make(map[string]bool)
 	var last *http.Response
 	// Three replicas, and one more per other version to fall back on.
@@ -207,8 +252,11 @@ func (f *Front) forward(w http.ResponseWriter, r *http.Request, body []byte, poo
 		out.RequestURI = ""
 		out.Body = io.NopCloser(bytes.NewReader(body))
 		out.ContentLength = int64(len(body))
+		if grpc {
+			out.Header.Set("Te", "trailers") // gRPC servers require it
+		}
 		n.Add(1)
-		resp, err := f.transport.RoundTrip(out) //nolint:bodyclose // closed by relay, or when a later answer replaces it
+		resp, err := transport.RoundTrip(out) //nolint:bodyclose // closed by relay, or when a later answer replaces it
 		if err != nil {
 			n.Add(-1)
 			if r.Context().Err() != nil {
@@ -218,7 +266,7 @@ func (f *Front) forward(w http.ResponseWriter, r *http.Request, body []byte, poo
 			continue
 		}
 		res.Version, res.Prediction = answeredVersion(resp, pool.Version), resp.Header.Get(HeaderPrediction)
-		if resp.StatusCode == http.StatusTooManyRequests {
+		if shed(resp, grpc) {
 			if last != nil {
 				_ = last.Body.Close()
 			}
@@ -237,9 +285,27 @@ func (f *Front) forward(w http.ResponseWriter, r *http.Request, body []byte, poo
 		f.relay(w, last)
 		return last.StatusCode
 	}
+	msg := fmt.Sprintf("model %s: %v in this cluster yet", f.name, errNoReplica)
+	if grpc {
+		return oipgrpc.WriteError(w, http.StatusServiceUnavailable, msg)
+	}
 	w.Header().Set("Retry-After", "1")
-	writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("model %s: %v in this cluster yet", f.name, errNoReplica))
+	writeError(w, http.StatusServiceUnavailable, msg)
 	return http.StatusServiceUnavailable
+}
+
+// shed reports a replica's refusal to take the request now, which the
+// front tries elsewhere: 429, or for a gRPC call a trailers-only
+// RESOURCE_EXHAUSTED or UNAVAILABLE.
+func shed(resp *http.Response, grpc bool) bool {
+	if resp.StatusCode == http.StatusTooManyRequests {
+		return true
+	}
+	if !grpc {
+		return false
+	}
+	s := oipgrpc.HeaderStatus(resp)
+	return s == oipgrpc.ResourceExhausted || s == oipgrpc.Unavailable
 }
 
 // answeredVersion is the version a replica says answered, else the
@@ -258,6 +324,9 @@ func (f *Front) relay(w http.ResponseWriter, resp *http.Response) {
 	}
 	w.WriteHeader(resp.StatusCode)
 	_, _ = io.Copy(w, resp.Body)
+	for k, v := range resp.Trailer { // a gRPC answer's status
+		w.Header()[http.TrailerPrefix+k] = v
+	}
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {

@@ -74,12 +74,12 @@ func (f *Front) SetRoutes(r Routes) {
 }
 
 // choose returns the pools to try for r, the chosen one first, then the
-// others by weight as fallbacks (when r names no version).
-func (rt *Routes) choose(w http.ResponseWriter, r *http.Request) ([]Pool, error) {
+// others by weight as fallbacks (when r names no version: named false).
+func (rt *Routes) choose(w http.ResponseWriter, r *http.Request, v int64, named bool) ([]Pool, error) {
 	if rt == nil || len(rt.Pools) == 0 {
 		return []Pool{{}}, nil // no replicas yet: pick finds none, "no ready replica"
 	}
-	if v, ok := pathVersion(r.URL.Path); ok {
+	if named {
 		for _, p := range rt.Pools {
 			if p.Version == v || p.Version == 0 {
 				return []Pool{p}, nil

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"meridian.dev/meridian/internal/httpserve"
+	"meridian.dev/meridian/internal/oipgrpc"
 	"meridian.dev/meridian/internal/tracing"
 )
 
@@ -129,23 +130,31 @@ func (f *Front) serveTraced(t trace.Tracer, w http.ResponseWriter, r *http.Reque
 // serve answers one request and returns the cluster label and status code
 // to count it under.
 func (f *Front) serve(w http.ResponseWriter, r *http.Request) (string, int) {
+	ans := answer{w: w, grpc: oipgrpc.IsCall(r)}
 	model := f.model(r.URL.Path)
-	if model == "" {
-		return noCluster, writeError(w, http.StatusNotFound, fmt.Sprintf("path %s names no model", r.URL.Path))
+	if model == "" && !ans.grpc {
+		return noCluster, ans.fail(http.StatusNotFound, fmt.Sprintf("path %s names no model", r.URL.Path))
 	}
 	if r.ContentLength > f.opts.MaxBodyBytes {
-		return noCluster, writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over the %d-byte limit", f.opts.MaxBodyBytes))
+		return noCluster, ans.fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over the %d-byte limit", f.opts.MaxBodyBytes))
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, f.opts.MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return noCluster, writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over the %d-byte limit", f.opts.MaxBodyBytes))
+			return noCluster, ans.fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over the %d-byte limit", f.opts.MaxBodyBytes))
 		}
 		if errors.Is(err, httpserve.ErrBodyTimeout) {
-			return noCluster, writeError(w, http.StatusRequestTimeout, "the request body did not arrive in time")
+			return noCluster, ans.fail(http.StatusRequestTimeout, "the request body did not arrive in time")
 		}
-		return noCluster, writeError(w, http.StatusBadRequest, fmt.Sprintf("reading the request body: %v", err))
+		return noCluster, ans.fail(http.StatusBadRequest, fmt.Sprintf("reading the request body: %v", err))
+	}
+	if model == "" { // a gRPC call: the model is in its message
+		if model, err = oipgrpc.Model(r.URL.Path, body); errors.Is(err, oipgrpc.ErrNoModel) {
+			return noCluster, ans.fail(http.StatusNotFound, fmt.Sprintf("gRPC method %s names no model: call it for a model, or map it to one (PathModels)", r.URL.Path))
+		} else if err != nil {
+			return noCluster, ans.fail(http.StatusBadRequest, fmt.Sprintf("gRPC call %s: %v", r.URL.Path, err))
+		}
 	}
 
 	ctx, cancel := context.WithTimeout(r.Context(), f.timeout(r))
@@ -219,7 +228,7 @@ func (f *Front) serve(w http.ResponseWriter, r *http.Request) (string, int) {
 	var last *bufferedResponse
 	var hedge <-chan time.Time
 	if !launch("") {
-		return noCluster, writeUnavailable(w, fmt.Sprintf("no cluster can serve model %s now", model))
+		return noCluster, ans.fail(http.StatusServiceUnavailable, fmt.Sprintf("no cluster can serve model %s now", model))
 	}
 	if f.opts.Hedge {
 		t := time.NewTimer(f.opts.HedgeAfter)
@@ -230,7 +239,7 @@ func (f *Front) serve(w http.ResponseWriter, r *http.Request) (string, int) {
 		select {
 		case <-ctx.Done():
 			abandon(nil)
-			return f.expired(w, r, last, model)
+			return f.expired(ans, r, last, model)
 		case <-hedge:
 			hedge = nil
 			launch("hedge")
@@ -261,27 +270,45 @@ func (f *Front) serve(w http.ResponseWriter, r *http.Request) (string, int) {
 		}
 	}
 	if ctx.Err() != nil {
-		return f.expired(w, r, last, model)
+		return f.expired(ans, r, last, model)
 	}
 	if last != nil {
 		return last.cluster, last.write(w)
 	}
 	if spent {
-		return noCluster, writeUnavailable(w, fmt.Sprintf("the cluster tried for model %s failed, and the front's retry budget is spent (too many requests are being retried)", model))
+		return noCluster, ans.fail(http.StatusServiceUnavailable, fmt.Sprintf("the cluster tried for model %s failed, and the front's retry budget is spent (too many requests are being retried)", model))
 	}
-	return noCluster, writeUnavailable(w, fmt.Sprintf("every cluster that serves model %s failed", model))
+	return noCluster, ans.fail(http.StatusServiceUnavailable, fmt.Sprintf("every cluster that serves model %s failed", model))
+}
+
+// answer is how the front answers a request itself: JSON for HTTP, a
+// gRPC status for a gRPC call.
+type answer struct {
+	w    http.ResponseWriter
+	grpc bool
+}
+
+// fail answers an error and returns the HTTP status it stands for.
+func (a answer) fail(code int, msg string) int {
+	if a.grpc {
+		return oipgrpc.WriteError(a.w, code, msg)
+	}
+	if code == http.StatusServiceUnavailable {
+		a.w.Header().Set("Retry-After", "1")
+	}
+	return writeError(a.w, code, msg)
 }
 
 // expired answers a request whose time ran out, or whose client left,
 // before any cluster answered.
-func (f *Front) expired(w http.ResponseWriter, r *http.Request, last *bufferedResponse, model string) (string, int) {
+func (f *Front) expired(ans answer, r *http.Request, last *bufferedResponse, model string) (string, int) {
 	if r.Context().Err() != nil {
 		return noCluster, 499 // the client left; nobody to answer
 	}
 	if last != nil {
-		return last.cluster, last.write(w)
+		return last.cluster, last.write(ans.w)
 	}
-	return noCluster, writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("no cluster answered for model %s within the request timeout", model))
+	return noCluster, ans.fail(http.StatusGatewayTimeout, fmt.Sprintf("no cluster answered for model %s within the request timeout", model))
 }
 
 // send performs one attempt and reports it on results.
@@ -307,11 +334,16 @@ func (f *Front) send(ctx context.Context, a *attempt, r *http.Request, body []by
 	}
 	var sent atomic.Bool
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteHeaders: func() { sent.Store(true) }})
-	out := outgoing(ctx, r, a.cand.URL, body, chain)
+	grpc := oipgrpc.IsCall(r)
+	out := outgoing(ctx, r, a.cand.URL, body, chain, grpc)
 	if span != nil {
 		tracing.Inject(ctx, out.Header) // the cluster continues this attempt's span, not the client's
 	}
-	resp, err := f.opts.Transport.RoundTrip(out)
+	transport := f.opts.Transport
+	if grpc {
+		transport = f.opts.grpcTransport
+	}
+	resp, err := transport.RoundTrip(out)
 	if stop != nil && !stop() && err == nil {
 		// The timer fired as the headers arrived; the body is lost to
 		// the cancellation, so this is a timeout all the same.
@@ -328,6 +360,8 @@ func (f *Front) send(ctx context.Context, a *attempt, r *http.Request, body []by
 		a.reason = "connection"
 	case retryable(resp.StatusCode):
 		a.reason = strconv.Itoa(resp.StatusCode)
+	case grpc:
+		a.reason = grpcRetryReason(resp)
 	}
 	results <- a
 }
@@ -402,7 +436,14 @@ func retryable(code int) bool {
 // model returns the model a request path addresses, or "" for none.
 // ModelOf names the model a request addresses, as the front routes it
 // (so the auth door's model allow-lists agree with the routing).
-func (f *Front) ModelOf(r *http.Request) string { return f.model(r.URL.Path) }
+// A gRPC call's model is in its message, which ModelOf reads (and puts
+// back for the front to read again).
+func (f *Front) ModelOf(r *http.Request) string {
+	if oipgrpc.IsCall(r) {
+		return oipgrpc.PolicyModel(r, f.opts.MaxBodyBytes)
+	}
+	return f.model(r.URL.Path)
+}
 
 func (f *Front) model(path string) string {
 	if m, ok := f.opts.PathModels[path]; ok {
@@ -417,9 +458,12 @@ func (f *Front) model(path string) string {
 }
 
 // timeout is the request's whole budget: RequestTimeout, or the client's
-// Request-Timeout header when that is shorter.
+// grpc-timeout or Request-Timeout header when that is shorter.
 func (f *Front) timeout(r *http.Request) time.Duration {
 	d := f.opts.RequestTimeout
+	if g, ok := grpcTimeout(r.Header.Get("Grpc-Timeout")); ok && g > 0 && g < d {
+		d = g
+	}
 	v := strings.TrimSpace(r.Header.Get("Request-Timeout"))
 	if v == "" {
 		return d
@@ -453,10 +497,4 @@ func writeError(w http.ResponseWriter, code int, msg string) int {
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
 	return code
-}
-
-// writeUnavailable answers 503 with a Retry-After.
-func writeUnavailable(w http.ResponseWriter, msg string) int {
-	w.Header().Set("Retry-After", "1")
-	return writeError(w, http.StatusServiceUnavailable, msg)
 }

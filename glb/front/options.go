@@ -118,6 +118,12 @@ type Options struct {
 	// endpoints is the policy AllowLocalEndpoints chooses.
 	endpoints endpoint.Policy
 
+	// grpcTransport sends gRPC calls: over HTTP/2 only (h2c to http://
+	// endpoints, h2 by ALPN to https://), a clone of Transport when that
+	// is an *http.Transport, else Transport itself (which must then speak
+	// HTTP/2 for gRPC calls to work).
+	grpcTransport http.RoundTripper
+
 	// Registerer receives the front's metrics. Nil registers none.
 	Registerer prometheus.Registerer
 
@@ -222,6 +228,14 @@ func (o Options) withDefaults() Options {
 		t.MaxIdleConnsPerHost = 256
 		t.DialContext = o.endpoints.Dialer(&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 		o.Transport = t
+	}
+	o.grpcTransport = o.Transport
+	if t, ok := o.Transport.(*http.Transport); ok {
+		g := t.Clone()
+		g.Protocols = new(http.Protocols)
+		g.Protocols.SetHTTP2(true)
+		g.Protocols.SetUnencryptedHTTP2(true)
+		o.grpcTransport = g
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

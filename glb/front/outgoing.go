@@ -41,8 +41,9 @@ func removeHopHeaders(h http.Header) {
 // outgoing builds the copy of r sent to the cluster at base: same method,
 // path, query, headers (Inference-Header-Content-Length among them) and
 // body, less hop-by-hop headers and the client's forwarding headers, plus the
-// front's X-Forwarded-For (the trusted chain), -Host and -Proto.
-func outgoing(ctx context.Context, r *http.Request, base *url.URL, body []byte, chain []netip.Addr) *http.Request {
+// front's X-Forwarded-For (the trusted chain), -Host and -Proto. A gRPC
+// call keeps "TE: trailers", which gRPC servers require.
+func outgoing(ctx context.Context, r *http.Request, base *url.URL, body []byte, chain []netip.Addr, grpc bool) *http.Request {
 	u := *base
 	u.Path, u.RawPath = joinPath(base, r.URL)
 	u.RawQuery = r.URL.RawQuery
@@ -61,6 +62,9 @@ func outgoing(ctx context.Context, r *http.Request, base *url.URL, body []byte, 
 		out.Header = make(http.Header)
 	}
 	removeHopHeaders(out.Header)
+	if grpc {
+		out.Header.Set("Te", "trailers")
+	}
 	out.Header.Del("Content-Length") // the Transport frames the body itself
 	// The body is already here; waiting for a 100 Continue only adds a
 	// round trip.

@@ -66,6 +66,7 @@ type bufferedResponse struct {
 	code    int
 	header  http.Header
 	body    []byte
+	trailer http.Header // a gRPC answer's status
 }
 
 // bufferResponse reads a's response, or returns nil when its body is too
@@ -75,14 +76,19 @@ func bufferResponse(a *attempt) *bufferedResponse {
 	if err != nil || len(body) > maxErrorBody {
 		return nil
 	}
-	return &bufferedResponse{cluster: a.cand.Cluster, code: a.resp.StatusCode, header: a.resp.Header, body: body}
+	return &bufferedResponse{cluster: a.cand.Cluster, code: a.resp.StatusCode, header: a.resp.Header, body: body, trailer: a.resp.Trailer}
 }
 
 func (b *bufferedResponse) write(w http.ResponseWriter) int {
 	copyHeader(w.Header(), b.header)
 	w.Header().Set(ClusterHeader, b.cluster)
-	w.Header().Set("Content-Length", strconv.Itoa(len(b.body)))
+	if len(b.trailer) == 0 {
+		w.Header().Set("Content-Length", strconv.Itoa(len(b.body)))
+	}
 	w.WriteHeader(b.code)
 	_, _ = w.Write(b.body)
+	for k, vv := range b.trailer {
+		w.Header()[http.TrailerPrefix+k] = vv
+	}
 	return b.code
 }

@@ -5,13 +5,19 @@ import (
 	"net/netip"
 	"path"
 	"strings"
+
+	"meridian.dev/meridian/internal/oipgrpc"
 )
 
 // ModelFromPath returns a ModelOf for the Open Inference Protocol: the
 // model of /v2/models/{model}/… paths, or the model extra names for an
-// exact path (for example {"/analyze": "sentiment"}), else "".
+// exact path (for example {"/analyze": "sentiment"}), or the model a gRPC
+// call's message names (package internal/oipgrpc), else "".
 func ModelFromPath(extra map[string]string) func(*http.Request) string {
 	return func(r *http.Request) string {
+		if oipgrpc.IsCall(r) {
+			return oipgrpc.PolicyModel(r, oipgrpc.DefaultLimit)
+		}
 		p := cleanPath(r.URL.Path)
 		if m, ok := extra[p]; ok {
 			return m

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"meridian.dev/meridian/internal/oipgrpc"
 )
 
 // realm is the realm of every challenge.
@@ -44,6 +46,10 @@ func (a *Authenticator) tooMany(w http.ResponseWriter, r *http.Request, label st
 func (a *Authenticator) deny(w http.ResponseWriter, r *http.Request, result, label string, code int, desc string) {
 	a.m.requests.WithLabelValues(result, label).Inc()
 	a.log.Debug("refused", "result", result, "tenant", label, "method", r.Method, "path", r.URL.Path, "reason", desc)
+	if oipgrpc.IsCall(r) { // a gRPC client reads the status and message from grpc-status
+		oipgrpc.WriteError(w, code, desc)
+		return
+	}
 	writeError(w, code, desc)
 }
 
