@@ -254,6 +254,18 @@ func watch(ctx context.Context, dur time.Duration, check func() bool) {
 	}
 }
 
+// watchEach watches each check on its own, every 100ms, until every one
+// has reported its event, dur passed or ctx ended. Each event is timed by
+// its own watcher, so a slow answer from one observed part (the hub's API
+// on a loaded machine) does not delay seeing another (DNS).
+func watchEach(ctx context.Context, dur time.Duration, checks ...func() bool) {
+	var wg sync.WaitGroup
+	for _, check := range checks {
+		wg.Go(func() { watch(ctx, dur, check) })
+	}
+	wg.Wait()
+}
+
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -265,22 +277,40 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// leftRegion watches the hub's verdict, DNS and the capacity after the
-// region became unusable; true once all three happened.
-func (d *run) leftRegion(ctx context.Context) bool {
+// leftRegion watches, for at most dur, for the hub's verdict, DNS and
+// the capacity after the region became unusable.
+func (d *run) leftRegion(ctx context.Context, dur time.Duration) {
 	r := d.res
-	if r.Detected == nil && health(ctx, d.f, d.opts.Region) == v1.HealthUnreachable {
-		r.Detected = since(d.faulted)
-	}
-	if r.DNSResteered == nil {
-		if a, err := resolve(d.f, d.opts.Subnet); err == nil && a.IsValid() && a != d.addrs[d.opts.Region] {
+	detected := make(chan struct{})
+	watchEach(ctx, dur,
+		func() bool {
+			if health(ctx, d.f, d.opts.Region) != v1.HealthUnreachable {
+				return false
+			}
+			r.Detected = since(d.faulted)
+			close(detected)
+			return true
+		},
+		func() bool {
+			a, err := resolve(d.f, d.opts.Subnet)
+			if err != nil || !a.IsValid() || a == d.addrs[d.opts.Region] {
+				return false
+			}
 			r.DNSResteered = since(d.faulted)
-		}
-	}
-	if r.Replaced == nil && r.Detected != nil && replaced(ctx, d.f, d.opts.Region) {
-		r.Replaced = since(d.faulted)
-	}
-	return r.Detected != nil && r.DNSResteered != nil && r.Replaced != nil
+			return true
+		},
+		func() bool {
+			select {
+			case <-detected: // capacity is replaced once the region is known lost
+			default:
+				return false
+			}
+			if !replaced(ctx, d.f, d.opts.Region) {
+				return false
+			}
+			r.Replaced = since(d.faulted)
+			return true
+		})
 }
 
 // regionLoss loses the region for good: a crash, or a blackhole.
@@ -294,7 +324,7 @@ func (d *run) regionLoss(ctx context.Context) error {
 	if err := lose(d.opts.Region); err != nil {
 		return err
 	}
-	watch(ctx, d.opts.After, func() bool { return d.leftRegion(ctx) })
+	d.leftRegion(ctx, d.opts.After)
 	return nil
 }
 
@@ -307,24 +337,32 @@ func (d *run) partition(ctx context.Context) error {
 		return err
 	}
 	// The partition lasts opts.For whatever happens.
-	watch(ctx, d.opts.For, func() bool { d.leftRegion(ctx); return false })
+	end := d.faulted.Add(d.opts.For)
+	d.leftRegion(ctx, d.opts.For)
+	if err := sleep(ctx, time.Until(end)); err != nil {
+		return err
+	}
 	d.heal()
 	d.cutUntil.Store(d.healed.UnixNano())
 	if err := d.f.Heal(d.opts.Region); err != nil {
 		return err
 	}
 	r := d.res
-	watch(ctx, d.opts.After, func() bool {
-		if r.Rejoined == nil && health(ctx, d.f, d.opts.Region) == v1.HealthReady {
-			r.Rejoined = since(d.healed)
-		}
-		if r.DNSReturned == nil {
-			if a, err := resolve(d.f, d.opts.Subnet); err == nil && a == d.addrs[d.opts.Region] {
-				r.DNSReturned = since(d.healed)
+	watchEach(ctx, d.opts.After,
+		func() bool {
+			if health(ctx, d.f, d.opts.Region) != v1.HealthReady {
+				return false
 			}
-		}
-		return r.Rejoined != nil && r.DNSReturned != nil
-	})
+			r.Rejoined = since(d.healed)
+			return true
+		},
+		func() bool {
+			if a, err := resolve(d.f, d.opts.Subnet); err != nil || a != d.addrs[d.opts.Region] {
+				return false
+			}
+			r.DNSReturned = since(d.healed)
+			return true
+		})
 	return nil
 }
 
