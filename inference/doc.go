@@ -3,8 +3,12 @@
 // dynamically behind a bounded queue with per-request deadlines, sheds load
 // with 429 when the queue is full, caches results, and speaks the Open
 // Inference Protocol v2 (KServe / Triton) over HTTP plus Meridian's
-// POST /analyze. Every request path is instrumented with
-// meridian_inference_* Prometheus metrics.
+// POST /analyze, and over gRPC (inference.GRPCInferenceService, package
+// oip) on the same port: the listener takes HTTP/2 (h2c, or h2 by ALPN
+// under TLS) beside HTTP/1.1, and application/grpc requests go to a
+// grpc.Server whose calls take the HTTP requests' path (auth door,
+// lookup, validation, limits, cache, queue, metrics). Every request path
+// is instrumented with meridian_inference_* Prometheus metrics.
 //
 // Hostile input costs little: Serve runs on internal/httpserve's hardened
 // listener (header, body and write deadlines, connection and in-flight
@@ -19,7 +23,7 @@
 // tensor.go (tensors, validation, batching), limits.go (input limits),
 // protocol.go (OIP v2 JSON and binary wire format), scheduler.go (queue,
 // batcher, workers), cache.go, metrics.go, text.go (the /analyze
-// tokenizer), server.go (HTTP routes) and httpio.go (reading bodies,
-// writing answers and errors).
+// tokenizer), server.go (HTTP routes), grpc.go (the gRPC service and its
+// wire format) and httpio.go (reading bodies, writing answers and errors).
 // docs/inference.md is the user-facing reference.
 package inference
