@@ -265,8 +265,8 @@ func (e *env) profileServer(client *http.Client, url string, bin []request) erro
 	if err := e.server.command("profile stop"); err != nil {
 		return err
 	}
-	fmt.Printf("profiled server binary phase: %.1f img/s, server process cores %.2f, CPU %.0fus/img; %s\n",
-		r.perSecond(), r.srvCores(), r.srvCPUPerImage()*1e6, r.noise())
+	fmt.Printf("profiled server binary phase: %d images in %s, %.1f img/s; server process CPU %.2fs, cores %.2f, %.0fus/img; %s\n",
+		r.ok, r.wall.Round(time.Millisecond), r.perSecond(), r.srv.Seconds(), r.srvCores(), r.srvCPUPerImage()*1e6, r.noise())
 	if f := e.cfg.cpuProfile; f != "" {
 		fmt.Printf("  CPU profile of the server process in %s (go tool pprof -top %s)\n", f, f)
 	}
