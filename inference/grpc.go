@@ -97,8 +97,22 @@ func (s *Server) serveGRPC(w http.ResponseWriter, r *http.Request) {
 	if s.auth.Enabled() {
 		r = r.WithContext(context.WithValue(r.Context(), httpRequestKey{}, r))
 	}
+	if _, ok := w.(http.Flusher); !ok {
+		// A wrapper (tracing's status recorder) that hides Flush, which
+		// grpc.Server.ServeHTTP needs, though it can reach it.
+		w = flusher{w, http.NewResponseController(w)}
+	}
 	s.grpc.ServeHTTP(w, r)
 }
+
+type flusher struct {
+	http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func (f flusher) Flush() { _ = f.rc.Flush() }
+
+func (f flusher) Unwrap() http.ResponseWriter { return f.ResponseWriter }
 
 // grpcBody counts a call's request bytes against the server's budget of
 // buffered bodies (Options.MaxBufferedBodyBytes), as readBody does for

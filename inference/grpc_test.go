@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -500,4 +502,37 @@ func TestGRPCTLSAndAuth(t *testing.T) {
 	}
 	_, err = s.client.ModelInfer(acme, good)
 	wantStatus(t, "acme over its rate", err, codes.ResourceExhausted, "rate")
+}
+
+// With tracing on, a call is traced as an HTTP request is: a serve.request
+// span continuing the caller's traceparent (sent as metadata), naming the
+// model, with serve.queue and serve.batch under it.
+func TestGRPCTraced(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	s := serveGRPC(t, Options{ModelRepository: testbin.Models(t), TracerProvider: tp})
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	ctx := metadata.AppendToOutgoingContext(bgctx(t), "traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
+	_, err := s.client.ModelInfer(ctx, &oip.ModelInferRequest{ModelName: "sentiment",
+		Inputs:           []*oip.ModelInferRequest_InferInputTensor{{Name: "tokens", Datatype: "BYTES", Shape: []int64{1, 1}}},
+		RawInputContents: [][]byte{bytesRaw("good")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, sp := range rec.Ended() {
+		if sp.SpanContext().TraceID().String() != traceID {
+			continue
+		}
+		names[sp.Name()] = true
+		if sp.Name() == "serve.request" && !strings.Contains(fmt.Sprint(sp.Attributes()), "sentiment") {
+			t.Errorf("serve.request names no model: %v", sp.Attributes())
+		}
+	}
+	for _, want := range []string{"serve.request", "serve.queue", "serve.batch"} {
+		if !names[want] {
+			t.Errorf("no %s span in the caller's trace; got %v", want, names)
+		}
+	}
 }
