@@ -44,6 +44,36 @@
 // CO bit of RFC 9824 get NXDOMAIN back); queries without DO still get a
 // real NXDOMAIN. The unsigned dnsv2 build (below) refuses keys.
 //
+// # The precomputed path
+//
+// Most queries are one A or AAAA question for a steered name, with ECS.
+// fast.go answers them without the DNS library and without allocating:
+// it reads the question and the OPT (ECS) from the packet, asks the
+// Steerer as the full path does, and copies the answer section it
+// precomputed for that (name, type, steering outcome) — the Steerer's
+// addresses of the family and TTL — into the read loop's own buffer,
+// with the query's ID, question, RD/CD bits, and the OPT echoing the DO
+// bit and the ECS option with the answer's scope. Outcomes are encoded
+// the first time they are seen and published copy-on-write, so a change
+// in the Steerer's view (a new snapshot) is a new outcome at once; the
+// table is bounded (maxNames, maxOutcomes per name). A name enters it
+// once the full path has answered it from the Steerer with addresses.
+// Rate limiting, the metrics and the duration histogram run as on the
+// full path. Everything else takes the full path: other types and
+// classes, NXDOMAIN and NODATA, answers that would be truncated, names
+// with characters outside letters, digits, '-' and '_', EDNS options
+// other than ECS, cookies and padding, ECS with source prefix 0, and any
+// query with DO while the zone is signed (DNSSEC stays on the full path).
+// fast_test.go checks that both paths answer alike (FuzzFastPath fuzzes
+// it) and that a steered query allocates nothing (testing.AllocsPerRun,
+// on the handler and over a real UDP socket). The one difference: the
+// answer's owner name points at the question, so it carries the query's
+// letter case where the full path writes it lower-case.
+//
+// The server binds Config.UDPSockets UDP sockets (default GOMAXPROCS) on
+// one port with SO_REUSEPORT, each with its own read loops
+// (Config.UDPWorkers, default 2) and buffers.
+//
 // # The DNS library seam
 //
 // The package builds on github.com/miekg/dns v1 by default and on its
@@ -61,6 +91,8 @@
 //     encode with truncation) and the name checks Config uses (isDomainName,
 //     isSubDomain, fqdn). ecs_v2.go reads and writes the OPT record at the
 //     byte level where v2 gets it wrong.
+//   - fast.go (the precomputed path) reads and writes the wire itself,
+//     the same in both builds.
 //   - server.go (sockets), rrl.go, metrics.go, config.go, dnssec.go
 //     (which negative answers get an NSEC and what it lists) and steer.go
 //     never see the library. dnssec_v1.go (keys, signing, the signature

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -310,4 +311,81 @@ func serve(t *testing.T, s *Server) string {
 		t.Fatalf("server did not bind: %v", err)
 	}
 	return ap.String()
+}
+
+// Many queries in flight from one client arrive together and are read
+// and answered in batches (recvmmsg and sendmmsg on Linux): every query
+// gets its own answer — steered, NXDOMAIN or FORMERR — and a packet that
+// is itself a response gets none.
+func TestServeUDPBatches(t *testing.T) {
+	t.Parallel()
+	_, addr := startServer(t, testConfig())
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(addr)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	const n = 200
+	want := map[uint16]int{} // ID → rcode
+	for i := range n {
+		var m *mdns.Msg
+		switch i % 4 {
+		case 0, 1:
+			m = query("app."+zone, mdns.TypeA, ecs(1, "193.0.0.0", 24, 0))
+		case 2:
+			m = query("nope."+zone, mdns.TypeA)
+		case 3:
+			m = query("app."+zone, mdns.TypeA)
+			m.Response = true // never answered
+		}
+		m.Id = uint16(1000 + i)
+		pkt, _ := m.Pack()
+		if !m.Response {
+			want[m.Id] = map[bool]int{true: mdns.RcodeNameError, false: mdns.RcodeSuccess}[i%4 == 2]
+		}
+		if _, err := c.Write(pkt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 65535)
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for len(want) > 0 {
+		k, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("%d answers missing: %v", len(want), err)
+		}
+		r := new(mdns.Msg)
+		if err := r.Unpack(buf[:k]); err != nil {
+			t.Fatal(err)
+		}
+		rc, ok := want[r.Id]
+		if !ok {
+			t.Fatalf("unexpected answer %d", r.Id)
+		}
+		if r.Rcode != rc || (rc == mdns.RcodeSuccess) != (len(r.Answer) == 1) {
+			t.Fatalf("answer %d: %v", r.Id, r)
+		}
+		delete(want, r.Id)
+	}
+}
+
+// The plain read loop (a datagram per system call, where recvmmsg is not
+// to be had) answers too.
+func TestServeUDPPlain(t *testing.T) {
+	t.Parallel()
+	s, _ := newTestServer(t, testConfig())
+	conns, err := listenUDP(netip.MustParseAddrPort("127.0.0.1:0"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent atomic.Uint64
+	done := make(chan struct{})
+	go func() { s.serveUDPPlain(conns[0], &sent); close(done) }()
+	r, _, err := (&mdns.Client{Timeout: 5 * time.Second}).Exchange(query("app."+zone, mdns.TypeA), conns[0].LocalAddr().String())
+	if err != nil || len(r.Answer) != 1 || sent.Load() != 1 {
+		t.Errorf("answer %v, %v; %d sent", r, err, sent.Load())
+	}
+	_ = s.Shutdown(context.Background())
+	_ = conns[0].Close()
+	<-done
 }

@@ -194,10 +194,11 @@ func listenUDP(addr netip.AddrPort, n int) ([]*net.UDPConn, error) {
 	return out, nil
 }
 
-// serveUDP is one read loop on one socket. Its two buffers are its own:
-// a query is read into one and, on the precomputed path, answered from
-// the other, so a steady stream of steered queries allocates nothing.
-func (s *Server) serveUDP(conn *net.UDPConn, sent *atomic.Uint64) {
+// serveUDPPlain is one read loop on one socket, a datagram per system
+// call (serveUDP where recvmmsg is not to be had). Its two buffers are its
+// own: a query is read into one and, on the precomputed path, answered
+// from the other, so a steady stream of steered queries allocates nothing.
+func (s *Server) serveUDPPlain(conn *net.UDPConn, sent *atomic.Uint64) {
 	buf := make([]byte, 65535)
 	reply := make([]byte, s.cfg.MaxUDPSize)
 	for {
