@@ -93,7 +93,7 @@ ratios:
        the machine's cores with the server)
   P1b  sentiment latency added by the server at p50 (target <= 150us) and p99
 
-It asserts nothing. With the defaults it takes about a minute (-cpuprofile or
+It asserts nothing. With the defaults P1a and P1b take about a minute and a half (-cpuprofile or
 -memprofile add one more -duration).
 
 Flags:
