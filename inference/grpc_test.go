@@ -323,14 +323,21 @@ func TestGRPCBadInput(t *testing.T) {
 // DeadlineExceeded and never reaches the model; a full queue sheds calls
 // Unavailable with a retry-after trailer, and readiness says so.
 func TestGRPCDeadlinesAndShedding(t *testing.T) {
-	repo := newRepo(t, repoModel{name: "scale", versions: map[int64][]byte{1: scaleModel(t, 2)}, config: "max_batch_size: 4\nqueue_size: 2\n"})
+	repo := newRepo(t, repoModel{name: "scale", versions: map[int64][]byte{1: scaleModel(t, 2)}, config: "max_batch_size: 4\nqueue_size: 3\n"})
 	s := serveGRPC(t, Options{ModelRepository: repo})
 	started, release := hold(s.testServer, "scale")
 	defer release()
-	call := func(ctx context.Context, f float32, opts ...grpc.CallOption) (*oip.ModelInferResponse, error) {
-		return s.client.ModelInfer(ctx, &oip.ModelInferRequest{ModelName: "scale",
+	request := func(f float32) *oip.ModelInferRequest {
+		return &oip.ModelInferRequest{ModelName: "scale",
 			Inputs:           []*oip.ModelInferRequest_InferInputTensor{{Name: "x", Datatype: "FP32", Shape: []int64{1, 1}}},
-			RawInputContents: [][]byte{float32Bytes([]float32{f})}}, opts...)
+			RawInputContents: [][]byte{float32Bytes([]float32{f})}}
+	}
+	call := func(ctx context.Context, f float32, opts ...grpc.CallOption) (*oip.ModelInferResponse, error) {
+		return s.client.ModelInfer(ctx, request(f), opts...)
+	}
+	answered := func(code string) float64 {
+		n, _ := testbin.MetricIfAny(t, s.reg, "meridian_inference_requests_total", map[string]string{"code": code})
+		return n
 	}
 	ctx := bgctx(t)
 	var wg sync.WaitGroup
@@ -348,21 +355,28 @@ func TestGRPCDeadlinesAndShedding(t *testing.T) {
 	go send(21) // runs, held
 	<-started
 
-	// The call's own deadline, while the worker is busy.
-	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	// The call's own deadline, while the worker is busy: long enough for
+	// the call to reach the queue on a loaded machine, where it expires.
+	short, cancel := context.WithTimeout(ctx, time.Second)
 	_, err := call(short, 1)
 	cancel()
 	wantStatus(t, "call past its deadline", err, codes.DeadlineExceeded, "")
-	testbin.Eventually(t, "the server to answer the expired call 504", 5*time.Second, func() bool {
-		n, _ := testbin.MetricIfAny(t, s.reg, "meridian_inference_requests_total", map[string]string{"code": "504"})
-		return n == 1
+	// The server sees its deadline pass (504), or the client's cancel
+	// first (499), whichever comes first.
+	testbin.Eventually(t, "the server to give up on the expired call", 5*time.Second, func() bool {
+		return answered("504")+answered("499") == 1
 	})
+	// The server's own deadline: the "timeout" parameter (microseconds).
+	timed := request(5)
+	timed.Parameters = map[string]*oip.InferParameter{"timeout": {ParameterChoice: &oip.InferParameter_Int64Param{Int64Param: 200_000}}}
+	_, err = s.client.ModelInfer(ctx, timed)
+	wantStatus(t, "call past its timeout parameter", err, codes.DeadlineExceeded, "deadline passed before the model answered")
 
-	// The expired call holds a queue slot until a worker drops it; this
-	// one takes the other.
+	// The expired calls hold queue slots until a worker drops them; this
+	// one takes the last.
 	wg.Add(1)
 	go send(2)
-	testbin.Eventually(t, "two queued calls", 5*time.Second, func() bool { return len(s.models["scale"].latest.queue) == 2 })
+	testbin.Eventually(t, "three queued calls", 5*time.Second, func() bool { return len(s.models["scale"].latest.queue) == 3 })
 	if r, err := s.client.ServerReady(ctx, &oip.ServerReadyRequest{}); err != nil || r.Ready {
 		t.Errorf("ServerReady with a full queue: %v %v", r, err)
 	}
@@ -385,9 +399,12 @@ func TestGRPCDeadlinesAndShedding(t *testing.T) {
 	if strings.Join(got, " ") != "[42] [4]" && strings.Join(got, " ") != "[4] [42]" {
 		t.Errorf("admitted calls answered %v, want [42] and [4]", got)
 	}
-	// The expired call never reached the model: one batch per admitted call.
+	// The expired calls never reached the model: one batch per admitted call.
 	if n := testbin.Metric(t, s.reg, "meridian_inference_batch_size", map[string]string{"model": "scale"}); n != 2 {
 		t.Errorf("model ran %v batches, want 2", n)
+	}
+	if n := testbin.Metric(t, s.reg, "meridian_inference_expired_total", map[string]string{"model": "scale"}); n != 2 {
+		t.Errorf("expired_total = %v, want the 2 expired calls", n)
 	}
 }
 
