@@ -72,7 +72,9 @@
 //
 // The server binds Config.UDPSockets UDP sockets (default GOMAXPROCS) on
 // one port with SO_REUSEPORT, each with its own read loops
-// (Config.UDPWorkers, default 2) and buffers.
+// (Config.UDPWorkers, default 2) and buffers. On Linux a read loop reads
+// and writes up to 8 datagrams per system call (recvmmsg, sendmmsg:
+// udp_linux.go); elsewhere one (server.go).
 //
 // # The DNS library seam
 //
