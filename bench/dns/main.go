@@ -38,6 +38,13 @@
 // below saturation. It prints each figure's median and spread (min–max)
 // over the rounds and ends with one line per figure that starts with P2
 // and carries its target; ratios use the medians, CPU per query first.
+// The first two are the headline (issue 14): the balancer's CPU per query
+// at most 2× Knot's and at most 0.5× PowerDNS's,
+//
+//	P2 cpu_per_query=<glb>us knot=<knot>us ratio=<glb/knot> rounds=<lo>-<hi> target<=2x ok|short
+//	P2 cpu_per_query=<glb>us pdns_lua=<pdns>us ratio=<glb/pdns> rounds=<lo>-<hi> target<=0.5x ok|short
+//
+// for the default build (the same with "glb-v2" for the dnsv2 build).
 // Peers come from scripts/bench-peers.sh; run from the repository root:
 //
 //	go run ./bench/dns               (or: make bench)
