@@ -310,6 +310,7 @@ func frontOptions(opts Options, reg prometheus.Registerer, log *slog.Logger) fro
 	}
 	if opts.Dial != nil || opts.UpstreamTLS != nil {
 		fo.Transport = upstreamTransport(endpointDial(opts), opts.UpstreamTLS)
+		fo.GRPCTransport = grpcUpstreamTransport(endpointDial(opts), opts.UpstreamTLS)
 	}
 	return fo
 }

@@ -21,9 +21,27 @@ type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error
 // flight. c nil: https:// endpoints are verified against the system's
 // roots and no client certificate is shown.
 func upstreamTransport(dial dialFunc, c *tlsx.Client) *http.Transport {
+	return newUpstreamTransport(dial, c, false)
+}
+
+// grpcUpstreamTransport is upstreamTransport for the front's gRPC calls:
+// HTTP/2 only, h2 by ALPN to https:// endpoints and in the clear (h2c)
+// to http:// ones.
+func grpcUpstreamTransport(dial dialFunc, c *tlsx.Client) *http.Transport {
+	return newUpstreamTransport(dial, c, true)
+}
+
+func newUpstreamTransport(dial dialFunc, c *tlsx.Client, h2 bool) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.Proxy = nil
 	t.DialContext, t.MaxIdleConnsPerHost = dial, 256
+	alpn := []string{"http/1.1"}
+	if h2 {
+		alpn = []string{"h2"}
+		t.Protocols = new(http.Protocols)
+		t.Protocols.SetHTTP2(true)
+		t.Protocols.SetUnencryptedHTTP2(true)
+	}
 	if c == nil {
 		return t
 	}
@@ -37,7 +55,7 @@ func upstreamTransport(dial dialFunc, c *tlsx.Client) *http.Transport {
 			return nil, err
 		}
 		cfg := c.Config(host)
-		cfg.NextProtos = []string{"http/1.1"}
+		cfg.NextProtos = alpn
 		tc := tls.Client(raw, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			_ = raw.Close()

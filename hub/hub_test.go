@@ -2,9 +2,11 @@ package hub_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -16,6 +18,12 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -26,6 +34,7 @@ import (
 
 	v1 "meridian.dev/meridian/crds/v1alpha1"
 	"meridian.dev/meridian/hub"
+	"meridian.dev/meridian/inference/oip"
 	"meridian.dev/meridian/internal/controlplane"
 	"meridian.dev/meridian/internal/fleet"
 	"meridian.dev/meridian/internal/netfault"
@@ -193,6 +202,54 @@ func TestFleetPlacementResidencyFailoverAndReturn(t *testing.T) {
 		_ = resp.Body.Close()
 		if resp.StatusCode != http.StatusUnauthorized || resp.TLS == nil {
 			t.Errorf("a request without a key: %d (TLS %v), want 401 over TLS", resp.StatusCode, resp.TLS != nil)
+		}
+	})
+
+	t.Run("gRPC calls go through the balancer's front to a region's replica", func(t *testing.T) {
+		tc, err := f.ClientTLS()
+		if err != nil {
+			t.Fatal(err)
+		}
+		creds := insecure.NewCredentials()
+		if f.Scheme() == "https" {
+			creds = credentials.NewTLS(tc)
+		}
+		conn, err := grpc.NewClient(front.Addr().String(), grpc.WithTransportCredentials(creds))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = conn.Close() }()
+		client := oip.NewGRPCInferenceServiceClient(conn)
+		keyed := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+f.APIKey())
+		call := &oip.ModelInferRequest{
+			ModelName: "sentiment",
+			Inputs: []*oip.ModelInferRequest_InferInputTensor{{Name: "tokens", Datatype: "BYTES", Shape: []int64{1, 3},
+				Contents: &oip.InferTensorContents{BytesContents: [][]byte{[]byte("i"), []byte("love"), []byte("this")}}}},
+			Outputs: []*oip.ModelInferRequest_InferRequestedOutputTensor{{Name: "p_pos"}},
+		}
+		var header metadata.MD
+		var resp *oip.ModelInferResponse
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			if resp, err = client.ModelInfer(keyed, call, grpc.Header(&header)); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no gRPC answer through the front within 30s: %v", err)
+			}
+		}
+		cluster := header.Get("x-meridian-cluster")
+		if len(cluster) != 1 || f.Members[cluster[0]] == nil {
+			t.Errorf("answered by cluster %v, want a member's name", cluster)
+		}
+		if len(resp.Outputs) != 1 || resp.Outputs[0].Name != "p_pos" || len(resp.RawOutputContents) != 1 || len(resp.RawOutputContents[0]) != 4 {
+			t.Fatalf("answer %v: want p_pos as one raw FP32", resp)
+		}
+		if p := math.Float32frombits(binary.LittleEndian.Uint32(resp.RawOutputContents[0])); p <= 0.5 {
+			t.Errorf("p_pos of %q = %v, want positive", "i love this", p)
+		}
+		// No key, no model, over gRPC as over HTTP.
+		if _, err := client.ModelInfer(context.Background(), call); status.Code(err) != codes.Unauthenticated {
+			t.Errorf("a call without a key: %v, want Unauthenticated", err)
 		}
 	})
 

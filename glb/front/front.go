@@ -341,7 +341,7 @@ func (f *Front) send(ctx context.Context, a *attempt, r *http.Request, body []by
 	}
 	transport := f.opts.Transport
 	if grpc {
-		transport = f.opts.grpcTransport
+		transport = f.opts.GRPCTransport
 	}
 	resp, err := transport.RoundTrip(out)
 	if stop != nil && !stop() && err == nil {

@@ -115,14 +115,15 @@ type Options struct {
 	// (endpoint.Policy's Dialer or Guard).
 	Transport http.RoundTripper
 
+	// GRPCTransport sends gRPC calls, which need HTTP/2: h2c to http://
+	// endpoints, h2 by ALPN to https:// ones. Default: a clone of
+	// Transport (when it is an *http.Transport) speaking only HTTP/2; a
+	// Transport that dials TLS itself needs its own GRPCTransport that
+	// offers h2 by ALPN. The same endpoint rules hold.
+	GRPCTransport http.RoundTripper
+
 	// endpoints is the policy AllowLocalEndpoints chooses.
 	endpoints endpoint.Policy
-
-	// grpcTransport sends gRPC calls: over HTTP/2 only (h2c to http://
-	// endpoints, h2 by ALPN to https://), a clone of Transport when that
-	// is an *http.Transport, else Transport itself (which must then speak
-	// HTTP/2 for gRPC calls to work).
-	grpcTransport http.RoundTripper
 
 	// Registerer receives the front's metrics. Nil registers none.
 	Registerer prometheus.Registerer
@@ -229,13 +230,15 @@ func (o Options) withDefaults() Options {
 		t.DialContext = o.endpoints.Dialer(&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 		o.Transport = t
 	}
-	o.grpcTransport = o.Transport
-	if t, ok := o.Transport.(*http.Transport); ok {
+	if t, ok := o.Transport.(*http.Transport); ok && o.GRPCTransport == nil {
 		g := t.Clone()
 		g.Protocols = new(http.Protocols)
 		g.Protocols.SetHTTP2(true)
 		g.Protocols.SetUnencryptedHTTP2(true)
-		o.grpcTransport = g
+		o.GRPCTransport = g
+	}
+	if o.GRPCTransport == nil {
+		o.GRPCTransport = o.Transport
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
