@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"meridian.dev/meridian/inference/oip"
+	"meridian.dev/meridian/internal/oipgrpc"
 	"meridian.dev/meridian/internal/tracing"
 	"meridian.dev/meridian/internal/version"
 )
@@ -64,18 +65,11 @@ func (s *Server) newGRPC() *grpc.Server {
 // budget) and, with authentication on, refuses every call.
 func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
 
-// isGRPC reports whether the request is a gRPC call: Content-Type
-// application/grpc, or application/grpc+codec.
-func isGRPC(r *http.Request) bool {
-	rest, ok := strings.CutPrefix(r.Header.Get("Content-Type"), "application/grpc")
-	return ok && (rest == "" || rest[0] == '+' || rest[0] == ';')
-}
-
 // withGRPC sends gRPC calls to the gRPC server, everything else to h.
 func (s *Server) withGRPC(h http.Handler) http.Handler {
 	g := tracing.Handler(s.opts.TracerProvider, "serve.request", http.HandlerFunc(s.serveGRPC))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if isGRPC(r) {
+		if oipgrpc.IsCall(r) {
 			g.ServeHTTP(w, r)
 			return
 		}

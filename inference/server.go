@@ -245,13 +245,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration
 		return err
 	}
 	defer s.Close()
+	// gRPC shares the port: httpserve's servers speak HTTP/2 by ALPN
+	// under TLS, else by prior knowledge (h2c), as gRPC clients do.
 	hs.TLSConfig = s.opts.TLS
-	// gRPC shares the port: HTTP/2 by ALPN under TLS, else by prior
-	// knowledge (h2c), which is how gRPC clients and proxies speak it.
-	hs.Protocols = new(http.Protocols)
-	hs.Protocols.SetHTTP1(true)
-	hs.Protocols.SetHTTP2(true)
-	hs.Protocols.SetUnencryptedHTTP2(true)
 	served := make(chan error, 1)
 	go func() { served <- httpserve.Serve(ctx, hs, ln, drain) }()
 	select {
