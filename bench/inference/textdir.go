@@ -171,9 +171,9 @@ func (e *env) benchTextdir() (p1aResult, error) {
 		r := sweep[near]
 		runPerImage := before.delta(after, "meridian_inference_run_duration_seconds_sum", "textdir") /
 			before.delta(after, "meridian_inference_batch_size_sum", "textdir")
-		fmt.Printf("  at equal batch size: raw sweep batch=%d (nearest the server's mean %.2f) %.1f img/s, Run %.3f ms/img; server Run %.3f ms/img; server/raw img/s %.3f\n",
-			near, res.meanBatch, r.imagesPerSecond(), r.runTime().Seconds()*1e3/float64(r.batch), runPerImage*1e3,
-			srvBin.perSecond()/r.imagesPerSecond())
+		fmt.Printf("  at equal batch size: raw sweep batch=%d (nearest the server's mean %.2f) %.1f img/s, Run %.3f ms/img, CPU %.0fus/img; server Run %.3f ms/img; server/raw img/s %.3f, CPU per image %.3f\n",
+			near, res.meanBatch, r.imagesPerSecond(), r.runTime().Seconds()*1e3/float64(r.batch), r.cpuPerImage()*1e6, runPerImage*1e3,
+			srvBin.perSecond()/r.imagesPerSecond(), srvBin.srvCPUPerImage()/r.cpuPerImage())
 	}
 	rawBest := max(best.imagesPerSecond(), rawAgain.imagesPerSecond())
 	fmt.Printf("raw batch=%d interleaved: %.1f img/s over %s, cores %.2f, %s; raw best (max of sweep and interleaved) %.1f img/s\n",
