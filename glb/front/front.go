@@ -7,13 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/codes"
@@ -138,7 +137,7 @@ func (f *Front) serve(w http.ResponseWriter, r *http.Request) (string, int) {
 	if r.ContentLength > f.opts.MaxBodyBytes {
 		return noCluster, ans.fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over the %d-byte limit", f.opts.MaxBodyBytes))
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, f.opts.MaxBodyBytes))
+	body, err := readBody(w, r, f.opts.MaxBodyBytes)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -281,6 +280,20 @@ func (f *Front) serve(w http.ResponseWriter, r *http.Request) (string, int) {
 	return noCluster, ans.fail(http.StatusServiceUnavailable, fmt.Sprintf("every cluster that serves model %s failed", model))
 }
 
+// readBody reads the request's body, at most limit bytes, into a buffer
+// of its announced length when it has one.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	body := http.MaxBytesReader(w, r.Body, limit)
+	if n := r.ContentLength; n > 0 && n <= limit {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(body, b); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	return io.ReadAll(body)
+}
+
 // answer is how the front answers a request itself: JSON for HTTP, a
 // gRPC status for a gRPC call.
 type answer struct {
@@ -332,8 +345,6 @@ func (f *Front) send(ctx context.Context, a *attempt, r *http.Request, body []by
 		t := time.AfterFunc(f.opts.PerTryTimeout, func() { a.cancel(errPerTryTimeout) })
 		stop = t.Stop
 	}
-	var sent atomic.Bool
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteHeaders: func() { sent.Store(true) }})
 	grpc := oipgrpc.IsCall(r)
 	out := outgoing(ctx, r, a.cand.URL, body, chain, grpc)
 	if span != nil {
@@ -354,16 +365,24 @@ func (f *Front) send(ctx context.Context, a *attempt, r *http.Request, body []by
 	switch {
 	case err != nil && errors.Is(context.Cause(ctx), errPerTryTimeout):
 		a.err, a.reason = errPerTryTimeout, "timeout"
-	case err != nil && sent.Load():
-		a.reason = "reset"
-	case err != nil:
+	case err != nil && neverSent(err):
 		a.reason = "connection"
+	case err != nil:
+		a.reason = "reset"
 	case retryable(resp.StatusCode):
 		a.reason = strconv.Itoa(resp.StatusCode)
 	case grpc:
 		a.reason = grpcRetryReason(resp)
 	}
 	results <- a
+}
+
+// neverSent reports an attempt that failed before any of it reached the
+// cluster: the connection could not be made. Any other failure may have
+// come after the request was written, so it counts as a reset.
+func neverSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // endAttempt ends an attempt's span once its answer's headers are in (or

@@ -30,7 +30,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"cluster", "code"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meridian_glb_http_retries_total",
-			Help: "Extra copies of requests sent to another cluster, by the reason (connection, reset, timeout, 429, 502, 503, 504, hedge).",
+			Help: "Extra copies of requests sent to another cluster, by the reason (connection, reset, timeout, 429, 502, 503, 504, grpc_unavailable, grpc_resource_exhausted, hedge).",
 		}, []string{"reason"}),
 		budgetExhausted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "meridian_glb_http_retry_budget_exhausted_total",

@@ -14,8 +14,14 @@ import (
 func (f *Front) relay(w http.ResponseWriter, a *attempt) int {
 	defer f.finish(a)
 	resp := a.resp
-	copyHeader(w.Header(), resp.Header)
-	w.Header().Set(ClusterHeader, a.cand.Cluster)
+	// The response's header is this request's alone: its values pass on
+	// without copies.
+	h := w.Header()
+	for k, vv := range resp.Header {
+		h[k] = vv
+	}
+	removeHopHeaders(h)
+	h.Set(ClusterHeader, a.cand.Cluster)
 	w.WriteHeader(resp.StatusCode)
 	var dst io.Writer = w
 	if resp.ContentLength == -1 {
