@@ -47,18 +47,35 @@ func verdicts(c config, direct, haproxy, front *side, tlsSides []*side, lost []l
 	}
 }
 
-// compare prints one variant's figures, the balancer's against HAProxy's.
+// compare prints one variant's figures, the balancer's against HAProxy's:
+// the targets are requests per CPU-second of the proxy (its cost per
+// request, which the load generator's share of the cores does not move)
+// and the p99 it adds at light load.
 func compare(label string, c config, direct, haproxy, front *side, note string) {
 	g, h := medianRPS(front.heavy), medianRPS(haproxy.heavy)
-	ratio := g / h
-	fmt.Printf("%s rps=%.0f haproxy_rps=%.0f ratio=%.2f target>=0.8 %s\n", label, g, h, ratio, okShort(ratio >= 0.8))
+	gc, hc := perCPU(front), perCPU(haproxy)
+	fmt.Printf("%s rps_per_cpu=%.0f haproxy=%.0f ratio=%.2f target>=1 %s (requests per CPU-second of the proxy at full speed%s)\n",
+		label, gc, hc, gc/hc, okShort(gc >= hc), note)
 	dl, dp50 := medianDur(direct.light, p99), medianDur(direct.light, p50)
-	fmt.Printf("%s added_p99=%s haproxy_added_p99=%s target=none (informational: p99 at %d connection(s) over direct-to-backend%s)\n",
-		label, us(medianDur(front.light, p99)-dl), us(medianDur(haproxy.light, p99)-dl), c.lightConns, note)
+	ga, ha := medianDur(front.light, p99)-dl, medianDur(haproxy.light, p99)-dl
+	fmt.Printf("%s added_p99=%s haproxy=%s ratio=%.2f target<=2x %s (p99 at %d connection(s) over direct-to-backend%s)\n",
+		label, us(ga), us(ha), float64(ga)/float64(max(ha, time.Microsecond)), okShort(ga <= 2*max(ha, 0)), c.lightConns, note)
+	fmt.Printf("%s rps=%.0f haproxy_rps=%.0f ratio=%.2f target=none (informational: requests/s at full speed, the proxy sharing the cores with wrk and the backends%s)\n",
+		label, g, h, g/h, note)
 	fmt.Printf("%s added_p50=%s haproxy_added_p50=%s target=none (informational: p50 at %d connection(s) over direct-to-backend%s)\n",
 		label, us(medianDur(front.light, p50)-dp50), us(medianDur(haproxy.light, p50)-dp50), c.lightConns, note)
 	fmt.Printf("%s cpu_per_request=%s haproxy=%s target=none (informational: proxy CPU per request at full speed%s)\n",
 		label, cpuUS(front), cpuUS(haproxy), note)
+}
+
+// perCPU is a side's requests per CPU-second of its proxy process, from
+// its median CPU per request at full speed.
+func perCPU(sd *side) float64 {
+	cpu := medianDur(sd.heavy, func(l load) time.Duration { return time.Duration(l.proxyCPU * 1e9) })
+	if cpu <= 0 {
+		return 0
+	}
+	return 1e9 / float64(cpu.Nanoseconds())
 }
 
 func p50(l load) time.Duration { return l.p50 }
