@@ -82,6 +82,22 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (body []byte, 
 	release = func() { s.bodies.held.Add(-reserved) }
 	src := http.MaxBytesReader(w, r.Body, limit)
 	for {
+		if announced >= 0 && int64(len(body)) == announced && len(body) == cap(body) {
+			// Every announced byte is in: net/http ends the body there,
+			// so this read only sees the EOF, without growing the buffer.
+			var end [1]byte
+			n, err := src.Read(end[:])
+			switch {
+			case n > 0: // net/http frames bodies by their length; never seen
+				release()
+				return nil, func() {}, &requestError{http.StatusBadRequest, errors.New("the body is longer than its Content-Length")}
+			case errors.Is(err, io.EOF):
+				return body, release, nil
+			case err != nil:
+				return nil, func() {}, s.bodyError(err, len(body), limit, release)
+			}
+			continue
+		}
 		if len(body) == cap(body) {
 			grow := cap(body) // double, but not past the announced length
 			switch rest := announced - int64(len(body)); {
@@ -106,20 +122,25 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (body []byte, 
 		if errors.Is(err, io.EOF) {
 			return body, release, nil
 		}
-		var tooBig *http.MaxBytesError
-		switch {
-		case err == nil:
+		if err == nil {
 			continue
-		case errors.As(err, &tooBig):
-			err = &requestError{http.StatusRequestEntityTooLarge, fmt.Errorf("body is over the %d-byte limit (--max-body-bytes)", limit)}
-		case errors.Is(err, httpserve.ErrBodyTimeout):
-			err = &requestError{http.StatusRequestTimeout, fmt.Errorf("the body did not arrive in time: %d bytes came (--body-timeout, --min-body-rate)", len(body))}
-		default:
-			err = fmt.Errorf("reading body: %w", context.Canceled)
 		}
-		release()
-		return nil, func() {}, err
+		return nil, func() {}, s.bodyError(err, len(body), limit, release)
 	}
+}
+
+// bodyError is the request error a failed body read gives, after
+// releasing the body's budget.
+func (s *Server) bodyError(err error, got int, limit int64, release func()) error {
+	release()
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return &requestError{http.StatusRequestEntityTooLarge, fmt.Errorf("body is over the %d-byte limit (--max-body-bytes)", limit)}
+	case errors.Is(err, httpserve.ErrBodyTimeout):
+		return &requestError{http.StatusRequestTimeout, fmt.Errorf("the body did not arrive in time: %d bytes came (--body-timeout, --min-body-rate)", got)}
+	}
+	return fmt.Errorf("reading body: %w", context.Canceled)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
