@@ -280,11 +280,16 @@ func (f *Front) serve(w http.ResponseWriter, r *http.Request) (string, int) {
 	return noCluster, ans.fail(http.StatusServiceUnavailable, fmt.Sprintf("every cluster that serves model %s failed", model))
 }
 
+// presizeBody is the largest announced body read into a buffer of its
+// length before its bytes arrive; a larger one grows as they come, so a
+// client announcing a large body and sending nothing costs little.
+const presizeBody = 64 << 10
+
 // readBody reads the request's body, at most limit bytes, into a buffer
-// of its announced length when it has one.
+// of its announced length when that is small.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	body := http.MaxBytesReader(w, r.Body, limit)
-	if n := r.ContentLength; n > 0 && n <= limit {
+	if n := r.ContentLength; n > 0 && n <= min(limit, presizeBody) {
 		b := make([]byte, n)
 		if _, err := io.ReadFull(body, b); err != nil {
 			return nil, err
