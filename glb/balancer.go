@@ -257,7 +257,7 @@ func (b *Balancer) Probe(ctx context.Context, interval, timeout time.Duration) {
 	last := map[string]time.Time{}
 	for {
 		if snap := b.src.Current(); snap != nil {
-			b.probeOnce(ctx, client, snap, timeout, last)
+			b.probeOnce(ctx, client, snap, interval, timeout, last)
 		}
 		select {
 		case <-ctx.Done():
@@ -269,9 +269,12 @@ func (b *Balancer) Probe(ctx context.Context, interval, timeout time.Duration) {
 
 // probeOnce probes every model endpoint that is due: each as often as its
 // GlobalEndpoint's healthCheck.interval asks (never more often than the
-// Probe loop turns), with its path, timeout and failure threshold. last
-// holds when each was last probed; only the Probe loop touches it.
-func (b *Balancer) probeOnce(ctx context.Context, client *http.Client, snap *Snapshot, defaultTimeout time.Duration, last map[string]time.Time) {
+// Probe loop turns, every turn), with its path, timeout and failure
+// threshold. last holds when each was last probed; only the Probe loop
+// touches it. An endpoint is due half a turn early: the turns start a
+// little late or early, and one that missed by microseconds would wait
+// a whole turn more, stretching a 500ms interval to 750ms.
+func (b *Balancer) probeOnce(ctx context.Context, client *http.Client, snap *Snapshot, turn, defaultTimeout time.Duration, last map[string]time.Time) {
 	checks := map[string]Endpoint{}
 	for _, e := range snap.Endpoints {
 		checks[e.Model] = e
@@ -284,7 +287,7 @@ func (b *Balancer) probeOnce(ctx context.Context, client *http.Client, snap *Sna
 				continue
 			}
 			e := checks[model]
-			if every := e.HealthEvery; every > 0 && now.Sub(last[m.probe]) < every {
+			if every := e.HealthEvery; every > 0 && now.Sub(last[m.probe]) < every-turn/2 {
 				continue // not due yet
 			}
 			last[m.probe] = now
