@@ -28,7 +28,8 @@ import (
 // stay in the parent.
 //
 // The protocol is line-based. The child prints "bench-child: addr
-// HOST:PORT" on stdout once it listens, then reads commands from stdin,
+// HOST:PORT NATIVE:PORT" on stdout once it listens (the server's port,
+// and its gRPC service alone on a native listener), then reads commands from stdin,
 // answering each with "bench-child: ok" or "bench-child: error: ...":
 //
 //	profile start   start the CPU profile (-cpuprofile) and write the
@@ -76,7 +77,14 @@ func serveChild(c config) error {
 		defer cancel()
 		_ = hs.Shutdown(ctx)
 	}()
-	fmt.Printf("%saddr %s\n", childPrefix, ln.Addr())
+	// The same grpc.Server on a listener of its own (grpc-go's native
+	// HTTP/2 transport), for P1c to set against the shared port.
+	native, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go func() { _ = srv.GRPCServer().Serve(native) }() // stopped by srv.Close
+	fmt.Printf("%saddr %s %s\n", childPrefix, ln.Addr(), native.Addr())
 
 	p := &childProfile{cfg: c}
 	defer func() { _ = p.stop() }()
@@ -151,11 +159,12 @@ func (p *childProfile) stop() error {
 
 // serverProc is the parent's handle on the child serving the models.
 type serverProc struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	out   *bufio.Reader
-	addr  string // 127.0.0.1:PORT, HTTP/1.1 and h2c (gRPC) alike
-	clock int32  // the child's process CPU clock; 0 when it cannot be read
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	out    *bufio.Reader
+	addr   string // 127.0.0.1:PORT, HTTP/1.1 and h2c (gRPC) alike
+	native string // 127.0.0.1:PORT, the gRPC service alone, grpc-go's own transport
+	clock  int32  // the child's process CPU clock; 0 when it cannot be read
 }
 
 // startServer re-executes this binary as the server child with the flags
@@ -183,11 +192,10 @@ func startServer(c config) (*serverProc, error) {
 	p := &serverProc{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}
 	line, err := p.reply()
 	if err == nil {
-		addr, ok := strings.CutPrefix(line, "addr ")
-		if !ok {
-			err = fmt.Errorf("server child said %q, want its address", line)
+		addrs, ok := strings.CutPrefix(line, "addr ")
+		if p.addr, p.native, _ = strings.Cut(addrs, " "); !ok || p.native == "" {
+			err = fmt.Errorf("server child said %q, want its addresses", line)
 		}
-		p.addr = addr
 	}
 	if err != nil {
 		_ = p.stop()

@@ -9,27 +9,20 @@ package main
 // own (grpc-go's native HTTP/2 transport) instead of grpc.Server.ServeHTTP
 // under net/http, which the shared port costs.
 //
-// P1c runs a server of its own in a child process (this binary again,
-// selected by p1cChildEnv before main runs), so that its CPU time is read
-// apart from the load generator's.
+// P1c loads the same server child as P1a (child.go), whose CPU time is
+// read apart from the load generator's; the child also serves its
+// grpc.Server on a native listener.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,129 +34,6 @@ import (
 	"meridian.dev/meridian/inference/oip"
 	"meridian.dev/meridian/internal/loadgen"
 )
-
-const (
-	p1cChildEnv  = "MERIDIAN_BENCH_P1C_CHILD" // the model repository; set only in P1c's server child
-	p1cORTEnv    = "MERIDIAN_BENCH_P1C_ORT"   // the ONNX Runtime library the child loads
-	p1cChildLine = "bench-p1c-child: "
-)
-
-// init runs P1c's server child instead of main when p1cChildEnv is set.
-func init() {
-	models := os.Getenv(p1cChildEnv)
-	if models == "" {
-		return
-	}
-	if err := p1cChild(models, os.Getenv(p1cORTEnv)); err != nil {
-		fmt.Fprintln(os.Stderr, "bench P1c server child:", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
-}
-
-// p1cChild serves the repository as meridian serve does (Server.Serve:
-// HTTP/1.1, h2c and gRPC on one port), and the same gRPC service on a
-// second, native listener, until its stdin closes.
-func p1cChild(models, lib string) error {
-	if err := inference.InitRuntime(lib); err != nil {
-		return err
-	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv, err := inference.New(inference.Options{ModelRepository: models, Logger: logger})
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	native, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	go func() { _ = srv.GRPCServer().Serve(native) }() // stopped by Serve's Close
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		_, _ = io.Copy(io.Discard, os.Stdin) // until the parent closes it or dies
-		cancel()
-	}()
-	fmt.Printf("%s%s %s\n", p1cChildLine, ln.Addr(), native.Addr())
-	return srv.Serve(ctx, ln, 5*time.Second)
-}
-
-type p1cServer struct {
-	cmd          *exec.Cmd
-	stdin        io.WriteCloser
-	addr, native string
-}
-
-func startP1cServer(c config) (*p1cServer, error) {
-	lib, err := inference.FindLibrary(c.ortLib)
-	if err != nil {
-		return nil, err
-	}
-	models, err := filepath.Abs(c.models)
-	if err != nil {
-		return nil, err
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), p1cChildEnv+"="+models, p1cORTEnv+"="+lib)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &p1cServer{cmd: cmd, stdin: stdin}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	addrs := strings.Fields(strings.TrimPrefix(line, p1cChildLine))
-	if err != nil {
-		_ = p.stop()
-		return nil, fmt.Errorf("reading the server child's address: %w", err)
-	}
-	if !strings.HasPrefix(line, p1cChildLine) || len(addrs) != 2 {
-		_ = p.stop()
-		return nil, fmt.Errorf("the server child said %q, not its addresses", line)
-	}
-	go func() { _, _ = io.Copy(io.Discard, stdout) }()
-	p.addr, p.native = addrs[0], addrs[1]
-	return p, nil
-}
-
-func (p *p1cServer) stop() error {
-	_ = p.stdin.Close()
-	return p.cmd.Wait()
-}
-
-// cpu is the child's CPU time so far, from /proc (10ms ticks: exact
-// enough over phases of seconds).
-func (p *p1cServer) cpu() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	i := bytes.LastIndexByte(b, ')') // the command name may hold spaces
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:])) // f[0] is field 3, state
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond // USER_HZ is 100 on Linux
-}
 
 // p1cPhase is what one closed-loop phase did.
 type p1cPhase struct {
@@ -195,7 +65,7 @@ func (p *p1cPhase) add(o p1cPhase) {
 
 // closedLoop runs conc workers, each with one call in flight, until d has
 // passed; call(worker, i) makes one call.
-func closedLoop(srv *p1cServer, conc int, d time.Duration, call func(w, i int) error) p1cPhase {
+func closedLoop(srv *serverProc, conc int, d time.Duration, call func(w, i int) error) p1cPhase {
 	var (
 		okN, errN atomic.Int64
 		mu        sync.Mutex
@@ -240,14 +110,9 @@ type p1cResult struct {
 }
 
 // benchGRPC is P1c.
-func benchGRPC(c config) (p1cResult, error) {
+func benchGRPC(c config, srv *serverProc) (p1cResult, error) {
 	var res p1cResult
 	fmt.Println("== P1c textdir: gRPC ModelInfer (raw_input_contents) vs HTTP binary tensor extension, one server, one port")
-	srv, err := startP1cServer(c)
-	if err != nil {
-		return res, fmt.Errorf("starting P1c's server child: %w", err)
-	}
-	defer func() { _ = srv.stop() }()
 	fmt.Printf("server: %s (HTTP/1.1, h2c, gRPC) and %s (the same grpc.Server, native listener) in child process %d, result cache off\n",
 		srv.addr, srv.native, srv.cmd.Process.Pid)
 
@@ -404,9 +269,9 @@ func printP1c(r p1cResult) {
 }
 
 // runP1c runs P1c after P1a and P1b and prints its summary.
-func runP1c(c config) error {
+func runP1c(c config, srv *serverProc) error {
 	fmt.Println()
-	r, err := benchGRPC(c)
+	r, err := benchGRPC(c, srv)
 	if err != nil {
 		return fmt.Errorf("P1c: %w", err)
 	}

@@ -205,7 +205,7 @@ func run(c config) error {
 	fmt.Printf("P1b p50_added=%s target<=150us %s\n", us(p1b.p50Added), verdict(p1b.p50Added <= 150*time.Microsecond))
 	fmt.Printf("P1b p99_added=%s target=none (informational)\n", us(p1b.p99Added))
 	fmt.Printf("P1b errors=%d target=0 %s\n", p1b.errors, verdict(p1b.errors == 0))
-	return runP1c(c) // gRPC vs HTTP (grpc.go)
+	return runP1c(c, e.server) // gRPC vs HTTP (grpc.go), on the same server child
 }
 
 // benchSentimentInProcess runs P1b against a server in this process, as
